@@ -1,0 +1,2 @@
+//! The `muxlink` binary.
+fn main() {}

@@ -1,0 +1,3 @@
+//! The phone side of muxlink in Rust.
+
+#![warn(missing_docs)]

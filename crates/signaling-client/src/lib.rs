@@ -1,0 +1,3 @@
+//! The host agent's persistent signaling WebSocket client.
+
+#![warn(missing_docs)]

@@ -1,0 +1,3 @@
+//! The bundled muxlink signaling server.
+
+#![warn(missing_docs)]

@@ -1,0 +1,3 @@
+//! The host agent's bridge to tmux: one control-mode client and pipe-pane output.
+
+#![warn(missing_docs)]

@@ -1,0 +1,45 @@
+//! `cargo xtask`: the one entry point for checking, testing, benchmarking and
+//! demonstrating muxlink, so CI and people run exactly the same commands.
+//!
+//! Each subcommand lives in its own module; this file only dispatches.
+
+mod fuzz;
+mod run;
+mod test;
+mod tidy;
+
+use anyhow::{Result, bail};
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  test              fmt check, clippy -D warnings, every unit, integration and e2e test
+  lint              fmt check, clippy, rustdoc warnings, cargo deny (if installed)
+  e2e               only the end-to-end tests in tests/ (real tmux, server, WebRTC)
+  fuzz <target> <s> run one cargo-fuzz target for <s> seconds (needs nightly + cargo-fuzz)
+  fuzz --list       list the fuzz targets
+";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(cmd) = args.first() else {
+        eprint!("{USAGE}");
+        bail!("no command given");
+    };
+    let rest = &args[1..];
+    match cmd.as_str() {
+        "test" => test::test(),
+        "lint" => test::lint(),
+        "e2e" => test::e2e(),
+        "fuzz" => fuzz::fuzz(rest),
+        "-h" | "--help" | "help" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => {
+            eprint!("{USAGE}");
+            bail!("unknown command `{other}`")
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! `test`, `lint` and `e2e`: the checks CI runs. `test` is the README's test
+//! command and what `.ci/run` calls.
+
+use anyhow::Result;
+
+use crate::run::{cargo, have, run};
+
+/// fmt check, clippy, then every test (unit, integration, e2e, doc tests).
+pub fn test() -> Result<()> {
+    fmt_check()?;
+    clippy()?;
+    if nextest_available() {
+        run(cargo().args(["nextest", "run", "--workspace", "--no-fail-fast"]))?;
+    } else {
+        run(cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
+    }
+    // nextest does not run doc tests; the crate docs carry compiled examples.
+    run(cargo().args(["test", "--workspace", "--doc"]))?;
+    Ok(())
+}
+
+/// Static checks only: fmt, clippy, rustdoc warnings and `cargo deny`.
+pub fn lint() -> Result<()> {
+    fmt_check()?;
+    clippy()?;
+    run(cargo()
+        .args(["doc", "--workspace", "--no-deps"])
+        .env("RUSTDOCFLAGS", "-D warnings"))?;
+    if have("cargo-deny", &["--version"]) {
+        // Advisories need the advisory database from the network; licenses,
+        // bans and sources are checked from the lock file alone.
+        run(cargo().args(["deny", "check", "licenses", "bans", "sources"]))?;
+        if std::env::var_os("MUXLINK_DENY_ADVISORIES").is_some() {
+            run(cargo().args(["deny", "check", "advisories"]))?;
+        }
+    } else {
+        eprintln!(
+            "cargo-deny is not installed: skipping `cargo deny check` (cargo install cargo-deny)"
+        );
+    }
+    Ok(())
+}
+
+/// Only the end-to-end suite in `tests/`.
+pub fn e2e() -> Result<()> {
+    if nextest_available() {
+        run(cargo().args(["nextest", "run", "-p", "muxlink-e2e", "--no-fail-fast"]))
+    } else {
+        run(cargo().args(["test", "-p", "muxlink-e2e", "--no-fail-fast"]))
+    }
+}
+
+fn fmt_check() -> Result<()> {
+    run(cargo().args(["fmt", "--all", "--", "--check"]))
+}
+
+fn clippy() -> Result<()> {
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))
+}
+
+fn nextest_available() -> bool {
+    have("cargo-nextest", &["nextest", "--version"])
+}
