@@ -5,10 +5,9 @@ use anyhow::Result;
 
 use crate::run::{cargo, have, run};
 
-/// fmt check, clippy, then every test (unit, integration, e2e, doc tests).
+/// Every static check of `lint`, then every test (unit, integration, e2e, doc tests).
 pub fn test() -> Result<()> {
-    fmt_check()?;
-    clippy()?;
+    lint()?;
     if nextest_available() {
         run(cargo().args(["nextest", "run", "--workspace", "--no-fail-fast"]))?;
     } else {
