@@ -1,0 +1,54 @@
+//! QR payload parsing/formatting, pairing codes and the name rule.
+#![allow(clippy::unwrap_used)]
+
+use signaling_proto::*;
+
+const KEY: &str = "hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=";
+const ID: &str = "21fe31dfa154a261626bf854046fd227";
+
+#[test]
+fn three_field_form() {
+    let qr = QrPayload::parse(&format!("ABC234|{KEY}|{ID}")).unwrap();
+    assert_eq!(qr.server_url, "");
+    assert_eq!(qr.to_string(), format!("ABC234|{KEY}|{ID}"));
+}
+
+#[test]
+fn bad_payloads() {
+    for bad in [
+        String::new(),
+        format!("ABC234|{KEY}"),
+        format!("ABC23|{KEY}|{ID}|http://x"),
+        format!("ABC230|{KEY}|{ID}|http://x"),
+        format!("abc234|{KEY}|{ID}|http://x"),
+        format!("ABC234|AAAA|{ID}|http://x"),
+        format!("ABC234|{KEY}|{}|http://x", ID.to_uppercase()),
+        format!("ABC234|{KEY}|{ID}|ftp://x"),
+        format!("ABC234|{KEY}|{ID}|http://x|extra"),
+    ] {
+        assert!(QrPayload::parse(&bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn pairing_codes() {
+    for _ in 0..100 {
+        let code = new_pairing_code();
+        assert!(is_valid_pairing_code(&code), "{code}");
+    }
+    assert!(!is_valid_pairing_code("ABCDE0"));
+    assert_eq!(PAIRING_CODE_ALPHABET.len(), 32);
+}
+
+#[test]
+fn names() {
+    assert!(validate_name("a").is_ok());
+    assert!(validate_name(&"é".repeat(64)).is_ok());
+    assert!(validate_name(&"é".repeat(65)).is_err());
+    assert!(validate_name("").is_err());
+    assert!(validate_name("a\u{1f}b").is_err());
+    assert!(validate_name("a\u{7f}").is_err());
+    assert!(validate_name("tab\there").is_err());
+    assert!(validate_name("ok \u{80} too").is_ok());
+    assert_eq!(truncate_name(&"x".repeat(70)).len(), 64);
+}
