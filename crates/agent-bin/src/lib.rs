@@ -1,4 +1,37 @@
-//! The muxlink host agent as a library: config, identity, pairing, the protocol
-//! handler and supervision. The `muxlink` binary in `main.rs` only parses the CLI.
+//! The muxlink host agent as a library: config, identity and pairing storage,
+//! the CLI commands, the terminal-protocol handler over the tmux bridge, and the
+//! daemon that wires signaling, peers and handler together. The `muxlink` binary
+//! in `main.rs` only parses arguments and calls [`commands::dispatch`].
+//!
+//! Not here: wire formats (signaling-proto, terminal-protocol), WebRTC
+//! (rtc-transport via peer-manager), tmux I/O (tmux-bridge), the server itself.
+//!
+//! Layout:
+//! - `cli`: clap definitions of every command and global option.
+//! - `commands`: one module per command (`init`, `pair`, `unpair`, `status`,
+//!   `start`/`stop`, `serve`, tmux passthrough).
+//! - `config`: `config.toml` + `MUXLINK_*` env + flags → [`config::Config`].
+//! - `store`: identity key, pairing secrets and `paired_devices.json` (0600, atomic writes).
+//! - `pairing`: X25519 key per attempt, QR payload, HKDF secret.
+//! - `http`: blocking signed HTTP calls (challenge, token, pair/initiate, unpair).
+//! - `qr`: QR code rendering for the terminal.
+//! - `handler`: the `ProtocolHandler` (attachments, output streaming, every request).
+//! - `daemon`: `muxlink run` (wiring, signals, status file).
+//! - `pidfile`: the flock'd pidfile so two agents never run.
+//! - `status`: the JSON status file shared by the daemon and `muxlink status`.
+//! - `error`: [`error::CliError`], one clear line per failure.
+//! - `logging`: tracing to stderr (`RUST_LOG` / `-v`).
 
 #![warn(missing_docs)]
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod logging;
+pub mod pairing;
+pub mod pidfile;
+pub mod qr;
+pub mod status;
+pub mod store;

@@ -1,0 +1,34 @@
+//! One module per CLI command; `dispatch` maps the parsed CLI to them.
+
+pub mod background;
+pub mod confirm;
+pub mod init;
+pub mod passthrough;
+pub mod status;
+pub mod unpair;
+
+use crate::cli::{Cli, Command};
+use crate::config::Config;
+use crate::error::CliError;
+
+/// Runs the parsed command.
+pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
+    let o = cli.overrides();
+    match cli.command {
+        Command::Init => init::init(&o),
+        Command::Serve { .. } => Err(CliError::Other("serve is not wired yet".into())),
+        command => {
+            let cfg = Config::load(&o)?;
+            match command {
+                Command::Pair { .. } => Err(CliError::Other("pair is not wired yet".into())),
+                Command::Unpair { yes } => unpair::unpair(&cfg, yes),
+                Command::Status { json } => status::status(&cfg, json),
+                Command::Run => Err(CliError::Other("run is not wired yet".into())),
+                Command::Start => background::start(&cfg, &o, false).map(|_| ()),
+                Command::Stop => background::stop(&cfg),
+                Command::Tmux(args) => passthrough::passthrough(&cfg, &o, &args),
+                Command::Init | Command::Serve { .. } => Ok(()),
+            }
+        }
+    }
+}

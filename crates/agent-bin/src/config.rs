@@ -1,0 +1,323 @@
+//! Agent configuration: `config.toml` under the config dir, overridden by
+//! `MUXLINK_*` environment variables and command-line flags (flag > env > file > default).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::CliError;
+
+/// File name of the TOML config inside the config dir.
+pub const CONFIG_FILE: &str = "config.toml";
+/// Default tmux socket name (`tmux -L muxlink`).
+pub const DEFAULT_TMUX_SOCKET: &str = "muxlink";
+
+/// Environment variable: one directory holding both config and data (tests, demo).
+pub const ENV_HOME: &str = "MUXLINK_HOME";
+/// Environment variable: config directory.
+pub const ENV_CONFIG_DIR: &str = "MUXLINK_CONFIG_DIR";
+/// Environment variable: data directory (keys, pairing record, pidfile, status).
+pub const ENV_DATA_DIR: &str = "MUXLINK_DATA_DIR";
+
+/// The `config.toml` contents; every key is optional.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Signaling server base URL without API version, e.g. `https://signal.example.net`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_url: Option<String>,
+    /// Request-signing secret shared with the server deployment ("" = unsigned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hmac_secret: Option<String>,
+    /// Name this host shows to the phone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_name: Option<String>,
+    /// tmux socket name used with `tmux -L`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tmux_socket: Option<String>,
+    /// Maximum simultaneous phone connections (1–20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_peers: Option<usize>,
+    /// Test setting: loopback-only ICE, no TURN fetch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loopback_only: Option<bool>,
+    /// Diagnostics: relay-only ICE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay_only: Option<bool>,
+}
+
+/// Overrides taken from flags and environment (clap fills both).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--config-dir` / `MUXLINK_CONFIG_DIR`.
+    pub config_dir: Option<PathBuf>,
+    /// `--data-dir` / `MUXLINK_DATA_DIR`.
+    pub data_dir: Option<PathBuf>,
+    /// `MUXLINK_HOME`: config and data in one directory.
+    pub home: Option<PathBuf>,
+    /// `--server` / `MUXLINK_SERVER`.
+    pub server_url: Option<String>,
+    /// `--hmac-secret` / `MUXLINK_HMAC_SECRET`.
+    pub hmac_secret: Option<String>,
+    /// `--host-name` / `MUXLINK_HOST_NAME`.
+    pub host_name: Option<String>,
+    /// `--tmux-socket` / `MUXLINK_TMUX_SOCKET`.
+    pub tmux_socket: Option<String>,
+    /// `MUXLINK_LOOPBACK_ONLY`.
+    pub loopback_only: Option<bool>,
+}
+
+/// Where muxlink keeps its files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paths {
+    /// Holds `config.toml`.
+    pub config_dir: PathBuf,
+    /// Holds keys, the pairing record, the pidfile, the status file and the log.
+    pub data_dir: PathBuf,
+}
+
+impl Paths {
+    /// Resolves the directories: explicit dir > `MUXLINK_HOME` > XDG dirs.
+    pub fn resolve(o: &Overrides) -> Result<Paths, CliError> {
+        let xdg = || directories::ProjectDirs::from("", "", "muxlink");
+        let config_dir = match (&o.config_dir, &o.home) {
+            (Some(d), _) => d.clone(),
+            (None, Some(h)) => h.clone(),
+            (None, None) => xdg()
+                .map(|p| p.config_dir().to_path_buf())
+                .ok_or(CliError::NoHomeDir)?,
+        };
+        let data_dir = match (&o.data_dir, &o.home) {
+            (Some(d), _) => d.clone(),
+            (None, Some(h)) => h.clone(),
+            (None, None) => xdg()
+                .map(|p| p.data_dir().to_path_buf())
+                .ok_or(CliError::NoHomeDir)?,
+        };
+        Ok(Paths {
+            config_dir,
+            data_dir,
+        })
+    }
+
+    /// Path of `config.toml`.
+    pub fn config_file(&self) -> PathBuf {
+        self.config_dir.join(CONFIG_FILE)
+    }
+
+    /// Path of the agent pidfile (locked while an agent runs).
+    pub fn pid_file(&self) -> PathBuf {
+        self.data_dir.join("agent.pid")
+    }
+
+    /// Path of the agent's JSON status file.
+    pub fn status_file(&self) -> PathBuf {
+        self.data_dir.join("agent-status.json")
+    }
+
+    /// Log file of the background agent (`muxlink start`).
+    pub fn log_file(&self) -> PathBuf {
+        self.data_dir.join("agent.log")
+    }
+}
+
+/// The effective configuration after merging file, environment and flags.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Directories.
+    pub paths: Paths,
+    /// Server URL, validated (`http`/`https`, host present); None when never set.
+    pub server_url: Option<String>,
+    /// Request-signing secret ("" = none).
+    pub hmac_secret: String,
+    /// Host display name.
+    pub host_name: String,
+    /// tmux socket name.
+    pub tmux_socket: String,
+    /// Maximum peers.
+    pub max_peers: usize,
+    /// Loopback-only ICE (tests).
+    pub loopback_only: bool,
+    /// Relay-only ICE (diagnostics).
+    pub relay_only: bool,
+}
+
+impl Config {
+    /// Loads `config.toml` (absent = defaults) and applies the overrides.
+    pub fn load(o: &Overrides) -> Result<Config, CliError> {
+        let paths = Paths::resolve(o)?;
+        let file = read_file_config(&paths.config_file())?;
+        Self::merge(paths, file, o)
+    }
+
+    /// Merges a parsed file with overrides; validates the result.
+    pub fn merge(paths: Paths, file: FileConfig, o: &Overrides) -> Result<Config, CliError> {
+        let server_url = match o.server_url.clone().or(file.server_url) {
+            Some(u) => Some(validate_server_url(&u)?),
+            None => None,
+        };
+        let host_name = o
+            .host_name
+            .clone()
+            .or(file.host_name)
+            .unwrap_or_else(default_host_name);
+        if !valid_name(&host_name) {
+            return Err(CliError::BadConfig(format!(
+                "host name {host_name:?} must be 1-64 characters without control characters"
+            )));
+        }
+        let tmux_socket = o
+            .tmux_socket
+            .clone()
+            .or(file.tmux_socket)
+            .unwrap_or_else(|| DEFAULT_TMUX_SOCKET.to_string());
+        if tmux_socket.is_empty()
+            || tmux_socket.contains('/')
+            || tmux_socket.chars().any(char::is_control)
+        {
+            return Err(CliError::BadConfig(format!(
+                "tmux socket name {tmux_socket:?} must be a plain name (no '/')"
+            )));
+        }
+        let max_peers = file.max_peers.unwrap_or(1);
+        if !(1..=20).contains(&max_peers) {
+            return Err(CliError::BadConfig(format!(
+                "max_peers = {max_peers} must be between 1 and 20"
+            )));
+        }
+        Ok(Config {
+            paths,
+            server_url,
+            hmac_secret: o
+                .hmac_secret
+                .clone()
+                .or(file.hmac_secret)
+                .unwrap_or_default(),
+            host_name,
+            tmux_socket,
+            max_peers,
+            loopback_only: o.loopback_only.or(file.loopback_only).unwrap_or(false),
+            relay_only: file.relay_only.unwrap_or(false),
+        })
+    }
+
+    /// The server URL, or the error telling the user to set one.
+    pub fn require_server(&self) -> Result<&str, CliError> {
+        self.server_url.as_deref().ok_or(CliError::NoServer)
+    }
+}
+
+/// Reads and parses `config.toml`; a missing file is an empty config.
+pub fn read_file_config(path: &Path) -> Result<FileConfig, CliError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FileConfig::default()),
+        Err(e) => {
+            return Err(CliError::ConfigUnreadable {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            });
+        }
+    };
+    toml::from_str(&text).map_err(|e| CliError::ConfigUnreadable {
+        path: path.to_path_buf(),
+        reason: e.message().to_string(),
+    })
+}
+
+/// Checks a server URL: `http`/`https` with a host, no query/fragment; returns
+/// it without a trailing slash.
+pub fn validate_server_url(raw: &str) -> Result<String, CliError> {
+    let bad = |why: &str| CliError::BadUrl {
+        url: raw.to_string(),
+        reason: why.to_string(),
+    };
+    let url = url::Url::parse(raw).map_err(|e| bad(&e.to_string()))?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(bad("the scheme must be http or https"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("there is no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("it must not carry a query or fragment"));
+    }
+    Ok(raw.trim_end_matches('/').to_string())
+}
+
+/// A display name per signaling.md §2: 1–64 chars, no control characters.
+pub fn valid_name(name: &str) -> bool {
+    let n = name.chars().count();
+    (1..=64).contains(&n) && !name.chars().any(|c| c.is_control())
+}
+
+fn default_host_name() -> String {
+    // Linux exposes the hostname here; elsewhere fall back to $HOSTNAME.
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| valid_name(h));
+    name.unwrap_or_else(|| "muxlink host".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths() -> Paths {
+        Paths {
+            config_dir: "/c".into(),
+            data_dir: "/d".into(),
+        }
+    }
+
+    #[test]
+    fn flags_override_file() {
+        let file = FileConfig {
+            server_url: Some("http://a:1".into()),
+            tmux_socket: Some("file".into()),
+            ..Default::default()
+        };
+        let o = Overrides {
+            server_url: Some("http://b:2/".into()),
+            ..Default::default()
+        };
+        let c = Config::merge(paths(), file, &o).unwrap();
+        assert_eq!(c.server_url.as_deref(), Some("http://b:2"));
+        assert_eq!(c.tmux_socket, "file");
+        assert_eq!(c.max_peers, 1);
+    }
+
+    #[test]
+    fn bad_urls_are_rejected() {
+        for u in ["ftp://x", "not a url", "http://", "http://x/?q=1"] {
+            assert!(validate_server_url(u).is_err(), "{u}");
+        }
+        assert_eq!(
+            validate_server_url("https://signal.example.net/").unwrap(),
+            "https://signal.example.net"
+        );
+    }
+
+    #[test]
+    fn home_puts_everything_in_one_dir() {
+        let o = Overrides {
+            home: Some("/h".into()),
+            data_dir: Some("/x".into()),
+            ..Default::default()
+        };
+        let p = Paths::resolve(&o).unwrap();
+        assert_eq!(p.config_dir, PathBuf::from("/h"));
+        assert_eq!(p.data_dir, PathBuf::from("/x"));
+    }
+
+    #[test]
+    fn unknown_keys_are_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("config.toml");
+        std::fs::write(&f, "sever_url = 'http://x'\n").unwrap();
+        let err = read_file_config(&f).unwrap_err().to_string();
+        assert!(err.contains("config.toml"), "{err}");
+    }
+}

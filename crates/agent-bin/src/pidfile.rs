@@ -1,0 +1,93 @@
+//! The agent pidfile: an exclusive `flock` held for the agent's lifetime, so two
+//! agents never run on one data dir, and other commands can ask who runs.
+
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::error::CliError;
+
+/// A held pidfile lock; released (and the pid left stale, harmlessly) on drop.
+#[derive(Debug)]
+pub struct PidLock {
+    _lock: Flock<std::fs::File>,
+}
+
+/// Takes the lock and writes our pid, or reports the pid already holding it.
+pub fn acquire(path: &Path) -> Result<PidLock, CliError> {
+    if let Some(dir) = path.parent() {
+        crate::store::ensure_private_dir(dir)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| CliError::io("open", path, &e))?;
+    let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(l) => l,
+        Err((mut f, _)) => {
+            let pid = read_pid(&mut f).unwrap_or(0);
+            return Err(CliError::AlreadyRunning(pid));
+        }
+    };
+    let pid = std::process::id();
+    let res = (|| {
+        lock.set_len(0)?;
+        lock.rewind()?;
+        writeln!(*lock, "{pid}")?;
+        lock.sync_all()
+    })();
+    res.map_err(|e| CliError::io("write", path, &e))?;
+    Ok(PidLock { _lock: lock })
+}
+
+/// The pid of the running agent, if one holds the lock.
+pub fn running_pid(path: &Path) -> Option<i32> {
+    let file = std::fs::File::open(path).ok()?;
+    match Flock::lock(file, FlockArg::LockSharedNonblock) {
+        // We got the lock: nobody holds it, so no agent runs.
+        Ok(_) => None,
+        Err((mut f, _)) => read_pid(&mut f).filter(|p| *p > 0),
+    }
+}
+
+fn read_pid(f: &mut std::fs::File) -> Option<i32> {
+    let mut s = String::new();
+    f.rewind().ok()?;
+    f.read_to_string(&mut s).ok()?;
+    s.trim().parse().ok()
+}
+
+/// Sends `sig` to the running agent; returns its pid when there was one.
+pub fn signal_agent(path: &Path, sig: nix::sys::signal::Signal) -> Option<i32> {
+    let pid = running_pid(path)?;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).ok()?;
+    Some(pid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_lock_fails_and_reports_pid() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.pid");
+        assert_eq!(running_pid(&path), None);
+        let lock = acquire(&path).unwrap();
+        let me = std::process::id() as i32;
+        assert_eq!(running_pid(&path), Some(me));
+        match acquire(&path) {
+            Err(CliError::AlreadyRunning(p)) => assert_eq!(p, me),
+            other => panic!("expected AlreadyRunning, got {other:?}"),
+        }
+        drop(lock);
+        assert_eq!(running_pid(&path), None);
+        let _again = acquire(&path).unwrap();
+    }
+}
