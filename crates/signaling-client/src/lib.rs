@@ -1,5 +1,64 @@
-//! The host agent's persistent signaling WebSocket client.
+//! The host agent's persistent signaling client: challenge → JWT over HTTP,
+//! a signed WebSocket, `auth`, presence, reconnect with backoff, JWT refresh,
+//! dormancy and permanent-error stop, exactly as spec signaling.md §3–§7 says.
+//!
+//! It is NOT the server, NOT the WebRTC side (it only carries SDP/ICE
+//! messages for `peer-manager`), and NOT a general HTTP client: [`http`] holds
+//! just the signed calls the host needs.
+//!
+//! Layout:
+//! - [`core`]: the sans-IO state machine holding every timing rule (no I/O,
+//!   no tokio, no clock reads); unit-tested with synthetic time.
+//! - `client`: [`SignalingClient`], the thin tokio driver (socket, token
+//!   task, one `sleep_until(core.poll_timeout())`).
+//! - `ws`: signed WebSocket upgrade with the 15 s handshake bound.
+//! - [`http`]: blocking signed requests and [`http::fetch_token`] (ureq;
+//!   the driver runs them in `spawn_blocking`).
+//! - `identity`: [`Identity`], the Ed25519 device key.
+//! - `error`: [`SignalingError`], [`HttpError`].
+//!
+//! Core call contract (see [`core::Core`]): feed one input (`handle_*` with
+//! the monotonic `now`, plus wall-clock `unix` seconds where JWT expiry may
+//! matter), drain `poll_action` until `None` performing each action in
+//! order, then sleep until `poll_timeout`. The server has no re-auth message,
+//! so a JWT refresh reopens the link with the new token.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use signaling_client::{Identity, SignalingClient, SignalingMessage};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! # async fn example() -> Result<(), signaling_client::SignalingError> {
+//! let identity = Identity::generate(); // normally loaded from the key file
+//! let handler = Arc::new(|msg: SignalingMessage| println!("got {}", msg.kind));
+//! let client = SignalingClient::new(identity, "http://127.0.0.1:5000", "my-host", handler, "");
+//! let cancel = CancellationToken::new();
+//! let runner = tokio::spawn({
+//!     let (client, cancel) = (client.clone(), cancel.clone());
+//!     async move { client.run(cancel).await }
+//! });
+//! // From any task: send (fails at once when disconnected) and wake it up.
+//! let _ = client.send(SignalingMessage::new("presence"));
+//! client.signal_activity();
+//! cancel.cancel(); // or client.close()
+//! runner.await.expect("run task panicked")?;
+//! # Ok(())
+//! # }
+//! ```
 
 #![warn(missing_docs)]
 
+mod client;
 pub mod core;
+mod error;
+pub mod http;
+mod identity;
+mod ws;
+
+pub use client::{
+    HANDSHAKE_TIMEOUT, MessageHandler, SEND_QUEUE_CAPACITY, STATE_CHANGES_CAPACITY, SignalingClient,
+};
+pub use core::ConnectionState;
+pub use error::{HttpError, SignalingError};
+pub use identity::Identity;
+pub use signaling_proto::SignalingMessage;

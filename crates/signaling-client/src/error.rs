@@ -1,0 +1,106 @@
+//! Error types of the signaling client: what `run` and `send` return, and
+//! what the blocking HTTP helpers return.
+
+/// Why an HTTP call to the signaling server failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HttpError {
+    /// The request never got an answer (connection refused, timeout, DNS).
+    #[error("request to {url} failed: {detail}")]
+    Transport {
+        /// The URL requested.
+        url: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The server answered with a non-success status.
+    #[error("{url} answered {status}: {error}")]
+    Status {
+        /// The URL requested.
+        url: String,
+        /// HTTP status code.
+        status: u16,
+        /// The `error` field of the JSON body (or the raw body when not JSON).
+        error: String,
+    },
+    /// The answer was not what the spec promises (bad JSON, empty nonce or
+    /// token, body over the 65 536-byte limit).
+    #[error("invalid response from {url}: {detail}")]
+    InvalidResponse {
+        /// The URL requested.
+        url: String,
+        /// What was wrong with it.
+        detail: String,
+    },
+}
+
+impl HttpError {
+    /// True when retrying cannot help: 401 with a permanent signing error
+    /// or `unknown device` (signaling.md §5).
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            HttpError::Status { status, error, .. } => {
+                signaling_proto::is_permanent_error(*status, error)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Errors of [`SignalingClient`](crate::SignalingClient).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignalingError {
+    /// The server refused the request-signing headers: permanent.
+    #[error(
+        "the signaling server rejected this agent's request signature ({detail}): check the HMAC secret"
+    )]
+    SignatureRejected {
+        /// The server's `error` string, e.g. `invalid client signature`.
+        detail: String,
+    },
+    /// The server does not know this device: it was unpaired or removed.
+    #[error(
+        "the signaling server does not know this device ({device_id}): it was unpaired or removed; pair again"
+    )]
+    UnknownDevice {
+        /// This device's id.
+        device_id: String,
+    },
+    /// `send` while the link is not authenticated.
+    #[error("not connected to the signaling server; the message was not sent")]
+    NotConnected,
+    /// `send` while the outgoing queue is full.
+    #[error("the signaling send queue is full; the message was not sent")]
+    QueueFull,
+    /// The client was closed.
+    #[error("the signaling client is closed")]
+    Closed,
+    /// `run` was called while another `run` of the same client is active.
+    #[error("this signaling client is already running")]
+    AlreadyRunning,
+    /// A transient failure (only surfaced by helpers, never ends `run`).
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    /// The WebSocket could not be opened or broke (transient).
+    #[error("signaling websocket: {0}")]
+    WebSocket(String),
+}
+
+impl SignalingError {
+    /// The permanent error for a refused HTTP call or WS upgrade, if it is one.
+    pub(crate) fn permanent_from(status: u16, error: &str, device_id: &str) -> Option<Self> {
+        if !signaling_proto::is_permanent_error(status, error) {
+            return None;
+        }
+        Some(if error == signaling_proto::consts::ERR_UNKNOWN_DEVICE {
+            SignalingError::UnknownDevice {
+                device_id: device_id.to_owned(),
+            }
+        } else {
+            SignalingError::SignatureRejected {
+                detail: error.to_owned(),
+            }
+        })
+    }
+}

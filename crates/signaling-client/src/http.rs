@@ -1,0 +1,196 @@
+//! Blocking HTTP helpers for the signaling server, shared by the driver
+//! (inside `spawn_blocking`) and the CLI: signed JSON requests and the
+//! challenge → JWT exchange (signaling.md §3, §5).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use signaling_proto::consts::{DEFAULT_API_VERSION, HTTP_TIMEOUT, MAX_HTTP_BODY};
+use signaling_proto::{
+    ChallengeRequest, ChallengeResponse, ErrorBody, SignedHeaders, TokenRequest, TokenResponse,
+    api_base, api_path,
+};
+
+use crate::error::HttpError;
+use crate::identity::Identity;
+
+/// Wall-clock Unix seconds (0 if the clock is before 1970).
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// Sends one request signed with the muxlink HMAC headers and returns
+/// `(status, body)` whatever the status; the body is read up to 65 536 bytes.
+///
+/// `url` is the full URL, `path` the signed path (e.g. `/v1/auth/token`,
+/// see [`signaling_proto::api_path`]). An empty `secret` sends no signing
+/// headers. `bearer` adds `Authorization: Bearer <jwt>`; `body` is sent as
+/// JSON. HTTP timeout 10 s; honours the proxy environment variables.
+pub fn signed_request(
+    method: &str,
+    url: &str,
+    path: &str,
+    secret: &str,
+    bearer: Option<&str>,
+    body: Option<&str>,
+) -> Result<(u16, String), HttpError> {
+    signed_request_with_timeout(method, url, path, secret, bearer, body, HTTP_TIMEOUT)
+}
+
+/// [`signed_request`] with an explicit timeout.
+pub fn signed_request_with_timeout(
+    method: &str,
+    url: &str,
+    path: &str,
+    secret: &str,
+    bearer: Option<&str>,
+    body: Option<&str>,
+    timeout: Duration,
+) -> Result<(u16, String), HttpError> {
+    let transport = |detail: String| HttpError::Transport {
+        url: url.to_owned(),
+        detail,
+    };
+    let mut builder = ureq::http::Request::builder().method(method).uri(url);
+    if let Some(headers) = SignedHeaders::new(secret, path, unix_now()) {
+        for (name, value) in headers.pairs() {
+            builder = builder.header(name, value);
+        }
+    }
+    if let Some(token) = bearer {
+        builder = builder.header("Authorization", format!("Bearer {token}"));
+    }
+    let agent = agent(timeout);
+    let result = match body {
+        Some(json) => {
+            let request = builder
+                .header("Content-Type", "application/json")
+                .body(json.to_owned())
+                .map_err(|e| transport(e.to_string()))?;
+            agent.run(request)
+        }
+        None => {
+            let request = builder.body(()).map_err(|e| transport(e.to_string()))?;
+            agent.run(request)
+        }
+    };
+    let mut response = result.map_err(|e| transport(e.to_string()))?;
+    let status = response.status().as_u16();
+    let text = response
+        .body_mut()
+        .with_config()
+        .limit(MAX_HTTP_BODY as u64)
+        .read_to_string()
+        .map_err(|e| match e {
+            ureq::Error::BodyExceedsLimit(_) => HttpError::InvalidResponse {
+                url: url.to_owned(),
+                detail: format!("body larger than {MAX_HTTP_BODY} bytes"),
+            },
+            other => transport(other.to_string()),
+        })?;
+    Ok((status, text))
+}
+
+/// A signed JSON call that expects 2xx and a `T` body; any other status
+/// becomes [`HttpError::Status`] carrying the server's `error` string.
+pub fn signed_json<B: Serialize, T: DeserializeOwned>(
+    method: &str,
+    server_url: &str,
+    api_version: &str,
+    endpoint: &str,
+    secret: &str,
+    bearer: Option<&str>,
+    body: Option<&B>,
+) -> Result<T, HttpError> {
+    let url = format!("{}{}", api_base(server_url, api_version), endpoint);
+    let path = api_path(api_version, endpoint);
+    let json =
+        body.map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| HttpError::InvalidResponse {
+                url: url.clone(),
+                detail: format!("cannot encode request: {e}"),
+            })?;
+    let (status, text) = signed_request(method, &url, &path, secret, bearer, json.as_deref())?;
+    if !(200..300).contains(&status) {
+        let error = serde_json::from_str::<ErrorBody>(&text)
+            .map(|b| b.error)
+            .unwrap_or_else(|_| text.chars().take(200).collect());
+        return Err(HttpError::Status { url, status, error });
+    }
+    serde_json::from_str(&text).map_err(|e| HttpError::InvalidResponse {
+        url,
+        detail: e.to_string(),
+    })
+}
+
+/// Challenge → sign → token (signaling.md §3). Returns the JWT.
+///
+/// `api_version` is usually [`DEFAULT_API_VERSION`] (`"v1"`).
+pub fn fetch_token(
+    identity: &Identity,
+    server_url: &str,
+    api_version: &str,
+    secret: &str,
+) -> Result<String, HttpError> {
+    let device_id = identity.device_id().to_owned();
+    let challenge: ChallengeResponse = signed_json(
+        "POST",
+        server_url,
+        api_version,
+        "/auth/challenge",
+        secret,
+        None,
+        Some(&ChallengeRequest {
+            device_id: device_id.clone(),
+        }),
+    )?;
+    if challenge.nonce.is_empty() {
+        return Err(HttpError::InvalidResponse {
+            url: format!("{}/auth/challenge", api_base(server_url, api_version)),
+            detail: "empty nonce".into(),
+        });
+    }
+    let signature = identity.sign_challenge(&challenge.nonce);
+    let token: TokenResponse = signed_json(
+        "POST",
+        server_url,
+        api_version,
+        "/auth/token",
+        secret,
+        None,
+        Some(&TokenRequest {
+            device_id,
+            nonce: challenge.nonce,
+            signature,
+        }),
+    )?;
+    if token.token.is_empty() {
+        return Err(HttpError::InvalidResponse {
+            url: format!("{}/auth/token", api_base(server_url, api_version)),
+            detail: "empty token".into(),
+        });
+    }
+    Ok(token.token)
+}
+
+/// [`fetch_token`] on the default API version `v1`.
+pub fn fetch_token_v1(
+    identity: &Identity,
+    server_url: &str,
+    secret: &str,
+) -> Result<String, HttpError> {
+    fetch_token(identity, server_url, DEFAULT_API_VERSION, secret)
+}
