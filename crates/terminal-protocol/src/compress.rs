@@ -1,0 +1,268 @@
+//! The per-attach output compression stream of spec §7: raw DEFLATE (no zlib
+//! or gzip framing), level 6, one persistent LZ77 window, a SYNC flush after
+//! every message (each chunk ends `00 00 ff ff`), never a final block.
+
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+
+use crate::limits::MAX_OUTPUT_SIZE;
+
+/// The compressor failed; the host ends the attachment and sends
+/// `error compression_failed`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CompressError {
+    /// The deflate engine reported an error.
+    #[error("deflate failed: {0}")]
+    Deflate(#[from] flate2::CompressError),
+    /// The deflate engine stopped consuming input.
+    #[error("deflate made no progress")]
+    Stalled,
+    /// An earlier call failed; the stream is unusable.
+    #[error("the deflate stream failed earlier")]
+    Failed,
+}
+
+/// A frame could not be inflated; the phone drops the attachment's stream.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecompressError {
+    /// The bytes are not a valid raw deflate continuation.
+    #[error("corrupt deflate data: {0}")]
+    Corrupt(#[from] flate2::DecompressError),
+    /// The frame inflates to more than [`MAX_OUTPUT_SIZE`] bytes.
+    #[error("frame inflates to more than {MAX_OUTPUT_SIZE} bytes")]
+    TooLarge,
+    /// The stream had a final block (muxlink hosts never send one) and more
+    /// data followed it.
+    #[error("data after the end of the deflate stream")]
+    AfterEnd,
+    /// The inflater stopped consuming input.
+    #[error("inflate made no progress")]
+    Stalled,
+    /// An earlier call failed; the stream is unusable until a new `attached`.
+    #[error("the inflate stream failed earlier")]
+    Failed,
+}
+
+/// Output buffer growth step bounds.
+const MIN_CHUNK: usize = 4096;
+const MAX_CHUNK: usize = 256 * 1024;
+
+/// Counter difference as usize. Both counters are bounded by one call's
+/// buffer lengths, so the conversion cannot saturate in practice.
+fn delta(after: u64, before: u64) -> usize {
+    usize::try_from(after.saturating_sub(before)).unwrap_or(usize::MAX)
+}
+
+/// Host side: one per attachment with `compression: "deflate"`.
+pub struct Compressor {
+    inner: Compress,
+    failed: bool,
+}
+
+impl std::fmt::Debug for Compressor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compressor")
+            .field("total_in", &self.inner.total_in())
+            .field("total_out", &self.inner.total_out())
+            .finish()
+    }
+}
+
+impl Default for Compressor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Compressor {
+    /// A fresh raw-deflate stream at level 6.
+    pub fn new() -> Self {
+        Compressor {
+            inner: Compress::new(Compression::new(6), false),
+            failed: false,
+        }
+    }
+
+    /// Compresses one `output` message's bytes into one sync-flushed chunk.
+    /// After an error the stream is unusable (every later call fails).
+    pub fn compress(&mut self, data: &[u8]) -> Result<Vec<u8>, CompressError> {
+        if self.failed {
+            return Err(CompressError::Failed);
+        }
+        let result = self.compress_inner(data);
+        self.failed = result.is_err();
+        result
+    }
+
+    fn compress_inner(&mut self, data: &[u8]) -> Result<Vec<u8>, CompressError> {
+        let chunk = data.len().saturating_add(64).clamp(MIN_CHUNK, MAX_CHUNK);
+        let mut out = Vec::new();
+        let mut input = data;
+        loop {
+            let len = out.len();
+            out.resize(len + chunk, 0);
+            let (in0, out0) = (self.inner.total_in(), self.inner.total_out());
+            let step = self
+                .inner
+                .compress(input, &mut out[len..], FlushCompress::Sync);
+            let consumed = delta(self.inner.total_in(), in0);
+            let produced = delta(self.inner.total_out(), out0);
+            out.truncate(len + produced);
+            step?;
+            input = input.get(consumed..).unwrap_or_default();
+            // Room left over after a sync flush means the flush is complete.
+            if input.is_empty() && produced < chunk {
+                return Ok(out);
+            }
+            if consumed == 0 && produced == 0 {
+                return Err(CompressError::Stalled);
+            }
+        }
+    }
+}
+
+/// Phone side: one persistent raw inflater per attachment; reset (make a new
+/// one) on every `attached`.
+pub struct Decompressor {
+    inner: Decompress,
+    ended: bool,
+    failed: bool,
+}
+
+impl std::fmt::Debug for Decompressor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decompressor")
+            .field("total_in", &self.inner.total_in())
+            .field("total_out", &self.inner.total_out())
+            .field("ended", &self.ended)
+            .finish()
+    }
+}
+
+impl Default for Decompressor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Decompressor {
+    /// A fresh raw inflater.
+    pub fn new() -> Self {
+        Decompressor {
+            inner: Decompress::new(false),
+            ended: false,
+            failed: false,
+        }
+    }
+
+    /// Inflates one `output` frame. The result is at most [`MAX_OUTPUT_SIZE`]
+    /// bytes; a frame that would inflate further is an error and at most that
+    /// much (plus one byte) is ever buffered. After an error the stream is
+    /// unusable (every later call fails).
+    pub fn decompress(&mut self, frame: &[u8]) -> Result<Vec<u8>, DecompressError> {
+        if self.failed {
+            return Err(DecompressError::Failed);
+        }
+        let result = self.decompress_inner(frame);
+        self.failed = result.is_err();
+        result
+    }
+
+    fn decompress_inner(&mut self, frame: &[u8]) -> Result<Vec<u8>, DecompressError> {
+        if self.ended {
+            return if frame.is_empty() {
+                Ok(Vec::new())
+            } else {
+                Err(DecompressError::AfterEnd)
+            };
+        }
+        let mut out: Vec<u8> = Vec::new();
+        let mut input = frame;
+        loop {
+            let len = out.len();
+            // One byte past the bound so overflow is seen, never more.
+            let room = (MAX_OUTPUT_SIZE + 1).saturating_sub(len);
+            let chunk = len.clamp(MIN_CHUNK, MAX_CHUNK).min(room);
+            out.reserve_exact(chunk);
+            out.resize(len + chunk, 0);
+            let (in0, out0) = (self.inner.total_in(), self.inner.total_out());
+            let step = self
+                .inner
+                .decompress(input, &mut out[len..], FlushDecompress::None);
+            let consumed = delta(self.inner.total_in(), in0);
+            let produced = delta(self.inner.total_out(), out0);
+            out.truncate(len + produced);
+            let status = step?;
+            input = input.get(consumed..).unwrap_or_default();
+            if out.len() > MAX_OUTPUT_SIZE {
+                return Err(DecompressError::TooLarge);
+            }
+            if status == Status::StreamEnd {
+                self.ended = true;
+                return if input.is_empty() {
+                    Ok(out)
+                } else {
+                    Err(DecompressError::AfterEnd)
+                };
+            }
+            // Room left over means everything decodable so far was written.
+            if input.is_empty() && produced < chunk {
+                return Ok(out);
+            }
+            if consumed == 0 && produced == 0 {
+                return Err(DecompressError::Stalled);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_end_with_a_sync_marker() {
+        let mut c = Compressor::new();
+        for msg in [&b"hello\r\n"[..], b"", &[0u8; 100_000], b"x"] {
+            let out = c.compress(msg).unwrap();
+            assert!(out.ends_with(&[0, 0, 0xff, 0xff]), "{out:02x?}");
+        }
+    }
+
+    #[test]
+    fn empty_frame_inflates_to_nothing() {
+        let mut d = Decompressor::new();
+        assert_eq!(d.decompress(&[]).unwrap(), b"");
+    }
+
+    #[test]
+    fn a_final_block_ends_the_stream() {
+        // A stored final block holding "ab", then garbage.
+        let mut d = Decompressor::new();
+        assert_eq!(
+            d.decompress(&[0x01, 0x02, 0x00, 0xfd, 0xff, b'a', b'b'])
+                .unwrap(),
+            b"ab"
+        );
+        assert!(matches!(
+            d.decompress(b"more"),
+            Err(DecompressError::AfterEnd)
+        ));
+        assert!(matches!(d.decompress(b""), Err(DecompressError::Failed)));
+    }
+
+    #[test]
+    fn corrupt_data_poisons_the_stream() {
+        let mut d = Decompressor::new();
+        // Block type 3 is reserved.
+        assert!(matches!(
+            d.decompress(&[0x07]),
+            Err(DecompressError::Corrupt(_))
+        ));
+        assert!(matches!(
+            d.decompress(&[0x00]),
+            Err(DecompressError::Failed)
+        ));
+    }
+}
