@@ -1,2 +1,327 @@
 //! Helpers for the end-to-end tests in this folder: starting the bundled server,
 //! a private tmux server and the `muxlink` binary.
+//!
+//! The `muxlink` binary under test is this package's `muxlink-e2e-agent` target,
+//! which runs exactly `agent_bin::main_entry` (the same code as `muxlink`); cargo
+//! builds it before the tests, so a test never runs a stale binary. Tests pass
+//! `env!("CARGO_BIN_EXE_muxlink-e2e-agent")` to [`Home::new`].
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A name unique to this process and call, for tmux sockets.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// A tmux server on a private socket (`tmux -L <name>`), killed on drop.
+pub struct Tmux {
+    /// The socket name.
+    pub socket: String,
+}
+
+impl Tmux {
+    /// A fresh socket name; the server starts with the first session.
+    pub fn new() -> Self {
+        Tmux {
+            socket: unique("mxl-e2e"),
+        }
+    }
+
+    /// Runs `tmux -L <socket> <args>` and returns trimmed stdout; fails on a non-zero exit.
+    pub fn run(&self, args: &[&str]) -> Result<String> {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .context("running tmux")?;
+        if !out.status.success() {
+            bail!(
+                "tmux {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// Creates a detached session `name` of `cols`×`rows` running `sh`, returns its first pane id.
+    pub fn new_session(&self, name: &str, cols: u16, rows: u16) -> Result<String> {
+        self.run(&[
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-s",
+            name,
+            "-x",
+            &cols.to_string(),
+            "-y",
+            &rows.to_string(),
+            "sh",
+        ])?;
+        self.run(&["display-message", "-p", "-t", name, "#{pane_id}"])
+    }
+
+    /// `#{pane_width}x#{pane_height}` of a pane.
+    pub fn pane_size(&self, pane: &str) -> Result<String> {
+        self.run(&[
+            "display-message",
+            "-p",
+            "-t",
+            pane,
+            "#{pane_width}x#{pane_height}",
+        ])
+    }
+}
+
+impl Default for Tmux {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .arg("kill-server")
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// One muxlink host installation in a temp dir (`MUXLINK_HOME`).
+pub struct Home {
+    /// The binary under test.
+    pub bin: PathBuf,
+    /// Config and data dir.
+    pub dir: tempfile::TempDir,
+    /// tmux socket the agent uses.
+    pub tmux_socket: String,
+    /// Server URL passed as `MUXLINK_SERVER` (None = not set).
+    pub server: Option<String>,
+}
+
+impl Home {
+    /// A fresh empty home for the binary at `bin`.
+    pub fn new(bin: &str, tmux_socket: &str) -> Result<Self> {
+        Ok(Home {
+            bin: PathBuf::from(bin),
+            dir: tempfile::tempdir()?,
+            tmux_socket: tmux_socket.to_string(),
+            server: None,
+        })
+    }
+
+    /// The data/config directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A `muxlink` command with this home's environment (and nothing inherited
+    /// that could point elsewhere).
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.args(args)
+            .env("MUXLINK_HOME", self.dir.path())
+            .env("MUXLINK_TMUX_SOCKET", &self.tmux_socket)
+            .env("MUXLINK_LOOPBACK_ONLY", "true")
+            .env("MUXLINK_HOST_NAME", "e2e-host")
+            .env_remove("MUXLINK_CONFIG_DIR")
+            .env_remove("MUXLINK_DATA_DIR")
+            .env_remove("MUXLINK_HMAC_SECRET")
+            .env_remove("MUXLINK_SERVER")
+            .stdin(Stdio::null());
+        if let Some(s) = &self.server {
+            c.env("MUXLINK_SERVER", s);
+        }
+        c
+    }
+
+    /// Runs a command to completion (bounded by `timeout`).
+    pub fn output(&self, args: &[&str], timeout: Duration) -> Result<Output> {
+        let child = self
+            .cmd(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("spawning muxlink")?;
+        wait_output(child, timeout)
+    }
+
+    /// Spawns a long-running command with stdout and stderr captured line by line.
+    pub fn spawn(&self, args: &[&str]) -> Result<Running> {
+        let child = self
+            .cmd(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("spawning muxlink")?;
+        Ok(Running::new(child))
+    }
+}
+
+/// Waits for a child with a deadline, killing it when the deadline passes.
+pub fn wait_output(mut child: Child, timeout: Duration) -> Result<Output> {
+    let (tx, rx) = mpsc::channel();
+    let mut stdout = child.stdout.take();
+    let mut stderr = child.stderr.take();
+    let t1 = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        if let Some(s) = stdout.as_mut() {
+            let _ = s.read_to_end(&mut b);
+        }
+        b
+    });
+    let t2 = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        if let Some(s) = stderr.as_mut() {
+            let _ = s.read_to_end(&mut b);
+        }
+        b
+    });
+    let pid = child.id();
+    let waiter = std::thread::spawn(move || {
+        let r = child.wait();
+        let _ = tx.send(());
+        r
+    });
+    if rx.recv_timeout(timeout).is_err() {
+        let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+        bail!("command did not finish within {timeout:?}");
+    }
+    let status = waiter
+        .join()
+        .map_err(|_| anyhow::anyhow!("waiter panicked"))??;
+    Ok(Output {
+        status,
+        stdout: t1.join().unwrap_or_default(),
+        stderr: t2.join().unwrap_or_default(),
+    })
+}
+
+/// Which stream a captured line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// A running child whose output lines arrive on a channel.
+pub struct Running {
+    /// The child process.
+    pub child: Child,
+    lines: mpsc::Receiver<(Stream, String)>,
+    /// Every line seen so far (for failure messages).
+    pub seen: Vec<(Stream, String)>,
+}
+
+impl Running {
+    fn new(mut child: Child) -> Self {
+        let (tx, rx) = mpsc::sync_channel(1024);
+        if let Some(out) = child.stdout.take() {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(|l| l.ok()) {
+                    if tx.send((Stream::Stdout, line)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        if let Some(err) = child.stderr.take() {
+            std::thread::spawn(move || {
+                for line in BufReader::new(err).lines().map_while(|l| l.ok()) {
+                    if tx.send((Stream::Stderr, line)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Running {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a line matching `pred`; returns it.
+    pub fn wait_line(
+        &mut self,
+        timeout: Duration,
+        mut pred: impl FnMut(Stream, &str) -> bool,
+    ) -> Result<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok((s, line)) => {
+                    self.seen.push((s, line.clone()));
+                    if pred(s, &line) {
+                        return Ok(line);
+                    }
+                }
+                Err(_) => bail!(
+                    "no matching line within {timeout:?}; output so far:\n{}",
+                    self.transcript()
+                ),
+            }
+        }
+    }
+
+    /// All lines seen so far, for diagnostics.
+    pub fn transcript(&self) -> String {
+        self.seen
+            .iter()
+            .map(|(s, l)| format!("{s:?}: {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> Result<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.child.try_wait()? {
+                return Ok(st);
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                bail!("process did not exit within {timeout:?} after SIGTERM");
+            }
+            // Drain output meanwhile so the child never blocks on a full pipe.
+            if let Ok((s, l)) = self.lines.recv_timeout(Duration::from_millis(20)) {
+                self.seen.push((s, l));
+            }
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

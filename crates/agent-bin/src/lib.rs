@@ -19,14 +19,18 @@
 //! - `daemon`: `muxlink run` (wiring, signals, status file).
 //! - `pidfile`: the flock'd pidfile so two agents never run.
 //! - `status`: the JSON status file shared by the daemon and `muxlink status`.
+//! - `entry`: [`main_entry`], the process entry of the binary.
 //! - `error`: [`error::CliError`], one clear line per failure.
 //! - `logging`: tracing to stderr (`RUST_LOG` / `-v`).
 
 #![warn(missing_docs)]
 
+pub use entry::main_entry;
+
 pub mod cli;
 pub mod commands;
 pub mod config;
+mod entry;
 pub mod error;
 pub mod http;
 pub mod logging;

@@ -3,9 +3,12 @@
 pub mod background;
 pub mod confirm;
 pub mod init;
+pub mod pair;
 pub mod passthrough;
 pub mod status;
 pub mod unpair;
+
+use std::time::Duration;
 
 use crate::cli::{Cli, Command};
 use crate::config::Config;
@@ -20,7 +23,18 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
         command => {
             let cfg = Config::load(&o)?;
             match command {
-                Command::Pair { .. } => Err(CliError::Other("pair is not wired yet".into())),
+                Command::Pair {
+                    yes,
+                    payload_only,
+                    timeout,
+                } => {
+                    let opts = pair::PairOptions {
+                        yes,
+                        payload_only,
+                        timeout: Duration::from_secs(timeout),
+                    };
+                    pair::pair(&cfg, &opts).await
+                }
                 Command::Unpair { yes } => unpair::unpair(&cfg, yes),
                 Command::Status { json } => status::status(&cfg, json),
                 Command::Run => Err(CliError::Other("run is not wired yet".into())),
