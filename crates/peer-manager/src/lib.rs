@@ -1,3 +1,36 @@
 //! WebRTC peers of the host agent: admission, offer/answer, key possession, lifecycle.
+//!
+//! The host is always the offerer. [`PeerManager`] takes the signaling messages of
+//! the host's signaling connection, admits the paired phone (peer-lifecycle.md §1),
+//! creates a [`Peer`] with the ordered reliable DataChannel `terminal` through
+//! `rtc-transport`, runs trickle ICE both ways, proves key possession on channel
+//! open (terminal-protocol.md §5) and only then hands decoded requests to the
+//! [`ProtocolHandler`], per peer, in arrival order, from a per-peer task.
+//!
+//! Not for: tmux, the meaning of requests (the handler's job), the signaling
+//! socket itself (`signaling-client`), or naming `webrtc` (only `rtc-transport`).
+//!
+//! Layout:
+//! - `admission` — pure `connect_request` rules: allowed device, secret, limit, reconnect.
+//! - `auth_gate` — pure key-possession gate, direction gate, decode-error replies.
+//! - `lifecycle` — pure per-peer timers: grace, ICE restart, watchdog, cleanup once.
+//! - `candidates` — pure bounded buffer of early remote ICE candidates.
+//! - `cleaner` — pure sweep rule and the periodic [`ConnectionCleaner`] task.
+//! - `ice_servers` — TURN credential fetch, 10 min process-wide cache, STUN fallback.
+//! - `peer` — [`Peer`]: send with backpressure and size limit, close.
+//! - `manager` — [`PeerManager`]: routing, peer map with identity checks, `close_all`.
+//! - `driver` — per-peer tokio tasks (control, reader, dispatcher) driving the cores.
+//! - `handler`, `error` — the [`MessageSender`] / [`ProtocolHandler`] seams, errors.
+//!
+//! Core call contract (`Lifecycle`, `AuthGate`): feed every input with the current
+//! `Instant` (and wall clock where asked), run the returned actions in order, then
+//! sleep until `poll_timeout()` and call `handle_timeout(now)`; early calls are
+//! harmless. Cores never read a clock. Terminal outcomes (cleanup, auth success or
+//! failure) are reported exactly once.
 
 #![warn(missing_docs)]
+
+pub mod admission;
+pub mod auth_gate;
+pub mod candidates;
+pub mod lifecycle;

@@ -1,0 +1,501 @@
+//! Sans-IO key-possession gate of one DataChannel (terminal-protocol.md §5, §11):
+//! challenge + deadline, MAC check, then the direction gate and decode-error replies.
+
+use std::time::{Duration, Instant};
+
+use terminal_protocol::{DecodeError, ErrorCode, Event, MAX_MAC_LEN, MAX_MESSAGE_SIZE, Request};
+
+/// Largest `error.message` the host sends (terminal-protocol.md §8).
+const MAX_ERROR_MESSAGE: usize = 4096;
+
+/// Why the gate closed the peer. No `error` event is sent for any of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No valid `auth_response` within the deadline (or one arrived after it).
+    Timeout,
+    /// First message larger than the 1 MiB limit.
+    TooLarge,
+    /// First message not decodable.
+    Undecodable,
+    /// First message of another type than `auth_response`.
+    UnexpectedType,
+    /// `mac` empty, longer than 128 chars, not base64, or not equal.
+    BadMac,
+    /// A message arrived before the challenge was sent.
+    NoChallenge,
+}
+
+/// What the driver does with one incoming DataChannel message.
+#[derive(Debug)]
+pub enum GateVerdict {
+    /// Key possession proved: send `auth_ok` (this event); requests flow from now on.
+    Authenticated(Event),
+    /// Authenticated request for the handler, in arrival order.
+    Deliver(Request),
+    /// Reply with this event (an `error`), in order with the handler's replies.
+    Reply(Event),
+    /// Drop silently (unknown type, event type, repeated `auth_response`).
+    Drop,
+    /// Close the peer (only before authentication).
+    Close(AuthFailure),
+}
+
+#[derive(Debug)]
+enum GateState {
+    /// Channel not open yet.
+    Idle,
+    /// Challenge sent; waiting for the proof until `deadline`.
+    Challenged { nonce: [u8; 32], deadline: Instant },
+    /// Proof accepted.
+    Authenticated,
+    /// Failed; everything is ignored.
+    Failed,
+}
+
+/// Key-possession gate of one peer.
+///
+/// Inputs: [`handle_open`](Self::handle_open) once when the channel opens (the
+/// caller draws the nonce), [`handle_message`](Self::handle_message) per received
+/// message, [`handle_timeout`](Self::handle_timeout) at
+/// [`poll_timeout`](Self::poll_timeout). Invariant: success and timeout are
+/// mutually exclusive, whichever is seen first wins, and a proof arriving at or
+/// after the deadline counts as late.
+pub struct AuthGate {
+    secret: [u8; 32],
+    timeout: Duration,
+    state: GateState,
+}
+
+impl std::fmt::Debug for AuthGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The secret and nonce stay out of logs.
+        f.debug_struct("AuthGate")
+            .field("timeout", &self.timeout)
+            .field("authenticated", &self.is_authenticated())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for AuthGate {
+    fn drop(&mut self) {
+        self.secret = [0; 32];
+        if let GateState::Challenged { nonce, .. } = &mut self.state {
+            *nonce = [0; 32];
+        }
+    }
+}
+
+impl AuthGate {
+    /// A gate for the pairing secret `secret` with the given proof deadline.
+    pub fn new(secret: [u8; 32], timeout: Duration) -> Self {
+        Self {
+            secret,
+            timeout,
+            state: GateState::Idle,
+        }
+    }
+
+    /// True once the proof was accepted.
+    pub fn is_authenticated(&self) -> bool {
+        matches!(self.state, GateState::Authenticated)
+    }
+
+    /// Deadline of the pending proof, if any.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.state {
+            GateState::Challenged { deadline, .. } => Some(deadline),
+            _ => None,
+        }
+    }
+
+    /// The channel opened at `now`: returns the `auth_challenge` to send.
+    pub fn handle_open(&mut self, now: Instant, nonce: [u8; 32]) -> Event {
+        self.state = GateState::Challenged {
+            nonce,
+            deadline: now + self.timeout,
+        };
+        Event::AuthChallenge {
+            nonce: terminal_protocol::nonce_b64(&nonce),
+        }
+    }
+
+    /// Sending the challenge failed: the peer must be closed.
+    pub fn handle_send_failed(&mut self) -> AuthFailure {
+        self.state = GateState::Failed;
+        AuthFailure::NoChallenge
+    }
+
+    /// Timer check at `now`; `Some` = close the peer.
+    pub fn handle_timeout(&mut self, now: Instant) -> Option<AuthFailure> {
+        match self.state {
+            GateState::Challenged { deadline, .. } if now >= deadline => {
+                self.state = GateState::Failed;
+                Some(AuthFailure::Timeout)
+            }
+            _ => None,
+        }
+    }
+
+    /// One received message at `now`.
+    pub fn handle_message(&mut self, now: Instant, bytes: &[u8]) -> GateVerdict {
+        match &self.state {
+            GateState::Failed => GateVerdict::Drop,
+            GateState::Idle => self.fail(AuthFailure::NoChallenge),
+            GateState::Challenged { nonce, deadline } => {
+                let (nonce, deadline) = (*nonce, *deadline);
+                if now >= deadline {
+                    return self.fail(AuthFailure::Timeout);
+                }
+                if bytes.len() > MAX_MESSAGE_SIZE {
+                    return self.fail(AuthFailure::TooLarge);
+                }
+                let mac = match Request::decode(bytes) {
+                    Ok(Request::AuthResponse { mac }) => mac,
+                    Ok(_) | Err(DecodeError::UnknownType(_)) => {
+                        return self.fail(AuthFailure::UnexpectedType);
+                    }
+                    Err(_) => return self.fail(AuthFailure::Undecodable),
+                };
+                if mac.is_empty() || mac.len() > MAX_MAC_LEN {
+                    return self.fail(AuthFailure::BadMac);
+                }
+                if terminal_protocol::verify_mac(&self.secret, &nonce, &mac).is_err() {
+                    return self.fail(AuthFailure::BadMac);
+                }
+                // Dropping the Challenged state forgets the nonce.
+                self.state = GateState::Authenticated;
+                GateVerdict::Authenticated(Event::AuthOk)
+            }
+            GateState::Authenticated => Self::after_auth(bytes),
+        }
+    }
+
+    fn fail(&mut self, why: AuthFailure) -> GateVerdict {
+        self.state = GateState::Failed;
+        GateVerdict::Close(why)
+    }
+
+    fn after_auth(bytes: &[u8]) -> GateVerdict {
+        if bytes.len() > MAX_MESSAGE_SIZE {
+            return GateVerdict::Reply(Event::error(
+                ErrorCode::MessageTooLarge,
+                format!(
+                    "message of {} bytes exceeds the limit of {MAX_MESSAGE_SIZE}",
+                    bytes.len()
+                ),
+            ));
+        }
+        match Request::decode(bytes) {
+            // Direction gate: a repeated proof is dropped, never answered.
+            Ok(Request::AuthResponse { .. }) => GateVerdict::Drop,
+            Ok(req) => GateVerdict::Deliver(req),
+            // Unknown types and event types sent by the mobile are dropped.
+            Err(DecodeError::UnknownType(_)) => GateVerdict::Drop,
+            Err(e) => {
+                let mut message = e.to_string();
+                truncate_utf8(&mut message, MAX_ERROR_MESSAGE);
+                GateVerdict::Reply(Event::error(e.code(), message))
+            }
+        }
+    }
+}
+
+fn truncate_utf8(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use terminal_protocol::{Attach, mac_b64};
+
+    const SECRET: [u8; 32] = [7; 32];
+    const NONCE: [u8; 32] = [9; 32];
+    const T: Duration = Duration::from_secs(10);
+
+    fn challenged() -> (AuthGate, Instant) {
+        let mut g = AuthGate::new(SECRET, T);
+        let t0 = Instant::now();
+        let ev = g.handle_open(t0, NONCE);
+        match ev {
+            Event::AuthChallenge { nonce } => assert_eq!(nonce.len(), 44),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(g.poll_timeout(), Some(t0 + T));
+        (g, t0)
+    }
+
+    fn proof(secret: &[u8]) -> Vec<u8> {
+        Request::AuthResponse {
+            mac: mac_b64(secret, &NONCE),
+        }
+        .encode()
+    }
+
+    fn authed() -> (AuthGate, Instant) {
+        let (mut g, t0) = challenged();
+        assert!(matches!(
+            g.handle_message(t0, &proof(&SECRET)),
+            GateVerdict::Authenticated(Event::AuthOk)
+        ));
+        (g, t0)
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn assert_closed(v: GateVerdict, why: AuthFailure) {
+        match v {
+            GateVerdict::Close(w) => assert_eq!(w, why),
+            other => panic!("expected close {why:?}, got {other:?}"),
+        }
+    }
+
+    fn assert_error_reply(v: GateVerdict, want_code: &str) -> String {
+        match v {
+            GateVerdict::Reply(Event::Error { code, message }) => {
+                assert_eq!(code, want_code);
+                message
+            }
+            other => panic!("expected error {want_code}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn valid_proof_authenticates_and_cancels_timer() {
+        let (mut g, t0) = authed();
+        assert!(g.is_authenticated());
+        assert_eq!(g.poll_timeout(), None);
+        assert_eq!(
+            g.handle_timeout(t0 + T * 2),
+            None,
+            "success wins over timeout"
+        );
+    }
+
+    #[test]
+    fn wrong_mac_closes() {
+        let (mut g, t0) = challenged();
+        assert_closed(g.handle_message(t0, &proof(&[8; 32])), AuthFailure::BadMac);
+        // Nothing after a failure gets through, not even the right proof.
+        assert!(matches!(
+            g.handle_message(t0, &proof(&SECRET)),
+            GateVerdict::Drop
+        ));
+        assert!(!g.is_authenticated());
+    }
+
+    #[test]
+    fn bad_base64_closes() {
+        let (mut g, t0) = challenged();
+        let req = Request::AuthResponse {
+            mac: "not base64!!".into(),
+        }
+        .encode();
+        assert_closed(g.handle_message(t0, &req), AuthFailure::BadMac);
+    }
+
+    #[test]
+    fn overlong_or_empty_mac_closes() {
+        for mac in [String::new(), "A".repeat(129)] {
+            let (mut g, t0) = challenged();
+            // Rejected either by the decoder's bound or by the gate's own check.
+            let v = g.handle_message(t0, &Request::AuthResponse { mac }.encode());
+            assert!(matches!(v, GateVerdict::Close(_)), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn first_message_of_another_type_closes() {
+        let (mut g, t0) = challenged();
+        assert_closed(
+            g.handle_message(t0, &Request::Ping.encode()),
+            AuthFailure::UnexpectedType,
+        );
+    }
+
+    #[test]
+    fn unknown_type_before_auth_closes() {
+        let (mut g, t0) = challenged();
+        // {"type":"hello"}
+        assert_closed(
+            g.handle_message(t0, &hex("81a474797065a568656c6c6f")),
+            AuthFailure::UnexpectedType,
+        );
+    }
+
+    #[test]
+    fn undecodable_first_message_closes() {
+        let (mut g, t0) = challenged();
+        assert_closed(
+            g.handle_message(t0, b"\xc1garbage"),
+            AuthFailure::Undecodable,
+        );
+    }
+
+    #[test]
+    fn oversize_first_message_closes() {
+        let (mut g, t0) = challenged();
+        let big = vec![0u8; MAX_MESSAGE_SIZE + 1];
+        assert_closed(g.handle_message(t0, &big), AuthFailure::TooLarge);
+    }
+
+    #[test]
+    fn no_proof_times_out_at_10s_and_late_proof_is_refused() {
+        let (mut g, t0) = challenged();
+        assert_eq!(g.handle_timeout(t0 + T - Duration::from_millis(1)), None);
+        assert_eq!(g.handle_timeout(t0 + T), Some(AuthFailure::Timeout));
+        assert_eq!(g.handle_timeout(t0 + T), None, "reported once");
+        assert!(matches!(
+            g.handle_message(t0 + T, &proof(&SECRET)),
+            GateVerdict::Drop
+        ));
+        assert!(!g.is_authenticated());
+    }
+
+    #[test]
+    fn proof_arriving_at_deadline_before_timer_is_late() {
+        let (mut g, t0) = challenged();
+        assert_closed(
+            g.handle_message(t0 + T, &proof(&SECRET)),
+            AuthFailure::Timeout,
+        );
+        assert_eq!(g.handle_timeout(t0 + T), None);
+    }
+
+    #[test]
+    fn message_before_challenge_closes() {
+        let mut g = AuthGate::new(SECRET, T);
+        assert_closed(
+            g.handle_message(Instant::now(), &proof(&SECRET)),
+            AuthFailure::NoChallenge,
+        );
+    }
+
+    #[test]
+    fn requests_after_auth_are_delivered_in_order() {
+        let (mut g, t0) = authed();
+        assert!(matches!(
+            g.handle_message(t0, &Request::Ping.encode()),
+            GateVerdict::Deliver(Request::Ping)
+        ));
+        let attach = Request::Attach(Attach {
+            pane_id: "%1".into(),
+            cols: 80,
+            rows: 24,
+            reattach: false,
+            compression: None,
+        });
+        assert!(matches!(
+            g.handle_message(t0, &attach.encode()),
+            GateVerdict::Deliver(Request::Attach(_))
+        ));
+    }
+
+    #[test]
+    fn repeated_auth_response_after_auth_is_dropped() {
+        let (mut g, t0) = authed();
+        assert!(matches!(
+            g.handle_message(t0, &proof(&SECRET)),
+            GateVerdict::Drop
+        ));
+        assert!(matches!(
+            g.handle_message(t0, &proof(&[1; 32])),
+            GateVerdict::Drop
+        ));
+        assert!(g.is_authenticated());
+    }
+
+    #[test]
+    fn event_types_and_unknown_types_after_auth_are_dropped() {
+        let (mut g, t0) = authed();
+        // {"type":"auth_ok"} (V9), an event sent by the wrong side.
+        assert!(matches!(
+            g.handle_message(t0, &hex("81a474797065a7617574685f6f6b")),
+            GateVerdict::Drop
+        ));
+        // {"type":"hello"}
+        assert!(matches!(
+            g.handle_message(t0, &hex("81a474797065a568656c6c6f")),
+            GateVerdict::Drop
+        ));
+    }
+
+    #[test]
+    fn float_dimension_after_auth_answers_invalid_request_v10() {
+        let (mut g, t0) = authed();
+        // {"type":"attach","paneId":"%1","cols":80.0,"rows":24}
+        let msg = hex(
+            "84a474797065a6617474616368a670616e654964a22531a4636f6c73cb4054000000000000a4726f777318",
+        );
+        let m = assert_error_reply(g.handle_message(t0, &msg), "invalid_request");
+        assert_eq!(m, "attach.cols: expected an integer");
+        // V10: the reply's bytes.
+        let ev = Event::error(ErrorCode::InvalidRequest, m);
+        assert_eq!(
+            ev.encode(),
+            hex(
+                "83a474797065a56572726f72a4636f6465af696e76616c69645f72657175657374a76d657373616765d9206174746163682e636f6c733a20657870656374656420616e20696e7465676572"
+            )
+        );
+    }
+
+    #[test]
+    fn garbage_after_auth_answers_invalid_request_and_keeps_going() {
+        let (mut g, t0) = authed();
+        assert_error_reply(g.handle_message(t0, b"\xc1"), "invalid_request");
+        assert!(matches!(
+            g.handle_message(t0, &Request::Ping.encode()),
+            GateVerdict::Deliver(Request::Ping)
+        ));
+    }
+
+    #[test]
+    fn oversize_after_auth_answers_message_too_large() {
+        let (mut g, t0) = authed();
+        let big = vec![0u8; MAX_MESSAGE_SIZE + 1];
+        assert_error_reply(g.handle_message(t0, &big), "message_too_large");
+        assert!(g.is_authenticated());
+    }
+
+    #[test]
+    fn input_over_16k_answers_input_too_large() {
+        let (mut g, t0) = authed();
+        let req = Request::Input {
+            data: vec![b'x'; 16_385],
+        }
+        .encode();
+        assert_error_reply(g.handle_message(t0, &req), "input_too_large");
+    }
+
+    #[test]
+    fn dims_out_of_range_answer_the_requests_own_code() {
+        let (mut g, t0) = authed();
+        let attach = Request::Attach(Attach {
+            pane_id: "%1".into(),
+            cols: 0,
+            rows: 24,
+            reattach: false,
+            compression: None,
+        })
+        .encode();
+        assert_error_reply(g.handle_message(t0, &attach), "attach_failed");
+        let resize = Request::Resize {
+            cols: 501,
+            rows: 24,
+        }
+        .encode();
+        assert_error_reply(g.handle_message(t0, &resize), "resize_failed");
+    }
+}
