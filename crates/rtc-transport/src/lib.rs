@@ -1,4 +1,51 @@
 //! The only wrapper of the `webrtc` crate in muxlink: peer connections, the
 //! "terminal" DataChannel, trickle ICE queueing and sending with backpressure.
+//!
+//! Both ends use it: the host (peer-manager, always the offerer) and the phone
+//! (mobile-client, always the answerer). No other muxlink crate names `webrtc`, so a
+//! move to another WebRTC library touches this crate alone.
+//!
+//! It is NOT a protocol crate: it moves opaque binary messages. Framing, key
+//! possession and the terminal protocol live in `terminal-protocol` and its users.
+//!
+//! Layout:
+//! - `config`: [`RtcConfig`] and [`IceServer`], and how they become a webrtc API object.
+//! - `peer`: [`RtcPeer`], offer/answer, trickle ICE with a bounded queue, close.
+//! - `channel`: [`RtcChannel`], the detached DataChannel with a bounded receive
+//!   queue and send backpressure.
+//! - `sdp`: small SDP text helpers (advertise and read `a=max-message-size`).
+//! - `event`: [`RtcEvent`], [`Candidate`], [`PeerState`].
+//! - `error`: [`RtcError`].
+//!
+//! Call contract: create a peer with [`RtcPeer::new`], drain its event receiver
+//! from a task of your own (the queue is bounded; events are dropped with a log
+//! when it is full), forward [`RtcEvent::LocalCandidate`]s to the remote side
+//! and feed the remote side's candidates to [`RtcPeer::add_remote_candidate`]
+//! in any order relative to the descriptions.
 
 #![warn(missing_docs)]
+
+mod channel;
+mod config;
+mod error;
+mod event;
+mod peer;
+mod sdp;
+
+pub use channel::RtcChannel;
+pub use config::{IceServer, RtcConfig};
+pub use error::RtcError;
+pub use event::{Candidate, PeerState, RtcEvent};
+pub use peer::RtcPeer;
+pub use sdp::{MAX_MESSAGE_SIZE, parse_max_message_size};
+
+/// Below this many buffered bytes a waiting sender is woken (spec peer-lifecycle §6).
+pub const LOW_WATER_MARK: usize = 4096;
+/// A send waits while more than this many bytes are buffered (512 KiB).
+pub const HIGH_WATER_MARK: usize = 512 * 1024;
+/// How long a send may wait for room (and for the library's own write) in total.
+pub const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Remote candidates held until the remote description is set; extra ones are dropped.
+pub const MAX_PENDING_CANDIDATES: usize = 64;
+/// The remote peer's max-message-size when its SDP does not advertise one (RFC 8841).
+pub const DEFAULT_REMOTE_MAX_MESSAGE: usize = 65_536;

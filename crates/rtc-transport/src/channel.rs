@@ -1,0 +1,273 @@
+//! The "terminal" DataChannel: detached reads into a bounded queue, sends with
+//! backpressure (spec peer-lifecycle §6), close that wakes every waiter at once.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use tokio::sync::{Mutex, Notify, mpsc, watch};
+use tokio::time::{Instant, sleep_until};
+use webrtc::data::data_channel::DataChannel;
+use webrtc::data_channel::RTCDataChannel;
+
+use crate::error::RtcError;
+use crate::sdp::MAX_MESSAGE_SIZE;
+use crate::{HIGH_WATER_MARK, LOW_WATER_MARK, SEND_TIMEOUT};
+
+/// Received messages waiting for `recv`; a full queue stops reading, which in
+/// turn fills SCTP's receive window and slows the remote sender.
+const RECV_QUEUE: usize = 32;
+/// Read buffer: room for the largest allowed message plus slack, so a peer that
+/// ignores our limit by a little still gets a decodable-size verdict, not a close.
+const READ_BUF: usize = MAX_MESSAGE_SIZE + 65_536;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChanState {
+    Connecting,
+    Open,
+    Closed,
+}
+
+/// One DataChannel. Cheap to clone; all clones share the same channel.
+#[derive(Clone)]
+pub struct RtcChannel {
+    inner: Arc<ChannelInner>,
+}
+
+impl std::fmt::Debug for RtcChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RtcChannel")
+            .field("label", &self.inner.label)
+            .field("state", &*self.inner.state.borrow())
+            .finish()
+    }
+}
+
+struct ChannelInner {
+    label: String,
+    rtc: Arc<RTCDataChannel>,
+    raw: OnceLock<Arc<DataChannel>>,
+    state: watch::Sender<ChanState>,
+    low: Notify,
+    rx: Mutex<mpsc::Receiver<Bytes>>,
+    remote_max: Arc<AtomicUsize>,
+}
+
+impl RtcChannel {
+    /// Wraps a library channel; reading starts when it opens.
+    pub(crate) fn new(rtc: Arc<RTCDataChannel>, remote_max: Arc<AtomicUsize>) -> RtcChannel {
+        let (tx, rx) = mpsc::channel(RECV_QUEUE);
+        let inner = Arc::new(ChannelInner {
+            label: rtc.label().to_owned(),
+            rtc: Arc::clone(&rtc),
+            raw: OnceLock::new(),
+            state: watch::Sender::new(ChanState::Connecting),
+            low: Notify::new(),
+            rx: Mutex::new(rx),
+            remote_max,
+        });
+        // The library owns this handler, so it holds only a weak reference
+        // (a strong one would keep the channel alive forever).
+        let weak = Arc::downgrade(&inner);
+        rtc.on_open(Box::new(move || {
+            Box::pin(async move {
+                if let Some(inner) = weak.upgrade() {
+                    ChannelInner::opened(inner, tx).await;
+                }
+            })
+        }));
+        RtcChannel { inner }
+    }
+
+    /// The channel's label.
+    pub fn label(&self) -> &str {
+        &self.inner.label
+    }
+
+    /// Waits until the channel is open; `Err(Closed)` if it closed first.
+    pub async fn wait_open(&self) -> Result<(), RtcError> {
+        let mut st = self.inner.state.subscribe();
+        match st.wait_for(|s| *s != ChanState::Connecting).await {
+            Ok(s) if *s == ChanState::Open => Ok(()),
+            _ => Err(RtcError::Closed),
+        }
+    }
+
+    /// True once opened and until closed.
+    pub fn is_open(&self) -> bool {
+        *self.inner.state.borrow() == ChanState::Open
+    }
+
+    /// True once closed (locally, remotely, or with the peer).
+    pub fn is_closed(&self) -> bool {
+        *self.inner.state.borrow() == ChanState::Closed
+    }
+
+    /// Sends one binary message. Waits while more than 512 KiB are buffered
+    /// (until the buffered amount falls to 4 096, the channel closes, or 5 s pass)
+    /// and bounds the library's own write by the same 5 s deadline.
+    pub async fn send(&self, bytes: &[u8]) -> Result<(), RtcError> {
+        let inner = &self.inner;
+        let mut st = inner.state.subscribe();
+        if *st.borrow() == ChanState::Closed {
+            return Err(RtcError::Closed);
+        }
+        let raw = inner.raw.get().cloned().ok_or(RtcError::NotOpen)?;
+        let limit = self.remote_max_message_size();
+        if bytes.len() > limit {
+            return Err(RtcError::TooLarge {
+                size: bytes.len(),
+                limit,
+            });
+        }
+        let deadline = Instant::now() + SEND_TIMEOUT;
+        loop {
+            // Register for the "low" wake-up before reading the amount, so a
+            // wake-up between the check and the wait is not lost; notify_waiters
+            // stores no permit, so no stale signal from an earlier send remains.
+            let notified = inner.low.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if raw.buffered_amount() <= HIGH_WATER_MARK {
+                break;
+            }
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = wait_closed(&mut st) => return Err(RtcError::Closed),
+                _ = sleep_until(deadline) => return Err(RtcError::SendTimeout),
+            }
+        }
+        let data = Bytes::copy_from_slice(bytes);
+        // The library's write can itself block when SCTP's pending queue (128 KiB)
+        // is full, so it races the same deadline and the close signal. Abandoning
+        // a write half-way can leave part of a large message queued (the library
+        // appends big messages chunk by chunk), which corrupts the ordered
+        // stream: so a write that times out closes the channel.
+        tokio::select! {
+            r = raw.write_data_channel(&data, false) => match r {
+                Ok(_) => Ok(()),
+                Err(_) if self.is_closed() => Err(RtcError::Closed),
+                Err(e) => Err(RtcError::Webrtc(e.into())),
+            },
+            _ = wait_closed(&mut st) => Err(RtcError::Closed),
+            _ = sleep_until(deadline) => {
+                self.close();
+                Err(RtcError::SendTimeout)
+            }
+        }
+    }
+
+    /// The next received message; `None` once the channel is closed and the
+    /// queue is drained. Concurrent callers take turns.
+    pub async fn recv(&self) -> Option<Bytes> {
+        let mut rx = self.inner.rx.lock().await;
+        let mut st = self.inner.state.subscribe();
+        tokio::select! {
+            biased;
+            m = rx.recv() => m,
+            _ = wait_closed(&mut st) => rx.try_recv().ok(),
+        }
+    }
+
+    /// The largest message the remote side accepts (65 536 when its SDP has no
+    /// `a=max-message-size`).
+    pub fn remote_max_message_size(&self) -> usize {
+        self.inner.remote_max.load(Ordering::Relaxed)
+    }
+
+    /// Bytes queued in the library and not yet acknowledged.
+    pub fn buffered_amount(&self) -> usize {
+        self.inner.raw.get().map_or(0, |r| r.buffered_amount())
+    }
+
+    /// Closes the channel: waiting senders and receivers return at once; the
+    /// library close runs in the background.
+    pub fn close(&self) {
+        let was = self.inner.state.send_replace(ChanState::Closed);
+        self.inner.low.notify_waiters();
+        if was != ChanState::Closed {
+            let rtc = Arc::clone(&self.inner.rtc);
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(async move {
+                    if let Err(e) = rtc.close().await {
+                        tracing::debug!(error = %e, "data channel close");
+                    }
+                });
+            }
+        }
+    }
+}
+
+impl ChannelInner {
+    async fn opened(inner: Arc<ChannelInner>, tx: mpsc::Sender<Bytes>) {
+        let raw = match inner.rtc.detach().await {
+            Ok(raw) => raw,
+            Err(e) => {
+                tracing::warn!(error = %e, "data channel detach failed");
+                inner.state.send_replace(ChanState::Closed);
+                return;
+            }
+        };
+        raw.set_buffered_amount_low_threshold(LOW_WATER_MARK);
+        let weak = Arc::downgrade(&inner);
+        raw.on_buffered_amount_low(Box::new(move || {
+            if let Some(inner) = weak.upgrade() {
+                inner.low.notify_waiters();
+            }
+            Box::pin(async {})
+        }));
+        if inner.raw.set(Arc::clone(&raw)).is_err() {
+            return;
+        }
+        let mut opened = false;
+        inner.state.send_if_modified(|s| {
+            if *s == ChanState::Connecting {
+                *s = ChanState::Open;
+                opened = true;
+            }
+            opened
+        });
+        if !opened {
+            // Closed before it opened: close the library side too.
+            let _ = inner.rtc.close().await;
+            return;
+        }
+        tokio::spawn(read_loop(inner, raw, tx));
+    }
+}
+
+async fn read_loop(inner: Arc<ChannelInner>, raw: Arc<DataChannel>, tx: mpsc::Sender<Bytes>) {
+    let mut buf = vec![0u8; READ_BUF];
+    let mut st = inner.state.subscribe();
+    loop {
+        tokio::select! {
+            _ = wait_closed(&mut st) => break,
+            r = raw.read_data_channel(&mut buf) => match r {
+                // 0.17.2 reports a closed stream as a zero-length read, the same
+                // as an empty message; muxlink never sends empty messages, so a
+                // zero-length read ends the channel.
+                Ok((0, _)) => break,
+                Ok((n, _)) => {
+                    let msg = Bytes::copy_from_slice(&buf[..n]);
+                    let mut st2 = inner.state.subscribe();
+                    tokio::select! {
+                        r = tx.send(msg) => if r.is_err() { break },
+                        _ = wait_closed(&mut st2) => break,
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, label = %inner.label, "data channel read ended");
+                    break;
+                }
+            },
+        }
+    }
+    inner.state.send_replace(ChanState::Closed);
+    inner.low.notify_waiters();
+}
+
+/// Resolves once the state is Closed (or its sender is gone); holds no borrow
+/// across the await point so the futures stay `Send`.
+async fn wait_closed(st: &mut watch::Receiver<ChanState>) {
+    let _ = st.wait_for(|s| *s == ChanState::Closed).await.map(|_| ());
+}

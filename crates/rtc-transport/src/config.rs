@@ -1,0 +1,92 @@
+//! Transport configuration: ICE servers, loopback-only test settings, relay-only policy.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use webrtc::api::APIBuilder;
+use webrtc::api::setting_engine::{SctpMaxMessageSize, SettingEngine};
+use webrtc::ice::mdns::MulticastDnsMode;
+use webrtc::ice::network_type::NetworkType;
+use webrtc::ice_transport::ice_server::RTCIceServer;
+use webrtc::peer_connection::configuration::RTCConfiguration;
+use webrtc::peer_connection::policy::ice_transport_policy::RTCIceTransportPolicy;
+
+use crate::sdp::MAX_MESSAGE_SIZE;
+
+/// One STUN or TURN server.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IceServer {
+    /// `stun:` / `turn:` URLs.
+    pub urls: Vec<String>,
+    /// TURN username (empty for STUN).
+    pub username: String,
+    /// TURN credential (empty for STUN).
+    pub credential: String,
+}
+
+/// How to build a peer connection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RtcConfig {
+    /// STUN/TURN servers; empty = host candidates only.
+    pub ice_servers: Vec<IceServer>,
+    /// Test settings: gather loopback candidates on 127.0.0.1 only, UDP/IPv4 only, no mDNS.
+    pub loopback_only: bool,
+    /// Force ICE transport policy `relay` (only TURN candidates are used).
+    pub relay_only: bool,
+}
+
+impl RtcConfig {
+    /// The settings used by tests: loopback only, no servers.
+    pub fn loopback() -> Self {
+        RtcConfig {
+            loopback_only: true,
+            ..Default::default()
+        }
+    }
+
+    pub(crate) fn setting_engine(&self) -> SettingEngine {
+        let mut se = SettingEngine::default();
+        // Detached channels let us read messages up to 1 MiB; the callback API
+        // reads into a 64 KiB buffer and closes the channel on anything larger.
+        se.detach_data_channels();
+        se.set_sctp_max_message_size_can_send(SctpMaxMessageSize::Bounded(MAX_MESSAGE_SIZE as u32));
+        if self.loopback_only {
+            // An IP filter alone yields no candidates: loopback must be included explicitly.
+            se.set_include_loopback_candidate(true);
+            se.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
+            se.set_network_types(vec![NetworkType::Udp4]);
+            se.set_ip_filter(Box::new(|ip: IpAddr| ip == IpAddr::V4(Ipv4Addr::LOCALHOST)));
+            // When a check from the peer arrives before its trickled candidate, the
+            // pair is peer-reflexive and the library waits 1 s before accepting it;
+            // on loopback that pair is the right one, so accept at once.
+            se.set_prflx_acceptance_min_wait(Some(Duration::ZERO));
+        }
+        se
+    }
+
+    pub(crate) fn rtc_configuration(&self) -> RTCConfiguration {
+        RTCConfiguration {
+            ice_servers: self
+                .ice_servers
+                .iter()
+                .map(|s| RTCIceServer {
+                    urls: s.urls.clone(),
+                    username: s.username.clone(),
+                    credential: s.credential.clone(),
+                })
+                .collect(),
+            ice_transport_policy: if self.relay_only {
+                RTCIceTransportPolicy::Relay
+            } else {
+                RTCIceTransportPolicy::All
+            },
+            ..Default::default()
+        }
+    }
+
+    pub(crate) fn api(&self) -> webrtc::api::API {
+        APIBuilder::new()
+            .with_setting_engine(self.setting_engine())
+            .build()
+    }
+}
