@@ -1,3 +1,44 @@
-//! The host agent's bridge to tmux: one control-mode client and pipe-pane output.
+//! The host agent's bridge to tmux: one persistent control-mode client for
+//! every command, all input and change notifications, plus `pipe-pane -O`
+//! into a FIFO for each attached pane's output. The only crate that runs tmux.
+//!
+//! Not for: protocol decisions (which event to send the phone, validation of
+//! ids and dims) — that is the agent's handler; this crate only does what it
+//! is told and reports what tmux says.
+//!
+//! Layout:
+//! - `bridge` — [`TmuxBridge`]: start on demand, tree, input, sizes, sessions, snapshot.
+//! - `control` — one `tmux -C` process: writer task, reader task, FIFO reply matching.
+//! - `control_parser` — sans-IO split of control-mode lines into reply blocks and notifications.
+//! - `notification` — [`Notification`], the typed change events.
+//! - `output` — [`PaneOutput`]: FIFO stream of a pane, atomic with its snapshot.
+//! - `snapshot` — the attach snapshot bytes (terminal-protocol §6 step 8).
+//! - `title_filter` — [`TitleFilter`], strips `ESC k … ESC \` across chunks.
+//! - `tree` — the `list-panes -a` format and its parser.
+//! - `quote` — tmux argument quoting.
+//! - `error` — [`BridgeError`].
+//!
+//! Call contract: every async call finishes within [`CALL_TIMEOUT`] (a hung
+//! tmux gives [`BridgeError::Timeout`], never blocks other callers); calls
+//! may run concurrently and are answered in the order tmux runs them.
 
 #![warn(missing_docs)]
+
+mod bridge;
+mod control;
+mod control_parser;
+mod error;
+mod notification;
+mod output;
+mod quote;
+mod snapshot;
+mod title_filter;
+mod tree;
+
+pub use bridge::{BridgeConfig, CALL_TIMEOUT, INPUT_BYTES_PER_COMMAND, TmuxBridge};
+pub use error::{BridgeError, Result};
+pub use notification::Notification;
+pub use output::{MAX_CHUNK, PaneOutput};
+pub use quote::quote;
+pub use snapshot::{CursorState, build_snapshot};
+pub use title_filter::{MAX_TITLE_BYTES, TitleFilter};

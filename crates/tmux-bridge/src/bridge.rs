@@ -1,0 +1,565 @@
+//! `TmuxBridge`: every tmux operation the agent needs, run over one
+//! persistent control-mode client that is started on demand.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use terminal_protocol::Session;
+use tokio::sync::broadcast;
+
+use crate::control::{Control, Expect, Reply, SpawnArgs, tmux_command};
+use crate::control_parser::Block;
+use crate::error::{BridgeError, Result};
+use crate::notification::Notification;
+use crate::output::PaneOutput;
+use crate::quote::quote;
+use crate::snapshot::{CURSOR_FORMAT, CursorState, build_snapshot};
+use crate::tree::{list_format, parse_tree};
+
+/// Every tmux call finishes (or fails) within this time.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Input bytes per `send-keys -H` command; a 16 KiB input becomes 8 commands
+/// written in one go.
+pub const INPUT_BYTES_PER_COMMAND: usize = 2048;
+
+/// Capacity of the notification broadcast; a slow receiver sees `Lagged`.
+const NOTIFY_CAPACITY: usize = 256;
+
+/// Automatic restarts of the control client allowed per [`RESTART_WINDOW`];
+/// beyond that it is restarted only when a call needs it.
+const MAX_RESTARTS: usize = 5;
+const RESTART_WINDOW: Duration = Duration::from_secs(10);
+
+/// How the bridge reaches tmux.
+#[derive(Debug, Clone)]
+pub struct BridgeConfig {
+    /// `tmux -L` socket name (the agent uses `muxlink`).
+    pub socket_name: String,
+    /// The tmux program.
+    pub tmux_binary: PathBuf,
+    /// `tmux -f` config file, used only when the bridge itself starts the
+    /// server (`create_session` with no server). Tests pass `/dev/null`.
+    pub config_file: Option<PathBuf>,
+    /// Limit for each call.
+    pub timeout: Duration,
+}
+
+impl BridgeConfig {
+    /// Defaults for a socket name: `tmux` from `PATH`, user config, 10 s.
+    pub fn new(socket_name: &str) -> Self {
+        BridgeConfig {
+            socket_name: socket_name.to_owned(),
+            tmux_binary: PathBuf::from("tmux"),
+            config_file: None,
+            timeout: CALL_TIMEOUT,
+        }
+    }
+}
+
+/// A pane whose size the bridge forced, and what to restore.
+struct Forced {
+    window_id: String,
+    /// The window layout before a pane resize (multi-pane windows only).
+    layout: Option<String>,
+}
+
+pub(crate) struct Inner {
+    cfg: BridgeConfig,
+    control: tokio::sync::Mutex<Option<Arc<Control>>>,
+    notify: broadcast::Sender<Notification>,
+    spawned: AtomicU64,
+    sentinel: AtomicU64,
+    snapshots: Mutex<HashMap<String, Vec<u8>>>,
+    forced: Mutex<HashMap<String, Forced>>,
+    restarts: Mutex<VecDeque<Instant>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Plain maps; a panic elsewhere leaves them usable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The agent's connection to its tmux server. Cheap to clone.
+///
+/// **No server / no sessions.** A control client must be attached to a
+/// session, so the bridge starts it on demand: [`TmuxBridge::start`] tries
+/// once and succeeds even when no server runs; each later call starts it if
+/// needed. When it exits (`%exit`: server gone, or its session destroyed) the
+/// bridge broadcasts [`Notification::ControlExited`] and at once tries one
+/// restart (→ [`Notification::ControlRestarted`]); if nothing is left to
+/// attach to it stays down until the next call. Nothing is polled: with no
+/// server, `list_sessions` spawns one short `tmux -C attach` per call and
+/// returns an empty list. Call [`TmuxBridge::connect`] when you learn that a
+/// server appeared (the CLI's SIGUSR1) to get notifications flowing again.
+///
+/// **Attached count.** The control client is attached to one session (with
+/// `ignore-size`, so it never affects sizes); the tree does not count it.
+#[derive(Clone)]
+pub struct TmuxBridge {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for TmuxBridge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TmuxBridge")
+            .field("socket", &self.inner.cfg.socket_name)
+            .finish()
+    }
+}
+
+fn map_pane_error(pane_id: &str, e: BridgeError) -> BridgeError {
+    match e {
+        BridgeError::Tmux(msg) if msg.contains("can't find") => {
+            BridgeError::PaneNotFound(pane_id.to_owned())
+        }
+        BridgeError::NoServer => BridgeError::PaneNotFound(pane_id.to_owned()),
+        e => e,
+    }
+}
+
+fn first_line(block: &Block) -> Result<String> {
+    block
+        .lines
+        .first()
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .ok_or_else(|| BridgeError::Protocol("empty reply".into()))
+}
+
+fn ok_block(block: Block) -> Result<Block> {
+    if block.ok {
+        Ok(block)
+    } else {
+        Err(BridgeError::Tmux(block.text()))
+    }
+}
+
+impl TmuxBridge {
+    /// Creates the bridge for `tmux -L socket_name` and tries to attach its
+    /// control client. No running server is not an error.
+    pub async fn start(socket_name: &str) -> Result<TmuxBridge> {
+        Self::start_with(BridgeConfig::new(socket_name)).await
+    }
+
+    /// Like [`TmuxBridge::start`] with every setting.
+    pub async fn start_with(cfg: BridgeConfig) -> Result<TmuxBridge> {
+        let (notify, _) = broadcast::channel(NOTIFY_CAPACITY);
+        let bridge = TmuxBridge {
+            inner: Arc::new(Inner {
+                cfg,
+                control: tokio::sync::Mutex::new(None),
+                notify,
+                spawned: AtomicU64::new(0),
+                sentinel: AtomicU64::new(0),
+                snapshots: Mutex::new(HashMap::new()),
+                forced: Mutex::new(HashMap::new()),
+                restarts: Mutex::new(VecDeque::new()),
+            }),
+        };
+        match bridge.connect().await {
+            Ok(_) | Err(BridgeError::NoServer) => Ok(bridge),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Attaches the control client if it is not attached. Ok(true) when one
+    /// is attached now, Ok(false) when no server or session exists.
+    pub async fn connect(&self) -> Result<bool> {
+        let timeout = self.inner.cfg.timeout;
+        match tokio::time::timeout(timeout, self.control()).await {
+            Ok(Ok(_)) => Ok(true),
+            Ok(Err(BridgeError::NoServer)) => Ok(false),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(BridgeError::Timeout(timeout)),
+        }
+    }
+
+    /// Change notifications from tmux and about the control client.
+    pub fn notifications(&self) -> broadcast::Receiver<Notification> {
+        self.inner.notify.subscribe()
+    }
+
+    /// Processes this bridge has started (control clients and the one-off
+    /// `new-session` when no server runs). Input never adds to it.
+    pub fn processes_spawned(&self) -> u64 {
+        self.inner.spawned.load(Ordering::SeqCst)
+    }
+
+    /// Process id of the current control client, if one is attached.
+    pub async fn control_pid(&self) -> Option<u32> {
+        let guard = self.inner.control.lock().await;
+        guard.as_ref().filter(|c| c.alive()).and_then(|c| c.pid())
+    }
+
+    fn spawn_args(&self) -> SpawnArgs<'_> {
+        SpawnArgs {
+            tmux: &self.inner.cfg.tmux_binary,
+            socket: &self.inner.cfg.socket_name,
+            config_file: self.inner.cfg.config_file.as_deref(),
+        }
+    }
+
+    /// The live control client, started if needed.
+    async fn control(&self) -> Result<Arc<Control>> {
+        let mut guard = self.inner.control.lock().await;
+        if let Some(c) = guard.as_ref().filter(|c| c.alive()) {
+            return Ok(c.clone());
+        }
+        *guard = None;
+        let c = spawn_control(&self.inner).await?;
+        *guard = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Runs command lines with the call timeout.
+    pub(crate) async fn request(&self, lines: Vec<(String, Expect)>) -> Result<Vec<Reply>> {
+        let timeout = self.inner.cfg.timeout;
+        let work = async {
+            let c = self.control().await?;
+            c.request(lines).await
+        };
+        tokio::time::timeout(timeout, work)
+            .await
+            .map_err(|_| BridgeError::Timeout(timeout))?
+    }
+
+    /// One command; a tmux error becomes [`BridgeError::Tmux`].
+    pub(crate) async fn call(&self, line: String) -> Result<(Block, Option<String>)> {
+        let reply = self
+            .request(vec![(line, Expect::One)])
+            .await?
+            .pop()
+            .ok_or_else(|| BridgeError::Protocol("missing reply".into()))?;
+        let session = reply.session;
+        let block = reply
+            .blocks
+            .into_iter()
+            .next()
+            .ok_or_else(|| BridgeError::Protocol("missing reply".into()))?;
+        Ok((ok_block(block)?, session))
+    }
+
+    /// A read-only command, retried once if the control client exited under it
+    /// (its session was just destroyed and another client took over).
+    async fn query(&self, line: String) -> Result<(Block, Option<String>)> {
+        match self.call(line.clone()).await {
+            Err(BridgeError::ControlExited) => self.call(line).await,
+            other => other,
+        }
+    }
+
+    /// A command line whose reply has a varying number of blocks; returns
+    /// all of them (see `Expect::Sentinel`).
+    pub(crate) async fn group(&self, line: String) -> Result<Vec<Block>> {
+        let n = self.inner.sentinel.fetch_add(1, Ordering::Relaxed);
+        let token = format!("muxlink-end-{}-{n}", std::process::id()).into_bytes();
+        let reply = self
+            .request(vec![(line, Expect::Sentinel(token))])
+            .await?
+            .pop()
+            .ok_or_else(|| BridgeError::Protocol("missing reply".into()))?;
+        Ok(reply.blocks)
+    }
+
+    /// The whole session tree from one `list-panes -a` call. No server → empty.
+    pub async fn list_sessions(&self) -> Result<Vec<Session>> {
+        let line = format!("list-panes -a -F {}", quote(&list_format()));
+        match self.query(line).await {
+            Ok((block, session)) => Ok(parse_tree(&block.lines, session.as_deref())),
+            Err(BridgeError::NoServer) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Delivers `data` to the pane literally and in order (every byte value,
+    /// NUL included) as `send-keys -H` commands over the control client.
+    pub async fn send_input(&self, pane_id: &str, data: &[u8]) -> Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let target = quote(pane_id);
+        let lines: Vec<(String, Expect)> = data
+            .chunks(INPUT_BYTES_PER_COMMAND)
+            .map(|chunk| {
+                let mut line = String::with_capacity(24 + chunk.len() * 3);
+                line.push_str("send-keys -H -t ");
+                line.push_str(&target);
+                for b in chunk {
+                    line.push_str(&format!(" {b:02x}"));
+                }
+                (line, Expect::One)
+            })
+            .collect();
+        let replies = self
+            .request(lines)
+            .await
+            .map_err(|e| map_pane_error(pane_id, e))?;
+        for reply in replies {
+            for block in reply.blocks {
+                ok_block(block).map_err(|e| map_pane_error(pane_id, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// True when the pane exists (false also when no server runs).
+    pub async fn pane_exists(&self, pane_id: &str) -> Result<bool> {
+        let line = format!("display -p -t {} '#{{pane_id}}'", quote(pane_id));
+        match self.query(line).await {
+            Ok((block, _)) => Ok(first_line(&block)? == pane_id),
+            Err(BridgeError::Tmux(_)) | Err(BridgeError::NoServer) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Forces the pane to `cols`×`rows`: `resize-window` when it is alone in
+    /// its window (tmux pins `window-size` to manual), else `resize-pane`
+    /// after remembering the window layout for [`TmuxBridge::release_size`].
+    pub async fn force_size(&self, pane_id: &str, cols: u16, rows: u16) -> Result<()> {
+        let line = format!(
+            "display -p -t {} {}",
+            quote(pane_id),
+            quote("#{window_id}\u{1f}#{window_panes}\u{1f}#{window_layout}")
+        );
+        let (block, _) = self
+            .query(line)
+            .await
+            .map_err(|e| map_pane_error(pane_id, e))?;
+        let info = first_line(&block)?;
+        let mut f = info.split('\u{1f}');
+        let (Some(window_id), Some(panes), Some(layout)) = (f.next(), f.next(), f.next()) else {
+            return Err(BridgeError::Protocol(format!("window info {info:?}")));
+        };
+        let alone = panes.trim() == "1";
+        {
+            let mut forced = lock(&self.inner.forced);
+            let keep = forced
+                .get(pane_id)
+                .is_some_and(|old| old.window_id == window_id);
+            if !keep {
+                forced.insert(
+                    pane_id.to_owned(),
+                    Forced {
+                        window_id: window_id.to_owned(),
+                        layout: (!alone).then(|| layout.to_owned()),
+                    },
+                );
+            }
+        }
+        let line = if alone {
+            format!("resize-window -t {} -x {cols} -y {rows}", quote(window_id))
+        } else {
+            format!("resize-pane -t {} -x {cols} -y {rows}", quote(pane_id))
+        };
+        self.call(line)
+            .await
+            .map_err(|e| map_pane_error(pane_id, e))?;
+        Ok(())
+    }
+
+    /// Undoes [`TmuxBridge::force_size`]: restores the remembered layout of a
+    /// multi-pane window (ignored if panes came or went since), then unsets
+    /// the window's `window-size` so tmux refits it to the desktop client.
+    pub async fn release_size(&self, pane_id: &str) -> Result<()> {
+        let forced = lock(&self.inner.forced).remove(pane_id);
+        let window_id = match &forced {
+            Some(f) => f.window_id.clone(),
+            None => {
+                let line = format!("display -p -t {} '#{{window_id}}'", quote(pane_id));
+                let (block, _) = self
+                    .query(line)
+                    .await
+                    .map_err(|e| map_pane_error(pane_id, e))?;
+                first_line(&block)?
+            }
+        };
+        if let Some(layout) = forced.and_then(|f| f.layout) {
+            let line = format!("select-layout -t {} {}", quote(&window_id), quote(&layout));
+            if let Err(e) = self.call(line).await {
+                tracing::debug!(error = %e, "window layout not restored");
+            }
+        }
+        let line = format!("set-option -w -t {} -u window-size", quote(&window_id));
+        self.call(line)
+            .await
+            .map_err(|e| map_pane_error(pane_id, e))?;
+        Ok(())
+    }
+
+    /// Starts streaming the pane's output (`pipe-pane -O` into a private
+    /// FIFO) and captures its screen in the same atomic tmux command list;
+    /// see [`PaneOutput`] for the ordering guarantee. A pane that is already
+    /// piped by anyone → [`BridgeError::AlreadyPiped`], and its pipe is left
+    /// as it was.
+    pub async fn open_output(&self, pane_id: &str) -> Result<PaneOutput> {
+        PaneOutput::open(self.clone(), pane_id).await
+    }
+
+    /// The attach snapshot (spec terminal-protocol §6 step 8). If
+    /// [`TmuxBridge::open_output`] was called for this pane and its snapshot
+    /// was not taken yet, that one is returned: it matches the stream
+    /// exactly. Otherwise a fresh capture (not synchronised with any stream).
+    pub async fn snapshot(&self, pane_id: &str) -> Result<Vec<u8>> {
+        if let Some(s) = lock(&self.inner.snapshots).remove(pane_id) {
+            return Ok(s);
+        }
+        let p = quote(pane_id);
+        let line = format!(
+            "capture-pane -e -p -t {p} ; display -p -t {p} {}",
+            quote(CURSOR_FORMAT)
+        );
+        let blocks = self.group(line).await?;
+        let [capture, cursor] = <[Block; 2]>::try_from(blocks).map_err(|b| {
+            let err = b.into_iter().find(|b| !b.ok).map(|b| b.text());
+            map_pane_error(pane_id, BridgeError::Tmux(err.unwrap_or_default()))
+        })?;
+        let capture = ok_block(capture).map_err(|e| map_pane_error(pane_id, e))?;
+        let cursor = CursorState::parse(first_line(&cursor)?.as_bytes())
+            .ok_or_else(|| BridgeError::Protocol("cursor state".into()))?;
+        Ok(build_snapshot(&capture.lines, cursor))
+    }
+
+    /// Kills a session. `target` is a session id (`$3`) or an exact name
+    /// (tmux's prefix matching is turned off with `=`).
+    pub async fn kill_session(&self, target: &str) -> Result<()> {
+        let t = if target.starts_with(['$', '@', '%', '=']) {
+            target.to_owned()
+        } else {
+            format!("={target}")
+        };
+        self.call(format!("kill-session -t {}", quote(&t))).await?;
+        Ok(())
+    }
+
+    /// Creates a detached session with tmux's default name and shell and
+    /// returns it as found in a fresh tree. Starts the server if none runs.
+    pub async fn create_session(&self) -> Result<Session> {
+        let line = "new-session -d -P -F '#{session_id}'".to_owned();
+        let id = match self.call(line).await {
+            Ok((block, _)) => first_line(&block)?,
+            Err(BridgeError::NoServer) => self.new_session_process().await?,
+            Err(e) => return Err(e),
+        };
+        let id = id.trim().to_owned();
+        self.list_sessions()
+            .await?
+            .into_iter()
+            .find(|s| s.id == id)
+            .ok_or_else(|| BridgeError::Protocol(format!("created session {id} not in the tree")))
+    }
+
+    /// `tmux new-session -d` as its own process: the only way to start a
+    /// server, as a control client needs a session to exist.
+    async fn new_session_process(&self) -> Result<String> {
+        let mut cmd = tmux_command(&self.spawn_args());
+        cmd.args(["new-session", "-d", "-P", "-F", "#{session_id}"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        self.inner.spawned.fetch_add(1, Ordering::SeqCst);
+        let timeout = self.inner.cfg.timeout;
+        let out = tokio::time::timeout(timeout, cmd.output())
+            .await
+            .map_err(|_| BridgeError::Timeout(timeout))??;
+        if !out.status.success() {
+            return Err(BridgeError::Tmux(
+                String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+
+    pub(crate) fn inner_timeout(&self) -> Duration {
+        self.inner.cfg.timeout
+    }
+
+    /// Queues a command without waiting (for `Drop`); false if not possible.
+    pub(crate) fn request_detached(&self, line: &str) -> bool {
+        match self.inner.control.try_lock() {
+            Ok(guard) => guard
+                .as_ref()
+                .filter(|c| c.alive())
+                .is_some_and(|c| c.request_detached(line)),
+            Err(_) => false,
+        }
+    }
+}
+
+/// The pending-snapshot map (pane id → snapshot taken with its pipe).
+pub(crate) fn lock_snapshots(bridge: &TmuxBridge) -> MutexGuard<'_, HashMap<String, Vec<u8>>> {
+    lock(&bridge.inner.snapshots)
+}
+
+/// Starts a control client whose exit triggers one immediate restart attempt.
+///
+/// Boxed: the exit callback spawns `restart`, which awaits this function
+/// again, and the box with its `Send` bound ends that type cycle.
+fn spawn_control(
+    inner: &Arc<Inner>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Arc<Control>>> + Send + '_>> {
+    Box::pin(spawn_control_inner(inner))
+}
+
+async fn spawn_control_inner(inner: &Arc<Inner>) -> Result<Arc<Control>> {
+    let weak: Weak<Inner> = Arc::downgrade(inner);
+    let args = SpawnArgs {
+        tmux: &inner.cfg.tmux_binary,
+        socket: &inner.cfg.socket_name,
+        config_file: inner.cfg.config_file.as_deref(),
+    };
+    inner.spawned.fetch_add(1, Ordering::SeqCst);
+    Control::spawn(
+        &args,
+        inner.notify.clone(),
+        Box::new(move |was_ready, reason| {
+            if !was_ready {
+                // A failed attach is reported to its caller, not broadcast.
+                return;
+            }
+            let Some(inner) = weak.upgrade() else {
+                return;
+            };
+            let _ = inner.notify.send(Notification::ControlExited { reason });
+            tokio::spawn(restart(inner));
+        }),
+    )
+    .await
+}
+
+/// One restart attempt after an exit, rate-limited.
+async fn restart(inner: Arc<Inner>) {
+    {
+        let mut r = lock(&inner.restarts);
+        let now = Instant::now();
+        while r
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > RESTART_WINDOW)
+        {
+            r.pop_front();
+        }
+        if r.len() >= MAX_RESTARTS {
+            tracing::warn!("tmux control client keeps exiting; restarting on demand only");
+            return;
+        }
+        r.push_back(now);
+    }
+    let mut guard = inner.control.lock().await;
+    if guard.as_ref().is_some_and(|c| c.alive()) {
+        // A caller already started a new one.
+        return;
+    }
+    *guard = None;
+    match tokio::time::timeout(inner.cfg.timeout, spawn_control(&inner)).await {
+        Ok(Ok(c)) => {
+            *guard = Some(c);
+            let _ = inner.notify.send(Notification::ControlRestarted);
+        }
+        Ok(Err(e)) => tracing::debug!(error = %e, "tmux control client not restarted"),
+        Err(_) => tracing::warn!("tmux control client restart timed out"),
+    }
+}

@@ -1,0 +1,149 @@
+//! Test harness: a real tmux server on a private socket per test, killed by a
+//! Drop guard even when the test fails, plus small wait helpers.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tmux_bridge::{BridgeConfig, PaneOutput, TmuxBridge};
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Upper bound for any wait in a test.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A tmux server (`tmux -L muxlink-test-…`) owned by one test.
+pub struct TmuxServer {
+    pub socket: String,
+}
+
+impl TmuxServer {
+    /// A unique socket; no server is started yet.
+    pub fn new(tag: &str) -> TmuxServer {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        TmuxServer {
+            socket: format!("muxlink-test-{}-{tag}-{n}", std::process::id()),
+        }
+    }
+
+    /// A unique socket with a first session `name` running `cmd` (or a shell).
+    pub fn with_session(tag: &str, name: &str, cmd: Option<&str>) -> TmuxServer {
+        let s = TmuxServer::new(tag);
+        s.new_session(name, cmd);
+        s
+    }
+
+    /// Runs `tmux -L socket -f /dev/null args…` and returns its output.
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .env_remove("TMUX")
+            .args(["-L", &self.socket, "-f", "/dev/null"])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Like `run` but asserts success and returns trimmed stdout.
+    pub fn tmux(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .trim_end_matches('\n')
+            .to_owned()
+    }
+
+    /// Creates a detached 80×24 session; returns its first pane id.
+    pub fn new_session(&self, name: &str, cmd: Option<&str>) -> String {
+        let mut args = vec![
+            "new-session",
+            "-d",
+            "-P",
+            "-F",
+            "#{pane_id}",
+            "-s",
+            name,
+            "-x",
+            "80",
+            "-y",
+            "24",
+        ];
+        if let Some(c) = cmd {
+            args.push(c);
+        }
+        let pane = self.tmux(&args);
+        self.tmux(&["set", "-g", "default-size", "80x24"]);
+        pane
+    }
+
+    /// `display -p -t target format`.
+    pub fn display(&self, target: &str, format: &str) -> String {
+        self.tmux(&["display", "-p", "-t", target, format])
+    }
+
+    /// A bridge on this socket that would start servers with `-f /dev/null`.
+    pub async fn bridge(&self) -> TmuxBridge {
+        let mut cfg = BridgeConfig::new(&self.socket);
+        cfg.config_file = Some("/dev/null".into());
+        TmuxBridge::start_with(cfg).await.unwrap()
+    }
+}
+
+impl Drop for TmuxServer {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+/// Reads the stream until `needle` appears in everything read so far
+/// (starting with `initial`); returns all bytes read. Panics after `WAIT`.
+pub async fn read_until(out: &mut PaneOutput, initial: &[u8], needle: &[u8]) -> Vec<u8> {
+    let mut all = initial.to_vec();
+    tokio::time::timeout(WAIT, async {
+        while !contains(&all, needle) {
+            match out.read().await.unwrap() {
+                Some(chunk) => all.extend(chunk),
+                None => panic!(
+                    "stream ended before {:?}; got {:?}",
+                    String::from_utf8_lossy(needle),
+                    String::from_utf8_lossy(&all)
+                ),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "timed out waiting for {:?}",
+            String::from_utf8_lossy(needle)
+        )
+    });
+    all
+}
+
+/// Reads until end of stream; returns the bytes.
+pub async fn read_to_end(out: &mut PaneOutput) -> Vec<u8> {
+    let mut all = Vec::new();
+    tokio::time::timeout(WAIT, async {
+        while let Some(chunk) = out.read().await.unwrap() {
+            all.extend(chunk);
+        }
+    })
+    .await
+    .expect("stream did not end");
+    all
+}
+
+pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// `tmux wait-for -S channel` from the test side (the pane waits on it).
+pub fn signal(server: &TmuxServer, channel: &str) {
+    server.tmux(&["wait-for", "-S", channel]);
+}
