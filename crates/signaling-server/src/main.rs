@@ -1,2 +1,132 @@
-//! Binary entry point.
-fn main() {}
+//! `muxlink-signaling-server`: parses flags / `MUXLINK_SERVER_*` env / an
+//! optional TOML file, starts the library server, prints the bound address
+//! and stops gracefully on SIGTERM or ctrl-c.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Parser;
+use signaling_server::{ConfigFile, Server, ServerConfig};
+
+/// The muxlink signaling server. Flags override env, env overrides the file.
+#[derive(Debug, Parser)]
+#[command(name = "muxlink-signaling-server", version)]
+struct Args {
+    /// TOML config file.
+    #[arg(long, env = "MUXLINK_SERVER_CONFIG")]
+    config: Option<PathBuf>,
+    /// Listen address.
+    #[arg(long, env = "MUXLINK_SERVER_BIND")]
+    bind: Option<SocketAddr>,
+    /// SQLite database file (default: in-memory, lost on exit).
+    #[arg(long, env = "MUXLINK_SERVER_DATABASE")]
+    database: Option<PathBuf>,
+    /// JWT signing secret (default: random per start, so tokens die with the process).
+    #[arg(long, env = "MUXLINK_SERVER_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    /// Request-signing secret shared with clients (empty: not checked).
+    #[arg(long, env = "MUXLINK_SERVER_HMAC_SECRET", hide_env_values = true)]
+    hmac_secret: Option<String>,
+    /// JWT lifetime in seconds.
+    #[arg(long, env = "MUXLINK_SERVER_JWT_LIFETIME_SECS")]
+    jwt_lifetime_secs: Option<u64>,
+    /// API version prefix ("" for none).
+    #[arg(long, env = "MUXLINK_SERVER_API_VERSION")]
+    api_version: Option<String>,
+    /// Pairing code lifetime in seconds.
+    #[arg(long, env = "MUXLINK_SERVER_PAIRING_TTL_SECS")]
+    pairing_ttl_secs: Option<u64>,
+    /// Idle socket timeout in seconds.
+    #[arg(long, env = "MUXLINK_SERVER_IDLE_TIMEOUT_SECS")]
+    idle_timeout_secs: Option<u64>,
+    /// Enable (true) or disable (false) rate limits.
+    #[arg(long, env = "MUXLINK_SERVER_RATE_LIMITS")]
+    rate_limits: Option<bool>,
+    /// Maximum open WebSockets in total.
+    #[arg(long, env = "MUXLINK_SERVER_MAX_SOCKETS")]
+    max_sockets: Option<usize>,
+    /// TURN/STUN URLs handed to clients (comma-separated).
+    #[arg(long, env = "MUXLINK_SERVER_TURN_URLS", value_delimiter = ',')]
+    turn_urls: Option<Vec<String>>,
+    /// TURN host: shorthand for stun:/turn: on 3478 and turns: on 5349.
+    #[arg(long, env = "MUXLINK_SERVER_TURN_HOST")]
+    turn_host: Option<String>,
+    /// Static TURN username.
+    #[arg(long, env = "MUXLINK_SERVER_TURN_USERNAME")]
+    turn_username: Option<String>,
+    /// Static TURN credential.
+    #[arg(long, env = "MUXLINK_SERVER_TURN_CREDENTIAL", hide_env_values = true)]
+    turn_credential: Option<String>,
+    /// TURN REST shared secret (time-limited credentials per request).
+    #[arg(long, env = "MUXLINK_SERVER_TURN_SECRET", hide_env_values = true)]
+    turn_secret: Option<String>,
+}
+
+fn build_config(args: Args) -> anyhow::Result<ServerConfig> {
+    let mut config = ServerConfig::default();
+    if let Some(path) = &args.config {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        ConfigFile::from_toml(&text)
+            .with_context(|| format!("parsing {}", path.display()))?
+            .apply(&mut config);
+    }
+    let overrides = ConfigFile {
+        bind: args.bind,
+        database: args.database,
+        jwt_secret: args.jwt_secret,
+        hmac_secret: args.hmac_secret,
+        jwt_lifetime_secs: args.jwt_lifetime_secs,
+        api_version: args.api_version,
+        pairing_ttl_secs: args.pairing_ttl_secs,
+        challenge_ttl_secs: None,
+        idle_timeout_secs: args.idle_timeout_secs,
+        rate_limits: args.rate_limits,
+        max_sockets_total: args.max_sockets,
+        turn_urls: args.turn_urls,
+        turn_host: args.turn_host,
+        turn_username: args.turn_username,
+        turn_credential: args.turn_credential,
+        turn_secret: args.turn_secret,
+        turn_ttl_secs: None,
+    };
+    overrides.apply(&mut config);
+    Ok(config)
+}
+
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = build_config(Args::parse())?;
+    let server = Server::start(config)
+        .await
+        .context("starting the signaling server")?;
+    // Scripts and tests read this line to find the port.
+    println!("listening on {}", server.url());
+    stop_signal().await;
+    tracing::info!("shutting down");
+    server.shutdown().await;
+    Ok(())
+}

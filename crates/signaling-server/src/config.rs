@@ -1,0 +1,311 @@
+//! Server configuration: the typed [`ServerConfig`] used by the library, and
+//! [`ConfigFile`], the optional TOML file layered under CLI flags and env.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use signaling_proto::consts;
+
+use crate::clock::Clock;
+
+/// A fixed-window rate limit: at most `max` requests per `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests allowed per window.
+    pub max: u32,
+    /// Window length.
+    pub window: Duration,
+}
+
+impl RateLimit {
+    const fn per(max: u32, secs: u64) -> RateLimit {
+        RateLimit {
+            max,
+            window: Duration::from_secs(secs),
+        }
+    }
+}
+
+/// Per-endpoint limits of signaling.md §9 (key: client IP before auth, device
+/// id for Bearer endpoints).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimits {
+    /// `false` turns every limit off (load tests).
+    pub enabled: bool,
+    /// `POST /auth/challenge`.
+    pub challenge: RateLimit,
+    /// `POST /auth/token`.
+    pub token: RateLimit,
+    /// `POST /auth/pair/initiate`.
+    pub pair_initiate: RateLimit,
+    /// `POST /auth/pair/complete`.
+    pub pair_complete: RateLimit,
+    /// `DELETE /auth/pairing`.
+    pub pairing: RateLimit,
+    /// `DELETE /auth/device`.
+    pub device: RateLimit,
+    /// `GET /turn/credentials`.
+    pub turn: RateLimit,
+    /// `GET /ws` upgrades.
+    pub ws: RateLimit,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits {
+            enabled: true,
+            challenge: RateLimit::per(30, 60),
+            token: RateLimit::per(30, 60),
+            pair_initiate: RateLimit::per(10, 60),
+            pair_complete: RateLimit::per(10, 60),
+            pairing: RateLimit::per(10, 60),
+            device: RateLimit::per(10, 60),
+            turn: RateLimit::per(20, 60),
+            ws: RateLimit::per(8, 10),
+        }
+    }
+}
+
+impl RateLimits {
+    /// All limits off.
+    pub fn disabled() -> RateLimits {
+        RateLimits {
+            enabled: false,
+            ..RateLimits::default()
+        }
+    }
+}
+
+/// Size and count bounds that keep memory bounded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest accepted WS text message in characters (larger → error + 1009).
+    pub max_ws_message: usize,
+    /// Frames above this many bytes are not even buffered (error + 1009).
+    pub max_ws_frame: usize,
+    /// Open sockets per device (the next one is closed with 1008).
+    pub max_sockets_per_device: usize,
+    /// Open sockets in total (further upgrades get 503).
+    pub max_sockets_total: usize,
+    /// Messages queued towards one socket before it is dropped as too slow.
+    pub outbound_queue: usize,
+    /// Nonces remembered by the request replay cache.
+    pub replay_cache: usize,
+    /// Outstanding challenges in total.
+    pub max_challenges: usize,
+    /// Outstanding challenges per device id (oldest dropped first).
+    pub max_challenges_per_device: usize,
+    /// Live pairing codes in total.
+    pub max_pairing_codes: usize,
+    /// Rate-limit windows tracked at once.
+    pub max_rate_keys: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_ws_message: consts::MAX_WS_MESSAGE,
+            max_ws_frame: 1 << 20,
+            max_sockets_per_device: consts::MAX_SOCKETS_PER_DEVICE,
+            max_sockets_total: 20_000,
+            outbound_queue: 64,
+            replay_cache: 100_000,
+            max_challenges: 100_000,
+            max_challenges_per_device: 8,
+            max_pairing_codes: 10_000,
+            max_rate_keys: 100_000,
+        }
+    }
+}
+
+/// TURN credentials handed out by `GET /turn/credentials`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TurnConfig {
+    /// `stun:`/`turn:`/`turns:` URLs returned to clients.
+    pub urls: Vec<String>,
+    /// Static username (ignored when `secret` is set).
+    pub username: String,
+    /// Static credential (ignored when `secret` is set).
+    pub credential: String,
+    /// TURN REST shared secret; when set, credentials are computed per request:
+    /// `username = "<expiry>:<deviceId>"`, `credential = base64(HMAC-SHA1)`.
+    pub secret: String,
+    /// Lifetime of computed credentials.
+    pub ttl: Duration,
+}
+
+impl TurnConfig {
+    /// The usual URL set for a TURN server at `host`: STUN and TURN on 3478,
+    /// TURNS on 5349.
+    pub fn rest_urls(host: &str) -> Vec<String> {
+        vec![
+            format!("stun:{host}:3478"),
+            format!("turn:{host}:3478"),
+            format!("turns:{host}:5349"),
+        ]
+    }
+}
+
+/// Everything [`crate::Server::start`] needs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Listen address (default `127.0.0.1:0`).
+    pub bind: SocketAddr,
+    /// SQLite file; `None` = in-memory database (lost on exit).
+    pub database: Option<PathBuf>,
+    /// HS256 key for JWTs; empty = 32 random bytes at start.
+    pub jwt_secret: Vec<u8>,
+    /// Request-signing secret; empty = signatures not checked.
+    pub hmac_secret: String,
+    /// JWT lifetime.
+    pub jwt_lifetime: Duration,
+    /// API version prefix (`v1`; empty = no prefix).
+    pub api_version: String,
+    /// Pairing code lifetime.
+    pub pairing_ttl: Duration,
+    /// Challenge nonce lifetime.
+    pub challenge_ttl: Duration,
+    /// Sockets silent this long are closed (1000).
+    pub idle_timeout: Duration,
+    /// Sockets not authenticated within this time are closed (4001).
+    pub auth_timeout: Duration,
+    /// Write deadline per outbound WS frame.
+    pub write_timeout: Duration,
+    /// TURN credentials.
+    pub turn: TurnConfig,
+    /// Rate limits.
+    pub rate_limits: RateLimits,
+    /// Memory bounds.
+    pub limits: Limits,
+    /// Time source (tests shift it).
+    pub clock: Clock,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database: None,
+            jwt_secret: Vec::new(),
+            hmac_secret: String::new(),
+            jwt_lifetime: consts::JWT_LIFETIME,
+            api_version: consts::DEFAULT_API_VERSION.to_owned(),
+            pairing_ttl: consts::PAIRING_TIMEOUT,
+            challenge_ttl: consts::CHALLENGE_TTL,
+            idle_timeout: consts::SERVER_IDLE_TIMEOUT,
+            auth_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(10),
+            turn: TurnConfig {
+                ttl: consts::TURN_CREDENTIAL_TTL,
+                ..TurnConfig::default()
+            },
+            rate_limits: RateLimits::default(),
+            limits: Limits::default(),
+            clock: Clock::system(),
+        }
+    }
+}
+
+/// The optional TOML file (every key optional; durations in seconds).
+///
+/// ```toml
+/// bind = "0.0.0.0:5000"
+/// database = "/var/lib/muxlink/signaling.db"
+/// jwt_secret = "..."
+/// hmac_secret = "..."
+/// jwt_lifetime_secs = 3600
+/// api_version = "v1"
+/// pairing_ttl_secs = 300
+/// idle_timeout_secs = 90
+/// rate_limits = true
+/// turn_urls = ["turn:turn.example.net:3478"]
+/// turn_host = "turn.example.net"
+/// turn_secret = "..."
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct ConfigFile {
+    pub bind: Option<SocketAddr>,
+    pub database: Option<PathBuf>,
+    pub jwt_secret: Option<String>,
+    pub hmac_secret: Option<String>,
+    pub jwt_lifetime_secs: Option<u64>,
+    pub api_version: Option<String>,
+    pub pairing_ttl_secs: Option<u64>,
+    pub challenge_ttl_secs: Option<u64>,
+    pub idle_timeout_secs: Option<u64>,
+    pub rate_limits: Option<bool>,
+    pub max_sockets_total: Option<usize>,
+    pub turn_urls: Option<Vec<String>>,
+    pub turn_host: Option<String>,
+    pub turn_username: Option<String>,
+    pub turn_credential: Option<String>,
+    pub turn_secret: Option<String>,
+    pub turn_ttl_secs: Option<u64>,
+}
+
+impl ConfigFile {
+    /// Parses TOML text.
+    pub fn from_toml(text: &str) -> Result<ConfigFile, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// Overwrites the fields of `config` that this file sets.
+    pub fn apply(self, config: &mut ServerConfig) {
+        let secs = Duration::from_secs;
+        if let Some(v) = self.bind {
+            config.bind = v;
+        }
+        if let Some(v) = self.database {
+            config.database = Some(v);
+        }
+        if let Some(v) = self.jwt_secret {
+            config.jwt_secret = v.into_bytes();
+        }
+        if let Some(v) = self.hmac_secret {
+            config.hmac_secret = v;
+        }
+        if let Some(v) = self.jwt_lifetime_secs {
+            config.jwt_lifetime = secs(v);
+        }
+        if let Some(v) = self.api_version {
+            config.api_version = v;
+        }
+        if let Some(v) = self.pairing_ttl_secs {
+            config.pairing_ttl = secs(v);
+        }
+        if let Some(v) = self.challenge_ttl_secs {
+            config.challenge_ttl = secs(v);
+        }
+        if let Some(v) = self.idle_timeout_secs {
+            config.idle_timeout = secs(v);
+        }
+        if let Some(v) = self.rate_limits {
+            config.rate_limits.enabled = v;
+        }
+        if let Some(v) = self.max_sockets_total {
+            config.limits.max_sockets_total = v;
+        }
+        if let Some(host) = self.turn_host {
+            config.turn.urls = TurnConfig::rest_urls(&host);
+        }
+        if let Some(v) = self.turn_urls {
+            config.turn.urls = v;
+        }
+        if let Some(v) = self.turn_username {
+            config.turn.username = v;
+        }
+        if let Some(v) = self.turn_credential {
+            config.turn.credential = v;
+        }
+        if let Some(v) = self.turn_secret {
+            config.turn.secret = v;
+        }
+        if let Some(v) = self.turn_ttl_secs {
+            config.turn.ttl = secs(v);
+        }
+    }
+}

@@ -1,0 +1,474 @@
+//! The HTTP routes of signaling.md §1 and pairing.md §2, the request-signing
+//! layer, and JSON error bodies for every failure.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, Mac as _};
+use serde::de::DeserializeOwned;
+use signaling_proto::consts::*;
+use signaling_proto::{
+    ChallengeRequest, ChallengeResponse, Claims, ErrorBody, HealthResponse, PairCompleteRequest,
+    PairCompleteResponse, PairInitiateRequest, PairInitiateResponse, RemovedResponse,
+    SignalingMessage, SigningError, TokenRequest, TokenResponse, TurnCredentials, api_path,
+    decode_public_key, device_id, is_valid_device_id, jwt_encode, jwt_verify, signal::kind,
+    validate_name, verify_challenge, verify_request,
+};
+
+use crate::api_error::ApiError;
+use crate::rate_limit::Endpoint;
+use crate::state::{AppState, lock};
+use crate::store::{Device, DeviceType};
+
+type St = State<Arc<AppState>>;
+type Peer = ConnectInfo<SocketAddr>;
+
+/// Builds the router for `state.config.api_version`.
+pub(crate) fn router(state: Arc<AppState>) -> Router {
+    let v = state.config.api_version.clone();
+    let p = |path: &str| api_path(&v, path);
+    let signed = Router::new()
+        .route(&p("/auth/challenge"), post(challenge))
+        .route(&p("/auth/token"), post(token))
+        .route(&p("/auth/pair/initiate"), post(pair_initiate))
+        .route(&p("/auth/pair/complete"), post(pair_complete))
+        .route(&p("/auth/pairing"), delete(unpair))
+        .route(&p("/auth/device"), delete(delete_device))
+        .route(&p("/turn/credentials"), get(turn_credentials))
+        .route(&p("/ws"), get(ws_upgrade))
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            require_signature,
+        ));
+    let mut app = signed.route("/", get(health)).route("/health", get(health));
+    if p("/health") != "/health" {
+        app = app.route(&p("/health"), get(health));
+    }
+    app.fallback(not_found)
+        .layer(middleware::map_response(json_errors))
+        .layer(DefaultBodyLimit::max(MAX_HTTP_BODY))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not found")
+}
+
+/// Gives framework-generated failures (405, 413, 415 …) the JSON body the
+/// spec requires, keeping their headers (e.g. `Allow`).
+async fn json_errors(resp: Response) -> Response {
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned());
+    let message = match text {
+        Some(t) if !t.is_empty() => t,
+        _ => status.canonical_reason().unwrap_or("error").to_lowercase(),
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    let body = serde_json::to_vec(&ErrorBody { error: message }).unwrap_or_default();
+    Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+/// signaling.md §5: headers checked in order, then the nonce replay cache.
+async fn require_signature(State(st): St, req: Request, next: Next) -> Response {
+    let secret = &st.config.hmac_secret;
+    if !secret.is_empty() {
+        let h = req.headers();
+        let get = |name: &str| h.get(name).and_then(|v| v.to_str().ok());
+        let now = st.now();
+        let checked = verify_request(
+            secret,
+            get(HEADER_TIMESTAMP),
+            get(HEADER_NONCE),
+            get(HEADER_SIGNATURE),
+            req.uri().path(),
+            now,
+        )
+        .and_then(|()| {
+            let nonce = get(HEADER_NONCE).unwrap_or_default();
+            if lock(&st.replay).check_and_insert(nonce, now) {
+                Ok(())
+            } else {
+                Err(SigningError::Replayed)
+            }
+        });
+        if let Err(e) = checked {
+            return ApiError::unauthorized(e.to_string()).into_response();
+        }
+    }
+    next.run(req).await
+}
+
+fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
+}
+
+fn bearer(st: &AppState, headers: &HeaderMap) -> Result<Claims, ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
+    jwt_verify(&st.jwt_secret, token, st.now())
+        .map_err(|e| ApiError::unauthorized(format!("invalid token: {e}")))
+}
+
+fn check_name(name: &Option<String>) -> Result<(), ApiError> {
+    match name {
+        Some(n) => validate_name(n).map_err(|e| ApiError::bad_request(e.to_string())),
+        None => Ok(()),
+    }
+}
+
+/// Decodes and cross-checks the identity keys of a pairing request.
+fn identity_keys(id: &str, ed: &str, x: &str) -> Result<[u8; 32], ApiError> {
+    let key =
+        decode_public_key(ed).map_err(|_| ApiError::bad_request("invalid ed25519PublicKey"))?;
+    decode_public_key(x).map_err(|_| ApiError::bad_request("invalid x25519PublicKey"))?;
+    if device_id(&key) != id {
+        return Err(ApiError::bad_request(
+            "deviceId does not match ed25519PublicKey",
+        ));
+    }
+    Ok(key)
+}
+
+fn consume_challenge(st: &AppState, id: &str, nonce: &str) -> Result<(), ApiError> {
+    let now = st.now();
+    lock(&st.challenges)
+        .consume(id, nonce, now)
+        .map_err(|_| ApiError::unauthorized("invalid or expired challenge"))
+}
+
+async fn health(State(st): St) -> Json<HealthResponse> {
+    Json(HealthResponse {
+        status: "ok".to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        timestamp: st.now(),
+    })
+}
+
+async fn challenge(
+    State(st): St,
+    ConnectInfo(peer): Peer,
+    body: Bytes,
+) -> Result<Json<ChallengeResponse>, ApiError> {
+    st.rate(Endpoint::Challenge, &peer.ip().to_string())?;
+    let req: ChallengeRequest = parse_body(&body)?;
+    if !is_valid_device_id(&req.device_id) {
+        return Err(ApiError::bad_request("invalid deviceId"));
+    }
+    let (now, ttl) = (st.now(), secs(st.config.challenge_ttl));
+    let nonce = lock(&st.challenges)
+        .issue(&req.device_id, now, ttl)
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many pending challenges",
+            )
+        })?;
+    Ok(Json(ChallengeResponse { nonce }))
+}
+
+fn secs(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+async fn token(
+    State(st): St,
+    ConnectInfo(peer): Peer,
+    body: Bytes,
+) -> Result<Json<TokenResponse>, ApiError> {
+    st.rate(Endpoint::Token, &peer.ip().to_string())?;
+    let req: TokenRequest = parse_body(&body)?;
+    if !is_valid_device_id(&req.device_id) {
+        return Err(ApiError::bad_request("invalid deviceId"));
+    }
+    consume_challenge(&st, &req.device_id, &req.nonce)?;
+    let id = req.device_id.clone();
+    let device = st
+        .db
+        .call(move |s| s.device(&id))
+        .await?
+        .ok_or_else(|| ApiError::unauthorized(ERR_UNKNOWN_DEVICE))?;
+    verify_challenge(
+        &device.public_key,
+        &req.device_id,
+        &req.nonce,
+        &req.signature,
+    )
+    .map_err(|_| ApiError::unauthorized("invalid signature"))?;
+    let claims = Claims::new(
+        &device.id,
+        device.device_type.as_str(),
+        st.now(),
+        secs(st.config.jwt_lifetime),
+    );
+    Ok(Json(TokenResponse {
+        token: jwt_encode(&st.jwt_secret, &claims),
+    }))
+}
+
+async fn pair_initiate(
+    State(st): St,
+    ConnectInfo(peer): Peer,
+    body: Bytes,
+) -> Result<Json<PairInitiateResponse>, ApiError> {
+    st.rate(Endpoint::PairInitiate, &peer.ip().to_string())?;
+    let req: PairInitiateRequest = parse_body(&body)?;
+    let key = identity_keys(
+        &req.device_id,
+        &req.ed25519_public_key,
+        &req.x25519_public_key,
+    )?;
+    check_name(&req.name)?;
+    consume_challenge(&st, &req.device_id, &req.nonce)?;
+    let id = req.device_id.clone();
+    let existing = st.db.call(move |s| s.device(&id)).await?;
+    // The device id is derived from the key, so a stored key equals the body key.
+    let verify_key = existing.as_ref().map_or(key, |d| d.public_key);
+    verify_challenge(&verify_key, &req.device_id, &req.nonce, &req.signature)
+        .map_err(|_| ApiError::unauthorized("invalid signature"))?;
+    if existing
+        .as_ref()
+        .is_some_and(|d| d.device_type != DeviceType::Host)
+    {
+        return Err(ApiError::new(StatusCode::CONFLICT, "device type conflict"));
+    }
+    let host = Device {
+        id: req.device_id.clone(),
+        device_type: DeviceType::Host,
+        public_key: key,
+        name: req.name.clone().unwrap_or_default(),
+    };
+    let host_name = if host.name.is_empty() {
+        existing.map(|d| d.name).unwrap_or_default()
+    } else {
+        host.name.clone()
+    };
+    st.db.call(move |s| s.upsert_device(&host)).await?;
+    let (now, ttl) = (st.now(), secs(st.config.pairing_ttl));
+    let code = lock(&st.codes)
+        .create(&req.device_id, &req.x25519_public_key, &host_name, now, ttl)
+        .ok_or_else(|| {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too many pending pairings")
+        })?;
+    tracing::info!(host = %req.device_id, "pairing initiated");
+    Ok(Json(PairInitiateResponse { pairing_code: code }))
+}
+
+async fn pair_complete(
+    State(st): St,
+    ConnectInfo(peer): Peer,
+    body: Bytes,
+) -> Result<Json<PairCompleteResponse>, ApiError> {
+    st.rate(Endpoint::PairComplete, &peer.ip().to_string())?;
+    let req: PairCompleteRequest = parse_body(&body)?;
+    let key = identity_keys(
+        &req.device_id,
+        &req.ed25519_public_key,
+        &req.x25519_public_key,
+    )?;
+    check_name(&req.name)?;
+    consume_challenge(&st, &req.device_id, &req.nonce)?;
+    verify_challenge(&key, &req.device_id, &req.nonce, &req.signature)
+        .map_err(|_| ApiError::unauthorized("invalid signature"))?;
+    let id = req.device_id.clone();
+    // Check the type before burning the code, so a conflict leaves it usable.
+    if st
+        .db
+        .call(move |s| s.device(&id))
+        .await?
+        .is_some_and(|d| d.device_type != DeviceType::Mobile)
+    {
+        return Err(ApiError::new(StatusCode::CONFLICT, "device type conflict"));
+    }
+    let now = st.now();
+    let code = req.pairing_code.trim().to_ascii_uppercase();
+    let pending = lock(&st.codes)
+        .redeem(&code, now)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, ERR_INVALID_PAIRING_CODE))?;
+    let mobile = Device {
+        id: req.device_id.clone(),
+        device_type: DeviceType::Mobile,
+        public_key: key,
+        name: req.name.clone().unwrap_or_default(),
+    };
+    let host_id = pending.host_id.clone();
+    let replaced = st
+        .db
+        .call(move |s| s.complete_pairing(&host_id, &mobile, now))
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::NotFound => {
+                ApiError::new(StatusCode::NOT_FOUND, ERR_INVALID_PAIRING_CODE)
+            }
+            other => other.into(),
+        })?;
+    if let Some(old) = replaced {
+        let notice = SignalingMessage {
+            reason: UNPAIR_REPLACED.to_owned(),
+            host_device_id: pending.host_id.clone(),
+            host_name: pending.host_name.clone(),
+            ..SignalingMessage::new(kind::DEVICE_UNPAIRED)
+        };
+        st.hub.send(&old, &notice);
+    }
+    let done = SignalingMessage {
+        mobile_device_id: req.device_id.clone(),
+        mobile_x25519_public_key: req.x25519_public_key.clone(),
+        mobile_name: req.name.clone().unwrap_or_default(),
+        ..SignalingMessage::new(kind::PAIR_COMPLETE)
+    };
+    st.hub.send(&pending.host_id, &done);
+    tracing::info!(host = %pending.host_id, mobile = %req.device_id, "pairing completed");
+    Ok(Json(PairCompleteResponse {
+        host_x25519_public_key: pending.host_x25519_public_key,
+        host_device_id: pending.host_id,
+        host_name: pending.host_name,
+    }))
+}
+
+/// Tells each mobile of `pairings` whose host is `host_id` that it was unpaired.
+fn notify_unpaired(
+    st: &AppState,
+    host: Option<&Device>,
+    pairings: &[crate::store::Pairing],
+    reason: &str,
+) {
+    let Some(host) = host else { return };
+    for p in pairings.iter().filter(|p| p.host_id == host.id) {
+        let notice = SignalingMessage {
+            reason: reason.to_owned(),
+            host_device_id: host.id.clone(),
+            host_name: host.name.clone(),
+            ..SignalingMessage::new(kind::DEVICE_UNPAIRED)
+        };
+        st.hub.send(&p.mobile_id, &notice);
+    }
+}
+
+async fn unpair(State(st): St, headers: HeaderMap) -> Result<Json<RemovedResponse>, ApiError> {
+    let claims = bearer(&st, &headers)?;
+    st.rate(Endpoint::Pairing, &claims.device_id)?;
+    let id = claims.device_id.clone();
+    let (device, removed) = st
+        .db
+        .call(move |s| Ok((s.device(&id)?, s.remove_pairings(&id)?)))
+        .await?;
+    notify_unpaired(&st, device.as_ref(), &removed, UNPAIR_HOST_UNPAIRED);
+    Ok(Json(RemovedResponse {
+        removed: !removed.is_empty(),
+    }))
+}
+
+async fn delete_device(
+    State(st): St,
+    headers: HeaderMap,
+) -> Result<Json<RemovedResponse>, ApiError> {
+    let claims = bearer(&st, &headers)?;
+    st.rate(Endpoint::Device, &claims.device_id)?;
+    let id = claims.device_id.clone();
+    let (device, removed) = st
+        .db
+        .call(move |s| Ok((s.device(&id)?, s.delete_device(&id)?)))
+        .await?;
+    notify_unpaired(
+        &st,
+        device.as_ref(),
+        removed.as_deref().unwrap_or_default(),
+        UNPAIR_HOST_UNINSTALLED,
+    );
+    lock(&st.codes).cancel_host(&claims.device_id);
+    st.hub
+        .kill_device(&claims.device_id, CLOSE_DEVICE_NOT_FOUND, "device deleted");
+    Ok(Json(RemovedResponse {
+        removed: removed.is_some(),
+    }))
+}
+
+async fn turn_credentials(
+    State(st): St,
+    headers: HeaderMap,
+) -> Result<Json<TurnCredentials>, ApiError> {
+    let claims = bearer(&st, &headers)?;
+    st.rate(Endpoint::Turn, &claims.device_id)?;
+    let turn = &st.config.turn;
+    if turn.secret.is_empty() {
+        return Ok(Json(TurnCredentials {
+            urls: turn.urls.clone(),
+            username: turn.username.clone(),
+            credential: turn.credential.clone(),
+        }));
+    }
+    let username = format!(
+        "{}:{}",
+        st.now().saturating_add(secs(turn.ttl)),
+        claims.device_id
+    );
+    let mut mac = <Hmac<sha1::Sha1> as hmac::Mac>::new_from_slice(turn.secret.as_bytes())
+        .map_err(|_| ApiError::new(StatusCode::BAD_GATEWAY, "turn credentials unavailable"))?;
+    mac.update(username.as_bytes());
+    let credential = STANDARD.encode(mac.finalize().into_bytes());
+    Ok(Json(TurnCredentials {
+        urls: turn.urls.clone(),
+        username,
+        credential,
+    }))
+}
+
+async fn ws_upgrade(
+    State(st): St,
+    ConnectInfo(peer): Peer,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let Ok(upgrade) = upgrade else {
+        return ApiError::new(StatusCode::UPGRADE_REQUIRED, "websocket upgrade required")
+            .into_response();
+    };
+    if let Err(e) = st.rate(Endpoint::Ws, &peer.ip().to_string()) {
+        return e.into_response();
+    }
+    let Ok(permit) = Arc::clone(&st.sockets).try_acquire_owned() else {
+        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too many connections")
+            .into_response();
+    };
+    let frame = st.config.limits.max_ws_frame.max(MAX_WS_MESSAGE * 4);
+    upgrade
+        // Small initial buffers keep idle sockets cheap; they grow per message.
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_write_buffer_size(1 << 20)
+        .max_message_size(frame)
+        .max_frame_size(frame)
+        .on_upgrade(move |socket| crate::ws::serve_socket(st, socket, permit))
+}

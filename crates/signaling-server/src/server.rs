@@ -1,0 +1,166 @@
+//! `Server::start`: opens storage, binds, serves HTTP + WebSocket until
+//! `RunningServer::shutdown`.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::RngCore as _;
+use signaling_proto::consts::REPLAY_WINDOW_SECS;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::challenges::Challenges;
+use crate::config::ServerConfig;
+use crate::hub::Hub;
+use crate::pairing_codes::PairingCodes;
+use crate::rate_limit::RateLimiter;
+use crate::replay::ReplayCache;
+use crate::sqlite::SqliteStore;
+use crate::state::AppState;
+use crate::store::{Db, Store, StoreError};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The database could not be opened or initialised.
+    #[error("cannot open database: {0}")]
+    Store(#[from] StoreError),
+    /// The listen address could not be bound.
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        /// Requested address.
+        addr: SocketAddr,
+        /// OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Entry point of the library.
+pub struct Server;
+
+impl Server {
+    /// Opens the configured SQLite database (or an in-memory one), binds and
+    /// starts serving on the current tokio runtime.
+    pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
+        let store: Arc<dyn Store> = match config.database.clone() {
+            Some(path) => Arc::new(
+                tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+                    .await
+                    .map_err(|_| StoreError::Task)??,
+            ),
+            None => Arc::new(SqliteStore::in_memory()?),
+        };
+        Self::start_with_store(config, store).await
+    }
+
+    /// Like [`Server::start`] with a caller-provided store (another backend).
+    pub async fn start_with_store(
+        config: ServerConfig,
+        store: Arc<dyn Store>,
+    ) -> Result<RunningServer, StartError> {
+        let listener = tokio::net::TcpListener::bind(config.bind)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: config.bind,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.bind,
+            source,
+        })?;
+        let mut jwt_secret = config.jwt_secret.clone();
+        if jwt_secret.is_empty() {
+            jwt_secret = vec![0u8; 32];
+            rand::rngs::OsRng.fill_bytes(&mut jwt_secret);
+        }
+        let limits = config.limits.clone();
+        let shutdown = CancellationToken::new();
+        let state = Arc::new(AppState {
+            jwt_secret,
+            db: Db::new(store),
+            hub: Hub::default(),
+            challenges: Mutex::new(Challenges::new(
+                limits.max_challenges,
+                limits.max_challenges_per_device,
+            )),
+            codes: Mutex::new(PairingCodes::new(limits.max_pairing_codes)),
+            replay: Mutex::new(ReplayCache::new(REPLAY_WINDOW_SECS, limits.replay_cache)),
+            limiter: Mutex::new(RateLimiter::new(
+                config.rate_limits.clone(),
+                limits.max_rate_keys,
+            )),
+            sockets: Arc::new(Semaphore::new(limits.max_sockets_total)),
+            shutdown: shutdown.clone(),
+            config,
+        });
+        let app = crate::http_api::router(Arc::clone(&state));
+        let serve_shutdown = shutdown.clone();
+        let task = tokio::spawn(async move {
+            let served = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(serve_shutdown.cancelled_owned())
+            .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "server stopped with an error");
+            }
+        });
+        let sweeper = tokio::spawn(sweep_loop(Arc::clone(&state)));
+        tracing::info!(%local_addr, version = %state.config.api_version, "signaling server listening");
+        Ok(RunningServer {
+            local_addr,
+            shutdown,
+            task,
+            sweeper,
+            state,
+        })
+    }
+}
+
+async fn sweep_loop(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            _ = tick.tick() => state.sweep(),
+        }
+    }
+}
+
+/// A started server.
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: JoinHandle<()>,
+    sweeper: JoinHandle<()>,
+    state: Arc<AppState>,
+}
+
+impl RunningServer {
+    /// The bound address (the real port when configured with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Bare base URL, e.g. `http://127.0.0.1:PORT` (no API version).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.local_addr)
+    }
+
+    /// Authenticated WebSocket connections right now.
+    pub fn socket_count(&self) -> usize {
+        self.state.hub.socket_count()
+    }
+
+    /// Closes every socket (1001) and stops serving; waits at most 10 s.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+        let _ = self.sweeper.await;
+        tracing::info!("signaling server stopped");
+    }
+}

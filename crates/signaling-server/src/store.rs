@@ -1,0 +1,129 @@
+//! Persistent state behind a small synchronous trait (devices and pairings),
+//! plus [`Db`], which runs those blocking calls off the async executor.
+
+use std::sync::Arc;
+
+use signaling_proto::consts::{DEVICE_TYPE_HOST, DEVICE_TYPE_MOBILE};
+
+/// `host` or `mobile`; fixed at first registration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeviceType {
+    /// A computer running the agent.
+    Host,
+    /// A phone.
+    Mobile,
+}
+
+impl DeviceType {
+    /// Wire and database spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceType::Host => DEVICE_TYPE_HOST,
+            DeviceType::Mobile => DEVICE_TYPE_MOBILE,
+        }
+    }
+
+    /// Parses the wire spelling.
+    pub fn parse(s: &str) -> Option<DeviceType> {
+        match s {
+            DEVICE_TYPE_HOST => Some(DeviceType::Host),
+            DEVICE_TYPE_MOBILE => Some(DeviceType::Mobile),
+            _ => None,
+        }
+    }
+}
+
+/// A registered device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// 32 lowercase hex chars derived from `public_key`.
+    pub id: String,
+    /// Host or mobile.
+    pub device_type: DeviceType,
+    /// Raw Ed25519 public key.
+    pub public_key: [u8; 32],
+    /// Display name ("" when unknown).
+    pub name: String,
+}
+
+/// A host ↔ mobile pairing (one mobile per host).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pairing {
+    /// Host id.
+    pub host_id: String,
+    /// Mobile id.
+    pub mobile_id: String,
+}
+
+/// Storage failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The device exists with the other device type.
+    #[error("device type conflict")]
+    TypeConflict,
+    /// A referenced device does not exist.
+    #[error("device not found")]
+    NotFound,
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(String),
+    /// The blocking task running the call was lost.
+    #[error("storage task failed")]
+    Task,
+}
+
+/// Devices and pairings. Implementations are synchronous and may block; every
+/// multi-step write is one transaction.
+pub trait Store: Send + Sync + 'static {
+    /// Looks a device up.
+    fn device(&self, id: &str) -> Result<Option<Device>, StoreError>;
+    /// Inserts the device, or updates its name (when non-empty) if it exists
+    /// with the same type; [`StoreError::TypeConflict`] otherwise.
+    fn upsert_device(&self, device: &Device) -> Result<(), StoreError>;
+    /// Sets a device's name.
+    fn set_name(&self, id: &str, name: &str) -> Result<(), StoreError>;
+    /// Deletes a device and its pairings; returns the removed pairings, or
+    /// `None` when the device did not exist.
+    fn delete_device(&self, id: &str) -> Result<Option<Vec<Pairing>>, StoreError>;
+    /// In one transaction: upserts `mobile`, drops the host's earlier pairing
+    /// and pairs the host with `mobile`. Returns the replaced mobile id, if
+    /// it differs from the new one.
+    fn complete_pairing(
+        &self,
+        host_id: &str,
+        mobile: &Device,
+        now_unix: i64,
+    ) -> Result<Option<String>, StoreError>;
+    /// Removes every pairing `device_id` takes part in; returns them.
+    fn remove_pairings(&self, device_id: &str) -> Result<Vec<Pairing>, StoreError>;
+    /// The mobile paired with `host_id`.
+    fn paired_mobile(&self, host_id: &str) -> Result<Option<String>, StoreError>;
+    /// The hosts paired with `mobile_id`.
+    fn paired_hosts(&self, mobile_id: &str) -> Result<Vec<String>, StoreError>;
+    /// True when `a` and `b` are paired with each other (either order).
+    fn is_paired(&self, a: &str, b: &str) -> Result<bool, StoreError>;
+}
+
+/// Async handle to a [`Store`]: each call runs on tokio's blocking pool.
+#[derive(Clone)]
+pub struct Db(Arc<dyn Store>);
+
+impl Db {
+    /// Wraps a store.
+    pub fn new(store: Arc<dyn Store>) -> Db {
+        Db(store)
+    }
+
+    /// Runs `f` against the store on a blocking thread.
+    pub async fn call<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&dyn Store) -> Result<R, StoreError> + Send + 'static,
+    {
+        let store = Arc::clone(&self.0);
+        tokio::task::spawn_blocking(move || f(&*store))
+            .await
+            .map_err(|_| StoreError::Task)?
+    }
+}

@@ -1,0 +1,388 @@
+//! One WebSocket connection: auth, presence, relay between paired devices,
+//! idle reaping and size limits (signaling.md §6–§7). A reader loop decides;
+//! a writer task drains the socket's bounded outbound queue.
+
+use std::sync::Arc;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt as _, StreamExt as _};
+use signaling_proto::consts::*;
+use signaling_proto::signal::kind;
+use signaling_proto::{
+    ProtoError, SignalingMessage, is_valid_device_id, jwt_verify, validate_name,
+};
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep_until, timeout};
+
+use crate::hub::{Kill, Outbound, SocketHandle};
+use crate::state::AppState;
+use crate::store::DeviceType;
+
+static NEXT_SOCKET_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// A close the server initiates: code and reason.
+type CloseWith = (u16, &'static str);
+
+struct Authed {
+    device_id: String,
+    device_type: DeviceType,
+}
+
+struct Conn {
+    st: Arc<AppState>,
+    handle: SocketHandle,
+    auth: Option<Authed>,
+}
+
+/// Runs one upgraded socket to completion.
+pub(crate) async fn serve_socket(
+    st: Arc<AppState>,
+    socket: WebSocket,
+    _permit: OwnedSemaphorePermit,
+) {
+    let (sink, mut stream) = socket.split();
+    let (tx, rx) = mpsc::channel(st.config.limits.outbound_queue.max(4));
+    let writer = tokio::spawn(write_loop(sink, rx, st.config.write_timeout));
+    let id = NEXT_SOCKET_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let handle = SocketHandle {
+        id,
+        tx,
+        kill: Arc::new(Kill::default()),
+    };
+    let mut conn = Conn {
+        st,
+        handle,
+        auth: None,
+    };
+    let close = conn.read_loop(&mut stream).await;
+    conn.finish(close, writer).await;
+}
+
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut rx: mpsc::Receiver<Outbound>,
+    write_timeout: std::time::Duration,
+) {
+    while let Some(out) = rx.recv().await {
+        let (msg, last) = match out {
+            Outbound::Text(t) => (Message::Text(t), false),
+            Outbound::Close(code, reason) => (
+                Message::Close(Some(CloseFrame {
+                    code,
+                    reason: Utf8Bytes::from_static(reason),
+                })),
+                true,
+            ),
+        };
+        if !matches!(timeout(write_timeout, sink.send(msg)).await, Ok(Ok(()))) || last {
+            break;
+        }
+    }
+    let _ = timeout(write_timeout, sink.close()).await;
+}
+
+/// True for the read error tungstenite reports when a frame exceeds the
+/// configured maximum (its type is not re-exported by axum).
+fn is_too_large(e: &axum::Error) -> bool {
+    let text = e.to_string();
+    text.contains("Message too long") || text.contains("Space limit exceeded")
+}
+
+impl Conn {
+    /// Reads until the peer leaves (`None`) or the server decides to close.
+    async fn read_loop(&mut self, stream: &mut SplitStream<WebSocket>) -> Option<CloseWith> {
+        let cfg = &self.st.config;
+        let (idle, auth_deadline) = (cfg.idle_timeout, Instant::now() + cfg.auth_timeout);
+        let kill = Arc::clone(&self.handle.kill);
+        let shutdown = self.st.shutdown.clone();
+        let mut last_seen = Instant::now();
+        loop {
+            let authed = self.auth.is_some();
+            let deadline = if authed {
+                last_seen + idle
+            } else {
+                (last_seen + idle).min(auth_deadline)
+            };
+            let frame = tokio::select! {
+                _ = shutdown.cancelled() => return Some((1001, "server shutting down")),
+                reason = kill.fired() => return Some(reason),
+                _ = sleep_until(deadline) => {
+                    return if authed || last_seen + idle <= Instant::now() {
+                        Some((CLOSE_IDLE, "idle timeout"))
+                    } else {
+                        self.error("Authentication timeout");
+                        Some((CLOSE_AUTH_FAILED, "authentication timeout"))
+                    };
+                }
+                frame = stream.next() => frame,
+            };
+            last_seen = Instant::now();
+            match frame {
+                None | Some(Ok(Message::Close(_))) => return None,
+                Some(Err(e)) if is_too_large(&e) => {
+                    self.error(ERR_MESSAGE_TOO_LARGE);
+                    return Some((CLOSE_MESSAGE_TOO_LARGE, "message too large"));
+                }
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "websocket read failed");
+                    return None;
+                }
+                Some(Ok(Message::Text(text))) => {
+                    if let Some(close) = self.on_text(text.as_str()).await {
+                        return Some(close);
+                    }
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    self.error("Binary messages are not supported");
+                    return Some((1003, "binary messages are not supported"));
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            }
+        }
+    }
+
+    /// Queues a message to this socket (a full queue closes it).
+    fn reply(&self, msg: &SignalingMessage) {
+        self.handle.push(Utf8Bytes::from(msg.to_json()));
+    }
+
+    fn error(&self, text: &str) {
+        self.reply(&SignalingMessage::error(text));
+    }
+
+    async fn on_text(&mut self, text: &str) -> Option<CloseWith> {
+        let msg = match SignalingMessage::parse(text) {
+            Ok(m) => m,
+            Err(ProtoError::MessageTooLarge { .. }) => {
+                self.error(ERR_MESSAGE_TOO_LARGE);
+                return Some((CLOSE_MESSAGE_TOO_LARGE, "message too large"));
+            }
+            Err(_) => {
+                self.error("Invalid message format");
+                return Some((1007, "invalid message format"));
+            }
+        };
+        if msg.kind == kind::AUTH {
+            return self.on_auth(msg).await;
+        }
+        let Some(auth) = &self.auth else {
+            self.error(ERR_NOT_AUTHENTICATED);
+            return None;
+        };
+        let me = auth.device_id.clone();
+        match msg.kind.as_str() {
+            kind::PRESENCE => self.reply(&SignalingMessage::new(kind::PRESENCE_ACK)),
+            kind::CONNECT_REQUEST
+            | kind::SDP_OFFER
+            | kind::SDP_ANSWER
+            | kind::ICE_CANDIDATE
+            | kind::CONNECTION_REJECTED => self.relay(me, msg).await,
+            other => {
+                let shown: String = other.chars().take(64).collect();
+                self.error(&format!("Unknown message type: {shown}"));
+            }
+        }
+        None
+    }
+
+    async fn on_auth(&mut self, msg: SignalingMessage) -> Option<CloseWith> {
+        if msg.token.is_empty() {
+            self.error("Missing token");
+            return Some((CLOSE_AUTH_FAILED, "missing token"));
+        }
+        let Ok(claims) = jwt_verify(&self.st.jwt_secret, &msg.token, self.st.now()) else {
+            self.error("Invalid token");
+            return Some((CLOSE_AUTH_FAILED, "invalid token"));
+        };
+        if let Some(auth) = &self.auth {
+            // Re-auth on an open socket (token refresh) is fine for the same device.
+            if auth.device_id == claims.device_id {
+                self.reply(&auth_ok());
+            } else {
+                self.error("Already authenticated");
+            }
+            return None;
+        }
+        let id = claims.device_id.clone();
+        let device = match self.st.db.call(move |s| s.device(&id)).await {
+            Ok(Some(d)) => d,
+            Ok(None) => {
+                self.error("Device not found");
+                return Some((CLOSE_DEVICE_NOT_FOUND, "device not found"));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "device lookup failed");
+                self.error("Internal error");
+                return Some((CLOSE_SOCKET_ERROR, "internal error"));
+            }
+        };
+        if device.device_type.as_str() != claims.device_type {
+            self.error("Invalid token");
+            return Some((CLOSE_AUTH_FAILED, "invalid token"));
+        }
+        let max = self.st.config.limits.max_sockets_per_device;
+        if !self.st.hub.register(&device.id, self.handle.clone(), max) {
+            self.error("Too many connections");
+            return Some((
+                CLOSE_TOO_MANY_SOCKETS,
+                "too many connections for this device",
+            ));
+        }
+        self.auth = Some(Authed {
+            device_id: device.id.clone(),
+            device_type: device.device_type,
+        });
+        self.reply(&auth_ok());
+        let new_name =
+            (!msg.name.is_empty() && msg.name != device.name && validate_name(&msg.name).is_ok())
+                .then(|| msg.name.clone());
+        self.announce(device, new_name).await;
+        None
+    }
+
+    /// Presence side effects of a successful auth: name update, `host_online`
+    /// to the paired mobile, or the online-hosts snapshot to a mobile.
+    async fn announce(&self, device: crate::store::Device, new_name: Option<String>) {
+        let id = device.id.clone();
+        let name = new_name.clone().unwrap_or_else(|| device.name.clone());
+        let device_type = device.device_type;
+        let looked_up = self
+            .st
+            .db
+            .call(move |s| {
+                if let Some(n) = &new_name {
+                    s.set_name(&id, n)?;
+                }
+                let peers = match device_type {
+                    DeviceType::Host => s.paired_mobile(&id)?.into_iter().collect::<Vec<_>>(),
+                    DeviceType::Mobile => s.paired_hosts(&id)?,
+                };
+                let mut named = Vec::with_capacity(peers.len());
+                for p in peers {
+                    let peer_name = s.device(&p)?.map(|d| d.name).unwrap_or_default();
+                    named.push((p, peer_name));
+                }
+                Ok(named)
+            })
+            .await;
+        let peers = match looked_up {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "presence lookup failed");
+                return;
+            }
+        };
+        let renamed = name != device.name;
+        for (peer, peer_name) in peers {
+            match device_type {
+                DeviceType::Host => {
+                    let online = SignalingMessage {
+                        device_id: device.id.clone(),
+                        name: name.clone(),
+                        ..SignalingMessage::new(kind::HOST_ONLINE)
+                    };
+                    self.st.hub.send(&peer, &online);
+                }
+                DeviceType::Mobile => {
+                    if renamed {
+                        let update = SignalingMessage {
+                            device_id: device.id.clone(),
+                            name: name.clone(),
+                            ..SignalingMessage::new(kind::MOBILE_NAME_UPDATED)
+                        };
+                        self.st.hub.send(&peer, &update);
+                    }
+                    if self.st.hub.is_online(&peer) {
+                        self.reply(&SignalingMessage {
+                            device_id: peer,
+                            name: peer_name,
+                            ..SignalingMessage::new(kind::HOST_ONLINE)
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Relays between paired devices only, with the sender's id as
+    /// `targetDeviceId` and only the fields signaling.md §6 allows.
+    async fn relay(&self, me: String, msg: SignalingMessage) {
+        let target = msg.target_device_id.clone();
+        let is_connect = msg.kind == kind::CONNECT_REQUEST;
+        let paired = is_valid_device_id(&target) && {
+            let (a, b) = (me.clone(), target.clone());
+            self.st
+                .db
+                .call(move |s| s.is_paired(&a, &b))
+                .await
+                .unwrap_or(false)
+        };
+        if !paired {
+            if is_connect {
+                self.reply(&SignalingMessage {
+                    target_device_id: target,
+                    reason: REASON_NOT_PAIRED.to_owned(),
+                    ..SignalingMessage::new(kind::CONNECTION_REJECTED)
+                });
+            }
+            return;
+        }
+        let forward = if is_connect {
+            SignalingMessage {
+                target_device_id: me,
+                ..SignalingMessage::new(kind::CONNECT_REQUEST)
+            }
+        } else {
+            SignalingMessage {
+                target_device_id: me,
+                sdp: msg.sdp,
+                candidate: msg.candidate,
+                sdp_mid: msg.sdp_mid,
+                sdp_m_line_index: msg.sdp_m_line_index,
+                reason: msg.reason,
+                ..SignalingMessage::new(&msg.kind)
+            }
+        };
+        if !self.st.hub.send(&target, &forward) && is_connect {
+            self.reply(&SignalingMessage {
+                device_id: target,
+                ..SignalingMessage::new(kind::HOST_OFFLINE)
+            });
+        }
+    }
+
+    /// Unregisters, announces `host_offline` if this was the host's last
+    /// socket, sends the close frame and waits (bounded) for the writer.
+    async fn finish(self, close: Option<CloseWith>, mut writer: JoinHandle<()>) {
+        let Conn { st, handle, auth } = self;
+        if let Some(auth) = auth {
+            let last = st.hub.unregister(&auth.device_id, handle.id);
+            if last && auth.device_type == DeviceType::Host {
+                let id = auth.device_id.clone();
+                if let Ok(Some(mobile)) = st.db.call(move |s| s.paired_mobile(&id)).await {
+                    let offline = SignalingMessage {
+                        device_id: auth.device_id.clone(),
+                        ..SignalingMessage::new(kind::HOST_OFFLINE)
+                    };
+                    st.hub.send(&mobile, &offline);
+                }
+            }
+        }
+        if let Some((code, reason)) = close {
+            let _ = handle.tx.try_send(Outbound::Close(code, reason));
+        }
+        drop(handle);
+        if timeout(st.config.write_timeout, &mut writer).await.is_err() {
+            writer.abort();
+        }
+    }
+}
+
+fn auth_ok() -> SignalingMessage {
+    SignalingMessage {
+        status: "ok".to_owned(),
+        ..SignalingMessage::new(kind::AUTH)
+    }
+}

@@ -1,0 +1,423 @@
+//! Test clients for the signaling server: a blocking HTTP client (ureq, run
+//! off the async workers) and a WebSocket client (tokio-tungstenite), both
+//! speaking the wire format by hand.
+#![allow(dead_code, clippy::unwrap_used, clippy::large_enum_variant)]
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::{Value, json};
+use signaling_proto::ed25519_dalek::SigningKey;
+use signaling_proto::x25519_dalek::{PublicKey, StaticSecret};
+use signaling_proto::{SignalingMessage, api_path, device_id, sign_challenge, sign_request};
+use signaling_server::{Clock, RateLimits, RunningServer, Server, ServerConfig};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub const JWT_SECRET: &[u8] = b"test-jwt-secret-0123456789";
+/// How long a test waits for an event before failing.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// Config for tests: fixed JWT secret, rate limits off.
+pub fn test_config() -> ServerConfig {
+    ServerConfig {
+        jwt_secret: JWT_SECRET.to_vec(),
+        rate_limits: RateLimits::disabled(),
+        ..ServerConfig::default()
+    }
+}
+
+/// A running server plus what clients need to talk to it.
+pub struct TestServer {
+    pub server: RunningServer,
+    pub url: String,
+    pub version: String,
+    pub hmac: String,
+    pub clock: Clock,
+}
+
+impl TestServer {
+    pub async fn start(config: ServerConfig) -> TestServer {
+        let (version, hmac, clock) = (
+            config.api_version.clone(),
+            config.hmac_secret.clone(),
+            config.clock.clone(),
+        );
+        let server = Server::start(config).await.unwrap();
+        TestServer {
+            url: server.url(),
+            server,
+            version,
+            hmac,
+            clock,
+        }
+    }
+
+    pub fn path(&self, p: &str) -> String {
+        api_path(&self.version, p)
+    }
+
+    pub fn http(&self) -> Http {
+        Http {
+            url: self.url.clone(),
+            version: self.version.clone(),
+            hmac: self.hmac.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+}
+
+/// A device identity.
+#[derive(Clone)]
+pub struct DeviceKeys {
+    pub key: SigningKey,
+    pub id: String,
+    pub x25519: [u8; 32],
+}
+
+impl DeviceKeys {
+    pub fn random() -> DeviceKeys {
+        let key = SigningKey::generate(&mut rand::rngs::OsRng);
+        let id = device_id(&key.verifying_key().to_bytes());
+        let x = StaticSecret::random_from_rng(rand::rngs::OsRng);
+        DeviceKeys {
+            key,
+            id,
+            x25519: PublicKey::from(&x).to_bytes(),
+        }
+    }
+
+    pub fn ed_b64(&self) -> String {
+        STANDARD.encode(self.key.verifying_key().to_bytes())
+    }
+
+    pub fn x_b64(&self) -> String {
+        STANDARD.encode(self.x25519)
+    }
+}
+
+/// How a request is signed.
+#[derive(Clone, Debug)]
+pub enum Sign {
+    /// Valid headers at the server clock's now (none when the secret is empty).
+    Now,
+    /// No headers.
+    Unsigned,
+    /// Explicit header values: timestamp, nonce, signature.
+    Raw(Option<String>, Option<String>, Option<String>),
+}
+
+/// A response.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub body: Value,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Resp {
+    pub fn error(&self) -> &str {
+        self.body["error"].as_str().unwrap_or("")
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// HTTP client for one server.
+#[derive(Clone)]
+pub struct Http {
+    pub url: String,
+    pub version: String,
+    pub hmac: String,
+    pub clock: Clock,
+}
+
+pub fn fresh_nonce() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+impl Http {
+    /// Signing headers for `path` as `sign` says.
+    pub fn headers(&self, path: &str, sign: &Sign) -> Vec<(String, String)> {
+        let (ts, nonce, sig) = match sign {
+            Sign::Unsigned => return vec![],
+            Sign::Now if self.hmac.is_empty() => return vec![],
+            Sign::Now => {
+                let now = self.clock.now_unix();
+                let nonce = fresh_nonce();
+                let sig = sign_request(&self.hmac, now, &nonce, path);
+                (Some(now.to_string()), Some(nonce), Some(sig))
+            }
+            Sign::Raw(t, n, s) => (t.clone(), n.clone(), s.clone()),
+        };
+        let mut out = vec![];
+        for (k, v) in [
+            ("muxlink-timestamp", ts),
+            ("muxlink-nonce", nonce),
+            ("muxlink-signature", sig),
+        ] {
+            if let Some(v) = v {
+                out.push((k.to_owned(), v));
+            }
+        }
+        out
+    }
+
+    /// Sends one request (off the async workers) and reads the JSON body.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<String>,
+        bearer: Option<&str>,
+        sign: Sign,
+    ) -> Resp {
+        let full_path = api_path(&self.version, path);
+        let url = format!("{}{}", self.url, full_path);
+        let mut headers = self.headers(&full_path, &sign);
+        if let Some(t) = bearer {
+            headers.push(("authorization".to_owned(), format!("Bearer {t}")));
+        }
+        let method = method.to_owned();
+        tokio::task::spawn_blocking(move || raw_request(&method, &url, body, &headers))
+            .await
+            .unwrap()
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Resp {
+        self.send("POST", path, Some(body.to_string()), None, Sign::Now)
+            .await
+    }
+
+    pub async fn challenge(&self, id: &str) -> String {
+        let r = self
+            .post("/auth/challenge", json!({ "deviceId": id }))
+            .await;
+        assert_eq!(r.status, 200, "{r:?}");
+        r.body["nonce"].as_str().unwrap().to_owned()
+    }
+
+    /// `(nonce, signature)` of a fresh challenge.
+    pub async fn proof(&self, dev: &DeviceKeys) -> (String, String) {
+        let nonce = self.challenge(&dev.id).await;
+        let sig = sign_challenge(&dev.key, &dev.id, &nonce);
+        (nonce, sig)
+    }
+
+    pub async fn token_resp(&self, dev: &DeviceKeys) -> Resp {
+        let (nonce, signature) = self.proof(dev).await;
+        self.post(
+            "/auth/token",
+            json!({ "deviceId": dev.id, "nonce": nonce, "signature": signature }),
+        )
+        .await
+    }
+
+    pub async fn token(&self, dev: &DeviceKeys) -> String {
+        let r = self.token_resp(dev).await;
+        assert_eq!(r.status, 200, "{r:?}");
+        r.body["token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn initiate_resp(&self, host: &DeviceKeys, name: &str) -> Resp {
+        let (nonce, signature) = self.proof(host).await;
+        self.post(
+            "/auth/pair/initiate",
+            json!({ "deviceId": host.id, "ed25519PublicKey": host.ed_b64(), "x25519PublicKey": host.x_b64(),
+                    "name": name, "nonce": nonce, "signature": signature }),
+        )
+        .await
+    }
+
+    pub async fn initiate(&self, host: &DeviceKeys, name: &str) -> String {
+        let r = self.initiate_resp(host, name).await;
+        assert_eq!(r.status, 200, "{r:?}");
+        r.body["pairingCode"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn complete_resp(&self, code: &str, mobile: &DeviceKeys, name: &str) -> Resp {
+        let (nonce, signature) = self.proof(mobile).await;
+        self.post(
+            "/auth/pair/complete",
+            json!({ "pairingCode": code, "deviceId": mobile.id, "ed25519PublicKey": mobile.ed_b64(),
+                    "x25519PublicKey": mobile.x_b64(), "name": name, "nonce": nonce, "signature": signature }),
+        )
+        .await
+    }
+
+    /// Registers and pairs `host` with `mobile`.
+    pub async fn pair(&self, host: &DeviceKeys, mobile: &DeviceKeys) {
+        let code = self.initiate(host, "host").await;
+        let r = self.complete_resp(&code, mobile, "phone").await;
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+}
+
+fn raw_request(
+    method: &str,
+    url: &str,
+    body: Option<String>,
+    headers: &[(String, String)],
+) -> Resp {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let req = ureq::http::Request::builder().method(method).uri(url);
+    let req = headers.iter().fold(req, |r, (k, v)| r.header(k, v));
+    let mut resp = match body {
+        Some(b) => agent.run(
+            req.header("content-type", "application/json")
+                .body(b)
+                .unwrap(),
+        ),
+        None => agent.run(req.body(()).unwrap()),
+    }
+    .unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
+    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Resp {
+        status,
+        body,
+        headers,
+    }
+}
+
+/// A WebSocket client.
+pub struct Ws {
+    pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// What came back when waiting for a message.
+#[derive(Debug, PartialEq)]
+pub enum Got {
+    Msg(SignalingMessage),
+    Closed(Option<u16>),
+}
+
+impl Ws {
+    /// Opens `/ws` with valid signing headers (if the server has a secret).
+    pub async fn open(ts: &TestServer) -> Ws {
+        Self::try_open(ts, Sign::Now).await.unwrap()
+    }
+
+    /// Opens `/ws`; `Err(status)` when the upgrade is refused.
+    pub async fn try_open(ts: &TestServer, sign: Sign) -> Result<Ws, u16> {
+        let http = ts.http();
+        let path = ts.path("/ws");
+        let url = signaling_proto::ws_url(&ts.url, &ts.version);
+        let mut req = url.into_client_request().unwrap();
+        for (k, v) in http.headers(&path, &sign) {
+            req.headers_mut().insert(
+                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        match tokio_tungstenite::connect_async(req).await {
+            Ok((stream, _)) => Ok(Ws { stream }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+            Err(e) => panic!("ws connect failed: {e}"),
+        }
+    }
+
+    /// Opens a socket and authenticates it.
+    pub async fn authed(ts: &TestServer, token: &str, name: &str) -> Ws {
+        let mut ws = Ws::open(ts).await;
+        let reply = ws.auth(token, name).await;
+        assert_eq!(
+            reply,
+            Got::Msg(SignalingMessage {
+                status: "ok".into(),
+                ..SignalingMessage::new("auth")
+            })
+        );
+        ws
+    }
+
+    pub async fn auth(&mut self, token: &str, name: &str) -> Got {
+        let m = SignalingMessage {
+            token: token.into(),
+            name: name.into(),
+            ..SignalingMessage::new("auth")
+        };
+        self.send(&m).await;
+        self.next().await
+    }
+
+    pub async fn send(&mut self, msg: &SignalingMessage) {
+        self.send_text(&msg.to_json()).await;
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.stream.send(Message::text(text)).await.unwrap();
+    }
+
+    /// Next text message or the close, within [`WAIT`].
+    pub async fn next(&mut self) -> Got {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .expect("timed out waiting for a message");
+            match frame {
+                Some(Ok(Message::Text(t))) => {
+                    return Got::Msg(SignalingMessage::parse(t.as_str()).unwrap());
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return Got::Closed(frame.map(|f| u16::from(f.code)));
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Got::Closed(None),
+            }
+        }
+    }
+
+    /// Next message, which must be a message (not a close).
+    pub async fn msg(&mut self) -> SignalingMessage {
+        match self.next().await {
+            Got::Msg(m) => m,
+            other => panic!("expected a message, got {other:?}"),
+        }
+    }
+
+    /// Reads messages until the close frame; returns its code.
+    pub async fn closed(&mut self) -> Option<u16> {
+        loop {
+            if let Got::Closed(code) = self.next().await {
+                return code;
+            }
+        }
+    }
+
+    /// A presence round trip: proves the socket is alive and everything
+    /// queued before it has been delivered.
+    pub async fn ping(&mut self) {
+        self.send(&SignalingMessage::new("presence")).await;
+        assert_eq!(self.msg().await, SignalingMessage::new("presence_ack"));
+    }
+}
+
+/// Pairs a fresh host and mobile and returns them with tokens.
+pub async fn paired_pair(ts: &TestServer) -> (DeviceKeys, String, DeviceKeys, String) {
+    let http = ts.http();
+    let (host, mobile) = (DeviceKeys::random(), DeviceKeys::random());
+    http.pair(&host, &mobile).await;
+    let (ht, mt) = (http.token(&host).await, http.token(&mobile).await);
+    (host, ht, mobile, mt)
+}
