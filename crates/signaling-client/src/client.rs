@@ -570,9 +570,10 @@ impl SignalingClient {
     fn publish(&self, core: &Core<SignalingMessage, SignalingError>) {
         let state = core.state();
         if *self.state_tx.borrow() != state {
+            // Broadcast first: whoever saw the watch change and then
+            // subscribes must not receive this transition again.
+            let _ = self.changes.send(state); // no receivers is fine
             self.state_tx.send_replace(state);
-            // No receivers is fine.
-            let _ = self.changes.send(state);
         }
     }
 }

@@ -1,0 +1,182 @@
+//! Shared setup of the signaling-client integration tests: a real bundled
+//! server on 127.0.0.1, host registration, short client knobs, state waits.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use signaling_client::core::CoreConfig;
+use signaling_client::{
+    ConnectionState, Identity, SignalingClient, SignalingError, SignalingMessage,
+};
+use signaling_proto::{
+    ChallengeRequest, ChallengeResponse, PairInitiateRequest, PairInitiateResponse,
+};
+use signaling_server::{RateLimits, RunningServer, Server, ServerConfig};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Upper bound for any single wait in these tests (never reached when green).
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub const HMAC: &str = "test-hmac-secret";
+
+/// Server settings for tests: no rate limits, fixed JWT key, optional file DB
+/// (so a restarted server still knows the host).
+pub fn server_config(db: Option<&Path>, bind: Option<SocketAddr>) -> ServerConfig {
+    let mut config = ServerConfig {
+        database: db.map(Path::to_path_buf),
+        jwt_secret: b"test-jwt-secret-for-signaling-client".to_vec(),
+        hmac_secret: HMAC.to_owned(),
+        rate_limits: RateLimits::disabled(),
+        ..ServerConfig::default()
+    };
+    if let Some(addr) = bind {
+        config.bind = addr;
+    }
+    config
+}
+
+pub async fn start_server(config: ServerConfig) -> RunningServer {
+    // The port of a just-stopped server may take a moment to be free again.
+    let mut last = None;
+    for _ in 0..50 {
+        match Server::start(config.clone()).await {
+            Ok(server) => return server,
+            Err(e) => {
+                last = Some(e.to_string());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    panic!("server did not start: {last:?}");
+}
+
+/// Registers `identity` as a host (pair/initiate), as `muxlink pair` does.
+pub async fn register_host(identity: &Identity, server_url: &str) {
+    let identity = identity.clone();
+    let url = server_url.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let challenge: ChallengeResponse = signaling_client::http::signed_json(
+            "POST",
+            &url,
+            "v1",
+            "/auth/challenge",
+            HMAC,
+            None,
+            Some(&ChallengeRequest {
+                device_id: identity.device_id().to_owned(),
+            }),
+        )
+        .unwrap();
+        let x25519: [u8; 32] = rand::random();
+        let _: PairInitiateResponse = signaling_client::http::signed_json(
+            "POST",
+            &url,
+            "v1",
+            "/auth/pair/initiate",
+            HMAC,
+            None,
+            Some(&PairInitiateRequest {
+                device_id: identity.device_id().to_owned(),
+                ed25519_public_key: identity.public_key_b64(),
+                x25519_public_key: STANDARD.encode(x25519),
+                name: Some("test-host".into()),
+                signature: identity.sign_challenge(&challenge.nonce),
+                nonce: challenge.nonce,
+            }),
+        )
+        .unwrap();
+    })
+    .await
+    .unwrap();
+}
+
+/// Fast knobs: presence 200 ms, read deadline 600 ms, backoff 100 ms → 800 ms.
+pub fn fast_config() -> CoreConfig {
+    CoreConfig {
+        presence_interval: Duration::from_millis(200),
+        read_deadline_grace: Duration::from_millis(200),
+        initial_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_millis(800),
+        auth_timeout: Duration::from_secs(5),
+        ..CoreConfig::default()
+    }
+}
+
+/// A running client and what it delivered.
+pub struct Running {
+    pub client: Arc<SignalingClient>,
+    pub messages: mpsc::Receiver<SignalingMessage>,
+    pub cancel: CancellationToken,
+    pub task: JoinHandle<Result<(), SignalingError>>,
+}
+
+impl Running {
+    pub async fn stop(self) -> Result<(), SignalingError> {
+        self.cancel.cancel();
+        tokio::time::timeout(WAIT, self.task)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+}
+
+/// Builds a client with `config`, spawns `run`.
+pub fn spawn_client(
+    identity: Identity,
+    server_url: &str,
+    secret: &str,
+    config: CoreConfig,
+) -> Running {
+    let (tx, messages) = mpsc::channel(256);
+    let handler = Arc::new(move |m: SignalingMessage| {
+        let _ = tx.try_send(m);
+    });
+    let client = SignalingClient::new(identity, server_url, "test-host", handler, secret);
+    client.set_core_config(config);
+    client.set_handshake_timeout(Duration::from_secs(5));
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn({
+        let (client, cancel) = (client.clone(), cancel.clone());
+        async move { client.run(cancel).await }
+    });
+    Running {
+        client,
+        messages,
+        cancel,
+        task,
+    }
+}
+
+/// Waits until the client's state satisfies `pred`.
+pub async fn wait_state(client: &SignalingClient, pred: impl FnMut(&ConnectionState) -> bool) {
+    let mut rx = client.subscribe_state();
+    tokio::time::timeout(WAIT, rx.wait_for(pred))
+        .await
+        .unwrap_or_else(|_| panic!("state wait timed out; state is {:?}", client.state()))
+        .unwrap();
+}
+
+/// Waits for a delivered message of `kind`.
+pub async fn wait_message(
+    messages: &mut mpsc::Receiver<SignalingMessage>,
+    kind: &str,
+) -> SignalingMessage {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let m = messages.recv().await.unwrap();
+            if m.kind == kind {
+                return m;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {kind} message"))
+}

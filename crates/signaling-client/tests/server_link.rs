@@ -1,0 +1,193 @@
+//! The signaling client against the real bundled server: connect/auth/presence,
+//! restart with backoff, JWT refresh, permanent errors, dormancy and wake-up.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use signaling_client::http::unix_now;
+use signaling_client::{ConnectionState, Identity, SignalingError, SignalingMessage};
+use tokio::sync::broadcast;
+
+const MS: Duration = Duration::from_millis(1);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connects_authenticates_and_keeps_presence() {
+    let server = start_server(server_config(None, None)).await;
+    let identity = Identity::generate();
+    register_host(&identity, &server.url()).await;
+    let mut run = spawn_client(identity, &server.url(), HMAC, fast_config());
+    wait_state(&run.client, |s| *s == ConnectionState::Connected).await;
+    assert!(run.client.jwt().is_some());
+    let mut changes = run.client.state_changes();
+
+    // Presence + ping keep the link alive well past one read deadline (600 ms).
+    for _ in 0..6 {
+        wait_message(&mut run.messages, "presence_ack").await;
+    }
+    assert!(
+        matches!(
+            changes.try_recv(),
+            Err(broadcast::error::TryRecvError::Empty)
+        ),
+        "the link dropped while presence was running"
+    );
+    assert_eq!(run.client.state(), ConnectionState::Connected);
+
+    // send() reaches the server: a connect_request for an unpaired device is refused.
+    let request = SignalingMessage {
+        target_device_id: "0".repeat(32),
+        ..SignalingMessage::new("connect_request")
+    };
+    run.client.send(request).unwrap();
+    let answer = wait_message(&mut run.messages, "connection_rejected").await;
+    assert_eq!(answer.reason, "not_paired");
+
+    run.stop().await.unwrap();
+    server.shutdown().await;
+}
+
+/// Collects `Backoff` waits from `changes` until `n` are seen.
+async fn backoff_waits(
+    changes: &mut broadcast::Receiver<ConnectionState>,
+    n: usize,
+) -> Vec<Duration> {
+    let mut waits = Vec::new();
+    tokio::time::timeout(WAIT, async {
+        while waits.len() < n {
+            if let ConnectionState::Backoff { wait } = changes.recv().await.unwrap() {
+                waits.push(wait);
+            }
+        }
+    })
+    .await
+    .expect("backoff waits");
+    waits
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnects_on_the_backoff_schedule_after_a_server_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("signaling.db");
+    let mut server = start_server(server_config(Some(&db), None)).await;
+    let addr = server.local_addr();
+    let identity = Identity::generate();
+    register_host(&identity, &server.url()).await;
+    let run = spawn_client(identity, &server.url(), HMAC, fast_config());
+    wait_state(&run.client, |s| *s == ConnectionState::Connected).await;
+
+    // Twice: the second round also proves the backoff was reset by the
+    // session that authenticated in between.
+    for _round in 0..2 {
+        let mut changes = run.client.state_changes();
+        server.shutdown().await;
+        let waits = backoff_waits(&mut changes, 5).await;
+        assert_eq!(waits, [100 * MS, 200 * MS, 400 * MS, 800 * MS, 800 * MS]);
+        server = start_server(server_config(Some(&db), Some(addr))).await;
+        wait_state(&run.client, |s| *s == ConnectionState::Connected).await;
+    }
+    run.stop().await.unwrap();
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_jwt_lifetime_is_refreshed_before_expiry() {
+    let mut config = server_config(None, None);
+    config.jwt_lifetime = Duration::from_secs(4);
+    let server = start_server(config).await;
+    let identity = Identity::generate();
+    register_host(&identity, &server.url()).await;
+    let run = spawn_client(
+        identity,
+        &server.url(),
+        HMAC,
+        signaling_client::core::CoreConfig {
+            token_check_interval: 100 * MS,
+            token_refresh_margin: Duration::from_secs(2),
+            ..fast_config()
+        },
+    );
+    wait_state(&run.client, |s| *s == ConnectionState::Connected).await;
+    let first = run.client.jwt().unwrap();
+    let first_exp = signaling_proto::jwt_expiry_unverified(&first).unwrap();
+    let mut changes = run.client.state_changes();
+
+    // The refresh reopens the link (no re-auth message exists): the next
+    // state after Connected is Connecting, with the new token already cached.
+    let next = tokio::time::timeout(WAIT, changes.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(next, ConnectionState::Connecting);
+    let refreshed_at = unix_now();
+    let second = run.client.jwt().unwrap();
+    assert_ne!(first, second);
+    assert!(refreshed_at < first_exp, "refreshed after expiry");
+    assert!(signaling_proto::jwt_expiry_unverified(&second).unwrap() >= first_exp);
+    wait_state(&run.client, |s| *s == ConnectionState::Connected).await;
+
+    run.stop().await.unwrap();
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hmac_secret_mismatch_stops_run_with_a_permanent_error() {
+    let server = start_server(server_config(None, None)).await;
+    let identity = Identity::generate();
+    register_host(&identity, &server.url()).await;
+    let run = spawn_client(identity, &server.url(), "not-the-secret", fast_config());
+    let result = tokio::time::timeout(WAIT, run.task).await.unwrap().unwrap();
+    let error = result.unwrap_err();
+    assert!(
+        matches!(&error, SignalingError::SignatureRejected { detail } if detail == "invalid client signature"),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("check the HMAC secret"));
+    assert_eq!(run.client.state(), ConnectionState::Stopped);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_device_stops_run_with_a_permanent_error() {
+    let server = start_server(server_config(None, None)).await;
+    let identity = Identity::generate(); // never registered
+    let device_id = identity.device_id().to_owned();
+    let run = spawn_client(identity, &server.url(), HMAC, fast_config());
+    let result = tokio::time::timeout(WAIT, run.task).await.unwrap().unwrap();
+    assert_eq!(result, Err(SignalingError::UnknownDevice { device_id }));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_outage_goes_dormant_and_activity_reconnects() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("signaling.db");
+    let server = start_server(server_config(Some(&db), None)).await;
+    let addr = server.local_addr();
+    let identity = Identity::generate();
+    register_host(&identity, &server.url()).await;
+    let run = spawn_client(
+        identity,
+        &server.url(),
+        HMAC,
+        signaling_client::core::CoreConfig {
+            dormancy_timeout: Duration::from_millis(500),
+            ..fast_config()
+        },
+    );
+    wait_state(&run.client, |s| *s == ConnectionState::Connected).await;
+    server.shutdown().await;
+    wait_state(&run.client, |s| *s == ConnectionState::Dormant).await;
+
+    // The server is back, but a dormant client does not look: it needs a wake-up.
+    let server = start_server(server_config(Some(&db), Some(addr))).await;
+    assert_eq!(run.client.state(), ConnectionState::Dormant);
+    run.client.signal_activity();
+    wait_state(&run.client, |s| *s == ConnectionState::Connected).await;
+
+    run.stop().await.unwrap();
+    server.shutdown().await;
+}
