@@ -215,12 +215,19 @@ impl TmuxBridge {
         Ok(c)
     }
 
-    /// Runs command lines with the call timeout.
+    /// Runs command lines with the call timeout. If the control client
+    /// exited before running them (its session was just destroyed), they are
+    /// sent once more over a new client.
     pub(crate) async fn request(&self, lines: Vec<(String, Expect)>) -> Result<Vec<Reply>> {
         let timeout = self.inner.cfg.timeout;
         let work = async {
             let c = self.control().await?;
-            c.request(lines).await
+            let again: Vec<(String, Expect)> =
+                lines.iter().map(|(l, e)| (l.clone(), e.clone())).collect();
+            match c.request(lines).await {
+                Err(BridgeError::ControlExited) => self.control().await?.request(again).await,
+                other => other,
+            }
         };
         tokio::time::timeout(timeout, work)
             .await
@@ -243,15 +250,6 @@ impl TmuxBridge {
         Ok((ok_block(block)?, session))
     }
 
-    /// A read-only command, retried once if the control client exited under it
-    /// (its session was just destroyed and another client took over).
-    async fn query(&self, line: String) -> Result<(Block, Option<String>)> {
-        match self.call(line.clone()).await {
-            Err(BridgeError::ControlExited) => self.call(line).await,
-            other => other,
-        }
-    }
-
     /// A command line whose reply has a varying number of blocks; returns
     /// all of them (see `Expect::Sentinel`).
     pub(crate) async fn group(&self, line: String) -> Result<Vec<Block>> {
@@ -268,7 +266,7 @@ impl TmuxBridge {
     /// The whole session tree from one `list-panes -a` call. No server → empty.
     pub async fn list_sessions(&self) -> Result<Vec<Session>> {
         let line = format!("list-panes -a -F {}", quote(&list_format()));
-        match self.query(line).await {
+        match self.call(line).await {
             Ok((block, session)) => Ok(parse_tree(&block.lines, session.as_deref())),
             Err(BridgeError::NoServer) => Ok(Vec::new()),
             Err(e) => Err(e),
@@ -309,7 +307,7 @@ impl TmuxBridge {
     /// True when the pane exists (false also when no server runs).
     pub async fn pane_exists(&self, pane_id: &str) -> Result<bool> {
         let line = format!("display -p -t {} '#{{pane_id}}'", quote(pane_id));
-        match self.query(line).await {
+        match self.call(line).await {
             Ok((block, _)) => Ok(first_line(&block)? == pane_id),
             Err(BridgeError::Tmux(_)) | Err(BridgeError::NoServer) => Ok(false),
             Err(e) => Err(e),
@@ -326,7 +324,7 @@ impl TmuxBridge {
             quote("#{window_id}\u{1f}#{window_panes}\u{1f}#{window_layout}")
         );
         let (block, _) = self
-            .query(line)
+            .call(line)
             .await
             .map_err(|e| map_pane_error(pane_id, e))?;
         let info = first_line(&block)?;
@@ -371,7 +369,7 @@ impl TmuxBridge {
             None => {
                 let line = format!("display -p -t {} '#{{window_id}}'", quote(pane_id));
                 let (block, _) = self
-                    .query(line)
+                    .call(line)
                     .await
                     .map_err(|e| map_pane_error(pane_id, e))?;
                 first_line(&block)?

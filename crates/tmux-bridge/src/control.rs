@@ -19,6 +19,7 @@ use crate::notification::Notification;
 const SUBMIT_QUEUE: usize = 256;
 
 /// What ends a caller's reply.
+#[derive(Clone)]
 pub(crate) enum Expect {
     /// The next block with flags 1.
     One,
@@ -197,7 +198,8 @@ impl Control {
     }
 
     /// Sends command lines (each one tmux command line, no newline inside)
-    /// in one write and waits for every reply. Cancelling the returned future
+    /// in one write and waits for every reply. [`BridgeError::ControlExited`]
+    /// means none of them ran (safe to repeat on a new client). Cancelling the returned future
     /// is safe: the replies are then dropped when they arrive.
     pub(crate) async fn request(&self, lines: Vec<(String, Expect)>) -> Result<Vec<Reply>> {
         let mut bytes = Vec::new();
@@ -229,8 +231,18 @@ impl Control {
             .await
             .map_err(|_| BridgeError::ControlExited)?;
         let mut replies = Vec::with_capacity(rxs.len());
-        for rx in rxs {
-            replies.push(rx.await.map_err(|_| BridgeError::ControlExited)??);
+        for (i, rx) in rxs.into_iter().enumerate() {
+            match rx.await.map_err(|_| BridgeError::ControlExited)? {
+                Ok(reply) => replies.push(reply),
+                // Later lines: earlier ones ran, so the request as a whole
+                // must not be repeated.
+                Err(BridgeError::ControlExited) if i > 0 => {
+                    return Err(BridgeError::Protocol(
+                        "control client exited after part of the commands ran".into(),
+                    ));
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(replies)
     }
@@ -315,7 +327,11 @@ async fn reader_task(
             }
             Some(Parsed::Block(block)) => complete(&shared, block),
             Some(Parsed::Notification(Notification::ControlExited { reason })) => {
-                shared.lock().exit_reason = reason;
+                // tmux runs nothing more from this client: refuse new work at
+                // once so callers move to a new client.
+                let mut st = shared.lock();
+                st.exit_reason = reason;
+                st.dead = true;
             }
             Some(Parsed::Notification(n)) => {
                 if let Notification::SessionChanged { session_id, .. } = &n {
@@ -340,7 +356,15 @@ async fn reader_task(
         st.pending.drain(..).collect()
     };
     for p in drained {
-        p.finish(Err(BridgeError::ControlExited));
+        // tmux answers in order and writes `%exit` after the last answer, so a
+        // command without any reply block was never run; one that got part of
+        // its blocks did run.
+        let err = if p.blocks.is_empty() {
+            BridgeError::ControlExited
+        } else {
+            BridgeError::Protocol("control client exited in the middle of a reply".into())
+        };
+        p.finish(Err(err));
     }
 }
 

@@ -147,3 +147,70 @@ pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
 pub fn signal(server: &TmuxServer, channel: &str) {
     server.tmux(&["wait-for", "-S", channel]);
 }
+
+/// A "desktop" tmux client (control mode without `ignore-size`, so its size
+/// counts) attached to one session; killed on drop.
+pub struct DesktopClient {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl DesktopClient {
+    /// Attaches to `target` and waits until tmux confirms the attach.
+    pub async fn attach(server: &TmuxServer, target: &str) -> DesktopClient {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new("tmux")
+            .env_remove("TMUX")
+            .args(["-L", &server.socket, "-C", "attach", "-t", target])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut c = DesktopClient {
+            child,
+            stdin,
+            lines,
+        };
+        c.wait_line("%session-changed").await;
+        c
+    }
+
+    /// Sends one command line.
+    pub async fn send(&mut self, line: &str) {
+        use tokio::io::AsyncWriteExt;
+        self.stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+
+    /// Waits for an output line starting with `prefix`; returns it.
+    pub async fn wait_line(&mut self, prefix: &str) -> String {
+        tokio::time::timeout(WAIT, async {
+            loop {
+                let line = self.lines.next_line().await.unwrap().expect("client ended");
+                if line.starts_with(prefix) {
+                    return line;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no line starting with {prefix:?}"))
+    }
+
+    /// Sets the client size and waits until tmux has applied it to the window.
+    pub async fn set_size(&mut self, cols: u16, rows: u16) {
+        self.send(&format!("refresh-client -C {cols}x{rows}")).await;
+        self.wait_line("%layout-change").await;
+    }
+}
+
+impl Drop for DesktopClient {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
