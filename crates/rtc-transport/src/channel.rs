@@ -107,6 +107,16 @@ impl RtcChannel {
     /// (until the buffered amount falls to 4 096, the channel closes, or 5 s pass)
     /// and bounds the library's own write by the same 5 s deadline.
     pub async fn send(&self, bytes: &[u8]) -> Result<(), RtcError> {
+        self.send_inner(bytes, true).await
+    }
+
+    /// Test hook for hostile-peer tests: [`RtcChannel::send`] without the check
+    /// against the remote max-message-size (the library's own limit still applies).
+    pub async fn send_unchecked(&self, bytes: &[u8]) -> Result<(), RtcError> {
+        self.send_inner(bytes, false).await
+    }
+
+    async fn send_inner(&self, bytes: &[u8], check_limit: bool) -> Result<(), RtcError> {
         let inner = &self.inner;
         let mut st = inner.state.subscribe();
         if *st.borrow() == ChanState::Closed {
@@ -114,7 +124,7 @@ impl RtcChannel {
         }
         let raw = inner.raw.get().cloned().ok_or(RtcError::NotOpen)?;
         let limit = self.remote_max_message_size();
-        if bytes.len() > limit {
+        if check_limit && bytes.len() > limit {
             return Err(RtcError::TooLarge {
                 size: bytes.len(),
                 limit,

@@ -11,8 +11,6 @@ use webrtc::ice_transport::ice_server::RTCIceServer;
 use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::policy::ice_transport_policy::RTCIceTransportPolicy;
 
-use crate::sdp::MAX_MESSAGE_SIZE;
-
 /// One STUN or TURN server.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IceServer {
@@ -44,12 +42,14 @@ impl RtcConfig {
         }
     }
 
-    pub(crate) fn setting_engine(&self) -> SettingEngine {
+    pub(crate) fn setting_engine(&self, send_limit: usize) -> SettingEngine {
         let mut se = SettingEngine::default();
         // Detached channels let us read messages up to 1 MiB; the callback API
         // reads into a 64 KiB buffer and closes the channel on anything larger.
         se.detach_data_channels();
-        se.set_sctp_max_message_size_can_send(SctpMaxMessageSize::Bounded(MAX_MESSAGE_SIZE as u32));
+        se.set_sctp_max_message_size_can_send(SctpMaxMessageSize::Bounded(
+            u32::try_from(send_limit).unwrap_or(u32::MAX),
+        ));
         if self.loopback_only {
             // An IP filter alone yields no candidates: loopback must be included explicitly.
             se.set_include_loopback_candidate(true);
@@ -84,9 +84,9 @@ impl RtcConfig {
         }
     }
 
-    pub(crate) fn api(&self) -> webrtc::api::API {
+    pub(crate) fn api(&self, send_limit: usize) -> webrtc::api::API {
         APIBuilder::new()
-            .with_setting_engine(self.setting_engine())
+            .with_setting_engine(self.setting_engine(send_limit))
             .build()
     }
 }

@@ -17,7 +17,9 @@ use crate::channel::RtcChannel;
 use crate::config::RtcConfig;
 use crate::error::RtcError;
 use crate::event::{Candidate, PeerState, RtcEvent};
-use crate::sdp::{advertise_max_message_size, parse_max_message_size, strip_max_message_size};
+use crate::sdp::{
+    MAX_MESSAGE_SIZE, advertise_max_message_size, parse_max_message_size, unlimit_max_message_size,
+};
 use crate::{DEFAULT_REMOTE_MAX_MESSAGE, MAX_PENDING_CANDIDATES};
 
 /// Events waiting for the owner; when full, further events are dropped with a log
@@ -97,7 +99,19 @@ fn local_candidate(c: &RTCIceCandidate) -> Option<Candidate> {
 impl RtcPeer {
     /// Builds a peer connection and its bounded event receiver.
     pub async fn new(config: &RtcConfig) -> Result<(RtcPeer, mpsc::Receiver<RtcEvent>), RtcError> {
-        let api = config.api();
+        Self::with_send_limit(config, MAX_MESSAGE_SIZE).await
+    }
+
+    /// Test hook for hostile-peer tests: like [`RtcPeer::new`] but the library
+    /// may send messages up to `send_limit` bytes. Combined with
+    /// [`RtcPeer::ignore_remote_max_message_size`] and
+    /// [`RtcChannel::send_unchecked`] it lets a test peer send messages larger
+    /// than the remote side advertised.
+    pub async fn with_send_limit(
+        config: &RtcConfig,
+        send_limit: usize,
+    ) -> Result<(RtcPeer, mpsc::Receiver<RtcEvent>), RtcError> {
+        let api = config.api(send_limit);
         let pc = Arc::new(api.new_peer_connection(config.rtc_configuration()).await?);
         let inner = Arc::new(PeerInner {
             pc: Arc::clone(&pc),
@@ -263,9 +277,10 @@ impl RtcPeer {
         self.inner.remote_max.load(Ordering::Relaxed)
     }
 
-    /// Test hook for hostile-peer tests: strip the remote side's
-    /// `a=max-message-size` from later remote descriptions, so the library
-    /// falls back to our own send limit (1 MiB) instead of the peer's.
+    /// Test hook for hostile-peer tests: replace the remote side's
+    /// `a=max-message-size` in later remote descriptions by 0 (no limit), so the library
+    /// applies only our own send limit (see [`RtcPeer::with_send_limit`]);
+    /// [`RtcPeer::remote_max_message_size`] then keeps its earlier value.
     pub fn ignore_remote_max_message_size(&self, ignore: bool) {
         self.inner.ignore_remote_max.store(ignore, Ordering::SeqCst);
     }
@@ -283,13 +298,15 @@ impl RtcPeer {
             return Err(RtcError::Invalid("empty session description".to_owned()));
         }
         let sdp = if self.inner.ignore_remote_max.load(Ordering::SeqCst) {
-            strip_max_message_size(sdp)
+            unlimit_max_message_size(sdp)
         } else {
             sdp.to_owned()
         };
-        self.inner
-            .remote_max
-            .store(parse_max_message_size(&sdp), Ordering::Relaxed);
+        if !self.inner.ignore_remote_max.load(Ordering::SeqCst) {
+            self.inner
+                .remote_max
+                .store(parse_max_message_size(&sdp), Ordering::Relaxed);
+        }
         Ok(sdp)
     }
 

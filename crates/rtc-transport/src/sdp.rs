@@ -13,6 +13,17 @@ const ATTR: &str = "a=max-message-size:";
 
 /// Adds `a=max-message-size:1048576` to the application m-section unless present.
 pub(crate) fn advertise_max_message_size(sdp: &str) -> String {
+    add_max_message_size(sdp, MAX_MESSAGE_SIZE)
+}
+
+/// Replaces any `a=max-message-size` by `a=max-message-size:0` ("no limit"),
+/// so the library applies only its own send limit (hostile-peer hook; an absent
+/// attribute would make it assume 65 536).
+pub(crate) fn unlimit_max_message_size(sdp: &str) -> String {
+    add_max_message_size(&strip_max_message_size(sdp), 0)
+}
+
+fn add_max_message_size(sdp: &str, value: usize) -> String {
     if sdp.lines().any(|l| l.starts_with(ATTR)) {
         return sdp.to_owned();
     }
@@ -31,7 +42,7 @@ pub(crate) fn advertise_max_message_size(sdp: &str) -> String {
                 out.push_str(eol);
             }
             out.push_str(ATTR);
-            out.push_str(&MAX_MESSAGE_SIZE.to_string());
+            out.push_str(&value.to_string());
             out.push_str(eol);
             added = true;
         }
@@ -39,8 +50,8 @@ pub(crate) fn advertise_max_message_size(sdp: &str) -> String {
     out
 }
 
-/// Removes every `a=max-message-size` line (test hook: ignore the peer's limit).
-pub(crate) fn strip_max_message_size(sdp: &str) -> String {
+/// Removes every `a=max-message-size` line.
+fn strip_max_message_size(sdp: &str) -> String {
     sdp.split_inclusive('\n')
         .filter(|l| !l.starts_with(ATTR))
         .collect()

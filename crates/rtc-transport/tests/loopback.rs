@@ -102,3 +102,27 @@ async fn remote_close_ends_recv() {
     assert!(matches!(p.off_ch.send(b"x").await, Err(RtcError::Closed)));
     p.answerer.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_message_from_a_hostile_peer_stalls_only_that_direction() {
+    // With the send-limit hooks a peer can put a message larger than the
+    // advertised 1 MiB on the wire. webrtc 0.17.2 receives into a fixed 1 MiB
+    // SCTP window, so such a message can never be reassembled: that direction
+    // stalls (the receiver sees nothing, its memory stays bounded), the other
+    // direction keeps working and close still works.
+    let p = connect_with(false, Some(2 * 1_048_576)).await;
+    let big = vec![0x42u8; 1_048_576 + 4096];
+    assert!(matches!(
+        p.ans_ch.send(&big).await,
+        Err(RtcError::TooLarge { .. })
+    ));
+    p.ans_ch.send_unchecked(&big).await.unwrap();
+    let quiet = tokio::time::timeout(std::time::Duration::from_millis(300), p.off_ch.recv()).await;
+    assert!(quiet.is_err(), "oversize message was delivered");
+    p.off_ch.send(b"other way").await.unwrap();
+    assert_eq!(&recv(&p.ans_ch).await[..], b"other way");
+    tokio::time::timeout(WAIT, p.offerer.close()).await.unwrap();
+    tokio::time::timeout(WAIT, p.answerer.close())
+        .await
+        .unwrap();
+}

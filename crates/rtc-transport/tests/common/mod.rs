@@ -19,7 +19,22 @@ pub struct Side {
 }
 
 pub async fn side() -> Side {
-    let (peer, mut rx) = RtcPeer::new(&RtcConfig::loopback()).await.unwrap();
+    side_with(None).await
+}
+
+/// A side whose library may send up to `send_limit` bytes and which ignores
+/// the remote max-message-size (hostile-peer hook).
+pub async fn side_with(send_limit: Option<usize>) -> Side {
+    let (peer, mut rx) = match send_limit {
+        None => RtcPeer::new(&RtcConfig::loopback()).await.unwrap(),
+        Some(limit) => {
+            let (p, rx) = RtcPeer::with_send_limit(&RtcConfig::loopback(), limit)
+                .await
+                .unwrap();
+            p.ignore_remote_max_message_size(true);
+            (p, rx)
+        }
+    };
     let (ct, cands) = mpsc::channel(64);
     let (st, states) = mpsc::channel(64);
     let (cht, channels) = mpsc::channel(4);
@@ -87,8 +102,13 @@ pub struct Pair {
 }
 
 pub async fn connect(strip_prefix: bool) -> Pair {
+    connect_with(strip_prefix, None).await
+}
+
+/// Like [`connect`], with the answerer built by [`side_with`].
+pub async fn connect_with(strip_prefix: bool, answerer_send_limit: Option<usize>) -> Pair {
     let mut o = side().await;
-    let mut a = side().await;
+    let mut a = side_with(answerer_send_limit).await;
     let off_ch = o.peer.create_data_channel("terminal").await.unwrap();
     let offer_sdp = o.peer.create_offer(false).await.unwrap();
     // Offerer candidates reach the answerer before it has any description.
