@@ -33,4 +33,17 @@
 pub mod admission;
 pub mod auth_gate;
 pub mod candidates;
+pub mod cleaner;
+mod driver;
+pub mod error;
+mod handler;
+pub mod ice_servers;
 pub mod lifecycle;
+mod manager;
+mod peer;
+
+pub use cleaner::ConnectionCleaner;
+pub use error::{PeerError, SendError};
+pub use handler::{MessageSender, ProtocolHandler};
+pub use manager::{JwtFn, PeerManager, SecretLoader};
+pub use peer::Peer;

@@ -1,0 +1,30 @@
+//! The two seams the peer manager talks through: the signaling sink and the
+//! protocol handler that receives authenticated requests.
+
+use std::sync::Arc;
+
+use signaling_proto::SignalingMessage;
+use terminal_protocol::Request;
+
+use crate::error::SendError;
+use crate::peer::Peer;
+
+/// Sends signaling messages (SDP, ICE, rejections) towards the server.
+/// Must not block: implementations queue or fail.
+pub trait MessageSender: Send + Sync {
+    /// Hand one message to the signaling connection.
+    fn send(&self, msg: SignalingMessage) -> Result<(), SendError>;
+}
+
+/// Receives requests of authenticated peers.
+///
+/// Called only after key possession, in arrival order per peer, from a per-peer
+/// task (never inside a WebRTC callback). A slow `handle_message` slows that
+/// peer's reading (bounded queue), not other peers.
+#[async_trait::async_trait]
+pub trait ProtocolHandler: Send + Sync + 'static {
+    /// One decoded request of `peer`.
+    async fn handle_message(&self, peer: Arc<Peer>, request: Request);
+    /// The current peer of `device_id` went away (at most once per peer).
+    async fn peer_disconnected(&self, device_id: &str);
+}

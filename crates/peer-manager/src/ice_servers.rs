@@ -1,0 +1,198 @@
+//! ICE server list for new peers: `GET /turn/credentials` (Bearer JWT + signed
+//! headers), cached 10 min process-wide, STUN-only fallback on any failure.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rtc_transport::IceServer;
+use signaling_proto::consts::{DEFAULT_API_VERSION, HTTP_TIMEOUT, MAX_HTTP_BODY, TURN_CACHE_TTL};
+use signaling_proto::{SignedHeaders, TurnCredentials};
+
+/// Default STUN port used for the fallback URL.
+pub const DEFAULT_STUN_PORT: u16 = 3478;
+
+/// A successful fetch, shared by all peers of the process.
+struct Cached {
+    server_url: String,
+    fetched_at: Instant,
+    servers: Vec<IceServer>,
+}
+
+static CACHE: Mutex<Option<Cached>> = Mutex::new(None);
+
+/// Why a fetch failed (logged; the caller falls back to STUN).
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// No JWT available yet.
+    #[error("no jwt available")]
+    NoJwt,
+    /// Transport or HTTP status failure.
+    #[error("turn credentials request failed: {0}")]
+    Http(String),
+    /// The response had no usable URL.
+    #[error("turn credentials response has no urls")]
+    Empty,
+}
+
+/// The fallback STUN URL for `server_url`: `stun:<host>:3478`.
+pub fn default_stun_url(server_url: &str) -> String {
+    let rest = server_url
+        .split_once("://")
+        .map_or(server_url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        // Keep the brackets of an IPv6 literal.
+        match v6.split_once(']') {
+            Some((addr, _)) => format!("[{addr}]"),
+            None => authority.to_owned(),
+        }
+    } else {
+        authority
+            .split_once(':')
+            .map_or(authority, |(h, _)| h)
+            .to_owned()
+    };
+    format!("stun:{host}:{DEFAULT_STUN_PORT}")
+}
+
+/// A STUN-only server list for `stun_url`.
+pub fn stun_only(stun_url: &str) -> Vec<IceServer> {
+    vec![IceServer {
+        urls: vec![stun_url.to_owned()],
+        username: String::new(),
+        credential: String::new(),
+    }]
+}
+
+/// Cached servers for `server_url`, if still fresh at `now`.
+fn cached(server_url: &str, now: Instant) -> Option<Vec<IceServer>> {
+    let guard = CACHE.lock().ok()?;
+    let c = guard.as_ref()?;
+    (c.server_url == server_url && now.saturating_duration_since(c.fetched_at) < TURN_CACHE_TTL)
+        .then(|| c.servers.clone())
+}
+
+/// ICE servers for a new peer: cache, else fetch (blocking HTTP on the blocking
+/// pool), else STUN only at `stun_url`.
+pub async fn ice_servers(
+    server_url: &str,
+    jwt: String,
+    hmac_secret: &str,
+    stun_url: &str,
+) -> Vec<IceServer> {
+    if let Some(s) = cached(server_url, Instant::now()) {
+        return s;
+    }
+    let (url, secret) = (server_url.to_owned(), hmac_secret.to_owned());
+    let fetched = tokio::task::spawn_blocking(move || fetch_blocking(&url, &jwt, &secret)).await;
+    match fetched {
+        Ok(Ok(servers)) => {
+            if let Ok(mut guard) = CACHE.lock() {
+                *guard = Some(Cached {
+                    server_url: server_url.to_owned(),
+                    fetched_at: Instant::now(),
+                    servers: servers.clone(),
+                });
+            }
+            servers
+        }
+        Ok(Err(e)) => {
+            tracing::warn!("{e}; using STUN only");
+            stun_only(stun_url)
+        }
+        Err(e) => {
+            tracing::warn!("turn credentials task failed: {e}; using STUN only");
+            stun_only(stun_url)
+        }
+    }
+}
+
+/// One blocking `GET /turn/credentials`.
+pub fn fetch_blocking(
+    server_url: &str,
+    jwt: &str,
+    hmac_secret: &str,
+) -> Result<Vec<IceServer>, FetchError> {
+    if jwt.is_empty() {
+        return Err(FetchError::NoJwt);
+    }
+    let url = format!(
+        "{}/turn/credentials",
+        signaling_proto::api_base(server_url, DEFAULT_API_VERSION)
+    );
+    let path = signaling_proto::api_path(DEFAULT_API_VERSION, "/turn/credentials");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(HTTP_TIMEOUT))
+        .build()
+        .into();
+    let mut req = agent
+        .get(&url)
+        .header("Authorization", &format!("Bearer {jwt}"));
+    let now_unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs() as i64;
+    if let Some(h) = SignedHeaders::new(hmac_secret, &path, now_unix) {
+        for (name, value) in h.pairs() {
+            req = req.header(name, value);
+        }
+    }
+    let mut resp = req.call().map_err(|e| FetchError::Http(e.to_string()))?;
+    let creds: TurnCredentials = resp
+        .body_mut()
+        .with_config()
+        .limit(MAX_HTTP_BODY as u64)
+        .read_json()
+        .map_err(|e| FetchError::Http(e.to_string()))?;
+    let urls: Vec<String> = creds.urls.into_iter().filter(|u| !u.is_empty()).collect();
+    if urls.is_empty() {
+        return Err(FetchError::Empty);
+    }
+    Ok(vec![IceServer {
+        urls,
+        username: creds.username,
+        credential: creds.credential,
+    }])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stun_fallback_url_uses_server_host_and_3478() {
+        assert_eq!(
+            default_stun_url("https://sig.example.com:8443/x"),
+            "stun:sig.example.com:3478"
+        );
+        assert_eq!(
+            default_stun_url("http://127.0.0.1:5000"),
+            "stun:127.0.0.1:3478"
+        );
+        assert_eq!(default_stun_url("http://[::1]:5000"), "stun:[::1]:3478");
+        assert_eq!(default_stun_url("example.org"), "stun:example.org:3478");
+    }
+
+    #[test]
+    fn missing_jwt_fails_without_network() {
+        assert!(matches!(
+            fetch_blocking("http://127.0.0.1:9", "", ""),
+            Err(FetchError::NoJwt)
+        ));
+    }
+
+    #[tokio::test]
+    async fn unreachable_server_falls_back_to_stun() {
+        // Port 9 (discard) on loopback is closed: the fetch fails fast.
+        let s = ice_servers(
+            "http://127.0.0.1:9",
+            "jwt".into(),
+            "",
+            "stun:127.0.0.1:3478",
+        )
+        .await;
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].urls, vec!["stun:127.0.0.1:3478".to_owned()]);
+    }
+}

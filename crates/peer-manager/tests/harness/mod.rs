@@ -1,0 +1,495 @@
+//! Loopback test bed for peer-manager: an in-process signaling relay, a real
+//! WebRTC answerer playing the phone, a recording handler and a UDP relay with a
+//! black-hole switch.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use peer_manager::{MessageSender, Peer, PeerManager, ProtocolHandler, SendError};
+use rtc_transport::{Candidate, RtcChannel, RtcConfig, RtcEvent, RtcPeer};
+use signaling_proto::SignalingMessage;
+use terminal_protocol::{Event, Request};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+/// Device id the phones see as "the host".
+pub const HOST_ID: &str = "host0000000000000000000000000000";
+/// Bound on every wait in these tests.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub fn loopback() -> RtcConfig {
+    RtcConfig {
+        loopback_only: true,
+        ..RtcConfig::default()
+    }
+}
+
+/// Wait for `cond` with a deadline, re-checking every few milliseconds.
+pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// What the host handler saw.
+#[derive(Debug, Clone)]
+pub enum Seen {
+    Request(String, Request),
+    Disconnected(String),
+}
+
+/// Handler that answers `ping` with `pong`, echoes `input` as `output`, and
+/// records everything.
+pub struct TestHandler {
+    pub seen: Mutex<Vec<Seen>>,
+    tx: mpsc::Sender<Seen>,
+}
+
+impl TestHandler {
+    pub fn new() -> (Arc<Self>, mpsc::Receiver<Seen>) {
+        let (tx, rx) = mpsc::channel(4096);
+        (
+            Arc::new(Self {
+                seen: Mutex::new(Vec::new()),
+                tx,
+            }),
+            rx,
+        )
+    }
+
+    pub fn disconnects(&self, device: &str) -> usize {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| matches!(s, Seen::Disconnected(d) if d == device))
+            .count()
+    }
+
+    pub fn requests(&self) -> usize {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| matches!(s, Seen::Request(..)))
+            .count()
+    }
+
+    fn record(&self, s: Seen) {
+        self.seen.lock().unwrap().push(s.clone());
+        let _ = self.tx.try_send(s);
+    }
+}
+
+#[async_trait::async_trait]
+impl ProtocolHandler for TestHandler {
+    async fn handle_message(&self, peer: Arc<Peer>, request: Request) {
+        match &request {
+            Request::Ping => {
+                let _ = peer.send_message(&Event::Pong { latency: 0 }).await;
+            }
+            Request::Input { data } => {
+                let _ = peer
+                    .send_message(&Event::Output { data: data.clone() })
+                    .await;
+            }
+            _ => {}
+        }
+        // Pings of the round-trip benchmark are not recorded one by one.
+        if !matches!(request, Request::Ping | Request::Input { .. }) {
+            self.record(Seen::Request(peer.device_id.clone(), request));
+        }
+    }
+
+    async fn peer_disconnected(&self, device_id: &str) {
+        self.record(Seen::Disconnected(device_id.to_owned()));
+    }
+}
+
+/// The in-process signaling server: host ↔ phones, with the server's
+/// `targetDeviceId` rewriting and a few fault switches.
+pub struct Net {
+    host: Mutex<Option<Arc<PeerManager>>>,
+    phones: Mutex<HashMap<String, mpsc::Sender<SignalingMessage>>>,
+    /// Drop the host's ICE candidates on their way to the phone.
+    pub drop_host_candidates: AtomicBool,
+    /// Route the phone's candidates through UDP relays with this switch.
+    pub relay: Mutex<Option<Arc<AtomicBool>>>,
+    /// Every message the host sent, in order.
+    pub host_sent: Mutex<Vec<SignalingMessage>>,
+}
+
+/// The host's signaling sink.
+pub struct HostSink(mpsc::Sender<SignalingMessage>);
+
+impl MessageSender for HostSink {
+    fn send(&self, msg: SignalingMessage) -> Result<(), SendError> {
+        self.0.try_send(msg).map_err(|e| SendError(e.to_string()))
+    }
+}
+
+impl Net {
+    /// A relay and the sink to give to the host's `PeerManager`.
+    pub fn new() -> (Arc<Net>, Arc<HostSink>) {
+        let net = Arc::new(Net {
+            host: Mutex::new(None),
+            phones: Mutex::new(HashMap::new()),
+            drop_host_candidates: AtomicBool::new(false),
+            relay: Mutex::new(None),
+            host_sent: Mutex::new(Vec::new()),
+        });
+        let (tx, mut rx) = mpsc::channel::<SignalingMessage>(1024);
+        let n = net.clone();
+        tokio::spawn(async move {
+            while let Some(mut msg) = rx.recv().await {
+                n.host_sent.lock().unwrap().push(msg.clone());
+                if msg.kind == "ice_candidate" && n.drop_host_candidates.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let to = std::mem::take(&mut msg.target_device_id);
+                msg.target_device_id = HOST_ID.to_owned();
+                let inbox = n.phones.lock().unwrap().get(&to).cloned();
+                if let Some(inbox) = inbox {
+                    let _ = inbox.send(msg).await;
+                }
+            }
+        });
+        (net, Arc::new(HostSink(tx)))
+    }
+
+    pub fn set_host(&self, host: Arc<PeerManager>) {
+        *self.host.lock().unwrap() = Some(host);
+    }
+
+    /// A host `PeerManager` on loopback settings wired to this relay.
+    pub fn host(
+        self: &Arc<Self>,
+        sink: Arc<HostSink>,
+        handler: Arc<TestHandler>,
+        allowed: &str,
+        secret: [u8; 32],
+    ) -> Arc<PeerManager> {
+        let pm = PeerManager::new(
+            sink,
+            "http://127.0.0.1:9",
+            Arc::new(String::new),
+            handler,
+            "",
+        );
+        pm.set_rtc_config_override(loopback());
+        pm.set_allowed_device_id(allowed);
+        pm.set_secret_loader(Arc::new(move |_id: &str| Some(secret)));
+        self.set_host(pm.clone());
+        pm
+    }
+
+    /// Count of host messages of `kind` to `device`.
+    pub fn host_sent_count(&self, kind: &str, device: &str) -> usize {
+        self.host_sent
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m.kind == kind && m.target_device_id == device)
+            .count()
+    }
+
+    /// Deliver a phone's message to the host, as the server would.
+    pub async fn to_host(&self, from: &str, mut msg: SignalingMessage) {
+        msg.target_device_id = from.to_owned();
+        if msg.kind == "ice_candidate" {
+            let relay = self.relay.lock().unwrap().clone();
+            if let Some(blocked) = relay {
+                msg.candidate = relay_candidate(&msg.candidate, blocked).await;
+            }
+        }
+        let host = self.host.lock().unwrap().clone();
+        if let Some(h) = host {
+            h.handle_signaling_message(msg);
+        }
+    }
+}
+
+/// How the test phone misbehaves.
+#[derive(Debug, Clone, Default)]
+pub struct PhoneOpts {
+    /// Send the first local candidates before the answer.
+    pub candidates_before_answer: bool,
+    /// Send an oversize copy of the answer first.
+    pub oversize_answer_first: bool,
+}
+
+/// A phone: a real WebRTC answerer on loopback.
+pub struct Phone {
+    pub device_id: String,
+    net: Arc<Net>,
+    channels: mpsc::Receiver<RtcChannel>,
+    pub rejections: mpsc::Receiver<String>,
+    pub offers: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Phone {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Phone {
+    pub fn new(net: &Arc<Net>, device_id: &str, opts: PhoneOpts) -> Phone {
+        let (inbox_tx, inbox) = mpsc::channel(256);
+        net.phones
+            .lock()
+            .unwrap()
+            .insert(device_id.to_owned(), inbox_tx);
+        let (ch_tx, channels) = mpsc::channel(4);
+        let (rej_tx, rejections) = mpsc::channel(16);
+        let offers = Arc::new(AtomicUsize::new(0));
+        let task = tokio::spawn(phone_task(
+            net.clone(),
+            device_id.to_owned(),
+            opts,
+            inbox,
+            ch_tx,
+            rej_tx,
+            offers.clone(),
+        ));
+        Phone {
+            device_id: device_id.to_owned(),
+            net: net.clone(),
+            channels,
+            rejections,
+            offers,
+            task,
+        }
+    }
+
+    pub async fn connect_request(&self) {
+        let mut m = SignalingMessage::new("connect_request");
+        m.target_device_id = HOST_ID.to_owned();
+        self.net.to_host(&self.device_id, m).await;
+    }
+
+    /// The DataChannel the host opened, once it is open.
+    pub async fn channel(&mut self) -> RtcChannel {
+        let ch = tokio::time::timeout(WAIT, self.channels.recv())
+            .await
+            .expect("no data channel in time")
+            .expect("phone task ended");
+        tokio::time::timeout(WAIT, ch.wait_open())
+            .await
+            .expect("channel open timed out")
+            .expect("channel failed to open");
+        ch
+    }
+
+    pub async fn rejection(&mut self) -> String {
+        tokio::time::timeout(WAIT, self.rejections.recv())
+            .await
+            .expect("no rejection in time")
+            .expect("phone task ended")
+    }
+
+    /// Connect and prove key possession; returns the channel after `auth_ok`.
+    pub async fn connect_and_auth(&mut self, secret: &[u8; 32]) -> RtcChannel {
+        self.connect_request().await;
+        let ch = self.channel().await;
+        prove(&ch, secret).await;
+        ch
+    }
+}
+
+/// Next event on `ch`, decoded.
+pub async fn next_event(ch: &RtcChannel) -> Event {
+    let bytes = tokio::time::timeout(WAIT, ch.recv())
+        .await
+        .expect("no event in time")
+        .expect("channel closed");
+    Event::decode(&bytes).expect("event decodes")
+}
+
+/// Read the challenge and answer with the MAC of `secret`; expects `auth_ok`.
+pub async fn prove(ch: &RtcChannel, secret: &[u8; 32]) {
+    let nonce = challenge(ch).await;
+    let mac = terminal_protocol::mac_b64(secret, &nonce);
+    ch.send(&Request::AuthResponse { mac }.encode())
+        .await
+        .unwrap();
+    assert!(matches!(next_event(ch).await, Event::AuthOk));
+}
+
+/// Read the `auth_challenge` and return the raw nonce.
+pub async fn challenge(ch: &RtcChannel) -> Vec<u8> {
+    use base64::Engine as _;
+    match next_event(ch).await {
+        Event::AuthChallenge { nonce } => base64::engine::general_purpose::STANDARD
+            .decode(nonce)
+            .unwrap(),
+        other => panic!("expected auth_challenge, got {other:?}"),
+    }
+}
+
+/// Wait until the channel reports closed (recv → None), bounded.
+pub async fn wait_closed(ch: &RtcChannel) {
+    tokio::time::timeout(WAIT, async { while ch.recv().await.is_some() {} })
+        .await
+        .expect("channel not closed in time");
+}
+
+async fn phone_task(
+    net: Arc<Net>,
+    me: String,
+    opts: PhoneOpts,
+    mut inbox: mpsc::Receiver<SignalingMessage>,
+    channels: mpsc::Sender<RtcChannel>,
+    rejections: mpsc::Sender<String>,
+    offers: Arc<AtomicUsize>,
+) {
+    let mut rtc: Option<(RtcPeer, mpsc::Receiver<RtcEvent>)> = None;
+    loop {
+        let ev = async {
+            match rtc.as_mut() {
+                Some((_, ev)) => ev.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            msg = inbox.recv() => {
+                let Some(msg) = msg else { return };
+                match msg.kind.as_str() {
+                    "sdp_offer" => {
+                        let first = offers.fetch_add(1, Ordering::SeqCst) == 0;
+                        if rtc.is_none() {
+                            rtc = Some(RtcPeer::new(&loopback()).await.unwrap());
+                        }
+                        let (peer, events) = rtc.as_mut().unwrap();
+                        let answer = peer.accept_offer(&msg.sdp).await.unwrap();
+                        if first && opts.candidates_before_answer {
+                            // Hold the answer until a local candidate went out first.
+                            let deadline = tokio::time::Instant::now() + WAIT;
+                            loop {
+                                let e = tokio::time::timeout_at(deadline, events.recv())
+                                    .await
+                                    .expect("phone gathered no candidate");
+                                match e {
+                                    Some(RtcEvent::LocalCandidate(c)) => {
+                                        send_candidate(&net, &me, c).await;
+                                        break;
+                                    }
+                                    Some(RtcEvent::DataChannel(ch)) => {
+                                        let _ = channels.send(ch).await;
+                                    }
+                                    Some(_) => {}
+                                    None => return,
+                                }
+                            }
+                        }
+                        if first && opts.oversize_answer_first {
+                            let mut big = answer.clone();
+                            while big.len() <= 65_536 {
+                                big.push_str("a=x-pad:0123456789abcdef0123456789abcdef\r\n");
+                            }
+                            let mut m = SignalingMessage::new("sdp_answer");
+                            m.sdp = big;
+                            net.to_host(&me, m).await;
+                            let mut m = SignalingMessage::new("sdp_answer");
+                            m.sdp = String::new();
+                            net.to_host(&me, m).await;
+                        }
+                        let mut m = SignalingMessage::new("sdp_answer");
+                        m.sdp = answer;
+                        net.to_host(&me, m).await;
+                    }
+                    "ice_candidate" => {
+                        if let Some((peer, _)) = rtc.as_ref() {
+                            let c = Candidate {
+                                candidate: msg.candidate,
+                                sdp_mid: (!msg.sdp_mid.is_empty()).then_some(msg.sdp_mid),
+                                sdp_m_line_index: msg.sdp_m_line_index,
+                            };
+                            let _ = peer.add_remote_candidate(c).await;
+                        }
+                    }
+                    "connection_rejected" => {
+                        let _ = rejections.send(msg.reason).await;
+                    }
+                    _ => {}
+                }
+            }
+            e = ev => match e {
+                Some(RtcEvent::LocalCandidate(c)) => send_candidate(&net, &me, c).await,
+                Some(RtcEvent::DataChannel(ch)) => {
+                    let _ = channels.send(ch).await;
+                }
+                Some(RtcEvent::State(_)) => {}
+                None => {
+                    if let Some((peer, _)) = rtc.take() {
+                        peer.close().await;
+                    }
+                }
+            },
+        }
+    }
+}
+
+async fn send_candidate(net: &Net, me: &str, c: Candidate) {
+    let mut m = SignalingMessage::new("ice_candidate");
+    m.candidate = c.candidate;
+    m.sdp_mid = c.sdp_mid.unwrap_or_default();
+    m.sdp_m_line_index = c.sdp_m_line_index;
+    net.to_host(me, m).await;
+}
+
+/// Rewrite a UDP candidate so it points at a new relay forwarding to it.
+async fn relay_candidate(candidate: &str, blocked: Arc<AtomicBool>) -> String {
+    let mut f: Vec<String> = candidate.split(' ').map(str::to_owned).collect();
+    if f.len() < 8 || !f[2].eq_ignore_ascii_case("udp") {
+        return candidate.to_owned();
+    }
+    let Ok(target) = format!("{}:{}", f[4], f[5]).parse::<SocketAddr>() else {
+        return candidate.to_owned();
+    };
+    let front = spawn_relay(target, blocked).await;
+    f[4] = front.ip().to_string();
+    f[5] = front.port().to_string();
+    f.join(" ")
+}
+
+/// A two-socket UDP relay: the host talks to `front`, the phone sees `back`.
+/// While `blocked` is set every datagram is dropped (a black hole).
+pub async fn spawn_relay(target: SocketAddr, blocked: Arc<AtomicBool>) -> SocketAddr {
+    let front = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let back = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = front.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut host: Option<SocketAddr> = None;
+        let (mut a, mut b) = (vec![0u8; 65_536], vec![0u8; 65_536]);
+        loop {
+            tokio::select! {
+                r = front.recv_from(&mut a) => {
+                    let Ok((n, from)) = r else { return };
+                    host = Some(from);
+                    if !blocked.load(Ordering::SeqCst) {
+                        let _ = back.send_to(&a[..n], target).await;
+                    }
+                }
+                r = back.recv_from(&mut b) => {
+                    let Ok((n, _)) = r else { return };
+                    if let (Some(h), false) = (host, blocked.load(Ordering::SeqCst)) {
+                        let _ = front.send_to(&b[..n], h).await;
+                    }
+                }
+            }
+        }
+    });
+    addr
+}

@@ -1,0 +1,435 @@
+//! peer-manager rules over real WebRTC on loopback: one test per rule, the phone
+//! being a real answerer, signaling an in-process relay.
+
+#![allow(clippy::unwrap_used)]
+
+mod harness;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use harness::*;
+use peer_manager::PeerError;
+use terminal_protocol::{Event, Request};
+
+const SECRET: [u8; 32] = [0x42; 32];
+const PHONE: &str = "phone000000000000000000000000001";
+const PHONE2: &str = "phone000000000000000000000000002";
+
+async fn setup() -> (
+    Arc<Net>,
+    Arc<peer_manager::PeerManager>,
+    Arc<TestHandler>,
+    tokio::sync::mpsc::Receiver<Seen>,
+) {
+    let (net, sink) = Net::new();
+    let (handler, seen) = TestHandler::new();
+    let pm = net.host(sink, handler.clone(), PHONE, SECRET);
+    (net, pm, handler, seen)
+}
+
+async fn ping_pong(ch: &rtc_transport::RtcChannel) {
+    ch.send(&Request::Ping.encode()).await.unwrap();
+    loop {
+        match next_event(ch).await {
+            Event::Pong { .. } => return,
+            Event::Output { .. } => continue,
+            other => panic!("expected pong, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn happy_path_reaches_an_authenticated_channel() {
+    let (net, pm, handler, mut seen) = setup().await;
+    let mut phone = Phone::new(&net, PHONE, PhoneOpts::default());
+    let ch = phone.connect_and_auth(&SECRET).await;
+    assert_eq!(pm.peer_count(), 1);
+    let peer = pm.peer(PHONE).unwrap();
+    assert!(peer.is_authenticated());
+    // The host offered a channel named "terminal" and advertises 1 MiB messages.
+    let offer = net
+        .host_sent
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|m| m.kind == "sdp_offer")
+        .cloned()
+        .unwrap();
+    assert!(
+        offer.sdp.contains("a=max-message-size:1048576"),
+        "{}",
+        offer.sdp
+    );
+    // Requests reach the handler after auth, replies come back.
+    ping_pong(&ch).await;
+    ch.send(&Request::ListSessions.encode()).await.unwrap();
+    let s = tokio::time::timeout(WAIT, seen.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(s, Seen::Request(d, Request::ListSessions) if d == PHONE));
+    wait_until("state connected", || {
+        pm.peer_states().get(PHONE).map(String::as_str) == Some("connected")
+    })
+    .await;
+    assert!(peer.max_message_size() >= 65_536);
+    pm.send_to(PHONE, &Event::Detached).await.unwrap();
+    assert!(matches!(next_event(&ch).await, Event::Detached));
+    drop(handler);
+}
+
+#[tokio::test]
+async fn wrong_device_is_rejected_not_paired() {
+    let (net, pm, _h, _seen) = setup().await;
+    let mut stranger = Phone::new(&net, PHONE2, PhoneOpts::default());
+    stranger.connect_request().await;
+    assert_eq!(stranger.rejection().await, "not_paired");
+    assert_eq!(pm.peer_count(), 0);
+    // Sentinels never match, even a device claiming the sentinel as its id.
+    pm.set_allowed_device_id("!unpaired");
+    let mut sentinel = Phone::new(&net, "!unpaired", PhoneOpts::default());
+    sentinel.connect_request().await;
+    assert_eq!(sentinel.rejection().await, "not_paired");
+    assert_eq!(net.host_sent_count("sdp_offer", "!unpaired"), 0);
+}
+
+#[tokio::test]
+async fn missing_secret_is_rejected_not_paired() {
+    let (net, pm, _h, _seen) = setup().await;
+    pm.set_secret_loader(Arc::new(|_id: &str| None));
+    let mut phone = Phone::new(&net, PHONE, PhoneOpts::default());
+    phone.connect_request().await;
+    assert_eq!(phone.rejection().await, "not_paired");
+    assert_eq!(pm.peer_count(), 0);
+}
+
+#[tokio::test]
+async fn second_device_at_max_peers_is_rejected_already_connected() {
+    let (net, pm, _h, _seen) = setup().await;
+    let mut first = Phone::new(&net, PHONE, PhoneOpts::default());
+    let ch = first.connect_and_auth(&SECRET).await;
+    // Re-paired to another phone while the first is still connected.
+    pm.set_allowed_device_id(PHONE2);
+    let mut second = Phone::new(&net, PHONE2, PhoneOpts::default());
+    second.connect_request().await;
+    assert_eq!(second.rejection().await, "already_connected");
+    assert_eq!(pm.peer_count(), 1);
+    ping_pong(&ch).await;
+}
+
+#[tokio::test]
+async fn wrong_mac_closes_the_peer() {
+    let (net, pm, handler, _seen) = setup().await;
+    let mut phone = Phone::new(&net, PHONE, PhoneOpts::default());
+    phone.connect_request().await;
+    let ch = phone.channel().await;
+    let nonce = challenge(&ch).await;
+    let mac = terminal_protocol::mac_b64(&[0x43; 32], &nonce);
+    ch.send(&Request::AuthResponse { mac }.encode())
+        .await
+        .unwrap();
+    // Followed by a request that must never reach the handler.
+    let _ = ch.send(&Request::ListSessions.encode()).await;
+    wait_closed(&ch).await;
+    wait_until("peer removed", || pm.peer_count() == 0).await;
+    assert_eq!(handler.requests(), 0);
+}
+
+#[tokio::test]
+async fn request_before_auth_closes_and_never_reaches_the_handler() {
+    let (net, pm, handler, _seen) = setup().await;
+    let mut phone = Phone::new(&net, PHONE, PhoneOpts::default());
+    phone.connect_request().await;
+    let ch = phone.channel().await;
+    let _ = challenge(&ch).await;
+    ch.send(&Request::ListSessions.encode()).await.unwrap();
+    wait_closed(&ch).await;
+    wait_until("peer removed", || pm.peer_count() == 0).await;
+    assert_eq!(handler.requests(), 0);
+}
+
+#[tokio::test]
+async fn no_mac_closes_at_the_auth_deadline() {
+    let (net, pm, handler, _seen) = setup().await;
+    // The 10 s rule with a short knob; the pure gate tests the 10 s itself.
+    pm.set_auth_timeout(Duration::from_millis(300));
+    let mut phone = Phone::new(&net, PHONE, PhoneOpts::default());
+    phone.connect_request().await;
+    let ch = phone.channel().await;
+    let _ = challenge(&ch).await;
+    wait_closed(&ch).await;
+    wait_until("peer removed", || pm.peer_count() == 0).await;
+    assert_eq!(handler.requests(), 0);
+    assert_eq!(handler.disconnects(PHONE), 1);
+}
+
+#[tokio::test]
+async fn early_ice_candidates_are_buffered_until_the_answer() {
+    let (net, pm, _h, _seen) = setup().await;
+    // The phone only learns the host through its checks, so the host must apply
+    // the phone's candidates it buffered before the answer.
+    net.drop_host_candidates.store(true, Ordering::SeqCst);
+    let mut phone = Phone::new(
+        &net,
+        PHONE,
+        PhoneOpts {
+            candidates_before_answer: true,
+            ..PhoneOpts::default()
+        },
+    );
+    let ch = phone.connect_and_auth(&SECRET).await;
+    ping_pong(&ch).await;
+    assert_eq!(pm.peer_count(), 1);
+}
+
+#[tokio::test]
+async fn oversize_sdp_answer_is_refused() {
+    let (net, pm, _h, _seen) = setup().await;
+    // The phone sends an answer over 65 536 bytes and an empty one before the
+    // real one; accepting either would make the real answer fail.
+    let mut phone = Phone::new(
+        &net,
+        PHONE,
+        PhoneOpts {
+            oversize_answer_first: true,
+            ..PhoneOpts::default()
+        },
+    );
+    let ch = phone.connect_and_auth(&SECRET).await;
+    ping_pong(&ch).await;
+    assert_eq!(pm.peer_count(), 1);
+}
+
+#[tokio::test]
+async fn slow_reader_bounds_memory_and_times_out_send() {
+    let (net, pm, _h, _seen) = setup().await;
+    let mut phone = Phone::new(&net, PHONE, PhoneOpts::default());
+    let _ch = phone.connect_and_auth(&SECRET).await;
+    // The phone stops reading. The host keeps sending 16 KiB outputs.
+    let peer = pm.peer(PHONE).unwrap();
+    let chunk = Event::Output {
+        data: vec![0x5a; 16 * 1024],
+    };
+    let mut max_buffered = 0;
+    let mut outcome = None;
+    for _ in 0..20_000 {
+        match peer.send_message(&chunk).await {
+            Ok(()) => max_buffered = max_buffered.max(peer.buffered_amount()),
+            Err(e) => {
+                outcome = Some(e);
+                break;
+            }
+        }
+    }
+    let e = outcome.expect("sends never blocked: no backpressure");
+    assert!(matches!(e, PeerError::SendTimeout), "{e:?}");
+    // Memory stays bounded: at most the high mark plus one message queued.
+    assert!(
+        max_buffered <= 512 * 1024 + 2 * 16 * 1024,
+        "buffered {max_buffered}"
+    );
+    // Closing unblocks a waiting sender at once with "closed".
+    let waiting = {
+        let peer = peer.clone();
+        let chunk = chunk.clone();
+        tokio::spawn(async move { peer.send_message(&chunk).await })
+    };
+    peer.close();
+    let r = tokio::time::timeout(Duration::from_secs(2), waiting)
+        .await
+        .expect("close did not unblock the sender")
+        .unwrap();
+    assert!(matches!(r, Err(PeerError::Closed)), "{r:?}");
+}
+
+#[tokio::test]
+async fn send_never_exceeds_the_phones_max_message_size() {
+    let (net, pm, _h, _seen) = setup().await;
+    let mut phone = Phone::new(&net, PHONE, PhoneOpts::default());
+    let ch = phone.connect_and_auth(&SECRET).await;
+    let peer = pm.peer(PHONE).unwrap();
+    let max = peer.max_message_size();
+    let too_big = Event::Output { data: vec![1; max] };
+    assert!(matches!(
+        peer.send_message(&too_big).await,
+        Err(PeerError::TooLarge { .. })
+    ));
+    ping_pong(&ch).await;
+}
+
+#[tokio::test]
+async fn ice_loss_restarts_ice_and_traffic_resumes() {
+    let (net, pm, handler, _seen) = setup().await;
+    pm.set_lifecycle_timers(Duration::from_millis(500), Duration::from_secs(20));
+    // Everything between the two ends crosses UDP relays we can black-hole.
+    let blocked = Arc::new(AtomicBool::new(false));
+    *net.relay.lock().unwrap() = Some(blocked.clone());
+    net.drop_host_candidates.store(true, Ordering::SeqCst);
+    let mut phone = Phone::new(&net, PHONE, PhoneOpts::default());
+    let ch = phone.connect_and_auth(&SECRET).await;
+    ping_pong(&ch).await;
+    wait_until("connected", || {
+        pm.peer_states().get(PHONE).map(String::as_str) == Some("connected")
+    })
+    .await;
+    blocked.store(true, Ordering::SeqCst);
+    wait_until("ice restart offer", || {
+        net.host_sent_count("sdp_offer", PHONE) >= 2
+    })
+    .await;
+    blocked.store(false, Ordering::SeqCst);
+    wait_until("reconnected", || {
+        pm.peer_states().get(PHONE).map(String::as_str) == Some("connected")
+    })
+    .await;
+    // Same channel, still authenticated, traffic flows again.
+    ping_pong(&ch).await;
+    assert_eq!(handler.disconnects(PHONE), 0);
+    assert_eq!(pm.peer_count(), 1);
+}
+
+#[tokio::test]
+async fn close_all_leaves_no_tasks_or_peers() {
+    let (net, pm, handler, _seen) = setup().await;
+    let mut phone = Phone::new(&net, PHONE, PhoneOpts::default());
+    let ch = phone.connect_and_auth(&SECRET).await;
+    ping_pong(&ch).await;
+    pm.close_all().await;
+    assert_eq!(pm.peer_count(), 0);
+    assert_eq!(pm.task_count(), 0);
+    assert!(pm.peer_states().is_empty());
+    assert_eq!(handler.disconnects(PHONE), 1);
+    wait_closed(&ch).await;
+    // The manager keeps working afterwards (reload closes all, then re-admits).
+    drop(phone);
+    let mut again = Phone::new(&net, PHONE, PhoneOpts::default());
+    let ch2 = again.connect_and_auth(&SECRET).await;
+    ping_pong(&ch2).await;
+    pm.close_all().await;
+    assert_eq!(pm.task_count(), 0);
+    assert_eq!(handler.disconnects(PHONE), 2);
+}
+
+#[tokio::test]
+async fn reconnect_replaces_the_old_peer_and_stale_callbacks_do_not_evict_the_new_one() {
+    let (net, pm, handler, _seen) = setup().await;
+    let mut old_phone = Phone::new(&net, PHONE, PhoneOpts::default());
+    let old_ch = old_phone.connect_and_auth(&SECRET).await;
+    let old_peer = pm.peer(PHONE).unwrap();
+    // The same device reconnects (new phone instance, same id).
+    drop(old_phone);
+    let mut new_phone = Phone::new(&net, PHONE, PhoneOpts::default());
+    let ch = new_phone.connect_and_auth(&SECRET).await;
+    let new_peer = pm.peer(PHONE).unwrap();
+    assert!(!Arc::ptr_eq(&old_peer, &new_peer));
+    assert!(old_peer.is_closed());
+    // Stale events of the old peer: its channel closes, its state callbacks run,
+    // someone closes it again. None of it may touch the new peer.
+    old_ch.close();
+    old_peer.close();
+    pm.sweep_once(Instant::now()).await;
+    ping_pong(&ch).await;
+    let current = pm.peer(PHONE).unwrap();
+    assert!(Arc::ptr_eq(&current, &new_peer));
+    assert_eq!(pm.peer_count(), 1);
+    assert_eq!(handler.disconnects(PHONE), 0, "old peer must not report");
+    // The new peer's own end is reported exactly once.
+    new_peer.close();
+    new_peer.close();
+    wait_until("new peer removed", || pm.peer_count() == 0).await;
+    wait_until("one disconnect", || handler.disconnects(PHONE) == 1).await;
+    pm.close_all().await;
+    assert_eq!(handler.disconnects(PHONE), 1);
+}
+
+#[tokio::test]
+async fn direction_gate_and_decode_errors_after_auth() {
+    let (net, _pm, handler, _seen) = setup().await;
+    let mut phone = Phone::new(&net, PHONE, PhoneOpts::default());
+    let ch = phone.connect_and_auth(&SECRET).await;
+    // A repeated auth_response and an event type are dropped silently.
+    let mac = terminal_protocol::mac_b64(&SECRET, &[0; 32]);
+    ch.send(&Request::AuthResponse { mac }.encode())
+        .await
+        .unwrap();
+    ch.send(&Event::AuthOk.encode()).await.unwrap();
+    // Garbage gets an invalid_request error, and the channel stays open.
+    ch.send(b"\xc1").await.unwrap();
+    match next_event(&ch).await {
+        Event::Error { code, .. } => assert_eq!(code, "invalid_request"),
+        other => panic!("expected error, got {other:?}"),
+    }
+    ping_pong(&ch).await;
+    assert_eq!(handler.requests(), 0);
+}
+
+#[tokio::test]
+async fn connection_cleaner_closes_authenticated_peer_that_never_pings() {
+    let (net, pm, handler, _seen) = setup().await;
+    let mut phone = Phone::new(&net, PHONE, PhoneOpts::default());
+    let ch = phone.connect_and_auth(&SECRET).await;
+    // Not yet due.
+    assert!(pm.sweep_once(Instant::now()).await.is_empty());
+    let later = Instant::now() + Duration::from_secs(61);
+    let swept = pm.sweep_once(later).await;
+    assert_eq!(swept.len(), 1);
+    wait_closed(&ch).await;
+    wait_until("peer removed", || pm.peer_count() == 0).await;
+    assert_eq!(handler.disconnects(PHONE), 1);
+}
+
+/// Round trip and bulk throughput through PeerManager on loopback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement; run with --ignored --nocapture"]
+async fn measure_round_trip_and_bulk_throughput() {
+    let (net, pm, _h, _seen) = setup().await;
+    let mut phone = Phone::new(&net, PHONE, PhoneOpts::default());
+    let ch = phone.connect_and_auth(&SECRET).await;
+    // Round trip: ping → handler → pong, 64-ish bytes each way.
+    for _ in 0..50 {
+        ping_pong(&ch).await;
+    }
+    let mut rtts = Vec::new();
+    for _ in 0..2000 {
+        let t = Instant::now();
+        ping_pong(&ch).await;
+        rtts.push(t.elapsed());
+    }
+    rtts.sort();
+    let p = |q: f64| rtts[((rtts.len() as f64 - 1.0) * q) as usize];
+    println!(
+        "round trip (ping→pong through PeerManager): p50 {:?} p99 {:?}",
+        p(0.5),
+        p(0.99)
+    );
+    // Bulk: host → phone, 40 MiB in 16 KiB outputs via Peer::send_message.
+    let peer = pm.peer(PHONE).unwrap();
+    let chunk = Event::Output {
+        data: vec![0x61; 16 * 1024],
+    };
+    let n = 40 * 64;
+    let reader = {
+        let ch = ch.clone();
+        tokio::spawn(async move {
+            let mut bytes = 0usize;
+            for _ in 0..n {
+                bytes += ch.recv().await.unwrap().len();
+            }
+            bytes
+        })
+    };
+    let t = Instant::now();
+    for _ in 0..n {
+        peer.send_message(&chunk).await.unwrap();
+    }
+    let bytes = reader.await.unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "bulk host→phone: {} MiB in {:.2} s = {:.1} MB/s",
+        bytes / (1024 * 1024),
+        secs,
+        bytes as f64 / secs / 1e6
+    );
+}
