@@ -34,7 +34,14 @@ struct Conn {
     st: Arc<AppState>,
     handle: SocketHandle,
     auth: Option<Authed>,
+    /// Unread bytes remain in the socket (oversized frame): closing the TCP
+    /// connection at once would reset it and lose the close frame.
+    linger: bool,
 }
+
+/// How long an oversized-frame socket stays open after its close frame, so
+/// the client can read the error before the kernel resets the connection.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Runs one upgraded socket to completion.
 pub(crate) async fn serve_socket(
@@ -55,6 +62,7 @@ pub(crate) async fn serve_socket(
         st,
         handle,
         auth: None,
+        linger: false,
     };
     let close = conn.read_loop(&mut stream).await;
     conn.finish(close, writer).await;
@@ -122,6 +130,7 @@ impl Conn {
             match frame {
                 None | Some(Ok(Message::Close(_))) => return None,
                 Some(Err(e)) if is_too_large(&e) => {
+                    self.linger = true;
                     self.error(ERR_MESSAGE_TOO_LARGE);
                     return Some((CLOSE_MESSAGE_TOO_LARGE, "message too large"));
                 }
@@ -356,7 +365,12 @@ impl Conn {
     /// Unregisters, announces `host_offline` if this was the host's last
     /// socket, sends the close frame and waits (bounded) for the writer.
     async fn finish(self, close: Option<CloseWith>, mut writer: JoinHandle<()>) {
-        let Conn { st, handle, auth } = self;
+        let Conn {
+            st,
+            handle,
+            auth,
+            linger,
+        } = self;
         if let Some(auth) = auth {
             let last = st.hub.unregister(&auth.device_id, handle.id);
             if last && auth.device_type == DeviceType::Host {
@@ -376,6 +390,12 @@ impl Conn {
         drop(handle);
         if timeout(st.config.write_timeout, &mut writer).await.is_err() {
             writer.abort();
+        }
+        if linger {
+            tokio::select! {
+                _ = tokio::time::sleep(LINGER) => {}
+                _ = st.shutdown.cancelled() => {}
+            }
         }
     }
 }
