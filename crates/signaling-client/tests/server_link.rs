@@ -24,8 +24,8 @@ async fn connects_authenticates_and_keeps_presence() {
     assert!(run.client.jwt().is_some());
     let mut changes = run.client.state_changes();
 
-    // Presence + ping keep the link alive well past one read deadline (600 ms).
-    for _ in 0..6 {
+    // Presence + ping keep the link alive past one read deadline (1.4 s).
+    for _ in 0..10 {
         wait_message(&mut run.messages, "presence_ack").await;
     }
     assert!(

@@ -98,11 +98,11 @@ pub async fn register_host(identity: &Identity, server_url: &str) {
     .unwrap();
 }
 
-/// Fast knobs: presence 200 ms, read deadline 600 ms, backoff 100 ms → 800 ms.
+/// Fast knobs: presence 200 ms, read deadline 1.4 s, backoff 100 ms → 800 ms.
 pub fn fast_config() -> CoreConfig {
     CoreConfig {
         presence_interval: Duration::from_millis(200),
-        read_deadline_grace: Duration::from_millis(200),
+        read_deadline_grace: Duration::from_millis(1000),
         initial_backoff: Duration::from_millis(100),
         max_backoff: Duration::from_millis(800),
         auth_timeout: Duration::from_secs(5),
