@@ -1,5 +1,7 @@
 //! Logging to stderr with `tracing`: `RUST_LOG` wins, else `-v` picks the level.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber. Daemons log at info by default, other commands at warn.
@@ -14,6 +16,7 @@ pub fn init(verbose: u8, daemon: bool) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
 }

@@ -19,8 +19,12 @@ pub fn start(cfg: &Config, o: &Overrides, quiet: bool) -> Result<i32, CliError> 
         return Ok(pid);
     }
     // Fail here, with the real reason, rather than in a log file.
-    Store::new(&cfg.paths.data_dir).load_identity()?;
+    let store = Store::new(&cfg.paths.data_dir);
+    store.load_identity()?;
     cfg.require_server()?;
+    if store.load_paired()?.is_none() {
+        return Err(CliError::NotPaired);
+    }
     crate::store::ensure_private_dir(&cfg.paths.data_dir)?;
     let log_path = cfg.paths.log_file();
     let log = std::fs::OpenOptions::new()

@@ -5,6 +5,7 @@ pub mod confirm;
 pub mod init;
 pub mod pair;
 pub mod passthrough;
+pub mod serve;
 pub mod status;
 pub mod unpair;
 
@@ -19,7 +20,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
     let o = cli.overrides();
     match cli.command {
         Command::Init => init::init(&o),
-        Command::Serve { .. } => Err(CliError::Other("serve is not wired yet".into())),
+        Command::Serve { bind, db } => serve::serve(&bind, db.as_deref(), &o).await,
         command => {
             let cfg = Config::load(&o)?;
             match command {
@@ -37,7 +38,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
                 }
                 Command::Unpair { yes } => unpair::unpair(&cfg, yes),
                 Command::Status { json } => status::status(&cfg, json),
-                Command::Run => Err(CliError::Other("run is not wired yet".into())),
+                Command::Run => crate::daemon::run(cfg).await,
                 Command::Start => background::start(&cfg, &o, false).map(|_| ()),
                 Command::Stop => background::stop(&cfg),
                 Command::Tmux(args) => passthrough::passthrough(&cfg, &o, &args),

@@ -1,0 +1,222 @@
+//! `muxlink run`: the agent daemon. Wires the signaling client, the peer manager
+//! and the protocol handler over the tmux bridge; handles SIGTERM/SIGINT (close
+//! peers, release pane sizes, exit 0), SIGUSR2 (reload pairing) and SIGUSR1 (wake
+//! signaling); keeps the status file current.
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use peer_manager::{MessageSender, PeerManager, SendError};
+use rtc_transport::RtcConfig;
+use signaling_client::{Identity, SignalingClient};
+use signaling_proto::SignalingMessage;
+use tmux_bridge::TmuxBridge;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::error::CliError;
+use crate::handler::Handler;
+use crate::pidfile;
+use crate::status::{AgentStatus, PeerStatus};
+use crate::store::{self, Store};
+
+/// How often the status file is refreshed (written only when it changed).
+const STATUS_INTERVAL: Duration = Duration::from_secs(1);
+/// Bound on waiting for the signaling task at shutdown.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
+
+/// Adapts the signaling client to the peer manager's sink.
+struct SignalingSink(Arc<SignalingClient>);
+
+impl MessageSender for SignalingSink {
+    fn send(&self, msg: SignalingMessage) -> Result<(), SendError> {
+        self.0.send(msg).map_err(|e| SendError(e.to_string()))
+    }
+}
+
+/// Runs the agent until SIGTERM/SIGINT or a permanent signaling error.
+pub async fn run(cfg: Config) -> Result<(), CliError> {
+    let store = Store::new(&cfg.paths.data_dir);
+    let key = store.load_identity()?;
+    let server = cfg.require_server()?.to_string();
+    // Unpaired, the server does not know this host yet and there is nobody to serve.
+    if store.load_paired()?.is_none() {
+        return Err(CliError::NotPaired);
+    }
+    let device_id = store::device_id(&key.verifying_key().to_bytes());
+    let _lock = pidfile::acquire(&cfg.paths.pid_file())?;
+
+    let bridge = TmuxBridge::start(&cfg.tmux_socket).await.map_err(|e| {
+        CliError::Other(format!(
+            "cannot start the tmux bridge on socket {:?}: {e} (is tmux 3.2+ installed?)",
+            cfg.tmux_socket
+        ))
+    })?;
+    let handler = Handler::new(bridge.clone());
+
+    // The signaling handler needs the peer manager and vice versa.
+    let pm_cell: Arc<OnceLock<Arc<PeerManager>>> = Arc::new(OnceLock::new());
+    let on_signal: Arc<dyn Fn(SignalingMessage) + Send + Sync> = {
+        let pm_cell = pm_cell.clone();
+        let store = store.clone();
+        Arc::new(move |msg: SignalingMessage| {
+            let Some(pm) = pm_cell.get() else { return };
+            match msg.kind.as_str() {
+                "mobile_name_updated" => update_name(&store, &msg.device_id, &msg.name),
+                "connect_request" | "sdp_answer" | "ice_candidate" | "presence_ack" => {
+                    pm.handle_signaling_message(msg)
+                }
+                other => tracing::debug!(kind = other, "signaling message ignored"),
+            }
+        })
+    };
+    let client = SignalingClient::new(
+        Identity::from_signing_key(key),
+        &server,
+        &cfg.host_name,
+        on_signal,
+        &cfg.hmac_secret,
+    );
+    let jwt_fn: peer_manager::JwtFn = {
+        let c = client.clone();
+        Arc::new(move || c.jwt().unwrap_or_default())
+    };
+    let pm = PeerManager::new(
+        Arc::new(SignalingSink(client.clone())),
+        &server,
+        jwt_fn,
+        Arc::new(handler.clone()),
+        &cfg.hmac_secret,
+    );
+    pm.set_max_peers(cfg.max_peers);
+    pm.set_relay_only(cfg.relay_only);
+    if cfg.loopback_only {
+        pm.set_rtc_config_override(RtcConfig {
+            loopback_only: true,
+            ..RtcConfig::default()
+        });
+    }
+    pm.set_allowed_device_id(&store.allowed_device_id());
+    {
+        let store = store.clone();
+        pm.set_secret_loader(Arc::new(move |id: &str| store.load_secret(id)));
+    }
+    let _ = pm_cell.set(pm.clone());
+
+    let cancel = CancellationToken::new();
+    let mut run_task = tokio::spawn({
+        let client = client.clone();
+        let cancel = cancel.clone();
+        async move { client.run(cancel).await }
+    });
+
+    let sig = |k: SignalKind| {
+        signal(k).map_err(|e| CliError::Other(format!("cannot install signal handlers: {e}")))
+    };
+    let mut term = sig(SignalKind::terminate())?;
+    let mut int = sig(SignalKind::interrupt())?;
+    let mut usr1 = sig(SignalKind::user_defined1())?;
+    let mut usr2 = sig(SignalKind::user_defined2())?;
+
+    let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let status_of = |pm: &PeerManager, client: &SignalingClient, handler: &Handler| {
+        let attached: std::collections::HashMap<String, Option<String>> =
+            handler.attachments().into_iter().collect();
+        let mut peers: Vec<PeerStatus> = pm
+            .peer_states()
+            .into_iter()
+            .map(|(id, state)| PeerStatus {
+                attached_pane: attached.get(&id).cloned().flatten(),
+                device_id: id,
+                state,
+            })
+            .collect();
+        peers.sort_by(|a, b| a.device_id.cmp(&b.device_id));
+        AgentStatus {
+            pid: std::process::id(),
+            version: crate::handler::AGENT_VERSION.to_string(),
+            started_at: started_at.clone(),
+            signaling: client.state().as_str().to_string(),
+            allowed_device_id: pm.allowed_device_id(),
+            peers,
+        }
+    };
+    let status_path = cfg.paths.status_file();
+    let mut last_status = status_of(&pm, &client, &handler);
+    last_status.write(&status_path)?;
+    tracing::info!(
+        device_id = %device_id,
+        server = %server,
+        tmux_socket = %cfg.tmux_socket,
+        "agent ready"
+    );
+
+    let mut ticker = tokio::time::interval(STATUS_INTERVAL);
+    let outcome: Result<(), CliError> = loop {
+        tokio::select! {
+            _ = term.recv() => break Ok(()),
+            _ = int.recv() => break Ok(()),
+            _ = usr1.recv() => {
+                tracing::debug!("SIGUSR1: waking signaling");
+                client.signal_activity();
+            }
+            _ = usr2.recv() => {
+                let allowed = store.allowed_device_id();
+                tracing::info!(allowed = %allowed, "SIGUSR2: pairing reloaded");
+                pm.set_allowed_device_id(&allowed);
+                pm.close_all().await;
+                handler.end_all().await;
+                client.signal_activity();
+            }
+            r = &mut run_task => {
+                break match r {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(CliError::Other(format!(
+                        "signaling stopped: {e} (check the server URL, the HMAC secret, or run `muxlink init`)"
+                    ))),
+                    Err(e) => Err(CliError::Other(format!("signaling task failed: {e}"))),
+                };
+            }
+            _ = ticker.tick() => {
+                let now = status_of(&pm, &client, &handler);
+                if now != last_status {
+                    if let Err(e) = now.write(&status_path) {
+                        tracing::warn!(error = %e, "cannot write the status file");
+                    }
+                    last_status = now;
+                }
+            }
+        }
+    };
+
+    tracing::info!("shutting down: closing peers and releasing panes");
+    pm.close_all().await;
+    handler.end_all().await;
+    cancel.cancel();
+    client.close();
+    if !run_task.is_finished() {
+        let _ = tokio::time::timeout(SHUTDOWN_WAIT, &mut run_task).await;
+    }
+    let _ = std::fs::remove_file(&status_path);
+    tracing::info!("agent stopped");
+    outcome
+}
+
+/// Applies `mobile_name_updated` when it is about our paired device.
+fn update_name(store: &Store, device_id: &str, name: &str) {
+    let Ok(Some(mut record)) = store.load_paired() else {
+        return;
+    };
+    if record.device_id != device_id || name.is_empty() {
+        return;
+    }
+    let name: String = name.chars().take(64).collect();
+    if record.name.as_deref() == Some(name.as_str()) {
+        return;
+    }
+    record.name = Some(name);
+    if let Err(e) = store.save_paired(Some(&record)) {
+        tracing::warn!(error = %e, "cannot store the phone's new name");
+    }
+}

@@ -1,0 +1,422 @@
+//! The protocol handler against a real tmux server on a private socket, with a
+//! channel standing in for the phone's DataChannel (terminal-protocol.md §6).
+
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agent_bin::handler::{Handler, PeerLink};
+use terminal_protocol::{Attach, Decompressor, Event, Request};
+use tmux_bridge::TmuxBridge;
+use tokio::sync::mpsc;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A phone stand-in: events land in a bounded channel.
+struct Phone {
+    id: String,
+    tx: mpsc::Sender<Event>,
+    max: usize,
+}
+
+#[async_trait::async_trait]
+impl PeerLink for Phone {
+    fn device_id(&self) -> &str {
+        &self.id
+    }
+    async fn send_event(&self, event: &Event) -> Result<(), String> {
+        let size = event.encode().len();
+        assert!(
+            size <= self.max,
+            "event of {size} bytes over the limit {}",
+            self.max
+        );
+        self.tx.send(event.clone()).await.map_err(|e| e.to_string())
+    }
+    fn max_message_size(&self) -> usize {
+        self.max
+    }
+}
+
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn new(tag: &str) -> Tmux {
+        Tmux {
+            socket: format!("mxl-h-{tag}-{}", std::process::id()),
+        }
+    }
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "-f", "/dev/null"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+    fn session(&self, name: &str) -> String {
+        self.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            name,
+            "-x",
+            "100",
+            "-y",
+            "30",
+            "sh",
+        ]);
+        self.run(&["display-message", "-p", "-t", name, "#{pane_id}"])
+    }
+    fn size(&self, pane: &str) -> String {
+        self.run(&[
+            "display-message",
+            "-p",
+            "-t",
+            pane,
+            "#{pane_width}x#{pane_height}",
+        ])
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+struct Rig {
+    tmux: Tmux,
+    handler: Handler,
+    link: Arc<dyn PeerLink>,
+    rx: mpsc::Receiver<Event>,
+}
+
+async fn rig(tag: &str, max: usize) -> (Rig, String) {
+    let tmux = Tmux::new(tag);
+    let pane = tmux.session("work");
+    let bridge = TmuxBridge::start(&tmux.socket).await.unwrap();
+    let (tx, rx) = mpsc::channel(64);
+    let link: Arc<dyn PeerLink> = Arc::new(Phone {
+        id: "0123456789abcdef0123456789abcdef".into(),
+        tx,
+        max,
+    });
+    (
+        Rig {
+            tmux,
+            handler: Handler::new(bridge),
+            link,
+            rx,
+        },
+        pane,
+    )
+}
+
+impl Rig {
+    async fn req(&self, r: Request) {
+        self.handler.handle(self.link.clone(), r).await;
+    }
+    async fn next(&mut self) -> Event {
+        tokio::time::timeout(WAIT, self.rx.recv())
+            .await
+            .expect("no event in time")
+            .expect("channel closed")
+    }
+    /// Collects output text until it contains `needle`.
+    async fn output_until(
+        &mut self,
+        needle: &str,
+        mut inflate: Option<&mut Decompressor>,
+    ) -> String {
+        let mut text = Vec::new();
+        loop {
+            match self.next().await {
+                Event::Output { data } => {
+                    let plain = match inflate.as_deref_mut() {
+                        Some(d) => d.decompress(&data).unwrap(),
+                        None => data,
+                    };
+                    text.extend(plain);
+                    let s = String::from_utf8_lossy(&text).into_owned();
+                    if s.contains(needle) {
+                        return s;
+                    }
+                }
+                other => panic!("unexpected {other:?} while waiting for {needle:?}"),
+            }
+        }
+    }
+    fn attach(pane: &str, cols: u16, rows: u16) -> Request {
+        Request::Attach(Attach {
+            pane_id: pane.to_string(),
+            cols,
+            rows,
+            reattach: false,
+            compression: None,
+        })
+    }
+}
+
+#[tokio::test]
+async fn attach_input_output_resize_detach() {
+    let (mut r, pane) = rig("main", 65_536).await;
+    r.req(Rig::attach(&pane, 80, 24)).await;
+    assert_eq!(
+        r.next().await,
+        Event::Attached {
+            pane_id: pane.clone(),
+            compression: None
+        }
+    );
+    // The snapshot comes first and shows the current screen, cleared and homed.
+    let snap = match r.next().await {
+        Event::Output { data } => String::from_utf8_lossy(&data).into_owned(),
+        other => panic!("{other:?}"),
+    };
+    assert!(snap.contains("\x1b[H\x1b[2J"), "{snap:?}");
+    assert_eq!(r.tmux.size(&pane), "80x24");
+
+    r.req(Request::Input {
+        data: b"echo mux$((40+2))link\r".to_vec(),
+    })
+    .await;
+    r.output_until("mux42link", None).await;
+
+    r.req(Request::Resize { cols: 60, rows: 20 }).await;
+    assert_eq!(r.tmux.size(&pane), "60x20");
+    // Same size again: a silent no-op.
+    r.req(Request::Resize { cols: 60, rows: 20 }).await;
+
+    r.req(Request::Detach).await;
+    loop {
+        match r.next().await {
+            Event::Detached => break,
+            Event::Output { .. } => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    // The forced size is released: window-size no longer set on the window.
+    let opt = r
+        .tmux
+        .run(&["show-options", "-w", "-t", &pane, "window-size"]);
+    assert!(opt.is_empty(), "window-size still set: {opt:?}");
+    // Reattach: the snapshot shows the current screen.
+    r.req(Request::Attach(Attach {
+        pane_id: pane.clone(),
+        cols: 80,
+        rows: 24,
+        reattach: true,
+        compression: None,
+    }))
+    .await;
+    assert!(matches!(r.next().await, Event::Attached { .. }));
+    match r.next().await {
+        Event::Output { data } => {
+            let s = String::from_utf8_lossy(&data);
+            assert!(s.contains("mux42link"), "{s:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    r.req(Request::Detach).await;
+    loop {
+        if r.next().await == Event::Detached {
+            break;
+        }
+    }
+    // Input after detach: not attached.
+    r.req(Request::Input {
+        data: b"x".to_vec(),
+    })
+    .await;
+    match r.next().await {
+        Event::Error { code, .. } => assert_eq!(code, "not_attached"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn bad_requests_get_their_error_codes() {
+    let (mut r, pane) = rig("errors", 65_536).await;
+    let code_of = |e: Event| match e {
+        Event::Error { code, message } => {
+            assert!(!message.contains('/'), "message leaks a path: {message}");
+            code
+        }
+        other => panic!("{other:?}"),
+    };
+    r.req(Rig::attach("bad id!", 80, 24)).await;
+    assert_eq!(code_of(r.next().await), "attach_failed");
+    r.req(Rig::attach(&pane, 0, 24)).await;
+    assert_eq!(code_of(r.next().await), "attach_failed");
+    r.req(Rig::attach(&pane, 80, 501)).await;
+    assert_eq!(code_of(r.next().await), "attach_failed");
+    r.req(Request::Input {
+        data: vec![b'a'; 16_385],
+    })
+    .await;
+    assert_eq!(code_of(r.next().await), "input_too_large");
+    r.req(Request::Input {
+        data: b"a".to_vec(),
+    })
+    .await;
+    assert_eq!(code_of(r.next().await), "not_attached");
+    r.req(Request::Resize { cols: 0, rows: 10 }).await;
+    assert_eq!(code_of(r.next().await), "resize_failed");
+    r.req(Request::Resize { cols: 10, rows: 10 }).await;
+    assert_eq!(code_of(r.next().await), "not_attached");
+    r.req(Request::KillSession {
+        session: "a b".into(),
+    })
+    .await;
+    assert_eq!(code_of(r.next().await), "kill_session_failed");
+    r.req(Request::KillSession {
+        session: "nope".into(),
+    })
+    .await;
+    assert_eq!(code_of(r.next().await), "kill_session_failed");
+    r.req(Request::Ping).await;
+    assert_eq!(r.next().await, Event::Pong { latency: 0 });
+    r.req(Request::Detach).await;
+    assert_eq!(r.next().await, Event::Detached);
+}
+
+#[tokio::test]
+async fn missing_pane_gives_pane_closed_then_sessions() {
+    let (mut r, _pane) = rig("missing", 65_536).await;
+    r.req(Rig::attach("%999", 80, 24)).await;
+    assert_eq!(
+        r.next().await,
+        Event::PaneClosed {
+            pane_id: "%999".into()
+        }
+    );
+    assert!(matches!(r.next().await, Event::Sessions { .. }));
+}
+
+#[tokio::test]
+async fn pane_exit_is_reported_once() {
+    let (mut r, pane) = rig("exit", 65_536).await;
+    r.req(Rig::attach(&pane, 80, 24)).await;
+    assert!(matches!(r.next().await, Event::Attached { .. }));
+    r.req(Request::Input {
+        data: b"exit\r".to_vec(),
+    })
+    .await;
+    let mut closed = 0;
+    loop {
+        match r.next().await {
+            Event::Output { .. } => {}
+            Event::PaneClosed { pane_id } => {
+                assert_eq!(pane_id, pane);
+                closed += 1;
+            }
+            Event::Sessions { sessions, .. } => {
+                assert!(sessions.is_empty() || !sessions.iter().any(|s| s.name == "work"));
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(closed, 1);
+    // The attachment is gone.
+    r.req(Request::Input {
+        data: b"x".to_vec(),
+    })
+    .await;
+    assert!(matches!(r.next().await, Event::Error { code, .. } if code == "not_attached"));
+}
+
+#[tokio::test]
+async fn deflate_output_and_small_messages() {
+    // A phone accepting only 2 KiB messages: a big screen arrives in pieces.
+    let (mut r, pane) = rig("deflate", 2048).await;
+    r.req(Request::Attach(Attach {
+        pane_id: pane.clone(),
+        cols: 200,
+        rows: 50,
+        reattach: true,
+        compression: Some("deflate".into()),
+    }))
+    .await;
+    assert_eq!(
+        r.next().await,
+        Event::Attached {
+            pane_id: pane.clone(),
+            compression: Some("deflate".into())
+        }
+    );
+    let mut d = Decompressor::new();
+    r.req(Request::Input {
+        data: b"i=0; while [ $i -lt 3000 ]; do printf '%05d ' $i; i=$((i+1)); done; echo; echo seq-$((1+1))done\r"
+            .to_vec(),
+    })
+    .await;
+    let text = r.output_until("seq-2done", Some(&mut d)).await;
+    assert!(text.contains("02999"), "all numbers arrived");
+}
+
+#[tokio::test]
+async fn kill_and_create_sessions_and_list() {
+    let (mut r, _pane) = rig("sessions", 65_536).await;
+    r.req(Request::CreateSession).await;
+    let created = match r.next().await {
+        Event::SessionCreated { session } => session,
+        other => panic!("{other:?}"),
+    };
+    r.req(Request::ListSessions).await;
+    match r.next().await {
+        Event::Sessions {
+            sessions,
+            agent_version,
+            ..
+        } => {
+            assert_eq!(sessions.len(), 2);
+            assert_eq!(agent_version.as_deref(), Some(env!("CARGO_PKG_VERSION")));
+        }
+        other => panic!("{other:?}"),
+    }
+    r.req(Request::KillSession {
+        session: created.id.clone(),
+    })
+    .await;
+    assert_eq!(
+        r.next().await,
+        Event::SessionEnded {
+            session: created.id
+        }
+    );
+}
+
+#[tokio::test]
+async fn disconnect_releases_the_size() {
+    let (mut r, pane) = rig("disc", 65_536).await;
+    r.req(Rig::attach(&pane, 70, 20)).await;
+    assert!(matches!(r.next().await, Event::Attached { .. }));
+    assert_eq!(r.tmux.size(&pane), "70x20");
+    r.handler.peer_disconnected(r.link.device_id()).await;
+    let opt = r
+        .tmux
+        .run(&["show-options", "-w", "-t", &pane, "window-size"]);
+    assert!(opt.is_empty(), "window-size still set: {opt:?}");
+    assert!(r.handler.attachments().is_empty());
+    // The pane's pipe is gone too: a new attach works.
+    r.req(Rig::attach(&pane, 80, 24)).await;
+    loop {
+        if let Event::Attached { .. } = r.next().await {
+            break;
+        }
+    }
+}
