@@ -290,13 +290,7 @@ async fn finish(
     if let Some(r) = reader {
         let _ = r.await;
     }
-    if mgr.is_current(peer)
-        && !peer
-            .disconnect_reported
-            .swap(true, std::sync::atomic::Ordering::SeqCst)
-    {
-        mgr.handler.peer_disconnected(&peer.device_id).await;
-    }
+    mgr.report_disconnect(peer).await;
     mgr.remove_if_current(peer);
     if let Some(rtc) = rtc {
         close_rtc(&rtc).await;

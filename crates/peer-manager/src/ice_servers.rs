@@ -182,6 +182,77 @@ mod tests {
         ));
     }
 
+    /// Serves one HTTP request with `body`, returning the request head it read.
+    fn one_shot_server(body: &'static str) -> (String, std::thread::JoinHandle<String>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let h = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut head = Vec::new();
+            let mut b = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && head.len() < 16_384 {
+                if s.read(&mut b).unwrap() == 0 {
+                    break;
+                }
+                head.push(b[0]);
+            }
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            s.write_all(resp.as_bytes()).unwrap();
+            String::from_utf8_lossy(&head).into_owned()
+        });
+        (url, h)
+    }
+
+    #[tokio::test]
+    async fn turn_credentials_fetched_with_bearer_and_signed_headers_then_cached() {
+        let (url, server) = one_shot_server(
+            r#"{"urls":["turn:127.0.0.1:3478","stun:127.0.0.1:3478"],"username":"1700003600:dev","credential":"c2VjcmV0"}"#,
+        );
+        let s = ice_servers(&url, "the.jwt".into(), "test-hmac-secret", "stun:x:3478").await;
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].urls.len(), 2);
+        assert_eq!(s[0].username, "1700003600:dev");
+        assert_eq!(s[0].credential, "c2VjcmV0");
+        let head = server.join().unwrap();
+        assert!(
+            head.starts_with("GET /v1/turn/credentials HTTP/1.1"),
+            "{head}"
+        );
+        let header = |name: &str| {
+            head.lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+                })
+                .unwrap_or_default()
+        };
+        assert_eq!(header("authorization"), "Bearer the.jwt");
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        signaling_proto::verify_request(
+            "test-hmac-secret",
+            Some(&header("muxlink-timestamp")),
+            Some(&header("muxlink-nonce")),
+            Some(&header("muxlink-signature")),
+            "/v1/turn/credentials",
+            now,
+        )
+        .unwrap();
+        // The server is gone: a second peer within 10 min still gets the cached list.
+        let again = ice_servers(&url, "the.jwt".into(), "test-hmac-secret", "stun:x:3478").await;
+        assert_eq!(again[0].username, "1700003600:dev");
+        // Once stale, the cache is bypassed (and the failed fetch falls back to STUN).
+        let stale = Instant::now() + TURN_CACHE_TTL;
+        assert!(cached(&url, stale).is_none());
+        assert!(cached(&url, Instant::now()).is_some());
+    }
+
     #[tokio::test]
     async fn unreachable_server_falls_back_to_stun() {
         // Port 9 (discard) on loopback is closed: the fetch fails fast.

@@ -45,5 +45,5 @@ mod peer;
 pub use cleaner::ConnectionCleaner;
 pub use error::{PeerError, SendError};
 pub use handler::{MessageSender, ProtocolHandler};
-pub use manager::{JwtFn, PeerManager, SecretLoader};
+pub use manager::{DisconnectHook, JwtFn, PeerManager, SecretLoader};
 pub use peer::Peer;

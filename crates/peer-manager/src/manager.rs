@@ -23,6 +23,8 @@ use crate::peer::{Peer, PeerCmd};
 
 /// Loads the 32-byte pairing secret of a mobile device id.
 pub type SecretLoader = Arc<dyn Fn(&str) -> Option<[u8; 32]> + Send + Sync>;
+/// Extra hook called with the device id when a current peer goes away.
+pub type DisconnectHook = Arc<dyn Fn(&str) + Send + Sync>;
 /// Returns the current signaling JWT (empty when none).
 pub type JwtFn = Arc<dyn Fn() -> String + Send + Sync>;
 
@@ -43,6 +45,7 @@ struct Inner {
     allowed: String,
     settings: Settings,
     secret_loader: Option<SecretLoader>,
+    on_disconnect: Option<DisconnectHook>,
 }
 
 /// Manages the WebRTC peers of the host, one per mobile device.
@@ -103,6 +106,7 @@ impl PeerManager {
                     watchdog: ANSWER_WATCHDOG,
                 },
                 secret_loader: None,
+                on_disconnect: None,
             }),
             tracker: TaskTracker::new(),
             runtime: tokio::runtime::Handle::try_current().ok(),
@@ -168,6 +172,25 @@ impl PeerManager {
     /// `not_paired`).
     pub fn set_secret_loader(&self, loader: SecretLoader) {
         self.inner().secret_loader = Some(loader);
+    }
+
+    /// Also call `hook(device_id)` whenever the handler hears `peer_disconnected`
+    /// (same once-per-peer rule).
+    pub fn set_on_peer_disconnect(&self, hook: DisconnectHook) {
+        self.inner().on_disconnect = Some(hook);
+    }
+
+    /// Tell the handler (and the hook) that `peer` went away, at most once per
+    /// peer, and only while it is still its device's current peer.
+    pub(crate) async fn report_disconnect(&self, peer: &Arc<Peer>) {
+        if !self.is_current(peer) || peer.disconnect_reported.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.handler.peer_disconnected(&peer.device_id).await;
+        let hook = self.inner().on_disconnect.clone();
+        if let Some(hook) = hook {
+            hook(&peer.device_id);
+        }
     }
 
     /// Number of tracked peers.

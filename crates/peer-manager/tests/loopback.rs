@@ -291,8 +291,34 @@ async fn ice_loss_restarts_ice_and_traffic_resumes() {
 }
 
 #[tokio::test]
+async fn ice_restart_without_recovery_is_cleaned_up_by_the_watchdog_once() {
+    let (net, pm, handler, _seen) = setup().await;
+    pm.set_lifecycle_timers(Duration::from_millis(300), Duration::from_millis(800));
+    let blocked = Arc::new(AtomicBool::new(false));
+    *net.relay.lock().unwrap() = Some(blocked.clone());
+    net.drop_host_candidates.store(true, Ordering::SeqCst);
+    let mut phone = Phone::new(&net, PHONE, PhoneOpts::default());
+    let ch = phone.connect_and_auth(&SECRET).await;
+    ping_pong(&ch).await;
+    blocked.store(true, Ordering::SeqCst);
+    wait_until("peer cleaned up", || pm.peer_count() == 0).await;
+    assert!(
+        net.host_sent_count("sdp_offer", PHONE) >= 2,
+        "no ice restart"
+    );
+    wait_until("one disconnect", || handler.disconnects(PHONE) == 1).await;
+    pm.close_all().await;
+    assert_eq!(handler.disconnects(PHONE), 1);
+}
+
+#[tokio::test]
 async fn close_all_leaves_no_tasks_or_peers() {
     let (net, pm, handler, _seen) = setup().await;
+    let hook_calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let h = hook_calls.clone();
+    pm.set_on_peer_disconnect(Arc::new(move |_d: &str| {
+        h.fetch_add(1, Ordering::SeqCst);
+    }));
     let mut phone = Phone::new(&net, PHONE, PhoneOpts::default());
     let ch = phone.connect_and_auth(&SECRET).await;
     ping_pong(&ch).await;
@@ -301,6 +327,7 @@ async fn close_all_leaves_no_tasks_or_peers() {
     assert_eq!(pm.task_count(), 0);
     assert!(pm.peer_states().is_empty());
     assert_eq!(handler.disconnects(PHONE), 1);
+    assert_eq!(hook_calls.load(Ordering::SeqCst), 1);
     wait_closed(&ch).await;
     // The manager keeps working afterwards (reload closes all, then re-admits).
     drop(phone);
