@@ -319,9 +319,13 @@ impl Ws {
 
     /// Opens `/ws`; `Err(status)` when the upgrade is refused.
     pub async fn try_open(ts: &TestServer, sign: Sign) -> Result<Ws, u16> {
-        let http = ts.http();
-        let path = ts.path("/ws");
-        let url = signaling_proto::ws_url(&ts.url, &ts.version);
+        Self::connect(&ts.http(), sign).await
+    }
+
+    /// Opens `/ws` of the server `http` points at.
+    pub async fn connect(http: &Http, sign: Sign) -> Result<Ws, u16> {
+        let path = api_path(&http.version, "/ws");
+        let url = signaling_proto::ws_url(&http.url, &http.version);
         let mut req = url.into_client_request().unwrap();
         for (k, v) in http.headers(&path, &sign) {
             req.headers_mut().insert(
@@ -420,4 +424,78 @@ pub async fn paired_pair(ts: &TestServer) -> (DeviceKeys, String, DeviceKeys, St
     http.pair(&host, &mobile).await;
     let (ht, mt) = (http.token(&host).await, http.token(&mobile).await);
     (host, ht, mobile, mt)
+}
+
+/// The `muxlink-signaling-server` binary running as a child process.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub url: String,
+}
+
+impl ServerProcess {
+    /// Starts the binary with `args` and waits (bounded) for its
+    /// "listening on URL" line.
+    pub fn spawn(args: &[&str], envs: &[(&str, &str)]) -> ServerProcess {
+        use std::io::BufRead as _;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_muxlink-signaling-server"))
+            .args(args)
+            .envs(envs.iter().copied())
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("server printed no address");
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .expect("unexpected first line")
+            .to_owned();
+        ServerProcess { child, url }
+    }
+
+    /// Resident memory of the server in KiB (Linux).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    pub fn terminate(self) -> std::process::ExitStatus {
+        let pid = self.child.id();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let mut me = self;
+        let waiter = std::thread::spawn(move || {
+            let status = me.child.wait();
+            let _ = tx.send(status.map_err(|e| e.to_string()));
+            me
+        });
+        let status = rx
+            .recv_timeout(Duration::from_secs(15))
+            .expect("server did not exit on SIGTERM")
+            .unwrap();
+        drop(waiter.join());
+        status
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
