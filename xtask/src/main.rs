@@ -3,6 +3,7 @@
 //!
 //! Each subcommand lives in its own module; this file only dispatches.
 
+mod demo;
 mod fuzz;
 mod run;
 mod test;
@@ -14,6 +15,7 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
+  demo              run server, agent, tmux and a phone on this machine and report
   test              fmt check, clippy -D warnings, every unit, integration and e2e test
   lint              fmt check, clippy, rustdoc warnings, cargo deny (if installed)
   e2e               only the end-to-end tests in tests/ (real tmux, server, WebRTC)
@@ -33,6 +35,7 @@ fn main() -> Result<()> {
         "lint" => test::lint(),
         "e2e" => test::e2e(),
         "fuzz" => fuzz::fuzz(rest),
+        "demo" => demo::demo(),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(())
