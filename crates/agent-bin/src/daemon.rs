@@ -153,6 +153,7 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
     );
 
     let mut ticker = tokio::time::interval(STATUS_INTERVAL);
+    let mut sig_state = client.subscribe_state();
     let outcome: Result<(), CliError> = loop {
         tokio::select! {
             _ = term.recv() => break Ok(()),
@@ -177,6 +178,10 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
                     ))),
                     Err(e) => Err(CliError::Other(format!("signaling task failed: {e}"))),
                 };
+            }
+            Ok(()) = sig_state.changed() => {
+                let s = *sig_state.borrow_and_update();
+                tracing::info!("signaling {}", s.as_str());
             }
             _ = ticker.tick() => {
                 let now = status_of(&pm, &client, &handler);
