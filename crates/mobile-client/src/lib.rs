@@ -1,3 +1,46 @@
-//! The phone side of muxlink in Rust.
+//! The phone side of muxlink in Rust: identity, pairing from a QR payload,
+//! signaling, the WebRTC answerer and a typed async API for the terminal
+//! protocol. Tests, the benchmark and the `muxlink-phone` viewer use it.
+//!
+//! Not a UI library and not a host: the terminal viewer lives in the binary, and
+//! the host side is `peer-manager` + `agent-bin`. WebRTC goes through
+//! `rtc-transport` only.
+//!
+//! Layout:
+//! - `identity`: [`PhoneIdentity`], Ed25519 key stored 0600.
+//! - `store`: [`ConfigDir`] and [`PairingRecord`] (0600 JSON).
+//! - `http`: blocking signed HTTP calls (ureq) and the challenge → token flow.
+//! - `pairing`: [`pair`], `POST /auth/pair/complete` and the secret derivation.
+//! - `signaling`: [`Signaling`], the authenticated WebSocket with presence and routing.
+//! - `connection`: [`PhoneConnection`], connect/answer/handshake and the typed API.
+//! - `misbehave`: [`Misbehave`], test-only deviations for hostile-peer tests.
+//! - `client`: [`PhoneClient`], all of the above over one config directory.
+//! - `error`: [`ClientError`].
+//!
+//! Usage: `PhoneClient::open(config)?`, `pair(payload)` once, then
+//! `let sig = client.signaling().await?; let conn = client.connect(sig).await?;`
+//! and call `conn.list_sessions()`, `conn.attach(..)`, while a task drains
+//! `conn.next_event()` (the event queue is bounded and pauses reading when full).
 
 #![warn(missing_docs)]
+
+mod client;
+mod connection;
+mod error;
+pub mod http;
+mod identity;
+mod misbehave;
+mod pairing;
+mod signaling;
+mod store;
+
+pub use client::{PhoneClient, PhoneConfig};
+pub use connection::{INFLATE_FAILED, INVALID_EVENT, PhoneConnection};
+pub use error::ClientError;
+pub use identity::PhoneIdentity;
+pub use misbehave::{MacBehaviour, Misbehave};
+pub use pairing::pair;
+pub use rtc_transport::RtcConfig;
+pub use signaling::{Signaling, SignalingOptions};
+pub use store::{ConfigDir, PairingRecord};
+pub use terminal_protocol::{Event, Request, Session};

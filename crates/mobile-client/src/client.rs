@@ -1,0 +1,131 @@
+//! `PhoneClient`: the phone as one object over a config directory: identity,
+//! pairing, signaling and connections to the paired host.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rtc_transport::RtcConfig;
+
+use crate::connection::PhoneConnection;
+use crate::error::ClientError;
+use crate::identity::PhoneIdentity;
+use crate::misbehave::Misbehave;
+use crate::signaling::{Signaling, SignalingOptions};
+use crate::store::{ConfigDir, PairingRecord};
+
+/// How the phone runs.
+#[derive(Debug, Clone)]
+pub struct PhoneConfig {
+    /// Config directory (identity key, pairing record).
+    pub dir: PathBuf,
+    /// Device name sent when pairing and in `auth`.
+    pub name: String,
+    /// Request-signing secret shared with the server (empty: none).
+    pub hmac_secret: String,
+    /// WebRTC settings.
+    pub rtc: RtcConfig,
+}
+
+impl PhoneConfig {
+    /// Defaults for a config directory: name "muxlink-phone", no signing secret,
+    /// default WebRTC settings.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        PhoneConfig {
+            dir: dir.into(),
+            name: "muxlink-phone".into(),
+            hmac_secret: String::new(),
+            rtc: RtcConfig::default(),
+        }
+    }
+}
+
+/// The phone.
+#[derive(Debug)]
+pub struct PhoneClient {
+    config: PhoneConfig,
+    store: ConfigDir,
+    identity: PhoneIdentity,
+}
+
+impl PhoneClient {
+    /// Opens the config directory, creating the identity on first use.
+    pub fn open(config: PhoneConfig) -> Result<PhoneClient, ClientError> {
+        let store = ConfigDir::new(config.dir.clone());
+        let identity = store.identity()?;
+        Ok(PhoneClient {
+            config,
+            store,
+            identity,
+        })
+    }
+
+    /// The identity.
+    pub fn identity(&self) -> &PhoneIdentity {
+        &self.identity
+    }
+
+    /// The config.
+    pub fn config(&self) -> &PhoneConfig {
+        &self.config
+    }
+
+    /// The stored pairing, if any.
+    pub fn pairing(&self) -> Result<Option<PairingRecord>, ClientError> {
+        self.store.pairing()
+    }
+
+    /// Pairs from the QR payload text and stores the result (replacing any
+    /// earlier pairing). Nothing is stored when pairing fails.
+    pub async fn pair(&self, payload: &str) -> Result<PairingRecord, ClientError> {
+        let name = (!self.config.name.is_empty()).then_some(self.config.name.as_str());
+        let record =
+            crate::pairing::pair(&self.identity, payload, name, &self.config.hmac_secret).await?;
+        self.store.save_pairing(&record)?;
+        Ok(record)
+    }
+
+    /// Forgets the pairing locally.
+    pub fn forget_pairing(&self) -> Result<(), ClientError> {
+        self.store.remove_pairing()
+    }
+
+    /// A JWT for this device (challenge → sign → token).
+    pub async fn fetch_token(&self) -> Result<String, ClientError> {
+        let record = self.pairing()?.ok_or(ClientError::NotPaired)?;
+        let id = self.identity.clone();
+        let secret = self.config.hmac_secret.clone();
+        crate::http::blocking(move || crate::http::fetch_token(&id, &record.server_url, &secret))
+            .await
+    }
+
+    /// Opens the signaling socket to the paired host's server.
+    pub async fn signaling(&self) -> Result<Arc<Signaling>, ClientError> {
+        let record = self.pairing()?.ok_or(ClientError::NotPaired)?;
+        let mut opts = SignalingOptions::new(&record.server_url);
+        opts.hmac_secret = self.config.hmac_secret.clone();
+        opts.name = self.config.name.clone();
+        Ok(Arc::new(Signaling::connect(&self.identity, &opts).await?))
+    }
+
+    /// Connects to the paired host over `signaling` and authenticates.
+    pub async fn connect(&self, signaling: Arc<Signaling>) -> Result<PhoneConnection, ClientError> {
+        self.connect_with(signaling, Misbehave::default()).await
+    }
+
+    /// [`PhoneClient::connect`] with deliberate misbehaviour (hostile-peer tests).
+    pub async fn connect_with(
+        &self,
+        signaling: Arc<Signaling>,
+        misbehave: Misbehave,
+    ) -> Result<PhoneConnection, ClientError> {
+        let record = self.pairing()?.ok_or(ClientError::NotPaired)?;
+        PhoneConnection::connect_with(
+            signaling,
+            &record.host_device_id,
+            &record.secret,
+            &self.config.rtc,
+            misbehave,
+        )
+        .await
+    }
+}

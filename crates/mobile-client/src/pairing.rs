@@ -1,0 +1,79 @@
+//! Pairing from the QR payload (spec pairing.md §2 step 5–6, §8): prove the
+//! identity, send our X25519 key, check the reply against the QR, derive the secret.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use signaling_proto::{
+    PairCompleteRequest, PairCompleteResponse, QrPayload, derive_pairing_secret,
+};
+use x25519_dalek::{PublicKey, StaticSecret};
+
+use crate::error::ClientError;
+use crate::http::{blocking, fetch_challenge, signed_json};
+use crate::identity::PhoneIdentity;
+use crate::store::PairingRecord;
+
+/// Completes a pairing from the QR payload text and returns the record to store.
+/// Nothing is stored here; the caller saves the record only on success.
+pub async fn pair(
+    identity: &PhoneIdentity,
+    payload: &str,
+    name: Option<&str>,
+    hmac_secret: &str,
+) -> Result<PairingRecord, ClientError> {
+    let qr = QrPayload::parse(payload.trim()).map_err(|e| ClientError::Payload(e.to_string()))?;
+    let host_key = qr
+        .host_x25519_bytes()
+        .map_err(|e| ClientError::Payload(e.to_string()))?;
+    if let Some(n) = name {
+        signaling_proto::validate_name(n).map_err(|e| ClientError::Payload(e.to_string()))?;
+    }
+    // A fresh pairing key per attempt; dropped (and zeroized) when this returns.
+    let own = StaticSecret::random_from_rng(rand::rngs::OsRng);
+    let own_public = PublicKey::from(&own);
+
+    let identity2 = identity.clone();
+    let server_url = qr.server_url.clone();
+    let secret = hmac_secret.to_owned();
+    let code = qr.code.clone();
+    let name = name.map(str::to_owned);
+    let x25519 = STANDARD.encode(own_public.as_bytes());
+    let resp: PairCompleteResponse = blocking(move || {
+        let device_id = identity2.device_id();
+        let nonce = fetch_challenge(&server_url, &secret, &device_id)?;
+        let signature = identity2.sign_challenge(&nonce);
+        signed_json(
+            "POST",
+            &server_url,
+            "/auth/pair/complete",
+            &secret,
+            &PairCompleteRequest {
+                pairing_code: code,
+                device_id,
+                ed25519_public_key: identity2.public_key_b64(),
+                x25519_public_key: x25519,
+                name,
+                nonce,
+                signature,
+            },
+        )
+    })
+    .await?;
+
+    // The QR code was read by the camera; the server may lie.
+    if resp.host_device_id != qr.host_device_id {
+        return Err(ClientError::PairingMismatch("host device id"));
+    }
+    let reply_key = signaling_proto::decode_public_key(&resp.host_x25519_public_key).ok();
+    if reply_key != Some(host_key) {
+        return Err(ClientError::PairingMismatch("host key"));
+    }
+    let secret =
+        derive_pairing_secret(&own, &host_key).map_err(|e| ClientError::Payload(e.to_string()))?;
+    Ok(PairingRecord {
+        host_device_id: qr.host_device_id,
+        host_name: resp.host_name,
+        server_url: qr.server_url,
+        secret,
+    })
+}

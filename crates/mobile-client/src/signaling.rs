@@ -1,0 +1,364 @@
+//! The phone's signaling WebSocket: signed upgrade, `auth`, presence every 30 s,
+//! host presence tracking, and routing of relayed messages to the connection
+//! that waits for them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use signaling_proto::consts::{
+    DEFAULT_API_VERSION, MAX_WS_MESSAGE, MAX_WS_UPGRADE_ERROR_BODY, PRESENCE_INTERVAL,
+};
+use signaling_proto::{ErrorBody, SignalingMessage, SignedHeaders, api_path, ws_url};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+use crate::error::ClientError;
+use crate::http::{blocking, fetch_token, unix_now};
+use crate::identity::PhoneIdentity;
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Outgoing messages waiting for the socket.
+const OUT_QUEUE: usize = 64;
+/// Messages routed to one connection, and unrouted messages for the app.
+const ROUTE_QUEUE: usize = 256;
+
+/// Settings of one signaling session.
+#[derive(Debug, Clone)]
+pub struct SignalingOptions {
+    /// Server URL without API version, e.g. `http://127.0.0.1:5000`.
+    pub server_url: String,
+    /// Request-signing secret (empty: no signing headers).
+    pub hmac_secret: String,
+    /// Name sent in `auth` (empty: none).
+    pub name: String,
+    /// Presence interval (spec: 30 s).
+    pub presence_interval: Duration,
+}
+
+impl SignalingOptions {
+    /// Defaults for a server URL.
+    pub fn new(server_url: &str) -> Self {
+        SignalingOptions {
+            server_url: server_url.to_owned(),
+            hmac_secret: String::new(),
+            name: String::new(),
+            presence_interval: PRESENCE_INTERVAL,
+        }
+    }
+}
+
+type Routes = Arc<Mutex<HashMap<String, mpsc::Sender<SignalingMessage>>>>;
+
+/// A live, authenticated signaling session. Dropping it closes the socket.
+pub struct Signaling {
+    device_id: String,
+    out: mpsc::Sender<SignalingMessage>,
+    routes: Routes,
+    other: tokio::sync::Mutex<mpsc::Receiver<SignalingMessage>>,
+    hosts: watch::Receiver<HashMap<String, String>>,
+    closed: watch::Receiver<bool>,
+    task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Signaling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signaling")
+            .field("device_id", &self.device_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Signaling {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Signaling {
+    /// Exchanges a JWT, opens the WebSocket with a signed upgrade, sends `auth`
+    /// and waits for the server's verdict.
+    pub async fn connect(
+        identity: &PhoneIdentity,
+        opts: &SignalingOptions,
+    ) -> Result<Signaling, ClientError> {
+        let id = identity.clone();
+        let (url, secret) = (opts.server_url.clone(), opts.hmac_secret.clone());
+        let token = blocking(move || fetch_token(&id, &url, &secret)).await?;
+        Self::connect_with_token(identity, opts, &token).await
+    }
+
+    /// Like [`Signaling::connect`] with a JWT the caller already has.
+    pub async fn connect_with_token(
+        identity: &PhoneIdentity,
+        opts: &SignalingOptions,
+        token: &str,
+    ) -> Result<Signaling, ClientError> {
+        let url = ws_url(&opts.server_url, DEFAULT_API_VERSION);
+        let path = api_path(DEFAULT_API_VERSION, "/ws");
+        let err = |d: String| ClientError::Signaling(d);
+        let mut request = url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| err(format!("bad url {url}: {e}")))?;
+        if let Some(headers) = SignedHeaders::new(&opts.hmac_secret, &path, unix_now()) {
+            for (name, value) in headers.pairs() {
+                let value = HeaderValue::from_str(value).map_err(|e| err(e.to_string()))?;
+                request.headers_mut().insert(name, value);
+            }
+        }
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(MAX_WS_MESSAGE * 4))
+            .max_frame_size(Some(MAX_WS_MESSAGE * 4));
+        let dial = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
+        let mut ws = match tokio::time::timeout(HANDSHAKE_TIMEOUT, dial).await {
+            Err(_) => return Err(err("handshake timed out".into())),
+            Ok(Ok((ws, _))) => ws,
+            Ok(Err(tungstenite::Error::Http(resp))) => {
+                let status = resp.status().as_u16();
+                let body = resp.body().as_deref().unwrap_or_default();
+                let body = &body[..body.len().min(MAX_WS_UPGRADE_ERROR_BODY)];
+                let text = String::from_utf8_lossy(body);
+                let error = serde_json::from_str::<ErrorBody>(&text)
+                    .map(|b| b.error)
+                    .unwrap_or_else(|_| text.chars().take(200).collect());
+                return Err(ClientError::Http { url, status, error });
+            }
+            Ok(Err(e)) => return Err(err(e.to_string())),
+        };
+
+        let mut auth = SignalingMessage::new("auth");
+        auth.token = token.to_owned();
+        auth.name = opts.name.clone();
+        tokio::time::timeout(WRITE_TIMEOUT, ws.send(Message::text(auth.to_json())))
+            .await
+            .map_err(|_| err("auth write timed out".into()))?
+            .map_err(|e| err(e.to_string()))?;
+        let reply = tokio::time::timeout(AUTH_TIMEOUT, async {
+            while let Some(frame) = ws.next().await {
+                match frame {
+                    Ok(Message::Text(t)) => {
+                        if let Ok(m) = SignalingMessage::parse(t.as_str()) {
+                            return Ok(m);
+                        }
+                    }
+                    Ok(Message::Close(f)) => {
+                        let why = f
+                            .map(|f| format!("{} {}", f.code, f.reason))
+                            .unwrap_or_default();
+                        return Err(ClientError::AuthRejected(format!("socket closed {why}")));
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Err(err(e.to_string())),
+                }
+            }
+            Err(err("socket closed before auth reply".into()))
+        })
+        .await
+        .map_err(|_| ClientError::Timeout("signaling auth reply"))??;
+        if reply.kind == "error" || reply.status != "ok" {
+            return Err(ClientError::AuthRejected(if reply.error.is_empty() {
+                reply.kind
+            } else {
+                reply.error
+            }));
+        }
+
+        let (out_tx, out_rx) = mpsc::channel(OUT_QUEUE);
+        let (other_tx, other_rx) = mpsc::channel(ROUTE_QUEUE);
+        let (hosts_tx, hosts_rx) = watch::channel(HashMap::new());
+        let (closed_tx, closed_rx) = watch::channel(false);
+        let routes: Routes = Arc::default();
+        let task = tokio::spawn(drive(
+            ws,
+            out_rx,
+            Arc::clone(&routes),
+            other_tx,
+            hosts_tx,
+            closed_tx,
+            opts.presence_interval,
+        ));
+        Ok(Signaling {
+            device_id: identity.device_id(),
+            out: out_tx,
+            routes,
+            other: tokio::sync::Mutex::new(other_rx),
+            hosts: hosts_rx,
+            closed: closed_rx,
+            task,
+        })
+    }
+
+    /// Our device id.
+    pub fn device_id(&self) -> &str {
+        &self.device_id
+    }
+
+    /// Queues a message for the server; fails if the socket is gone.
+    pub async fn send(&self, msg: SignalingMessage) -> Result<(), ClientError> {
+        self.out
+            .send(msg)
+            .await
+            .map_err(|_| ClientError::Signaling("connection closed".into()))
+    }
+
+    /// Routes every message from (or about) `host_device_id` to the returned
+    /// receiver until it is dropped: relayed SDP/ICE, `connection_rejected`,
+    /// and `host_offline` for that host. A new route replaces the old one.
+    pub fn route(&self, host_device_id: &str) -> mpsc::Receiver<SignalingMessage> {
+        let (tx, rx) = mpsc::channel(ROUTE_QUEUE);
+        lock(&self.routes).insert(host_device_id.to_owned(), tx);
+        rx
+    }
+
+    /// The next message no route took (`host_online`, `device_unpaired`, ...).
+    /// `None` once the socket is closed.
+    pub async fn recv_other(&self) -> Option<SignalingMessage> {
+        self.other.lock().await.recv().await
+    }
+
+    /// Hosts currently online (id → name) as the server reported them.
+    pub fn online_hosts(&self) -> watch::Receiver<HashMap<String, String>> {
+        self.hosts.clone()
+    }
+
+    /// Whether the socket has closed.
+    pub fn is_closed(&self) -> bool {
+        *self.closed.borrow()
+    }
+
+    /// Resolves when the socket closes.
+    pub async fn closed(&self) {
+        let mut c = self.closed.clone();
+        let _ = c.wait_for(|c| *c).await;
+    }
+
+    /// Closes the socket (close 1000).
+    pub async fn close(&self) {
+        let _ = self.send(SignalingMessage::new("!close")).await;
+        self.closed().await;
+    }
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn drive(
+    mut ws: Ws,
+    mut out: mpsc::Receiver<SignalingMessage>,
+    routes: Routes,
+    other: mpsc::Sender<SignalingMessage>,
+    hosts: watch::Sender<HashMap<String, String>>,
+    closed: watch::Sender<bool>,
+    presence: Duration,
+) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + presence, presence);
+    loop {
+        tokio::select! {
+            frame = ws.next() => match frame {
+                Some(Ok(Message::Text(t))) => {
+                    let Ok(msg) = SignalingMessage::parse(t.as_str()) else {
+                        tracing::debug!("malformed signaling message skipped");
+                        continue;
+                    };
+                    dispatch(msg, &routes, &other, &hosts);
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+            msg = out.recv() => match msg {
+                Some(m) if m.kind == "!close" => {
+                    let _ = tokio::time::timeout(WRITE_TIMEOUT, ws.close(None)).await;
+                    break;
+                }
+                Some(m) => {
+                    let sent = tokio::time::timeout(WRITE_TIMEOUT, ws.send(Message::text(m.to_json()))).await;
+                    if !matches!(sent, Ok(Ok(()))) {
+                        break;
+                    }
+                }
+                None => {
+                    let _ = tokio::time::timeout(WRITE_TIMEOUT, ws.close(None)).await;
+                    break;
+                }
+            },
+            _ = tick.tick() => {
+                let p = SignalingMessage::new("presence");
+                let ok = tokio::time::timeout(WRITE_TIMEOUT, async {
+                    ws.send(Message::text(p.to_json())).await?;
+                    ws.send(Message::Ping(Vec::new().into())).await
+                }).await;
+                if !matches!(ok, Ok(Ok(()))) {
+                    break;
+                }
+            }
+        }
+    }
+    closed.send_replace(true);
+    // Dropping the route senders ends every waiting connection's receiver.
+    lock(&routes).clear();
+}
+
+fn dispatch(
+    msg: SignalingMessage,
+    routes: &Routes,
+    other: &mpsc::Sender<SignalingMessage>,
+    hosts: &watch::Sender<HashMap<String, String>>,
+) {
+    match msg.kind.as_str() {
+        "presence_ack" => return,
+        "host_online" => {
+            let (id, name) = (msg.device_id.clone(), msg.name.clone());
+            hosts.send_modify(|h| {
+                h.insert(id, name);
+            });
+        }
+        "host_offline" => {
+            let id = msg.device_id.clone();
+            hosts.send_modify(|h| {
+                h.remove(&id);
+            });
+        }
+        "error" => tracing::debug!(error = %msg.error, "signaling error message"),
+        _ => {}
+    }
+    let key = match msg.kind.as_str() {
+        "host_offline" => msg.device_id.clone(),
+        _ => msg.target_device_id.clone(),
+    };
+    if key.is_empty() && msg.kind == "connection_rejected" {
+        // The server's own refusal (`not_paired`) names no device: tell every
+        // waiting connection.
+        let all: Vec<_> = lock(routes).values().cloned().collect();
+        for tx in all {
+            let _ = tx.try_send(msg.clone());
+        }
+        return;
+    }
+    let routed = {
+        let routes = lock(routes);
+        routes.get(&key).cloned()
+    };
+    if let Some(tx) = routed
+        && !tx.is_closed()
+    {
+        if tx.try_send(msg).is_err() {
+            tracing::warn!("connection route full; signaling message dropped");
+        }
+        return;
+    }
+    if other.try_send(msg).is_err() {
+        tracing::debug!("unrouted signaling message dropped (queue full)");
+    }
+}
