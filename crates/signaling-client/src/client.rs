@@ -490,6 +490,9 @@ impl SignalingClient {
             }
             Ok(Err(e)) => {
                 let failure = match &e {
+                    HttpError::TlsUnsupported { url } => {
+                        Failure::Permanent(SignalingError::TlsUnsupported { url: url.clone() })
+                    }
                     HttpError::Status { status, error, .. } => {
                         match SignalingError::permanent_from(*status, error, self.device_id()) {
                             Some(permanent) => Failure::Permanent(permanent),
@@ -663,6 +666,23 @@ mod tests {
         assert_eq!(
             client.send(SignalingMessage::new("sdp_offer")),
             Err(SignalingError::Closed)
+        );
+    }
+
+    #[tokio::test]
+    async fn https_server_without_tls_support_stops_run() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("https://{}", listener.local_addr().unwrap());
+        let client = SignalingClient::new(Identity::generate(), &url, "h", Arc::new(|_| {}), "");
+        let result = tokio::time::timeout(
+            Duration::from_secs(20),
+            client.run(CancellationToken::new()),
+        )
+        .await
+        .unwrap();
+        assert!(
+            matches!(result, Err(SignalingError::TlsUnsupported { .. })),
+            "{result:?}"
         );
     }
 

@@ -86,7 +86,12 @@ pub fn signed_request_with_timeout(
             agent.run(request)
         }
     };
-    let mut response = result.map_err(|e| transport(e.to_string()))?;
+    let mut response = result.map_err(|e| match e {
+        ureq::Error::TlsRequired => HttpError::TlsUnsupported {
+            url: url.to_owned(),
+        },
+        other => transport(other.to_string()),
+    })?;
     let status = response.status().as_u16();
     let text = response
         .body_mut()
@@ -193,4 +198,60 @@ pub fn fetch_token_v1(
     secret: &str,
 ) -> Result<String, HttpError> {
     fetch_token(identity, server_url, DEFAULT_API_VERSION, secret)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn https_without_tls_support_is_reported_as_such() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("https://{}/v1/health", listener.local_addr().unwrap());
+        let err = signed_request("GET", &url, "/v1/health", "", None, None).unwrap_err();
+        assert!(matches!(err, HttpError::TlsUnsupported { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn error_status_carries_the_server_error_string() {
+        use std::io::{Read as _, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let n = conn.read(&mut buf).unwrap();
+            let request = String::from_utf8_lossy(&buf[..n]).to_string();
+            let body = r#"{"error":"invalid client signature"}"#;
+            write!(
+                conn,
+                "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            request
+        });
+        let url = format!("http://{addr}");
+        let err = signed_json::<ChallengeRequest, ChallengeResponse>(
+            "POST",
+            &url,
+            "v1",
+            "/auth/challenge",
+            "secret",
+            None,
+            Some(&ChallengeRequest {
+                device_id: "d".into(),
+            }),
+        )
+        .unwrap_err();
+        assert!(err.is_permanent());
+        assert!(
+            matches!(&err, HttpError::Status { status: 401, error, .. } if error == "invalid client signature")
+        );
+        let request = server.join().unwrap().to_lowercase();
+        assert!(request.starts_with("post /v1/auth/challenge "));
+        for header in ["muxlink-timestamp:", "muxlink-nonce:", "muxlink-signature:"] {
+            assert!(request.contains(header), "{header} missing");
+        }
+    }
 }

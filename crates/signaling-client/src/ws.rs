@@ -72,6 +72,11 @@ pub(crate) async fn dial(target: DialTarget) -> Result<Ws, Failure<SignalingErro
                 None => Err(transient(format!("upgrade refused: {status} {error}"))),
             }
         }
+        Ok(Err(tungstenite::Error::Url(tungstenite::error::UrlError::TlsFeatureNotEnabled))) => {
+            Err(Failure::Permanent(SignalingError::TlsUnsupported {
+                url: target.url,
+            }))
+        }
         Ok(Err(e)) => Err(transient(e.to_string())),
     }
 }

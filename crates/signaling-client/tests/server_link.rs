@@ -76,7 +76,12 @@ async fn reconnects_on_the_backoff_schedule_after_a_server_restart() {
     let addr = server.local_addr();
     let identity = Identity::generate();
     register_host(&identity, &server.url()).await;
-    let run = spawn_client(identity, &server.url(), HMAC, fast_config());
+    let config = signaling_client::core::CoreConfig {
+        initial_backoff: 20 * MS,
+        max_backoff: 160 * MS,
+        ..fast_config()
+    };
+    let run = spawn_client(identity, &server.url(), HMAC, config);
     wait_state(&run.client, |s| *s == ConnectionState::Connected).await;
 
     // Twice: the second round also proves the backoff was reset by the
@@ -85,7 +90,9 @@ async fn reconnects_on_the_backoff_schedule_after_a_server_restart() {
         let mut changes = run.client.state_changes();
         server.shutdown().await;
         let waits = backoff_waits(&mut changes, 5).await;
-        assert_eq!(waits, [100 * MS, 200 * MS, 400 * MS, 800 * MS, 800 * MS]);
+        // The session ended (initial wait), then every refused attempt doubles
+        // the wait up to the maximum.
+        assert_eq!(waits, [20 * MS, 40 * MS, 80 * MS, 160 * MS, 160 * MS]);
         server = start_server(server_config(Some(&db), Some(addr))).await;
         wait_state(&run.client, |s| *s == ConnectionState::Connected).await;
     }
