@@ -92,10 +92,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// needed. When it exits (`%exit`: server gone, or its session destroyed) the
 /// bridge broadcasts [`Notification::ControlExited`] and at once tries one
 /// restart (→ [`Notification::ControlRestarted`]); if nothing is left to
-/// attach to it stays down until the next call. Nothing is polled: with no
-/// server, `list_sessions` spawns one short `tmux -C attach` per call and
-/// returns an empty list. Call [`TmuxBridge::connect`] when you learn that a
-/// server appeared (the CLI's SIGUSR1) to get notifications flowing again.
+/// attach to it stays down until the next call. Nothing is polled. With no
+/// socket file, calls answer without starting any process (`list_sessions`
+/// → empty list, `pane_exists` → false); with a socket but no session, one
+/// short `tmux -C attach` runs per call. Commands that a dying client never
+/// ran are sent again once over a new client. Call [`TmuxBridge::connect`]
+/// when you learn that a server appeared (the CLI's SIGUSR1) to get
+/// notifications flowing again; `create_session` starts a server itself.
 ///
 /// **Attached count.** The control client is attached to one session (with
 /// `ignore-size`, so it never affects sizes); the tree does not count it.
@@ -200,6 +203,7 @@ impl TmuxBridge {
             tmux: &self.inner.cfg.tmux_binary,
             socket: &self.inner.cfg.socket_name,
             config_file: self.inner.cfg.config_file.as_deref(),
+            spawned: &self.inner.spawned,
         }
     }
 
@@ -453,6 +457,15 @@ impl TmuxBridge {
     /// `tmux new-session -d` as its own process: the only way to start a
     /// server, as a control client needs a session to exist.
     async fn new_session_process(&self) -> Result<String> {
+        match self.new_session_process_once().await {
+            // A server that was just exiting (its last session closed) can
+            // refuse the first client; a second try starts a fresh one.
+            Err(BridgeError::Tmux(_)) => self.new_session_process_once().await,
+            other => other,
+        }
+    }
+
+    async fn new_session_process_once(&self) -> Result<String> {
         let mut cmd = tmux_command(&self.spawn_args());
         cmd.args(["new-session", "-d", "-P", "-F", "#{session_id}"])
             .stdin(Stdio::null())
@@ -509,8 +522,8 @@ async fn spawn_control_inner(inner: &Arc<Inner>) -> Result<Arc<Control>> {
         tmux: &inner.cfg.tmux_binary,
         socket: &inner.cfg.socket_name,
         config_file: inner.cfg.config_file.as_deref(),
+        spawned: &inner.spawned,
     };
-    inner.spawned.fetch_add(1, Ordering::SeqCst);
     Control::spawn(
         &args,
         inner.notify.clone(),

@@ -13,7 +13,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::control_parser::{Block, ControlParser, Parsed};
 use crate::error::{BridgeError, Result};
-use crate::notification::Notification;
+use crate::notification::{Notification, TREE_SUBSCRIPTION, TREE_SUBSCRIPTION_FORMAT};
+use crate::quote::quote;
 
 /// Queue depth between callers and the writer task.
 const SUBMIT_QUEUE: usize = 256;
@@ -96,6 +97,8 @@ pub(crate) struct SpawnArgs<'a> {
     pub tmux: &'a std::path::Path,
     pub socket: &'a str,
     pub config_file: Option<&'a std::path::Path>,
+    /// Counts the processes started.
+    pub spawned: &'a std::sync::atomic::AtomicU64,
 }
 
 /// Base command for this socket, with `$TMUX` removed so an agent started
@@ -110,6 +113,19 @@ pub(crate) fn tmux_command(args: &SpawnArgs<'_>) -> Command {
     cmd
 }
 
+/// Where tmux puts the socket for `-L name`: `$TMUX_TMPDIR` (or `/tmp`)
+/// `/tmux-<uid>/name`.
+pub(crate) fn socket_path(name: &str) -> std::path::PathBuf {
+    let base = std::env::var_os("TMUX_TMPDIR")
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "/tmp".into());
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    std::path::Path::new(&base)
+        .join(format!("tmux-{uid}"))
+        .join(name)
+}
+
 impl Control {
     /// Starts `tmux -C attach-session` and returns once it answered
     /// `refresh-client -f no-output,ignore-size`. No server or no session →
@@ -119,12 +135,19 @@ impl Control {
         notify: broadcast::Sender<Notification>,
         on_exit: OnExit,
     ) -> Result<Arc<Control>> {
+        // No socket, no server: answer without a process. (`attach-session`
+        // would start a server that exits at once for lack of sessions and
+        // could race a `new-session` started right after.)
+        if !socket_path(args.socket).exists() {
+            return Err(BridgeError::NoServer);
+        }
         let mut cmd = tmux_command(args);
         cmd.args(["-C", "attach-session"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true);
+        args.spawned.fetch_add(1, Ordering::SeqCst);
         let mut child = cmd.spawn()?;
         let pid = child.id();
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
@@ -166,6 +189,15 @@ impl Control {
             .await
         {
             Ok(replies) if replies.iter().all(|r| r.blocks.iter().all(|b| b.ok)) => {
+                // Tree changes in every session, checked by tmux itself; a
+                // tmux without subscriptions still works, with fewer events.
+                let subscribe = format!(
+                    "refresh-client -B {}",
+                    quote(&format!("{TREE_SUBSCRIPTION}::{TREE_SUBSCRIPTION_FORMAT}"))
+                );
+                if let Err(e) = control.request(vec![(subscribe, Expect::One)]).await {
+                    tracing::debug!(error = %e, "tree subscription failed");
+                }
                 control.shared.ready.store(true, Ordering::SeqCst);
                 Ok(control)
             }

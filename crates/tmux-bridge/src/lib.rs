@@ -21,6 +21,12 @@
 //! Call contract: every async call finishes within [`CALL_TIMEOUT`] (a hung
 //! tmux gives [`BridgeError::Timeout`], never blocks other callers); calls
 //! may run concurrently and are answered in the order tmux runs them.
+//! Attach sequence for the agent: `force_size` → `open_output` (pipe and
+//! snapshot in one atomic tmux command list) → send `attached` →
+//! `snapshot`/`PaneOutput::take_snapshot` (exactly the screen before the
+//! first streamed byte) → loop `PaneOutput::read` through a [`TitleFilter`];
+//! on detach `PaneOutput::close` then `release_size`. Pane exit shows as
+//! `read` → `None`; tree changes as [`Notification`]s.
 
 #![warn(missing_docs)]
 

@@ -1,6 +1,13 @@
 //! Typed control-mode notifications (`%window-add @1`, `%exit`, …) that the
 //! bridge broadcasts so the agent can refresh the phone's session tree.
 
+/// Name of the control client's format subscription that watches the tree.
+pub(crate) const TREE_SUBSCRIPTION: &str = "muxlink-tree";
+
+/// The subscribed format: ids, names and attached counts of every session,
+/// window and pane (no commas: they would split `#{P:…}` loops).
+pub(crate) const TREE_SUBSCRIPTION_FORMAT: &str = "#{S:#{session_id} #{session_attached} #{session_name} #{W:#{window_id} #{window_name} #{P:#{pane_id} }}}";
+
 /// A change reported by tmux (or by the bridge about its control client).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -87,6 +94,12 @@ pub enum Notification {
         /// The client's name.
         client: String,
     },
+    /// The bridge's tree subscription changed: a session, window or pane of
+    /// any session was added, closed or renamed, or a session's attached
+    /// count changed. tmux checks subscriptions about once a second; this
+    /// covers changes the other notifications do not report (a pane closing
+    /// in a session the control client does not follow).
+    TreeChanged,
     /// The bridge's control client ended (`%exit [reason]`, or its process
     /// ended): the server exited or the session it followed was destroyed.
     /// Re-read the tree; `list_sessions` returns an empty list when no
@@ -177,6 +190,7 @@ impl Notification {
             "%layout-change" => Notification::LayoutChange { window_id: first() },
             "%pane-mode-changed" => Notification::PaneModeChanged { pane_id: first() },
             "%client-detached" => Notification::ClientDetached { client: first() },
+            "%subscription-changed" if first() == TREE_SUBSCRIPTION => Notification::TreeChanged,
             "%exit" => Notification::ControlExited {
                 reason: (!rest.is_empty()).then(|| rest.to_owned()),
             },
@@ -220,6 +234,14 @@ mod tests {
             }
         );
         assert_eq!(N::parse(b"%exit"), N::ControlExited { reason: None });
+        assert_eq!(
+            N::parse(b"%subscription-changed muxlink-tree $0 - - - : $0 1 a @0 bash %0"),
+            N::TreeChanged
+        );
+        assert!(matches!(
+            N::parse(b"%subscription-changed other $0 - - - : x"),
+            N::Other { .. }
+        ));
         assert_eq!(
             N::parse(b"%exit server exited"),
             N::ControlExited {

@@ -116,3 +116,18 @@ async fn hung_tmux_times_out_without_blocking() {
     assert_eq!(bridge.list_sessions().await.unwrap().len(), 1);
     assert!(!bridge.pane_exists("%999").await.unwrap());
 }
+
+#[tokio::test]
+async fn pane_closing_in_another_session_is_reported() {
+    let server = TmuxServer::with_session("subscr", "followed", None);
+    let bridge = server.bridge().await;
+    // Created after the control client attached, so it follows "followed".
+    let pane = server.new_session("other", None);
+    let second = server.tmux(&["split-window", "-d", "-P", "-F", "#{pane_id}", "-t", &pane]);
+    let mut notes = bridge.notifications();
+    server.tmux(&["kill-pane", "-t", &second]);
+    wait_for(&mut notes, |n| matches!(n, Notification::TreeChanged)).await;
+    let tree = bridge.list_sessions().await.unwrap();
+    let other = tree.iter().find(|s| s.name == "other").unwrap();
+    assert_eq!(other.windows[0].panes.len(), 1);
+}

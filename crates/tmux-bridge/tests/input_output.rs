@@ -226,10 +226,9 @@ async fn snapshot_and_stream_neither_lose_nor_repeat() {
     let server = TmuxServer::with_session("order", "s", Some(cmd));
     let pane = server.display("s", "#{pane_id}");
     let bridge = server.bridge().await;
-    // Let some numbers scroll by first.
-    let warm = bridge.open_output(&pane).await.unwrap();
-    let mut warm = warm;
-    read_until(&mut warm, b"", b"\r\n2000\r\n").await;
+    // Make sure numbers are flowing before the attach under test.
+    let mut warm = bridge.open_output(&pane).await.unwrap();
+    read_until(&mut warm, b"", b"\r\n").await;
     warm.close().await.unwrap();
 
     let mut out = bridge.open_output(&pane).await.unwrap();

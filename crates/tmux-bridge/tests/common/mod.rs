@@ -97,6 +97,13 @@ impl TmuxServer {
 impl Drop for TmuxServer {
     fn drop(&mut self) {
         let _ = self.run(&["kill-server"]);
+        // tmux leaves its socket file behind; remove it too.
+        let base = std::env::var_os("TMUX_TMPDIR").unwrap_or_else(|| "/tmp".into());
+        let uid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap());
+        let path = std::path::Path::new(&base)
+            .join(format!("tmux-{uid}"))
+            .join(&self.socket);
+        let _ = std::fs::remove_file(path);
     }
 }
 
@@ -109,9 +116,10 @@ pub async fn read_until(out: &mut PaneOutput, initial: &[u8], needle: &[u8]) -> 
             match out.read().await.unwrap() {
                 Some(chunk) => all.extend(chunk),
                 None => panic!(
-                    "stream ended before {:?}; got {:?}",
+                    "stream ended before {:?}; {} bytes, ending {:?}",
                     String::from_utf8_lossy(needle),
-                    String::from_utf8_lossy(&all)
+                    all.len(),
+                    String::from_utf8_lossy(&all[all.len().saturating_sub(200)..])
                 ),
             }
         }
