@@ -1,0 +1,320 @@
+//! Shared test setup: a real signaling server on 127.0.0.1:0, a host identity
+//! that initiates pairing over HTTP, and a minimal test host that answers the
+//! phone over real WebRTC (loopback) with the terminal protocol.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use mobile_client::http::{fetch_challenge, signed_json};
+use mobile_client::{
+    PhoneClient, PhoneConfig, PhoneIdentity, RtcConfig, Signaling, SignalingOptions,
+};
+use rtc_transport::{Candidate, RtcEvent, RtcPeer};
+use signaling_proto::{PairInitiateRequest, PairInitiateResponse, QrPayload, SignalingMessage};
+use signaling_server::{RunningServer, Server, ServerConfig};
+use terminal_protocol::{Compressor, Event, Request, new_nonce, nonce_b64, verify_mac};
+use tokio::sync::mpsc;
+use x25519_dalek::{PublicKey, StaticSecret};
+
+pub const HMAC: &str = "test-hmac-secret";
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub async fn server() -> RunningServer {
+    let config = ServerConfig {
+        hmac_secret: HMAC.into(),
+        ..Default::default()
+    };
+    Server::start(config).await.unwrap()
+}
+
+/// The host side of pairing, done with plain signed HTTP.
+pub struct TestHost {
+    pub identity: PhoneIdentity,
+    pub x25519: StaticSecret,
+    pub server_url: String,
+}
+
+impl TestHost {
+    pub fn new(server_url: &str) -> Self {
+        TestHost {
+            identity: PhoneIdentity::generate(),
+            x25519: StaticSecret::random_from_rng(rand::rngs::OsRng),
+            server_url: server_url.to_owned(),
+        }
+    }
+
+    pub fn device_id(&self) -> String {
+        self.identity.device_id()
+    }
+
+    pub fn x25519_b64(&self) -> String {
+        STANDARD.encode(PublicKey::from(&self.x25519).as_bytes())
+    }
+
+    /// `POST /auth/pair/initiate` → the QR payload text.
+    pub async fn initiate(&self) -> String {
+        let id = self.identity.clone();
+        let url = self.server_url.clone();
+        let x = self.x25519_b64();
+        let code = tokio::task::spawn_blocking(move || {
+            let nonce = fetch_challenge(&url, HMAC, &id.device_id()).unwrap();
+            let resp: PairInitiateResponse = signed_json(
+                "POST",
+                &url,
+                "/auth/pair/initiate",
+                HMAC,
+                &PairInitiateRequest {
+                    device_id: id.device_id(),
+                    ed25519_public_key: id.public_key_b64(),
+                    x25519_public_key: x,
+                    name: Some("test-host".into()),
+                    signature: id.sign_challenge(&nonce),
+                    nonce,
+                },
+            )
+            .unwrap();
+            resp.pairing_code
+        })
+        .await
+        .unwrap();
+        QrPayload {
+            code,
+            host_x25519_public_key: self.x25519_b64(),
+            host_device_id: self.device_id(),
+            server_url: self.server_url.clone(),
+        }
+        .to_string()
+    }
+
+    /// The host's own signaling socket.
+    pub async fn signaling(&self) -> Arc<Signaling> {
+        let mut opts = SignalingOptions::new(&self.server_url);
+        opts.hmac_secret = HMAC.into();
+        opts.name = "test-host".into();
+        Arc::new(Signaling::connect(&self.identity, &opts).await.unwrap())
+    }
+}
+
+pub fn phone(dir: &std::path::Path) -> PhoneClient {
+    let mut config = PhoneConfig::new(dir);
+    config.hmac_secret = HMAC.into();
+    config.name = "test-phone".into();
+    config.rtc = RtcConfig::loopback();
+    PhoneClient::open(config).unwrap()
+}
+
+/// A paired phone and host with both signaling sockets up; returns
+/// (phone, host, host signaling, shared secret).
+pub async fn paired(
+    server: &RunningServer,
+    dir: &std::path::Path,
+) -> (PhoneClient, TestHost, Arc<Signaling>, [u8; 32]) {
+    let host = TestHost::new(&server.url());
+    let payload = host.initiate().await;
+    let host_sig = host.signaling().await;
+    let phone = phone(dir);
+    let record = phone.pair(&payload).await.unwrap();
+    let complete = tokio::time::timeout(WAIT, async {
+        loop {
+            let m = host_sig.recv_other().await.unwrap();
+            if m.kind == "pair_complete" {
+                return m;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(complete.mobile_device_id, phone.identity().device_id());
+    let phone_x = signaling_proto::decode_public_key(&complete.mobile_x25519_public_key).unwrap();
+    let host_secret = signaling_proto::derive_pairing_secret(&host.x25519, &phone_x).unwrap();
+    assert_eq!(host_secret, record.secret);
+    (phone, host, host_sig, host_secret)
+}
+
+/// Commands to a running [`mini_host`].
+pub enum HostCmd {
+    /// Send an ICE-restart offer on the current peer.
+    IceRestart,
+}
+
+/// A minimal host: answers `connect_request` with an offer over real WebRTC,
+/// runs the key-possession check, and serves a few requests. Returns a command
+/// sender and a receiver of what the host saw ("auth ok", "auth failed", request names).
+pub fn mini_host(
+    sig: Arc<Signaling>,
+    phone_id: String,
+    secret: [u8; 32],
+) -> (mpsc::Sender<HostCmd>, mpsc::Receiver<String>) {
+    let (cmd_tx, mut cmd_rx) = mpsc::channel(4);
+    let (seen_tx, seen_rx) = mpsc::channel(64);
+    tokio::spawn(async move {
+        let mut route = sig.route(&phone_id);
+        let mut peer: Option<RtcPeer> = None;
+        loop {
+            tokio::select! {
+                m = route.recv() => {
+                    let Some(m) = m else { break };
+                    match m.kind.as_str() {
+                        "connect_request" => {
+                            if let Some(old) = peer.take() {
+                                old.close().await;
+                            }
+                            let (p, events) = RtcPeer::new(&RtcConfig::loopback()).await.unwrap();
+                            let ch = p.create_data_channel("terminal").await.unwrap();
+                            let offer = p.create_offer(false).await.unwrap();
+                            send(&sig, &phone_id, "sdp_offer", offer).await;
+                            tokio::spawn(forward_candidates(Arc::clone(&sig), phone_id.clone(), events));
+                            tokio::spawn(serve(ch, p.clone(), secret, seen_tx.clone()));
+                            peer = Some(p);
+                        }
+                        "sdp_answer" => {
+                            if let Some(p) = &peer {
+                                p.set_remote_answer(&m.sdp).await.unwrap();
+                            }
+                        }
+                        "ice_candidate" => {
+                            if let Some(p) = &peer {
+                                let c = Candidate {
+                                    candidate: m.candidate,
+                                    sdp_mid: Some(m.sdp_mid),
+                                    sdp_m_line_index: m.sdp_m_line_index,
+                                };
+                                let _ = p.add_remote_candidate(c).await;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                c = cmd_rx.recv() => match c {
+                    Some(HostCmd::IceRestart) => {
+                        if let Some(p) = &peer {
+                            let offer = p.create_offer(true).await.unwrap();
+                            send(&sig, &phone_id, "sdp_offer", offer).await;
+                            let _ = seen_tx.send("restart offer sent".into()).await;
+                        }
+                    }
+                    None => break,
+                },
+            }
+        }
+        if let Some(p) = peer {
+            p.close().await;
+        }
+    });
+    (cmd_tx, seen_rx)
+}
+
+async fn send(sig: &Signaling, to: &str, kind: &str, sdp: String) {
+    let mut m = SignalingMessage::new(kind);
+    m.target_device_id = to.to_owned();
+    m.sdp = sdp;
+    sig.send(m).await.unwrap();
+}
+
+async fn forward_candidates(sig: Arc<Signaling>, to: String, mut events: mpsc::Receiver<RtcEvent>) {
+    while let Some(ev) = events.recv().await {
+        if let RtcEvent::LocalCandidate(c) = ev {
+            let mut m = SignalingMessage::new("ice_candidate");
+            m.target_device_id = to.clone();
+            m.candidate = c.candidate;
+            m.sdp_mid = c.sdp_mid.unwrap_or_default();
+            m.sdp_m_line_index = c.sdp_m_line_index;
+            let _ = sig.send(m).await;
+        }
+    }
+}
+
+/// V8 of terminal-protocol §10: two output frames of one deflate stream.
+pub const V8_FRAME1: [u8; 13] = [
+    0xca, 0x48, 0xcd, 0xc9, 0xc9, 0xe7, 0xe5, 0x02, 0x00, 0x00, 0x00, 0xff, 0xff,
+];
+pub const V8_FRAME2: [u8; 9] = [0xca, 0x80, 0x50, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff];
+
+async fn serve(
+    ch: rtc_transport::RtcChannel,
+    peer: RtcPeer,
+    secret: [u8; 32],
+    seen: mpsc::Sender<String>,
+) {
+    if ch.wait_open().await.is_err() {
+        return;
+    }
+    let nonce = new_nonce();
+    let challenge = Event::AuthChallenge {
+        nonce: nonce_b64(&nonce),
+    };
+    ch.send(&challenge.encode()).await.unwrap();
+    let Some(first) = ch.recv().await else { return };
+    let ok = matches!(Request::decode(&first), Ok(Request::AuthResponse { mac }) if verify_mac(&secret, &nonce, &mac).is_ok());
+    if !ok {
+        let _ = seen.send("auth failed".into()).await;
+        peer.close().await;
+        return;
+    }
+    let _ = seen.send("auth ok".into()).await;
+    ch.send(&Event::AuthOk.encode()).await.unwrap();
+    let mut compressor: Option<Compressor> = None;
+    while let Some(bytes) = ch.recv().await {
+        let Ok(req) = Request::decode(&bytes) else {
+            let _ = seen.send("undecodable".into()).await;
+            continue;
+        };
+        let _ = seen.send(req.type_name().to_owned()).await;
+        let replies = match req {
+            Request::ListSessions => vec![Event::Sessions {
+                sessions: vec![],
+                agent_version: Some("test".into()),
+                update_available: None,
+            }],
+            Request::Ping => vec![Event::Pong { latency: 0 }],
+            Request::Attach(a) if a.pane_id == "%404" => {
+                vec![Event::PaneClosed { pane_id: a.pane_id }]
+            }
+            Request::Attach(a) => {
+                let deflate = a.compression.as_deref() == Some("deflate");
+                compressor = deflate.then(Compressor::new);
+                let mut v = vec![Event::Attached {
+                    pane_id: a.pane_id,
+                    compression: a.compression.filter(|_| deflate),
+                }];
+                if deflate {
+                    v.push(Event::Output {
+                        data: V8_FRAME1.to_vec(),
+                    });
+                    v.push(Event::Output {
+                        data: V8_FRAME2.to_vec(),
+                    });
+                } else {
+                    v.push(Event::Output {
+                        data: b"hello\r\n".to_vec(),
+                    });
+                }
+                v
+            }
+            Request::Input { data } => match compressor.as_mut() {
+                Some(c) => vec![Event::Output {
+                    data: c.compress(&data).unwrap(),
+                }],
+                None => vec![Event::Output { data }],
+            },
+            Request::Detach => {
+                compressor = None;
+                vec![Event::Detached]
+            }
+            Request::KillSession { session } => vec![Event::SessionEnded { session }],
+            Request::CreateSession => vec![Event::error(
+                terminal_protocol::ErrorCode::CreateSessionFailed,
+                "not in this test host",
+            )],
+            _ => vec![],
+        };
+        for ev in replies {
+            if ch.send(&ev.encode()).await.is_err() {
+                return;
+            }
+        }
+    }
+}
