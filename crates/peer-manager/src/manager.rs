@@ -238,8 +238,8 @@ impl PeerManager {
 
     /// Close every peer and wait until all peer tasks and cleanups finished.
     /// Each current peer's handler hears `peer_disconnected` before this returns;
-    /// nothing runs for these peers afterwards. New `connect_request`s are ignored
-    /// while it runs and accepted again after.
+    /// nothing runs for these peers afterwards. New `connect_request`s are refused
+    /// with `internal_error` while it runs and accepted again after.
     pub async fn close_all(&self) {
         let _serial = self.close_all_lock.lock().await;
         self.closing.store(true, Ordering::SeqCst);
@@ -269,7 +269,9 @@ impl PeerManager {
 
     fn on_connect_request(&self, device_id: &str) {
         if self.closing.load(Ordering::SeqCst) {
-            tracing::info!(device_id, "connect_request ignored while closing all peers");
+            // The phone is told at once instead of waiting for an offer; it retries.
+            tracing::info!(device_id, "connect_request refused while closing all peers");
+            self.reject(device_id, RejectReason::InternalError);
             return;
         }
         let (allowed, loader) = {

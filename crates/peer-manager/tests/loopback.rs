@@ -106,6 +106,25 @@ async fn missing_secret_is_rejected_not_paired() {
 }
 
 #[tokio::test]
+async fn setup_failure_is_rejected_internal_error() {
+    let (net, pm, _h, _seen) = setup().await;
+    // An ICE server URL the WebRTC stack refuses makes peer creation fail.
+    pm.set_rtc_config_override(rtc_transport::RtcConfig {
+        ice_servers: vec![rtc_transport::IceServer {
+            urls: vec!["not-a-url".into()],
+            username: String::new(),
+            credential: String::new(),
+        }],
+        loopback_only: true,
+        ..rtc_transport::RtcConfig::default()
+    });
+    let mut phone = Phone::new(&net, PHONE, PhoneOpts::default());
+    phone.connect_request().await;
+    assert_eq!(phone.rejection().await, "internal_error");
+    wait_until("peer removed", || pm.peer_count() == 0).await;
+}
+
+#[tokio::test]
 async fn second_device_at_max_peers_is_rejected_already_connected() {
     let (net, pm, _h, _seen) = setup().await;
     let mut first = Phone::new(&net, PHONE, PhoneOpts::default());
