@@ -23,6 +23,23 @@
 //! and feed the remote side's candidates to [`RtcPeer::add_remote_candidate`]
 //! in any order relative to the descriptions.
 
+//!
+//! webrtc 0.17.2 facts this crate works around (each has a test):
+//! - it never writes `a=max-message-size`, and refuses a local description that
+//!   differs from the one it generated: the attribute is added to the SDP text we
+//!   send, not to the local description;
+//! - the callback message API reads into a 64 KiB buffer and closes the channel on
+//!   anything larger: channels are detached and read with a 1 MiB + 64 KiB buffer;
+//! - the SCTP receive window is a fixed 1 MiB, so a message above ~1 MiB can never
+//!   be reassembled and stalls that direction (peers never send one: the limit is
+//!   1 MiB both ways);
+//! - an empty message reads like end-of-stream: a zero-length read ends the channel;
+//! - `send` can block inside the library (its pending queue is 128 KiB) and is not
+//!   cancel-safe for large messages: sends race a 5 s deadline and a timed-out write
+//!   closes the channel;
+//! - a peer-reflexive pair waits 1 s before it is accepted: loopback settings set
+//!   that wait to zero, which takes connect from ~1 s to a few ms.
+
 #![warn(missing_docs)]
 
 mod channel;
