@@ -1,0 +1,453 @@
+// The muxlink web client UI: pairing, session list, terminal with extra keys,
+// connection state and latency, reconnect. All protocol work lives in proto/ and net/.
+import "@xterm/xterm/css/xterm.css";
+import "./style.css";
+import { Terminal } from "@xterm/xterm";
+import { FitAddon } from "@xterm/addon-fit";
+import type { Identity } from "./proto/crypto";
+import type { Session } from "./proto/msgpack";
+import { parsePayload } from "./proto/qr";
+import { ApiError, PairingError, fetchToken, iceServers, pair } from "./net/api";
+import { ConnectError, HostConnection, type ConnEvent } from "./net/connection";
+import { Signaling, SignalingError } from "./net/signaling";
+import { forgetPairing, get, loadIdentity, loadPairing, put, savePairing, type PairingRecord } from "./net/store";
+
+const PING_MS = 5_000;
+const BACKOFF_MAX_MS = 30_000;
+
+// ---- tiny DOM helpers -------------------------------------------------------
+
+type Child = Node | string;
+function el<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  props: Partial<HTMLElementTagNameMap[K]> & Record<string, unknown> = {},
+  ...kids: Child[]
+): HTMLElementTagNameMap[K] {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k.startsWith("data-") || k.startsWith("aria-")) e.setAttribute(k, String(v));
+    else (e as unknown as Record<string, unknown>)[k] = v;
+  }
+  e.append(...kids);
+  return e;
+}
+const $ = (id: string) => document.getElementById(id) as HTMLElement;
+const view = $("view");
+
+function setState(state: "idle" | "connecting" | "connected" | "error", text: string): void {
+  const s = $("state");
+  s.dataset.state = state;
+  s.textContent = text;
+  app.state = state;
+}
+function notice(text: string, kind: "error" | "info" = "error"): void {
+  const n = $("notice");
+  n.textContent = text;
+  n.className = kind;
+  n.hidden = text === "";
+}
+function show(...nodes: Node[]): void {
+  view.replaceChildren(...nodes);
+}
+
+// ---- state ------------------------------------------------------------------
+
+interface App {
+  state: string;
+  identity?: Identity;
+  record?: PairingRecord;
+  signaling?: Signaling;
+  conn?: HostConnection;
+  sessions: Session[];
+  attachedPane?: string;
+  term?: Terminal;
+  fit?: FitAddon;
+  backoff: number;
+  ice: RTCIceServer[];
+  retry?: ReturnType<typeof setTimeout>;
+  /** Auto-reconnect stops on errors a retry cannot fix (wrong key, not paired). */
+  stopped: boolean;
+}
+const app: App = { state: "idle", sessions: [], backoff: 1000, ice: [], stopped: false };
+// Handle for the browser end-to-end test and for people debugging on a phone.
+(window as unknown as { muxlink: App }).muxlink = app;
+
+// ---- pairing ----------------------------------------------------------------
+
+function pairingPage(prefill = ""): void {
+  const payload = el("textarea", { rows: 4, placeholder: "ABC234|hostKey…|hostId…|https://server", value: prefill, id: "payload" });
+  const name = el("input", { id: "name", value: "phone browser", maxLength: 64 });
+  const hmac = el("input", { id: "hmac", placeholder: "empty unless the server signs requests" });
+  void get<string>("hmacSecret").then((s) => (hmac.value = s ?? ""));
+  const go = el("button", { className: "primary", id: "pair", textContent: "Pair" });
+  go.onclick = async () => {
+    go.disabled = true;
+    notice("");
+    try {
+      const qr = parsePayload(payload.value);
+      await put("hmacSecret", hmac.value);
+      setState("connecting", "pairing…");
+      const record = await pair(qr, app.identity!, name.value.trim(), hmac.value);
+      await savePairing(record);
+      app.record = record;
+      app.stopped = false;
+      notice(`Paired with ${record.hostName || record.hostDeviceId}.`, "info");
+      void connect();
+    } catch (e) {
+      setState("error", "not paired");
+      notice(pairingMessage(e));
+    } finally {
+      go.disabled = false;
+    }
+  };
+  show(el("section", { className: "page" },
+    el("h2", {}, "Pair with your computer"),
+    el("p", { className: "hint" }, "Run `muxlink pair` on the computer and scan its QR code with the camera, or paste the payload it printed."),
+    payload,
+    el("label", {}, "This phone's name", name),
+    el("details", {}, el("summary", {}, "Server signing secret"), hmac),
+    go,
+  ));
+}
+
+function pairingMessage(e: unknown): string {
+  if (e instanceof PairingError) return e.message;
+  if (e instanceof ApiError) {
+    if (e.status === 0) return "The muxlink server cannot be reached. Check the address and your network.";
+    if (e.status === 409) return "This phone is registered as a computer on that server.";
+    if (e.status === 429) return "Too many attempts: wait a minute and try again.";
+    return `Pairing failed: ${e.message}`;
+  }
+  return `That is not a pairing payload: ${(e as Error).message}`;
+}
+
+// ---- connecting -------------------------------------------------------------
+
+async function connect(): Promise<void> {
+  clearTimeout(app.retry);
+  const record = app.record;
+  if (!record) {
+    setState("idle", "not paired");
+    notice("This phone is not paired yet.", "info");
+    pairingPage();
+    return;
+  }
+  if (app.conn?.isOpen) return;
+  setState("connecting", "connecting…");
+  const hmacSecret = (await get<string>("hmacSecret")) ?? "";
+  const opts = { serverUrl: record.serverUrl, hmacSecret };
+  try {
+    if (!app.signaling?.open) {
+      const token = await fetchToken(opts, app.identity!);
+      const sig = await Signaling.connect(record.serverUrl, token, "phone browser");
+      sig.onclose = () => {
+        if (app.signaling === sig) app.signaling = undefined;
+      };
+      sig.listen((m) => {
+        if (m.type === "device_unpaired") {
+          void forgetPairing();
+          app.record = undefined;
+          app.stopped = true;
+          app.conn?.close();
+          setState("error", "not paired");
+          notice("The computer removed this pairing. Pair again to use it.");
+          pairingPage();
+        }
+      });
+      app.signaling = sig;
+      app.signaling.online.clear();
+      app.ice = await iceServers(opts, token);
+    }
+    const conn = await HostConnection.connect(app.signaling, record.hostDeviceId, record.secret, app.ice);
+    app.conn = conn;
+    app.backoff = 1000;
+    conn.onevent = onEvent;
+    conn.onstate = (s) => {
+      if (s === "disconnected") setState("connecting", "network lost…");
+      if (s === "connected") setState("connected", "connected");
+    };
+    conn.onclose = () => {
+      if (app.conn !== conn) return;
+      app.conn = undefined;
+      setState("connecting", "disconnected");
+      scheduleRetry();
+    };
+    setState("connected", "connected");
+    notice("");
+    conn.send({ type: "ping" });
+    if (app.attachedPane) attach(app.attachedPane, true);
+    else conn.send({ type: "list_sessions" });
+  } catch (e) {
+    failed(e);
+  }
+}
+
+function failed(e: unknown): void {
+  if (e instanceof ConnectError && (e.kind === "wrong_key" || e.kind === "not_paired")) {
+    app.stopped = true;
+    setState("error", e.kind === "wrong_key" ? "wrong key" : "not paired");
+    notice(e.message);
+    pairAgainPage();
+    return;
+  }
+  if (e instanceof ApiError && e.permanent) {
+    app.stopped = true;
+    setState("error", "rejected");
+    notice(e.error === "unknown device"
+      ? "The server no longer knows this phone. Pair again."
+      : `The server rejects this client's requests (${e.error}). Check the signing secret.`);
+    pairAgainPage();
+    return;
+  }
+  setState("error", e instanceof ConnectError && e.kind === "host_offline" ? "computer offline" : "offline");
+  if (e instanceof ConnectError) notice(`${e.message} Retrying…`);
+  else if (e instanceof ApiError && e.status === 0) notice("The muxlink server cannot be reached. Retrying…");
+  else if (e instanceof SignalingError || e instanceof ApiError) notice(`${e.message}. Retrying…`);
+  else notice(`Connection failed: ${(e as Error).message}. Retrying…`);
+  scheduleRetry();
+}
+
+function scheduleRetry(): void {
+  if (app.stopped) return;
+  clearTimeout(app.retry);
+  app.retry = setTimeout(() => void connect(), app.backoff);
+  app.backoff = Math.min(app.backoff * 2, BACKOFF_MAX_MS);
+}
+
+function pairAgainPage(): void {
+  const again = el("button", { className: "primary", textContent: "Pair again" });
+  again.onclick = async () => {
+    await forgetPairing();
+    app.record = undefined;
+    pairingPage();
+  };
+  const retry = el("button", { textContent: "Retry" });
+  retry.onclick = () => {
+    app.stopped = false;
+    app.backoff = 1000;
+    void connect();
+  };
+  show(el("section", { className: "page" }, el("div", { className: "row" }, again, retry)));
+}
+
+// ---- events -----------------------------------------------------------------
+
+function onEvent(ev: ConnEvent): void {
+  switch (ev.type) {
+    case "sessions":
+      app.sessions = ev.sessions;
+      if (!app.attachedPane) sessionsPage();
+      break;
+    case "session_created":
+    case "session_ended":
+      app.conn?.send({ type: "list_sessions" });
+      break;
+    case "attached":
+      app.attachedPane = ev.paneId;
+      break;
+    case "output":
+      app.term?.write(ev.data);
+      break;
+    case "pane_closed":
+      if (ev.paneId === app.attachedPane) {
+        app.attachedPane = undefined;
+        notice("The pane closed.", "info");
+      }
+      break;
+    case "detached":
+      app.attachedPane = undefined;
+      app.conn?.send({ type: "list_sessions" });
+      break;
+    case "pong":
+      $("latency").textContent = app.conn?.latencyMs !== undefined ? `${Math.round(app.conn.latencyMs)} ms` : "";
+      break;
+    case "error":
+      notice(`${ev.code}: ${ev.message}`);
+      if (ev.code === "attach_failed") {
+        app.attachedPane = undefined;
+        sessionsPage();
+      }
+      break;
+    case "local_error":
+      notice(ev.message);
+      break;
+    default:
+      break;
+  }
+}
+
+// ---- session list -----------------------------------------------------------
+
+function sessionsPage(): void {
+  app.term?.dispose();
+  app.term = undefined;
+  const list = app.sessions.map((s) => {
+    const panes = s.windows.flatMap((w) =>
+      w.panes.map((p) => {
+        const b = el("button", {
+          className: "pane",
+          "data-pane": p.id,
+          textContent: `${w.index}:${w.name}${w.panes.length > 1 ? "." + p.index : ""} — ${p.currentCommand} (${p.size.cols}×${p.size.rows})`,
+        });
+        b.onclick = () => attach(p.id, false);
+        return b;
+      }));
+    const kill = el("button", { className: "danger", textContent: "Kill" });
+    kill.onclick = () => {
+      if (confirm(`Kill session ${s.name}?`)) app.conn?.send({ type: "kill_session", session: s.id });
+    };
+    return el("div", { className: "session", "data-session": s.name },
+      el("div", { className: "row" }, el("span", { className: "name" }, s.name), el("span", { className: "meta" }, s.attached ? "attached on the computer" : "")),
+      ...panes,
+      el("div", { className: "row" }, kill));
+  });
+  const create = el("button", { className: "primary", textContent: "New session" });
+  create.onclick = () => app.conn?.send({ type: "create_session" });
+  const refresh = el("button", { textContent: "Refresh" });
+  refresh.onclick = () => app.conn?.send({ type: "list_sessions" });
+  const forget = el("button", { className: "danger", textContent: "Forget pairing" });
+  forget.onclick = async () => {
+    if (!confirm("Forget the pairing with this computer?")) return;
+    app.stopped = true;
+    app.conn?.close();
+    app.signaling?.close();
+    await forgetPairing();
+    app.record = undefined;
+    pairingPage();
+  };
+  show(el("section", { className: "page", id: "sessions" },
+    el("h2", {}, app.record?.hostName || "Sessions"),
+    ...(list.length ? list : [el("p", { className: "hint" }, "No tmux sessions on the computer.")]),
+    el("div", { className: "row" }, create, refresh, forget)));
+}
+
+// ---- terminal ---------------------------------------------------------------
+
+const enc = new TextEncoder();
+const mods = { ctrl: false, alt: false };
+
+function withMods(s: string): string {
+  let out = s;
+  if (mods.ctrl && out.length === 1) {
+    const c = out.toUpperCase().charCodeAt(0);
+    if (c >= 0x40 && c <= 0x5f) out = String.fromCharCode(c - 0x40);
+    else if (out === " ") out = "\x00";
+  }
+  if (mods.alt) out = "\x1b" + out;
+  return out;
+}
+
+function clearMods(): void {
+  mods.ctrl = mods.alt = false;
+  document.querySelectorAll<HTMLButtonElement>("#keys button[aria-pressed]").forEach((b) => b.setAttribute("aria-pressed", "false"));
+}
+
+function attach(paneId: string, reattach: boolean): void {
+  const conn = app.conn;
+  if (!conn) return;
+  if (!app.term) terminalPage();
+  app.fit!.fit();
+  const { cols, rows } = app.term!;
+  if (reattach) app.term!.reset();
+  conn.send({ type: "attach", paneId, cols: clamp(cols), rows: clamp(rows), ...(reattach ? { reattach: true } : {}), compression: "deflate" });
+  app.attachedPane = paneId;
+}
+
+const clamp = (n: number) => Math.max(1, Math.min(500, n));
+
+function terminalPage(): void {
+  const host = el("div", { id: "term" });
+  const keys = el("div", { id: "keys" });
+  const key = (label: string, seq: string) => {
+    const b = el("button", { textContent: label });
+    b.onclick = () => {
+      app.conn?.input(enc.encode(withMods(seq)));
+      clearMods();
+      app.term?.focus();
+    };
+    return b;
+  };
+  const toggle = (label: string, which: "ctrl" | "alt") => {
+    const b = el("button", { textContent: label, "aria-pressed": "false" });
+    b.onclick = () => {
+      mods[which] = !mods[which];
+      b.setAttribute("aria-pressed", String(mods[which]));
+      app.term?.focus();
+    };
+    return b;
+  };
+  const back = el("button", { textContent: "⟵ Sessions" });
+  back.onclick = () => {
+    app.conn?.send({ type: "detach" });
+    app.attachedPane = undefined;
+    sessionsPage();
+  };
+  keys.append(back, key("Esc", "\x1b"), key("Tab", "\t"), toggle("Ctrl", "ctrl"), toggle("Alt", "alt"),
+    key("←", "\x1b[D"), key("↑", "\x1b[A"), key("↓", "\x1b[B"), key("→", "\x1b[C"),
+    key("|", "|"), key("~", "~"), key("/", "/"), key("-", "-"));
+  show(el("div", { id: "term-wrap" }, host, keys));
+  const term = new Terminal({ fontSize: 14, cursorBlink: true, scrollback: 2000, convertEol: false,
+    theme: { background: "#111418" } });
+  const fit = new FitAddon();
+  term.loadAddon(fit);
+  term.open(host);
+  term.onData((d) => {
+    app.conn?.input(enc.encode(withMods(d)));
+    if (mods.ctrl || mods.alt) clearMods();
+  });
+  term.onResize(({ cols, rows }) => {
+    if (app.attachedPane) app.conn?.send({ type: "resize", cols: clamp(cols), rows: clamp(rows) });
+  });
+  app.term = term;
+  app.fit = fit;
+  fit.fit();
+  term.focus();
+}
+
+// Rotation and keyboard show/hide change the viewport: refit (onResize sends `resize`).
+const refit = () => app.fit?.fit();
+window.addEventListener("resize", refit);
+screen.orientation?.addEventListener?.("change", refit);
+
+// Network changes: reconnect at once instead of waiting for the backoff.
+const wake = () => {
+  if (app.stopped || !app.record) return;
+  app.backoff = 1000;
+  if (!app.conn?.isOpen) void connect();
+};
+window.addEventListener("online", wake);
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible") wake();
+});
+setInterval(() => {
+  if (app.conn?.isOpen) app.conn.send({ type: "ping" });
+}, PING_MS);
+
+// ---- start ------------------------------------------------------------------
+
+async function start(): Promise<void> {
+  if (!globalThis.crypto?.subtle) {
+    setState("error", "insecure page");
+    notice("This page needs a secure origin (https:// or localhost): the browser disables WebCrypto here.");
+    return;
+  }
+  try {
+    app.identity = await loadIdentity();
+  } catch (e) {
+    setState("error", "unsupported browser");
+    notice(`This browser cannot create an Ed25519 key (${(e as Error).message}). Use a current Chrome, Safari or Firefox.`);
+    return;
+  }
+  // The QR URL carries the payload in the fragment, which never reaches the server.
+  const fragment = location.hash.slice(1);
+  if (fragment) history.replaceState(null, "", location.pathname + location.search);
+  app.record = await loadPairing();
+  if (fragment) {
+    setState("idle", "not paired");
+    pairingPage(decodeURIComponent(fragment));
+    if (app.record) notice("Pairing again replaces the current pairing.", "info");
+    return;
+  }
+  await connect();
+}
+void start();
