@@ -184,13 +184,10 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
                 tracing::info!("signaling {}", s.as_str());
             }
             _ = ticker.tick() => {
-                let now = status_of(&pm, &client, &handler);
-                if now != last_status {
-                    if let Err(e) = now.write(&status_path) {
-                        tracing::warn!(error = %e, "cannot write the status file");
-                    }
-                    last_status = now;
-                }
+                last_status = refresh(&status_path, status_of(&pm, &client, &handler), last_status);
+            }
+            _ = handler.changed() => {
+                last_status = refresh(&status_path, status_of(&pm, &client, &handler), last_status);
             }
         }
     };
@@ -224,4 +221,15 @@ fn update_name(store: &Store, device_id: &str, name: &str) {
     if let Err(e) = store.save_paired(Some(&record)) {
         tracing::warn!(error = %e, "cannot store the phone's new name");
     }
+}
+
+/// Writes the status file when it changed; returns the status now on disk.
+fn refresh(path: &std::path::Path, now: AgentStatus, last: AgentStatus) -> AgentStatus {
+    if now == last {
+        return last;
+    }
+    if let Err(e) = now.write(path) {
+        tracing::warn!(error = %e, "cannot write the status file");
+    }
+    now
 }

@@ -74,6 +74,7 @@ struct Inner {
     bridge: TmuxBridge,
     slots: Mutex<HashMap<String, Slot>>,
     next_generation: AtomicU64,
+    changed: tokio::sync::Notify,
 }
 
 /// The muxlink protocol handler over one tmux bridge. Cheap to clone.
@@ -102,6 +103,7 @@ impl Handler {
                 bridge,
                 slots: Mutex::new(HashMap::new()),
                 next_generation: AtomicU64::new(1),
+                changed: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -113,6 +115,11 @@ impl Handler {
             .slots
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Resolves after the next attachment change (attach or end); for status reporting.
+    pub async fn changed(&self) {
+        self.inner.changed.notified().await;
     }
 
     /// (device id, attached pane) for every peer the handler knows.
@@ -231,6 +238,7 @@ impl Handler {
         if let Err(e) = self.inner.bridge.release_size(&a.pane_id).await {
             tracing::debug!(pane = %a.pane_id, error = %e, "release size failed");
         }
+        self.inner.changed.notify_waiters();
         tracing::info!(pane = %a.pane_id, "attachment ended");
     }
 
@@ -397,6 +405,7 @@ impl Handler {
             // Already ended (pane exit or a concurrent disconnect): it was cancelled.
             None => drop(task),
         }
+        self.inner.changed.notify_waiters();
         tracing::info!(pane = %a.pane_id, cols = a.cols, rows = a.rows, deflate, "attached");
     }
 
