@@ -51,7 +51,11 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             Arc::clone(&state),
             require_signature,
         ));
-    let mut app = signed.route("/", get(health)).route("/health", get(health));
+    // The web client lives outside the API prefix; its page is unsigned like `/health`.
+    let mut app = signed
+        .route("/", get(crate::web_assets::index))
+        .route("/assets/{name}", get(crate::web_assets::asset))
+        .route("/health", get(health));
     if p("/health") != "/health" {
         app = app.route(&p("/health"), get(health));
     }

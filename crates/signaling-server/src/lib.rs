@@ -5,7 +5,9 @@
 //!
 //! It relays only between paired devices and never sees terminal bytes. It is
 //! not a TURN server, and keeps no state beyond devices and pairings across
-//! restarts (challenges, pairing codes, rate windows live in memory).
+//! restarts (challenges, pairing codes, rate windows live in memory). It also
+//! serves the static web client at `/` (phone browsers), which talks to the API
+//! like any phone; the page never receives terminal bytes either.
 //!
 //! Layout:
 //! - [`config`]: [`ServerConfig`] (library) and [`ConfigFile`] (TOML).
@@ -18,6 +20,8 @@
 //! - `hub`: online sockets per device, non-blocking fan-out.
 //! - `challenges`, `pairing_codes`, `replay`, `rate_limit`: bounded in-memory tables.
 //! - `api_error`: HTTP error responses.
+//! - `web_assets`: the embedded web client served at `/` (built by `cargo xtask web`;
+//!   `build.rs` embeds `web/dist` when present, else a page saying how to build it).
 
 #![warn(missing_docs)]
 
@@ -34,6 +38,7 @@ pub mod server;
 pub mod sqlite;
 mod state;
 pub mod store;
+mod web_assets;
 mod ws;
 
 pub use clock::Clock;

@@ -110,7 +110,7 @@ impl Server {
             }
         });
         let sweeper = tokio::spawn(sweep_loop(Arc::clone(&state)));
-        tracing::info!(%local_addr, version = %state.config.api_version, "signaling server listening");
+        tracing::info!(%local_addr, version = %state.config.api_version, web_client = crate::web_assets::is_built(), "signaling server listening");
         Ok(RunningServer {
             local_addr,
             shutdown,
