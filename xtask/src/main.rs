@@ -8,6 +8,7 @@ mod fuzz;
 mod run;
 mod test;
 mod tidy;
+mod web;
 
 use anyhow::{Result, bail};
 
@@ -21,6 +22,7 @@ commands:
   e2e               only the end-to-end tests in tests/ (real tmux, server, WebRTC)
   fuzz <target> <s> run one cargo-fuzz target for <s> seconds (needs nightly + cargo-fuzz)
   fuzz --list       list the fuzz targets
+  web               npm ci, vite build of web/ (embedded by the server), vitest run
 ";
 
 fn main() -> Result<()> {
@@ -36,6 +38,7 @@ fn main() -> Result<()> {
         "e2e" => test::e2e(),
         "fuzz" => fuzz::fuzz(rest),
         "demo" => demo::demo(),
+        "web" => web::web(),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(())
