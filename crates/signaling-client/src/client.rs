@@ -98,6 +98,9 @@ struct Link {
     token_task: Option<JoinHandle<Result<String, HttpError>>>,
 }
 
+// One short-lived value per wake-up, moved once: the size of the socket it
+// may carry (large since it can hold a TLS session) does not matter here.
+#[allow(clippy::large_enum_variant)]
 enum Wake {
     Shutdown,
     Suspend,
@@ -490,9 +493,6 @@ impl SignalingClient {
             }
             Ok(Err(e)) => {
                 let failure = match &e {
-                    HttpError::TlsUnsupported { url } => {
-                        Failure::Permanent(SignalingError::TlsUnsupported { url: url.clone() })
-                    }
                     HttpError::Status { status, error, .. } => {
                         match SignalingError::permanent_from(*status, error, self.device_id()) {
                             Some(permanent) => Failure::Permanent(permanent),
@@ -670,20 +670,31 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn https_server_without_tls_support_stops_run() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("https://{}", listener.local_addr().unwrap());
+    async fn https_server_failing_tls_is_retried_not_a_permanent_stop() {
+        use crate::ws::tests::{TLS_HANDSHAKE_RECORD, plain_tcp_server};
+        let (addr, mut first_bytes) = plain_tcp_server().await;
+        let url = format!("https://{addr}");
         let client = SignalingClient::new(Identity::generate(), &url, "h", Arc::new(|_| {}), "");
-        let result = tokio::time::timeout(
-            Duration::from_secs(20),
-            client.run(CancellationToken::new()),
-        )
-        .await
-        .unwrap();
-        assert!(
-            matches!(result, Err(SignalingError::TlsUnsupported { .. })),
-            "{result:?}"
-        );
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn({
+            let (client, cancel) = (client.clone(), cancel.clone());
+            async move { client.run(cancel).await }
+        });
+        // Two TLS attempts: the first failed handshake was transient, so the
+        // client backed off and tried again instead of stopping.
+        for _ in 0..2 {
+            let first = tokio::time::timeout(Duration::from_secs(20), first_bytes.recv())
+                .await
+                .unwrap();
+            assert_eq!(first, Some(TLS_HANDSHAKE_RECORD));
+        }
+        assert!(!task.is_finished());
+        cancel.cancel();
+        let result = tokio::time::timeout(Duration::from_secs(20), task)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(result, Ok(()));
     }
 
     #[test]

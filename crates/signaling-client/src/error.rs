@@ -5,7 +5,8 @@
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum HttpError {
-    /// The request never got an answer (connection refused, timeout, DNS).
+    /// The request never got an answer (connection refused, timeout, DNS,
+    /// failed TLS handshake or certificate check on an `https://` URL).
     #[error("request to {url} failed: {detail}")]
     Transport {
         /// The URL requested.
@@ -23,12 +24,6 @@ pub enum HttpError {
         /// The `error` field of the JSON body (or the raw body when not JSON).
         error: String,
     },
-    /// An `https://` URL, but this build has no TLS support.
-    #[error("cannot reach {url}: this build has no TLS support; use an http:// server URL")]
-    TlsUnsupported {
-        /// The URL requested.
-        url: String,
-    },
     /// The answer was not what the spec promises (bad JSON, empty nonce or
     /// token, body over the 65 536-byte limit).
     #[error("invalid response from {url}: {detail}")]
@@ -42,13 +37,12 @@ pub enum HttpError {
 
 impl HttpError {
     /// True when retrying cannot help: 401 with a permanent signing error
-    /// or `unknown device` (signaling.md §5), or TLS needed but not built in.
+    /// or `unknown device` (signaling.md §5).
     pub fn is_permanent(&self) -> bool {
         match self {
             HttpError::Status { status, error, .. } => {
                 signaling_proto::is_permanent_error(*status, error)
             }
-            HttpError::TlsUnsupported { .. } => true,
             _ => false,
         }
     }
@@ -86,16 +80,11 @@ pub enum SignalingError {
     /// `run` was called while another `run` of the same client is active.
     #[error("this signaling client is already running")]
     AlreadyRunning,
-    /// The server URL needs TLS, which this build does not have: permanent.
-    #[error("cannot reach {url}: this build has no TLS support; use an http:// server URL")]
-    TlsUnsupported {
-        /// The server URL.
-        url: String,
-    },
     /// A transient failure (only surfaced by helpers, never ends `run`).
     #[error(transparent)]
     Http(#[from] HttpError),
-    /// The WebSocket could not be opened or broke (transient).
+    /// The WebSocket could not be opened (TCP, TLS for `wss://`, upgrade) or
+    /// broke (transient).
     #[error("signaling websocket: {0}")]
     WebSocket(String),
 }

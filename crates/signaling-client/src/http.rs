@@ -37,7 +37,8 @@ fn agent(timeout: Duration) -> ureq::Agent {
 /// `url` is the full URL, `path` the signed path (e.g. `/v1/auth/token`,
 /// see [`signaling_proto::api_path`]). An empty `secret` sends no signing
 /// headers. `bearer` adds `Authorization: Bearer <jwt>`; `body` is sent as
-/// JSON. HTTP timeout 10 s; honours the proxy environment variables.
+/// JSON. `https://` URLs use rustls with the bundled Mozilla root certificates.
+/// HTTP timeout 10 s; honours the proxy environment variables.
 pub fn signed_request(
     method: &str,
     url: &str,
@@ -86,12 +87,9 @@ pub fn signed_request_with_timeout(
             agent.run(request)
         }
     };
-    let mut response = result.map_err(|e| match e {
-        ureq::Error::TlsRequired => HttpError::TlsUnsupported {
-            url: url.to_owned(),
-        },
-        other => transport(other.to_string()),
-    })?;
+    // A failed TLS handshake or certificate check is transient like any
+    // other transport failure: the proxy or its certificate may be fixed.
+    let mut response = result.map_err(|e| transport(e.to_string()))?;
     let status = response.status().as_u16();
     let text = response
         .body_mut()
@@ -205,11 +203,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn https_without_tls_support_is_reported_as_such() {
+    fn https_to_a_plain_tcp_server_fails_in_the_tls_handshake_as_a_transient_error() {
+        use std::io::{Read as _, Write as _};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("https://{}/v1/health", listener.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut first = [0u8; 1];
+            conn.read_exact(&mut first).unwrap();
+            let _ = conn.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n");
+            first[0]
+        });
         let err = signed_request("GET", &url, "/v1/health", "", None, None).unwrap_err();
-        assert!(matches!(err, HttpError::TlsUnsupported { .. }), "{err:?}");
+        assert!(matches!(err, HttpError::Transport { .. }), "{err:?}");
+        assert!(!err.is_permanent());
+        // The client opened with a TLS handshake record (a ClientHello).
+        assert_eq!(server.join().unwrap(), 0x16);
     }
 
     #[test]

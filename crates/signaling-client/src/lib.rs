@@ -6,12 +6,18 @@
 //! messages for `peer-manager`), and NOT a general HTTP client: [`http`] holds
 //! just the signed calls the host needs.
 //!
+//! The server URL may be `http://` or `https://` (the socket is then
+//! `wss://`): TLS is rustls with the bundled Mozilla root certificates
+//! (webpki-roots), not the OS store. A failed TLS handshake or certificate
+//! check is a transient failure, retried like any other.
+//!
 //! Layout:
 //! - [`core`]: the sans-IO state machine holding every timing rule (no I/O,
 //!   no tokio, no clock reads); unit-tested with synthetic time.
 //! - `client`: [`SignalingClient`], the thin tokio driver (socket, token
 //!   task, one `sleep_until(core.poll_timeout())`).
-//! - `ws`: signed WebSocket upgrade with the 15 s handshake bound.
+//! - `ws`: signed WebSocket upgrade (TLS for `wss://`) with the 15 s
+//!   handshake bound.
 //! - [`http`]: blocking signed requests and [`http::fetch_token`] (ureq;
 //!   the driver runs them in `spawn_blocking`).
 //! - `identity`: [`Identity`], the Ed25519 device key.

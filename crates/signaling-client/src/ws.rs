@@ -21,7 +21,7 @@ pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// What one dial needs.
 #[derive(Debug, Clone)]
 pub(crate) struct DialTarget {
-    /// `ws://host:port/v1/ws`.
+    /// `ws://host:port/v1/ws`, or `wss://…` (TLS via rustls, bundled roots).
     pub url: String,
     /// The signed path, `/v1/ws`.
     pub path: String,
@@ -72,11 +72,60 @@ pub(crate) async fn dial(target: DialTarget) -> Result<Ws, Failure<SignalingErro
                 None => Err(transient(format!("upgrade refused: {status} {error}"))),
             }
         }
-        Ok(Err(tungstenite::Error::Url(tungstenite::error::UrlError::TlsFeatureNotEnabled))) => {
-            Err(Failure::Permanent(SignalingError::TlsUnsupported {
-                url: target.url,
-            }))
-        }
         Ok(Err(e)) => Err(transient(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::net::SocketAddr;
+
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::TcpListener;
+    use tokio::sync::mpsc;
+
+    use super::*;
+
+    /// The first byte of a TLS handshake record (a ClientHello).
+    pub(crate) const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+    /// A plain-TCP server that is not TLS: it reports the first byte each
+    /// connection sends, then answers in plaintext HTTP and closes. Lives as
+    /// long as the test's runtime.
+    pub(crate) async fn plain_tcp_server() -> (SocketAddr, mpsc::Receiver<u8>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (first_bytes, rx) = mpsc::channel(16);
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut buf = [0u8; 1024];
+                let n = conn.read(&mut buf).await.unwrap_or(0);
+                if n > 0 && first_bytes.try_send(buf[0]).is_err() {
+                    return;
+                }
+                let _ = conn
+                    .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+                    .await;
+            }
+        });
+        (addr, rx)
+    }
+
+    #[tokio::test]
+    async fn wss_dial_speaks_tls_and_a_non_tls_server_is_a_transient_failure() {
+        let (addr, mut first_bytes) = plain_tcp_server().await;
+        let target = DialTarget {
+            url: format!("wss://{addr}/v1/ws"),
+            path: "/v1/ws".into(),
+            secret: "s".into(),
+            device_id: "d".into(),
+            handshake_timeout: Duration::from_secs(20),
+        };
+        let err = dial(target).await.map(|_| ()).unwrap_err();
+        assert!(
+            matches!(err, Failure::Transient(SignalingError::WebSocket(_))),
+            "{err:?}"
+        );
+        assert_eq!(first_bytes.recv().await, Some(TLS_HANDSHAKE_RECORD));
     }
 }
