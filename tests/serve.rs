@@ -16,7 +16,9 @@ fn serve_listens_answers_health_and_stops_on_sigterm() {
     let home = Home::new(BIN, "mxl-e2e-unused").unwrap();
     let mut server = home.spawn(&["serve", "--bind", "127.0.0.1:0"]).unwrap();
     let line = server
-        .wait_line(T, |s, l| s == Stream::Stdout && l.starts_with("listening on "))
+        .wait_line(T, |s, l| {
+            s == Stream::Stdout && l.starts_with("listening on ")
+        })
         .unwrap();
     let url = line.trim_start_matches("listening on ");
     let addr = url.trim_start_matches("http://");
