@@ -22,7 +22,6 @@ use crate::status::{AgentStatus, PeerStatus};
 use crate::store::{self, Store};
 
 /// How often the status file is refreshed (written only when it changed).
-const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 /// Bound on waiting for the signaling task at shutdown.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
@@ -152,7 +151,12 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
         "agent ready"
     );
 
-    let mut ticker = tokio::time::interval(STATUS_INTERVAL);
+    // The peers' connection cleaner: a 30 s safety sweep (peer-lifecycle §7).
+    let cleaner = peer_manager::ConnectionCleaner::spawn(
+        pm.clone(),
+        peer_manager::cleaner::CLEANER_INTERVAL,
+        cancel.clone(),
+    );
     let mut sig_state = client.subscribe_state();
     let outcome: Result<(), CliError> = loop {
         tokio::select! {
@@ -182,8 +186,6 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
             Ok(()) = sig_state.changed() => {
                 let s = *sig_state.borrow_and_update();
                 tracing::info!("signaling {}", s.as_str());
-            }
-            _ = ticker.tick() => {
                 last_status = refresh(&status_path, status_of(&pm, &client, &handler), last_status);
             }
             _ = handler.changed() => {
@@ -196,6 +198,7 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
     pm.close_all().await;
     handler.end_all().await;
     cancel.cancel();
+    let _ = cleaner.await;
     client.close();
     if !run_task.is_finished() {
         let _ = tokio::time::timeout(SHUTDOWN_WAIT, &mut run_task).await;

@@ -117,7 +117,8 @@ impl Handler {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Resolves after the next attachment change (attach or end); for status reporting.
+    /// Resolves after the next change of peers or attachments (a change made
+    /// while nobody waits is remembered for the next call); for status reporting.
     pub async fn changed(&self) {
         self.inner.changed.notified().await;
     }
@@ -156,6 +157,7 @@ impl Handler {
         if let Some(slot) = slot {
             self.finish(slot.attachment).await;
         }
+        self.inner.changed.notify_one();
     }
 
     /// Ends every attachment (shutdown, reload).
@@ -190,6 +192,8 @@ impl Handler {
             }
         };
         self.finish(old).await;
+        // A new or replaced peer changes what `muxlink status` reports.
+        self.inner.changed.notify_one();
     }
 
     fn attached_pane(&self, link: &Arc<dyn PeerLink>) -> Option<(u64, String, u16, u16)> {
@@ -238,7 +242,7 @@ impl Handler {
         if let Err(e) = self.inner.bridge.release_size(&a.pane_id).await {
             tracing::debug!(pane = %a.pane_id, error = %e, "release size failed");
         }
-        self.inner.changed.notify_waiters();
+        self.inner.changed.notify_one();
         tracing::info!(pane = %a.pane_id, "attachment ended");
     }
 
@@ -405,7 +409,7 @@ impl Handler {
             // Already ended (pane exit or a concurrent disconnect): it was cancelled.
             None => drop(task),
         }
-        self.inner.changed.notify_waiters();
+        self.inner.changed.notify_one();
         tracing::info!(pane = %a.pane_id, cols = a.cols, rows = a.rows, deflate, "attached");
     }
 
