@@ -1,0 +1,189 @@
+// Browser end-to-end test of the web client: the real signaling server (with
+// the embedded page), a real `muxlink` agent and tmux on a private socket, and
+// headless Debian Chromium driven by playwright-core, all on loopback.
+// Run: node e2e/browser.mjs  (after `cargo xtask web` and a debug build of
+// `muxlink` and `muxlink-signaling-server`). Screenshots go to target/web-e2e/.
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { chromium } from "playwright-core";
+
+const root = resolve(import.meta.dirname, "../..");
+const target = process.env.CARGO_TARGET_DIR ?? join(root, "target");
+const MUXLINK = process.env.MUXLINK_BIN ?? join(target, "debug/muxlink");
+const SERVER = process.env.MUXLINK_SERVER_BIN ?? join(target, "debug/muxlink-signaling-server");
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const STEP_MS = 30_000;
+const shots = join(target, "web-e2e");
+mkdirSync(shots, { recursive: true });
+
+const cleanups = [];
+const fail = (msg) => {
+  throw new Error(msg);
+};
+
+function step(text) {
+  console.log(`==> ${text}`);
+}
+
+async function freePort() {
+  return new Promise((res) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => res(port));
+    });
+  });
+}
+
+/** A child process whose output lines are kept and can be waited for. */
+function start(cmd, args, env = {}) {
+  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const lines = [];
+  const waiters = [];
+  const feed = (buf) => {
+    for (const l of buf.toString().split("\n")) {
+      if (!l) continue;
+      lines.push(l);
+      if (process.env.E2E_VERBOSE) console.log(`    [${cmd.split("/").pop()}] ${l}`);
+      for (const w of [...waiters]) if (w.pred(l)) { waiters.splice(waiters.indexOf(w), 1); w.res(l); }
+    }
+  };
+  child.stdout.on("data", feed);
+  child.stderr.on("data", feed);
+  cleanups.push(() => child.kill("SIGTERM"));
+  return {
+    child,
+    lines,
+    wait(pred, what) {
+      const hit = lines.find(pred);
+      if (hit) return Promise.resolve(hit);
+      return new Promise((res, rej) => {
+        waiters.push({ pred, res });
+        setTimeout(() => rej(new Error(`timed out waiting for ${what}; output:\n${lines.slice(-20).join("\n")}`)), STEP_MS);
+      });
+    },
+  };
+}
+
+async function main() {
+  step("server, tmux, agent home");
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const server = start(SERVER, ["--bind", `127.0.0.1:${port}`, "--rate-limits", "false"]);
+  await server.wait((l) => l.includes("listening"), "the server");
+
+  const sock = `muxlink-web-e2e-${process.pid}`;
+  const tmux = (...a) => execFileSync("tmux", ["-L", sock, ...a]).toString().trim();
+  tmux("-f", "/dev/null", "new-session", "-d", "-s", "web", "-x", "100", "-y", "30", "sh");
+  cleanups.push(() => { try { tmux("kill-server"); } catch { /* already gone */ } });
+  const pane = tmux("display-message", "-p", "-t", "web", "#{pane_id}");
+
+  const home = mkdtempSync(join(tmpdir(), "muxlink-web-e2e-"));
+  cleanups.push(() => rmSync(home, { recursive: true, force: true }));
+  const env = { MUXLINK_HOME: home, MUXLINK_TMUX_SOCKET: sock, MUXLINK_LOOPBACK_ONLY: "true",
+    MUXLINK_HOST_NAME: "web-e2e-host", MUXLINK_SERVER: url };
+  execFileSync(MUXLINK, ["init"], { env: { ...process.env, ...env } });
+  const pair = start(MUXLINK, ["pair", "--yes", "--payload-only"], env);
+  const payload = (await pair.wait((l) => l.startsWith("PAIRING_PAYLOAD "), "the pairing payload")).slice("PAIRING_PAYLOAD ".length);
+
+  step("chromium opens the QR URL and pairs");
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+      "--no-first-run", "--disable-component-update", "--disable-sync", "--allow-loopback-in-peer-connection",
+      "--disable-features=WebRtcHideLocalIpsWithMdns"],
+  });
+  cleanups.unshift(() => browser.close());
+  const ctx = await browser.newContext({ viewport: { width: 375, height: 740 }, deviceScaleFactor: 2, hasTouch: true });
+  const page = await ctx.newPage();
+  page.on("console", (m) => process.env.E2E_VERBOSE && console.log(`    [page] ${m.text()}`));
+  await page.goto(`${url}/#${encodeURIComponent(payload)}`);
+  await page.waitForSelector("#pair");
+  await page.click("#pair");
+  await pair.wait((l) => l.startsWith("PAIRED "), "PAIRED from `muxlink pair`");
+
+  step("agent runs; the page lists the sessions");
+  const agent = start(MUXLINK, ["run"], env);
+  await agent.wait((l) => l.includes("agent ready"), "the agent");
+  // The page retries with backoff while the computer is offline.
+  await page.waitForSelector('[data-session="web"]', { timeout: STEP_MS });
+  await page.screenshot({ path: join(shots, "sessions.png") });
+
+  step("attach, type, read back from the xterm buffer");
+  await page.click(`[data-pane="${pane}"]`);
+  await page.waitForSelector(".xterm-helper-textarea", { state: "attached", timeout: STEP_MS });
+  await page.waitForFunction(() => window.muxlink.attachedPane !== undefined);
+  await page.focus(".xterm-helper-textarea");
+  await page.keyboard.type("echo hi-from-browser");
+  await page.keyboard.press("Enter");
+  const screenText = () => page.evaluate(() => {
+    const b = window.muxlink.term.buffer.active;
+    const out = [];
+    for (let i = 0; i < b.length; i++) out.push(b.getLine(i)?.translateToString(true) ?? "");
+    return out.join("\n");
+  });
+  const deadline = Date.now() + STEP_MS;
+  for (;;) {
+    const t = await screenText();
+    // The command line and its output: the word appears at least twice.
+    if (t.split("hi-from-browser").length >= 3) break;
+    if (Date.now() > deadline) fail(`output never came back; screen:\n${t}\nnotice: ${await page.textContent("#notice")}\ntmux:\n${tmux("capture-pane", "-p", "-t", pane)}`);
+    await page.waitForTimeout(100);
+  }
+  await page.screenshot({ path: join(shots, "terminal-portrait.png") });
+
+  step("rotate: the resize reaches tmux");
+  const before = tmux("display-message", "-p", "-t", pane, "#{pane_width}");
+  await page.setViewportSize({ width: 740, height: 375 });
+  await page.waitForFunction((w) => window.muxlink.term.cols !== Number(w), before);
+  const cols = await page.evaluate(() => window.muxlink.term.cols);
+  for (let i = 0; ; i++) {
+    if (tmux("display-message", "-p", "-t", pane, "#{pane_width}") === String(cols)) break;
+    if (i > 300) fail(`tmux pane width stayed ${before}, browser has ${cols} columns`);
+    await page.waitForTimeout(100);
+  }
+  await page.screenshot({ path: join(shots, "terminal-landscape.png") });
+  await page.setViewportSize({ width: 375, height: 740 });
+
+  step("reload: reconnects without pairing again");
+  await page.reload();
+  await page.waitForSelector('[data-session="web"]', { timeout: STEP_MS });
+  await page.screenshot({ path: join(shots, "phone.png") });
+
+  step("tampered stored secret: rejected with a clear message");
+  await page.evaluate(async () => {
+    const key = await crypto.subtle.importKey("raw", crypto.getRandomValues(new Uint8Array(32)),
+      { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+    const db = await new Promise((res, rej) => {
+      const r = indexedDB.open("muxlink", 1);
+      r.onsuccess = () => res(r.result);
+      r.onerror = () => rej(r.error);
+    });
+    const store = () => db.transaction("kv", "readwrite").objectStore("kv");
+    const rec = await new Promise((res) => { const r = store().get("pairing"); r.onsuccess = () => res(r.result); });
+    rec.secret = key;
+    await new Promise((res) => { const r = store().put(rec, "pairing"); r.onsuccess = () => res(); });
+  });
+  await page.reload();
+  await page.waitForFunction(() => document.getElementById("state")?.dataset.state === "error", null, { timeout: STEP_MS });
+  const state = await page.textContent("#state");
+  const notice = await page.textContent("#notice");
+  if (state !== "wrong key" || !/pairing secret is wrong/.test(notice ?? "")) fail(`expected a wrong-key message, got ${state}: ${notice}`);
+  await page.screenshot({ path: join(shots, "wrong-key.png") });
+  console.log(`ok: web client e2e passed; screenshots in ${shots}`);
+}
+
+let code = 0;
+try {
+  await main();
+} catch (e) {
+  console.error(`web e2e failed: ${e.stack ?? e}`);
+  code = 1;
+} finally {
+  for (const c of cleanups) {
+    try { await c(); } catch { /* best effort */ }
+  }
+}
+process.exit(code);
