@@ -1,4 +1,4 @@
-//! TCP fault proxy: relays connections from 127.0.0.1:<port> to a target and can
+//! TCP fault proxy: relays connections from `127.0.0.1:<port>` to a target and can
 //! delay, black-hole, cut or refuse them at run time.
 
 use std::io;
