@@ -124,14 +124,14 @@ async function main() {
     for (let i = 0; i < b.length; i++) out.push(b.getLine(i)?.translateToString(true) ?? "");
     return out.join("\n");
   });
-  const deadline = Date.now() + STEP_MS;
-  for (;;) {
-    const t = await screenText();
-    // The command line and its output: the word appears at least twice.
-    if (t.split("hi-from-browser").length >= 3) break;
-    if (Date.now() > deadline) fail(`output never came back; screen:\n${t}\nnotice: ${await page.textContent("#notice")}\ntmux:\n${tmux("capture-pane", "-p", "-t", pane)}`);
-    await page.waitForTimeout(100);
-  }
+  // The command line and its output: the word appears at least twice in the xterm buffer.
+  const seen = await page.waitForFunction(() => {
+    const b = window.muxlink.term.buffer.active;
+    let text = "";
+    for (let i = 0; i < b.length; i++) text += (b.getLine(i)?.translateToString(true) ?? "") + "\n";
+    return text.split("hi-from-browser").length >= 3;
+  }, null, { timeout: STEP_MS }).then(() => true, () => false);
+  if (!seen) fail(`output never came back; screen:\n${await screenText()}\nnotice: ${await page.textContent("#notice")}\ntmux:\n${tmux("capture-pane", "-p", "-t", pane)}`);
   await page.screenshot({ path: join(shots, "terminal-portrait.png") });
 
   step("rotate: the resize reaches tmux");
