@@ -67,6 +67,15 @@ function start(cmd, args, env = {}) {
   };
 }
 
+/** Checks a host-side condition (tmux state) until it holds, at most STEP_MS. */
+async function until(cond, what) {
+  const deadline = Date.now() + STEP_MS;
+  while (!cond()) {
+    if (Date.now() > deadline) fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 async function main() {
   step("server, tmux, agent home");
   const port = await freePort();
@@ -134,16 +143,21 @@ async function main() {
   if (!seen) fail(`output never came back; screen:\n${await screenText()}\nnotice: ${await page.textContent("#notice")}\ntmux:\n${tmux("capture-pane", "-p", "-t", pane)}`);
   await page.screenshot({ path: join(shots, "terminal-portrait.png") });
 
+  step("extra keys: Ctrl then c interrupts a running command");
+  await page.keyboard.type("sleep 30");
+  await page.keyboard.press("Enter");
+  await until(() => tmux("display-message", "-p", "-t", pane, "#{pane_current_command}") === "sleep", "sleep to start");
+  await page.click('#keys button:text-is("Ctrl")');
+  await page.keyboard.type("c");
+  await until(() => tmux("display-message", "-p", "-t", pane, "#{pane_current_command}") === "sh", "Ctrl-C to reach the pane");
+
   step("rotate: the resize reaches tmux");
   const before = tmux("display-message", "-p", "-t", pane, "#{pane_width}");
   await page.setViewportSize({ width: 740, height: 375 });
   await page.waitForFunction((w) => window.muxlink.term.cols !== Number(w), before);
   const cols = await page.evaluate(() => window.muxlink.term.cols);
-  for (let i = 0; ; i++) {
-    if (tmux("display-message", "-p", "-t", pane, "#{pane_width}") === String(cols)) break;
-    if (i > 300) fail(`tmux pane width stayed ${before}, browser has ${cols} columns`);
-    await page.waitForTimeout(100);
-  }
+  await until(() => tmux("display-message", "-p", "-t", pane, "#{pane_width}") === String(cols),
+    `tmux pane width ${cols} (was ${before})`);
   await page.screenshot({ path: join(shots, "terminal-landscape.png") });
   await page.setViewportSize({ width: 375, height: 740 });
 

@@ -123,7 +123,15 @@ function pairingMessage(e: unknown): string {
 
 // ---- connecting -------------------------------------------------------------
 
-async function connect(): Promise<void> {
+/** The attempt in flight: wake-ups and retries join it instead of racing a second peer. */
+let connecting: Promise<void> | undefined;
+
+function connect(): Promise<void> {
+  connecting ??= connectOnce().finally(() => (connecting = undefined));
+  return connecting;
+}
+
+async function connectOnce(): Promise<void> {
   clearTimeout(app.retry);
   const record = app.record;
   if (!record) {
@@ -137,28 +145,8 @@ async function connect(): Promise<void> {
   const hmacSecret = (await get<string>("hmacSecret")) ?? "";
   const opts = { serverUrl: record.serverUrl, hmacSecret };
   try {
-    if (!app.signaling?.open) {
-      const token = await fetchToken(opts, app.identity!);
-      const sig = await Signaling.connect(record.serverUrl, token, "phone browser");
-      sig.onclose = () => {
-        if (app.signaling === sig) app.signaling = undefined;
-      };
-      sig.listen((m) => {
-        if (m.type === "device_unpaired") {
-          void forgetPairing();
-          app.record = undefined;
-          app.stopped = true;
-          app.conn?.close();
-          setState("error", "not paired");
-          notice("The computer removed this pairing. Pair again to use it.");
-          pairingPage();
-        }
-      });
-      app.signaling = sig;
-      app.signaling.online.clear();
-      app.ice = await iceServers(opts, token);
-    }
-    const conn = await HostConnection.connect(app.signaling, record.hostDeviceId, record.secret, app.ice);
+    if (!app.signaling?.open) await openSignaling(opts);
+    const conn = await HostConnection.connect(app.signaling!, record.hostDeviceId, record.secret, app.ice);
     app.conn = conn;
     app.backoff = 1000;
     conn.onevent = onEvent;
@@ -179,6 +167,46 @@ async function connect(): Promise<void> {
     else conn.send({ type: "list_sessions" });
   } catch (e) {
     failed(e);
+  }
+}
+
+/** Token, socket and ICE servers for the paired server; `device_unpaired` handled here. */
+async function openSignaling(opts: { serverUrl: string; hmacSecret: string }): Promise<void> {
+  const token = await fetchToken(opts, app.identity!);
+  const sig = await Signaling.connect(opts.serverUrl, token, "phone browser");
+  sig.onclose = () => {
+    if (app.signaling !== sig) return;
+    app.signaling = undefined;
+    // The peer may outlive the socket, but ICE restarts need signaling: reopen it.
+    if (app.conn?.isOpen) void reopenSignaling();
+  };
+  sig.listen((m) => {
+    if (m.type === "device_unpaired") {
+      void forgetPairing();
+      app.record = undefined;
+      app.stopped = true;
+      app.conn?.close();
+      setState("error", "not paired");
+      notice("The computer removed this pairing. Pair again to use it.");
+      pairingPage();
+    }
+  });
+  app.signaling = sig;
+  app.ice = await iceServers(opts, token);
+}
+
+/** Reopens a dropped signaling socket under a live peer, with backoff, and rebinds the peer. */
+async function reopenSignaling(): Promise<void> {
+  let wait = 1000;
+  while (app.conn?.isOpen && !app.signaling?.open && app.record && !app.stopped) {
+    try {
+      await openSignaling({ serverUrl: app.record.serverUrl, hmacSecret: (await get<string>("hmacSecret")) ?? "" });
+      app.conn?.rebind(app.signaling!);
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, wait));
+      wait = Math.min(wait * 2, BACKOFF_MAX_MS);
+    }
   }
 }
 

@@ -38,12 +38,13 @@ export class HostConnection {
   private pingSent = 0;
   private closed = false;
   private unlisten: () => void = () => undefined;
+  private handler: (m: SignalMsg) => void = () => undefined;
   /** Round-trip time of the last `ping` in ms. */
   latencyMs: number | undefined;
 
   private constructor(
     private readonly pc: RTCPeerConnection,
-    private readonly signaling: Signaling,
+    private signaling: Signaling,
     readonly hostDeviceId: string,
   ) {}
 
@@ -81,7 +82,7 @@ export class HostConnection {
       this.signaling.send({ type: "sdp_answer", targetDeviceId: host, sdp: pc.localDescription?.sdp ?? "" });
     };
 
-    this.unlisten = this.signaling.listen((m: SignalMsg) => {
+    this.handler = (m: SignalMsg) => {
       const fromHost = m.targetDeviceId === host;
       if (m.type === "host_offline" && m.deviceId === host) {
         failWaiter(new ConnectError("host_offline", "The computer is offline (its muxlink agent is not connected)."));
@@ -108,7 +109,8 @@ export class HostConnection {
         if (remoteSet) void pc.addIceCandidate(c).catch(() => undefined);
         else if (pending.length < MAX_PENDING_CANDIDATES) pending.push(c);
       }
-    });
+    };
+    this.unlisten = this.signaling.listen(this.handler);
 
     pc.onicecandidate = (e) => {
       if (!e.candidate || !e.candidate.candidate) return; // end of gathering is not sent
@@ -239,6 +241,13 @@ export class HostConnection {
   /** `input`, split into messages of at most 16 384 bytes. */
   input(data: Uint8Array): void {
     for (let i = 0; i < data.length; i += MAX_INPUT) this.send({ type: "input", data: data.subarray(i, i + MAX_INPUT) });
+  }
+
+  /** Moves to a new signaling socket (the old one dropped) so ICE restarts keep working. */
+  rebind(signaling: Signaling): void {
+    this.unlisten();
+    this.signaling = signaling;
+    this.unlisten = signaling.listen(this.handler);
   }
 
   get isOpen(): boolean {
