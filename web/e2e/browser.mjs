@@ -7,7 +7,7 @@ import { spawn, execFileSync } from "node:child_process";
 import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { chromium } from "playwright-core";
 
 const root = resolve(import.meta.dirname, "../..");
@@ -80,7 +80,12 @@ async function main() {
   step("server, tmux, agent home");
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const server = start(SERVER, ["--bind", `127.0.0.1:${port}`, "--rate-limits", "false"]);
+  // A database file and a fixed JWT secret let the server restart mid-test with devices and pairing kept.
+  const db = join(mkdtempSync(join(tmpdir(), "muxlink-web-e2e-db-")), "server.sqlite");
+  cleanups.push(() => rmSync(dirname(db), { recursive: true, force: true }));
+  const serverArgs = ["--bind", `127.0.0.1:${port}`, "--rate-limits", "false", "--database", db,
+    "--jwt-secret", "web-e2e-jwt-secret"];
+  let server = start(SERVER, serverArgs);
   await server.wait((l) => l.includes("listening"), "the server");
 
   const sock = `muxlink-web-e2e-${process.pid}`;
@@ -165,6 +170,19 @@ async function main() {
   await page.reload();
   await page.waitForSelector('[data-session="web"]', { timeout: STEP_MS });
   await page.screenshot({ path: join(shots, "phone.png") });
+
+  step("signaling server restarts: the peer stays up, the page reopens its socket");
+  const oldSocket = await page.evaluate(() => window.muxlink.signaling !== undefined);
+  if (!oldSocket) fail("the page has no signaling socket before the restart");
+  server.child.kill("SIGTERM");
+  await new Promise((r) => server.child.once("exit", r));
+  await page.waitForFunction(() => !window.muxlink.signaling?.open, null, { timeout: STEP_MS });
+  server = start(SERVER, serverArgs);
+  await server.wait((l) => l.includes("listening"), "the restarted server");
+  await page.waitForFunction(() => window.muxlink.signaling?.open === true, null, { timeout: STEP_MS * 2 });
+  if ((await page.textContent("#state")) !== "connected") fail("the peer did not survive the server restart");
+  await page.click('button:text-is("New session")');
+  await until(() => tmux("list-sessions", "-F", "#{session_name}").split("\n").length >= 2, "create_session over the surviving channel");
 
   step("tampered stored secret: rejected with a clear message");
   await page.evaluate(async () => {
