@@ -115,6 +115,7 @@ async function main() {
   page.on("console", (m) => process.env.E2E_VERBOSE && console.log(`    [page] ${m.text()}`));
   await page.goto(`${url}/#${encodeURIComponent(payload)}`);
   await page.waitForSelector("#pair");
+  await page.screenshot({ path: join(shots, "pairing.png") });
   await page.click("#pair");
   await pair.wait((l) => l.startsWith("PAIRED "), "PAIRED from `muxlink pair`");
 

@@ -77,6 +77,7 @@ const app: App = { state: "idle", sessions: [], backoff: 1000, ice: [], stopped:
 function pairingPage(prefill = ""): void {
   const payload = el("textarea", { rows: 4, placeholder: "ABC234|hostKey…|hostId…|https://server", value: prefill, id: "payload" });
   const name = el("input", { id: "name", value: "phone browser", maxLength: 64 });
+  void get<string>("name").then((n) => n && (name.value = n));
   const hmac = el("input", { id: "hmac", placeholder: "empty unless the server signs requests" });
   void get<string>("hmacSecret").then((s) => (hmac.value = s ?? ""));
   const go = el("button", { className: "primary", id: "pair", textContent: "Pair" });
@@ -86,6 +87,7 @@ function pairingPage(prefill = ""): void {
     try {
       const qr = parsePayload(payload.value);
       await put("hmacSecret", hmac.value);
+      await put("name", name.value.trim());
       setState("connecting", "pairing…");
       const record = await pair(qr, app.identity!, name.value.trim(), hmac.value);
       await savePairing(record);
@@ -173,7 +175,7 @@ async function connectOnce(): Promise<void> {
 /** Token, socket and ICE servers for the paired server; `device_unpaired` handled here. */
 async function openSignaling(opts: { serverUrl: string; hmacSecret: string }): Promise<void> {
   const token = await fetchToken(opts, app.identity!);
-  const sig = await Signaling.connect(opts.serverUrl, token, "phone browser");
+  const sig = await Signaling.connect(opts.serverUrl, token, (await get<string>("name")) ?? "");
   sig.onclose = () => {
     if (app.signaling !== sig) return;
     app.signaling = undefined;
@@ -436,6 +438,8 @@ function terminalPage(): void {
 const refit = () => app.fit?.fit();
 window.addEventListener("resize", refit);
 screen.orientation?.addEventListener?.("change", refit);
+// Phone soft keyboards shrink the visual viewport only.
+window.visualViewport?.addEventListener("resize", refit);
 
 // Network changes: reconnect at once instead of waiting for the backoff.
 const wake = () => {
