@@ -93,6 +93,26 @@ ce6553f164a86174746163686564c2ac6167656e7456657273696f6ea5302e312e30`));
   });
 });
 
+describe("request encoding (key order, shortest forms, omitted optionals)", () => {
+  const enc = (r: Parameters<typeof encodeRequest>[0]) => hex(encodeRequest(r));
+  const str = (t: string) => hex(new Uint8Array([0xa0 + t.length])) + hex(new TextEncoder().encode(t));
+  it("field-less requests are one-key maps", () => {
+    for (const t of ["list_sessions", "detach", "ping", "create_session"] as const)
+      expect(enc({ type: t })).toBe("81" + str("type") + str(t));
+  });
+  it("resize and kill_session", () => {
+    expect(enc({ type: "resize", cols: 200, rows: 50 })).toBe("83" + str("type") + str("resize") + str("cols") + "ccc8" + str("rows") + "32");
+    expect(enc({ type: "kill_session", session: "$1" })).toBe("82" + str("type") + str("kill_session") + str("session") + str("$1"));
+  });
+  it("false and empty optionals are omitted", () => {
+    expect(enc({ type: "attach", paneId: "%3", cols: 120, rows: 40, reattach: false, compression: "" }))
+      .toBe("84a474797065a6617474616368a670616e654964a22533a4636f6c7378a4726f777328");
+  });
+  it("input data is bin, never str", () => {
+    expect(enc({ type: "input", data: new Uint8Array(300) })).toMatch(/^82a474797065a5696e707574a464617461c5012c/);
+  });
+});
+
 describe("decoder strictness", () => {
   it("accepts wide integers and any key order", () => {
     // {latency: uint64 5, type: "pong"}
