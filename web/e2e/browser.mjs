@@ -116,8 +116,19 @@ async function main() {
   await page.goto(`${url}/#${encodeURIComponent(payload)}`);
   await page.waitForSelector("#pair");
   await page.screenshot({ path: join(shots, "pairing.png") });
+  // A code the server does not know reads as wrong or expired, and nothing is stored.
+  const code = payload.split("|")[0];
+  await page.fill("#payload", payload.replace(code, code === "AAAAAA" ? "BBBBBB" : "AAAAAA"));
+  await page.click("#pair");
+  await page.waitForFunction(() => /wrong or expired/.test(document.getElementById("notice")?.textContent ?? ""),
+    null, { timeout: STEP_MS });
+  await page.fill("#payload", payload);
   await page.click("#pair");
   await pair.wait((l) => l.startsWith("PAIRED "), "PAIRED from `muxlink pair`");
+  // No agent runs yet: the page says the computer is offline (and keeps retrying).
+  await page.waitForFunction(() => document.getElementById("state")?.textContent === "computer offline",
+    null, { timeout: STEP_MS });
+  await page.screenshot({ path: join(shots, "host-offline.png") });
 
   step("agent runs; the page lists the sessions");
   const agent = start(MUXLINK, ["run"], env);

@@ -94,6 +94,7 @@ function pairingPage(prefill = ""): void {
       app.record = record;
       app.stopped = false;
       notice(`Paired with ${record.hostName || record.hostDeviceId}.`, "info");
+      waitingPage();
       void connect();
     } catch (e) {
       setState("error", "not paired");
@@ -110,6 +111,31 @@ function pairingPage(prefill = ""): void {
     el("details", {}, el("summary", {}, "Server signing secret"), hmac),
     go,
   ));
+}
+
+/** Drops the connection and the stored pairing, back to the pairing page. */
+function forgetButton(): HTMLButtonElement {
+  const b = el("button", { className: "danger", textContent: "Forget pairing" });
+  b.onclick = async () => {
+    if (!confirm("Forget the pairing with this computer?")) return;
+    app.stopped = true;
+    app.conn?.close();
+    app.signaling?.close();
+    await forgetPairing();
+    app.record = undefined;
+    pairingPage();
+  };
+  return b;
+}
+
+/** Shown while the first connection to the paired computer is being made. */
+function waitingPage(): void {
+  const name = app.record?.hostName || app.record?.hostDeviceId || "the computer";
+  const forget = forgetButton();
+  show(el("section", { className: "page", id: "waiting" },
+    el("h2", {}, `Paired with ${name}`),
+    el("p", { className: "hint" }, "Connecting to the computer. Start `muxlink` there if it is not running."),
+    el("div", { className: "row" }, forget)));
 }
 
 function pairingMessage(e: unknown): string {
@@ -335,16 +361,7 @@ function sessionsPage(): void {
   create.onclick = () => app.conn?.send({ type: "create_session" });
   const refresh = el("button", { textContent: "Refresh" });
   refresh.onclick = () => app.conn?.send({ type: "list_sessions" });
-  const forget = el("button", { className: "danger", textContent: "Forget pairing" });
-  forget.onclick = async () => {
-    if (!confirm("Forget the pairing with this computer?")) return;
-    app.stopped = true;
-    app.conn?.close();
-    app.signaling?.close();
-    await forgetPairing();
-    app.record = undefined;
-    pairingPage();
-  };
+  const forget = forgetButton();
   show(el("section", { className: "page", id: "sessions" },
     el("h2", {}, app.record?.hostName || "Sessions"),
     ...(list.length ? list : [el("p", { className: "hint" }, "No tmux sessions on the computer.")]),
@@ -480,6 +497,7 @@ async function start(): Promise<void> {
     if (app.record) notice("Pairing again replaces the current pairing.", "info");
     return;
   }
+  if (app.record) waitingPage();
   await connect();
 }
 void start();
