@@ -1,0 +1,283 @@
+//! A ready-made rig for the fault and hostile-input tests: tmux with one pane,
+//! the bundled server on a fixed port over a SQLite file (so it can be killed and
+//! restarted in place), a paired phone and a running `muxlink run` agent.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use mobile_client::{Event, PairingRecord, PhoneClient, PhoneConfig, PhoneConnection, RtcConfig};
+use signaling_server::{RateLimits, RunningServer, Server, ServerConfig};
+
+use crate::{Home, Running, Stream, Tmux};
+
+/// Bound of every single step of a rig (a wait, a command, a connect).
+pub const STEP: Duration = Duration::from_secs(30);
+
+/// Server, tmux, agent home, paired phone and (usually) a running agent.
+pub struct Rig {
+    /// Private tmux server.
+    pub tmux: Tmux,
+    /// The pane of session `work` (100×30, running `sh`).
+    pub pane: String,
+    /// The agent installation.
+    pub home: Home,
+    /// The paired phone (config dir in `phone_dir`).
+    pub phone: PhoneClient,
+    /// The phone's config directory (identity and pairing record).
+    pub phone_dir: tempfile::TempDir,
+    /// What the phone stored when pairing.
+    pub record: PairingRecord,
+    /// The running server; `None` while it is stopped.
+    pub server: Option<RunningServer>,
+    /// How to start the server again on the same port and SQLite file.
+    pub server_config: ServerConfig,
+    /// The running `muxlink run`; `None` when stopped.
+    pub agent: Option<Running>,
+    _db_dir: tempfile::TempDir,
+}
+
+impl Rig {
+    /// Starts everything, pairs the phone and starts the agent (`agent ready` seen).
+    pub async fn start(bin: &str) -> Result<Rig> {
+        let tmux = Tmux::new();
+        let pane = tmux.new_session("work", 100, 30)?;
+        let db_dir = tempfile::tempdir()?;
+        let mut server_config = ServerConfig {
+            database: Some(db_dir.path().join("signaling.db")),
+            // Many connects from 127.0.0.1 in a short time are the point here.
+            rate_limits: RateLimits::disabled(),
+            ..ServerConfig::default()
+        };
+        let server = Server::start(server_config.clone()).await?;
+        server_config.bind = server.local_addr();
+
+        let mut home = Home::new(bin, &tmux.socket)?;
+        home.server = Some(server.url());
+        let o = blocking(|| home.output(&["init"], STEP))?;
+        if !o.status.success() {
+            bail!("muxlink init: {}", String::from_utf8_lossy(&o.stderr));
+        }
+        let mut pair = home.spawn(&["pair", "--payload-only", "--yes"])?;
+        let line = blocking(|| {
+            pair.wait_line(STEP, |s, l| {
+                s == Stream::Stdout && l.starts_with("PAIRING_PAYLOAD ")
+            })
+        })?;
+        let payload = line.trim_start_matches("PAIRING_PAYLOAD ").to_string();
+        let phone_dir = tempfile::tempdir()?;
+        let phone = PhoneClient::open(phone_config(phone_dir.path().to_path_buf()))?;
+        let record = phone.pair(&payload).await?;
+        blocking(|| pair.wait_line(STEP, |_, l| l.starts_with("PAIRED ")))?;
+        if !blocking(|| pair.child.wait())?.success() {
+            bail!("muxlink pair failed:\n{}", pair.transcript());
+        }
+        let mut rig = Rig {
+            tmux,
+            pane,
+            home,
+            phone,
+            phone_dir,
+            record,
+            server: Some(server),
+            server_config,
+            agent: None,
+            _db_dir: db_dir,
+        };
+        rig.start_agent()?;
+        Ok(rig)
+    }
+
+    /// Spawns `muxlink run` and waits for `agent ready`.
+    pub fn start_agent(&mut self) -> Result<()> {
+        let mut agent = self.home.spawn(&["run"])?;
+        blocking(|| agent.wait_line(STEP, |_, l| l.contains("agent ready")))?;
+        self.agent = Some(agent);
+        Ok(())
+    }
+
+    /// The running agent (panics when none runs: a test bug).
+    pub fn agent(&mut self) -> &mut Running {
+        self.agent.as_mut().expect("the rig's agent is running")
+    }
+
+    /// Stops the server (every socket closed with 1001).
+    pub async fn stop_server(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown().await;
+        }
+    }
+
+    /// Starts the server again on the same port and SQLite file.
+    pub async fn restart_server(&mut self) -> Result<()> {
+        let deadline = Instant::now() + STEP;
+        loop {
+            match Server::start(self.server_config.clone()).await {
+                Ok(s) => {
+                    self.server = Some(s);
+                    return Ok(());
+                }
+                // The old listener's port may take a moment to be free again.
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(e).context("restarting the server"),
+            }
+        }
+    }
+
+    /// A fresh phone signaling session that has seen the host online.
+    pub async fn phone_signaling(&self) -> Result<std::sync::Arc<mobile_client::Signaling>> {
+        let sig = self.phone.signaling().await?;
+        let mut online = sig.online_hosts();
+        tokio::time::timeout(
+            STEP,
+            online.wait_for(|h| h.contains_key(&self.record.host_device_id)),
+        )
+        .await
+        .context("the host never came online")??;
+        Ok(sig)
+    }
+
+    /// Connects the phone (new signaling session) and authenticates.
+    pub async fn connect(&self) -> Result<PhoneConnection> {
+        let sig = self.phone_signaling().await?;
+        Ok(self.phone.connect(sig).await?)
+    }
+
+    /// `muxlink status --json`.
+    pub fn status(&self) -> Result<serde_json::Value> {
+        let o = self.home.output(&["status", "--json"], STEP)?;
+        if !o.status.success() {
+            bail!("muxlink status: {}", String::from_utf8_lossy(&o.stderr));
+        }
+        Ok(serde_json::from_slice(&o.stdout)?)
+    }
+
+    /// Re-reads the status until `pred` holds, within `timeout`.
+    pub async fn status_until(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> Result<serde_json::Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let v = blocking(|| self.status())?;
+            if pred(&v) {
+                return Ok(v);
+            }
+            if Instant::now() >= deadline {
+                bail!("status never matched within {timeout:?}: {v:#}");
+            }
+            // The agent rewrites the file on change; re-reading is the only way to see it.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The pane's window `window-size` option ("" when not forced by anyone).
+    pub fn forced_window_size(&self) -> Result<String> {
+        self.tmux
+            .run(&["show-options", "-w", "-t", &self.pane, "window-size"])
+    }
+
+    /// The visible text of the pane.
+    pub fn pane_text(&self) -> Result<String> {
+        self.tmux.run(&["capture-pane", "-p", "-t", &self.pane])
+    }
+
+    /// Stops the agent with SIGTERM (bounded) and the server.
+    pub async fn shutdown(mut self) -> Result<()> {
+        if let Some(mut a) = self.agent.take() {
+            let st = blocking(|| a.terminate(STEP))?;
+            if !st.success() {
+                bail!("agent exit {st:?}:\n{}", a.transcript());
+            }
+        }
+        self.stop_server().await;
+        Ok(())
+    }
+}
+
+/// The phone settings every fault test uses: loopback WebRTC.
+pub fn phone_config(dir: PathBuf) -> PhoneConfig {
+    let mut cfg = PhoneConfig::new(dir);
+    cfg.name = "fault-phone".into();
+    cfg.rtc = RtcConfig::loopback();
+    cfg
+}
+
+/// Reads events until the output text contains `needle` (other events are
+/// skipped); returns the text. Fails on close or after `timeout`.
+pub async fn output_until(
+    conn: &PhoneConnection,
+    needle: &str,
+    timeout: Duration,
+) -> Result<String> {
+    let mut text = String::new();
+    let found = tokio::time::timeout(timeout, async {
+        loop {
+            match conn.next_event().await {
+                Some(Event::Output { data }) => {
+                    text.push_str(&String::from_utf8_lossy(&data));
+                    if text.contains(needle) {
+                        return true;
+                    }
+                }
+                Some(_) => {}
+                None => return false,
+            }
+        }
+    })
+    .await;
+    match found {
+        Ok(true) => Ok(text),
+        Ok(false) => bail!("connection closed while waiting for {needle:?}; output: {text:?}"),
+        Err(_) => bail!("no {needle:?} within {timeout:?}; output: {text:?}"),
+    }
+}
+
+/// Events already queued on `conn` (it does not wait for new ones).
+pub async fn queued_events(conn: &PhoneConnection) -> Vec<Event> {
+    let mut out = Vec::new();
+    // A zero timeout polls the future once: only what is already there.
+    while let Ok(Some(ev)) = tokio::time::timeout(Duration::ZERO, conn.next_event()).await {
+        out.push(ev);
+    }
+    out
+}
+
+/// Waits (bounded) for the DataChannel of `conn` to close.
+pub async fn closed_within(conn: &PhoneConnection, timeout: Duration) -> bool {
+    tokio::time::timeout(timeout, conn.closed()).await.is_ok()
+}
+
+/// Blocking waits on child processes and CLI calls, off the async workers
+/// (needs the multi-thread runtime).
+pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    tokio::task::block_in_place(f)
+}
+
+/// Sends SIGKILL to a process (no clean-up of any kind on its side).
+pub fn sigkill(pid: u32) -> Result<()> {
+    let st = std::process::Command::new("kill")
+        .arg("-KILL")
+        .arg(pid.to_string())
+        .stderr(Stdio::null())
+        .status()?;
+    if !st.success() {
+        bail!("kill -KILL {pid} failed");
+    }
+    Ok(())
+}
+
+/// Spawns `cmd` with stdout and stderr captured line by line (stdin closed).
+pub fn spawn_captured(mut cmd: std::process::Command) -> Result<Running> {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("spawning a child process")?;
+    Ok(Running::new(child))
+}
