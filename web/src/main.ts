@@ -493,7 +493,8 @@ async function start(): Promise<void> {
   app.record = await loadPairing();
   if (fragment) {
     setState("idle", "not paired");
-    pairingPage(decodeURIComponent(fragment));
+    // parsePayload undoes percent-encoding itself (and reports a malformed one).
+    pairingPage(fragment);
     if (app.record) notice("Pairing again replaces the current pairing.", "info");
     return;
   }
