@@ -3,6 +3,7 @@
 //!
 //! Each subcommand lives in its own module; this file only dispatches.
 
+mod bench;
 mod demo;
 mod fuzz;
 mod run;
@@ -16,6 +17,7 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
+  bench             release build, loopback measurements, target/bench/report.json
   demo              run server, agent, tmux and a phone on this machine and report
   test              fmt check, clippy -D warnings, every unit, integration and e2e test
   lint              fmt check, clippy, rustdoc warnings, cargo deny (if installed)
@@ -38,6 +40,7 @@ fn main() -> Result<()> {
         "e2e" => test::e2e(),
         "fuzz" => fuzz::fuzz(rest),
         "demo" => demo::demo(),
+        "bench" => bench::bench(),
         "web" => web::web(),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");

@@ -1,0 +1,96 @@
+//! Keystroke round trips: one byte into a raw-echo pane, timed until the
+//! phone receives it back, with the byte sent by the phone (the product's
+//! path) or by one spawned `tmux send-keys` per key (the naive baseline).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use mobile_client::{Event, PhoneConnection};
+
+use crate::measure::ms;
+
+/// The pane program the echo measurements type into.
+pub const RAW_ECHO: &str = "stty raw -echo; exec cat";
+/// Longest wait for one echo (or any one output event).
+pub const EVENT_WAIT: Duration = Duration::from_secs(10);
+/// Keys typed and thrown away before timing (settles the snapshot and caches).
+const WARM_UP: usize = 20;
+
+/// The next `output` event's bytes; other events are skipped, and a closed
+/// pane or connection, or an `error`, ends the wait with an error.
+pub async fn next_output(conn: &PhoneConnection, wait: Duration) -> Result<Vec<u8>> {
+    tokio::time::timeout(wait, async {
+        loop {
+            match conn.next_event().await {
+                Some(Event::Output { data }) => return Ok(data),
+                Some(Event::PaneClosed { pane_id }) => bail!("pane {pane_id} closed"),
+                Some(Event::Error { code, message }) => bail!("agent error {code}: {message}"),
+                Some(_) => {}
+                None => bail!("the connection closed"),
+            }
+        }
+    })
+    .await
+    .context("no output from the pane in time")?
+}
+
+/// How a key reaches the pane.
+pub enum Keyer<'a> {
+    /// `input` from the phone over the DataChannel.
+    Phone,
+    /// One `tmux -L <socket> send-keys -H <hex> -t <pane>` process per key.
+    SpawnSendKeys {
+        /// tmux socket name.
+        socket: &'a str,
+        /// Target pane.
+        pane: &'a str,
+    },
+}
+
+impl Keyer<'_> {
+    async fn send(&self, conn: &PhoneConnection, key: u8) -> Result<()> {
+        match self {
+            Keyer::Phone => conn.input(&[key]).await.context("sending input"),
+            Keyer::SpawnSendKeys { socket, pane } => {
+                let st = tokio::process::Command::new("tmux")
+                    .args(["-L", socket, "send-keys", "-t", pane, "-H"])
+                    .arg(format!("{key:02x}"))
+                    .status()
+                    .await
+                    .context("spawning tmux send-keys")?;
+                if !st.success() {
+                    bail!("tmux send-keys failed ({st})");
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Types `samples` single bytes (after a warm-up) into the attached raw-echo
+/// pane and returns each round trip in milliseconds.
+pub async fn echo_rtts(
+    conn: &PhoneConnection,
+    keyer: &Keyer<'_>,
+    samples: usize,
+) -> Result<Vec<f64>> {
+    let mut rtts = Vec::with_capacity(samples);
+    for i in 0..WARM_UP + samples {
+        // Rotating letters: a late echo of an earlier key is never mistaken for this one.
+        let key = b'a' + (i % 26) as u8;
+        let started = Instant::now();
+        keyer.send(conn, key).await?;
+        loop {
+            let data = next_output(conn, EVENT_WAIT)
+                .await
+                .with_context(|| format!("waiting for the echo of key {i}"))?;
+            if data.contains(&key) {
+                break;
+            }
+        }
+        if i >= WARM_UP {
+            rtts.push(ms(started.elapsed()));
+        }
+    }
+    Ok(rtts)
+}

@@ -1,0 +1,259 @@
+//! `muxlink-bench`, run by `cargo xtask bench` (release builds): measures the
+//! real agent over loopback — echo, throughput against tmux's own pipe,
+//! connect, input under flood, idle cost, a slow phone — and writes
+//! `target/bench/report.json` plus a table. Never part of CI; asserts nothing.
+
+mod echo;
+mod generator;
+mod measure;
+mod pattern;
+mod report;
+mod rig;
+mod stream;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use echo::{Keyer, RAW_ECHO, echo_rtts};
+use measure::{MEM_MB, clock_ticks, cpu_ticks, ms, rss_bytes};
+use report::{Idle, Latency, Report, SlowConsumer, Throughput};
+use rig::{COLS, ROWS, Rig};
+use stream::mib;
+
+/// Keys timed for the echo round trip (and for the spawn-per-key baseline).
+const ECHO_SAMPLES: usize = 2000;
+/// Keys timed while a sibling pane floods.
+const FLOOD_SAMPLES: usize = 1000;
+/// Connects timed.
+const CONNECTS: usize = 20;
+/// Pattern bytes per throughput run (≥ 40 MB).
+const BULK_BYTES: u64 = 48_000_000;
+/// Throughput runs per path; the best counts (the machine is shared).
+const BULK_RUNS: usize = 2;
+/// Idle window.
+const IDLE: Duration = Duration::from_secs(10);
+/// Slow consumer: flood length and the phone's read rate.
+const SLOW_FLOOD: Duration = Duration::from_secs(20);
+const SLOW_RATE: f64 = 1_000_000.0;
+/// The sibling pane's flood, bounded even if the bench dies before killing it.
+const FLOOD_COMMAND: &str =
+    "exec timeout 300 yes 'muxlink bench flood: a sibling pane printing as fast as it can'";
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("gen") => generator::run(&args[1..]),
+        _ => bench(&args).await,
+    };
+    if let Err(e) = result {
+        eprintln!("muxlink-bench: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn step(text: &str) {
+    println!("==> {text}");
+}
+
+/// `--out <path>`, else `<target>/bench/report.json` next to this binary's profile dir.
+fn report_path(args: &[String]) -> Result<PathBuf> {
+    if let Some(i) = args.iter().position(|a| a == "--out") {
+        return Ok(PathBuf::from(
+            args.get(i + 1).context("--out needs a path")?,
+        ));
+    }
+    let exe = std::env::current_exe()?;
+    let target = exe
+        .parent()
+        .and_then(|p| p.parent())
+        .context("locating the target dir")?;
+    Ok(target.join("bench").join("report.json"))
+}
+
+async fn bench(args: &[String]) -> Result<()> {
+    let out = report_path(args)?;
+    let exe = std::env::current_exe().context("locating the bench binary")?;
+    let muxlink = exe.with_file_name("muxlink");
+    if !muxlink.exists() {
+        bail!(
+            "{} not found: run `cargo xtask bench`, which builds it",
+            muxlink.display()
+        );
+    }
+    let started = Instant::now();
+    let mut rig = Rig::new(&muxlink, &exe).await?;
+    let result = measure_all(&mut rig).await;
+    step("Cleaning up (agent, tmux server, signaling server, temp dirs)");
+    let cleanup = rig.shutdown().await;
+    let report = result?;
+    cleanup?;
+
+    let json = serde_json::to_string_pretty(&report.to_json())?;
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&out, format!("{json}\n"))
+        .with_context(|| format!("writing {}", out.display()))?;
+    println!(
+        "\nmuxlink bench (release, loopback, {:.0} s)\n",
+        started.elapsed().as_secs_f64()
+    );
+    print!("{}", report.table());
+    println!("\nwrote {}", out.display());
+    Ok(())
+}
+
+async fn measure_all(rig: &mut Rig) -> Result<Report> {
+    let mut r = Report::default();
+
+    step(&format!(
+        "tmux alone: {} MB through pipe-pane -O 'cat > FIFO', no agent ({BULK_RUNS} runs)",
+        BULK_BYTES / 1_000_000
+    ));
+    let mut native_best: f64 = 0.0;
+    for _ in 0..BULK_RUNS {
+        let t = rig::blocking(|| stream::native(rig, BULK_BYTES))?;
+        if !t.byte_exact() {
+            r.notes
+                .push("the native pipe-pane run was not byte-exact".into());
+        }
+        println!("    {:.1} MB/s", t.mbps());
+        native_best = native_best.max(t.mbps());
+    }
+
+    step("Starting the agent (`muxlink run`) and timing connects");
+    rig.start_agent().await?;
+    let sig = rig.signaling()?;
+    let mut connects = Vec::with_capacity(CONNECTS);
+    let mut conn = None;
+    for _ in 0..CONNECTS {
+        if let Some(c) = conn.take() {
+            let c: mobile_client::PhoneConnection = c;
+            c.close().await;
+        }
+        let t = Instant::now();
+        let c = rig.phone.connect(sig.clone()).await.context("connecting")?;
+        connects.push(ms(t.elapsed()));
+        conn = Some(c);
+    }
+    r.connect = Latency::of(&connects);
+    println!("    p50 {:.1} ms", r.connect.p50);
+    let conn = conn.context("no connection")?;
+
+    step(&format!(
+        "Echo: {ECHO_SAMPLES} single bytes into `{RAW_ECHO}` from the phone"
+    ));
+    let echo_pane = rig.pane(RAW_ECHO)?;
+    conn.attach(&echo_pane, COLS, ROWS, false, true).await?;
+    r.echo = Latency::of(&echo_rtts(&conn, &Keyer::Phone, ECHO_SAMPLES).await?);
+    println!("    p50 {:.3} ms, p99 {:.3} ms", r.echo.p50, r.echo.p99);
+
+    step("Baseline: the same echo with one `tmux send-keys` process per key");
+    let keyer = Keyer::SpawnSendKeys {
+        socket: &rig.tmux.socket,
+        pane: &echo_pane,
+    };
+    r.baseline = Latency::of(&echo_rtts(&conn, &keyer, ECHO_SAMPLES).await?);
+    println!(
+        "    p50 {:.3} ms, p99 {:.3} ms",
+        r.baseline.p50, r.baseline.p99
+    );
+
+    step(&format!(
+        "Input under flood: {FLOOD_SAMPLES} echoes while a sibling pane runs `yes`"
+    ));
+    let flood = rig.sibling(&echo_pane, FLOOD_COMMAND)?;
+    let flooded = echo_rtts(&conn, &Keyer::Phone, FLOOD_SAMPLES).await;
+    rig.kill_pane(&flood);
+    r.under_flood = Latency::of(&flooded?);
+    println!(
+        "    p50 {:.3} ms, p99 {:.3} ms",
+        r.under_flood.p50, r.under_flood.p99
+    );
+
+    step(&format!(
+        "Throughput: {} MB through the agent to the phone, deflate on ({BULK_RUNS} runs)",
+        BULK_BYTES / 1_000_000
+    ));
+    let mut best: f64 = 0.0;
+    let mut exact = true;
+    for _ in 0..BULK_RUNS {
+        let t = stream::through_agent(rig, &conn, BULK_BYTES).await?;
+        exact &= t.byte_exact();
+        println!("    {:.1} MB/s, byte-exact {}", t.mbps(), t.byte_exact());
+        best = best.max(t.mbps());
+    }
+    r.throughput = Throughput {
+        muxlink_mbps: best,
+        tmux_native_mbps: native_best,
+        bytes: BULK_BYTES,
+        byte_exact: exact,
+    };
+
+    step(&format!(
+        "Slow consumer: phone reads {:.0} MB/s while the pane floods for {} s",
+        SLOW_RATE / 1e6,
+        SLOW_FLOOD.as_secs()
+    ));
+    let slow = stream::slow_consumer(rig, &conn, SLOW_FLOOD, SLOW_RATE).await?;
+    r.slow = SlowConsumer {
+        rss_growth_mb: mib(slow.agent_growth),
+        bytes_lost: slow.lost,
+    };
+    println!(
+        "    generator wrote {:.1} MB; phone paced for {:.1} s, all in {:.1} s; agent +{:.1} MiB, tmux +{:.1} MiB, lost {}",
+        slow.transfer.written.bytes as f64 / 1e6,
+        slow.paced_for.as_secs_f64(),
+        slow.transfer.elapsed.as_secs_f64(),
+        mib(slow.agent_growth),
+        mib(slow.tmux_growth),
+        slow.lost
+    );
+    if let Some(e) = &slow.error {
+        r.notes.push(format!("slow consumer stopped early: {e}"));
+    }
+    r.notes.push(format!(
+        "slow consumer: the generator wrote {:.1} MB in {} s; the tmux server grew {:.1} MiB holding what pipe-pane could not deliver",
+        slow.transfer.written.bytes as f64 / 1e6,
+        SLOW_FLOOD.as_secs(),
+        mib(slow.tmux_growth)
+    ));
+
+    step(&format!(
+        "Idle: agent CPU and RSS over {} s, attached to a quiet pane",
+        IDLE.as_secs()
+    ));
+    conn.attach(&echo_pane, COLS, ROWS, false, true).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let pid = rig.agent_pid()?;
+    let ticks = clock_ticks();
+    let t0 = cpu_ticks(pid)?;
+    let w0 = Instant::now();
+    tokio::time::sleep(IDLE).await;
+    let t1 = cpu_ticks(pid)?;
+    let wall = w0.elapsed().as_secs_f64();
+    r.idle = Idle {
+        cpu_percent: (t1 - t0) as f64 / ticks / wall * 100.0,
+        rss_mb: rss_bytes(pid)? as f64 / MEM_MB,
+    };
+    println!(
+        "    {:.2} % CPU, {:.1} MiB",
+        r.idle.cpu_percent, r.idle.rss_mb
+    );
+
+    conn.detach().await?;
+    conn.close().await;
+    r.notes.push(format!(
+        "throughput and native: best of {BULK_RUNS} runs each; MB = 10^6 bytes for rates, MiB for memory"
+    ));
+    r.notes.push(
+        "input under flood: one attachment per peer and one paired phone per host, so the flood runs in a sibling pane of the attached one (same window), not through a second peer".into(),
+    );
+    r.notes.push(
+        "baseline: keys sent by spawning `tmux send-keys -H` per key, echo still received by the phone through the agent".into(),
+    );
+    Ok(r)
+}

@@ -1,0 +1,222 @@
+//! The deterministic output the bench makes a pane produce: fixed-width lines
+//! whose bytes depend only on their offset, so a receiver can check every byte
+//! in order without storing the stream, plus an FNV-1a checksum both ends compute.
+
+/// Written by the generator just before the first pattern byte (never in the pattern).
+pub const START: u8 = 0x02;
+/// Written by the generator just after the last pattern byte (never in the pattern).
+pub const END: u8 = 0x03;
+
+/// Bytes per pattern line: 12 digits, a space, 50 letters, a newline.
+const LINE: usize = 64;
+
+/// FNV-1a, 64 bit: streaming, independent of how the bytes are chunked.
+#[derive(Debug, Clone, Copy)]
+pub struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    /// Adds bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    /// The hash so far.
+    pub fn value(&self) -> u64 {
+        self.0
+    }
+}
+
+/// An endless source of pattern bytes, starting at offset 0.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    line_no: u64,
+    line: [u8; LINE],
+    pos: usize,
+}
+
+impl Default for Pattern {
+    fn default() -> Self {
+        let mut p = Pattern {
+            line_no: 0,
+            line: [0; LINE],
+            pos: 0,
+        };
+        p.render();
+        p
+    }
+}
+
+impl Pattern {
+    /// Line `line_no`: its number and 50 pseudo-random lowercase letters (text
+    /// that deflates about as well as busy terminal output, not trivially).
+    fn render(&mut self) {
+        let digits = format!("{:012}", self.line_no);
+        self.line[..12].copy_from_slice(digits.as_bytes());
+        self.line[12] = b' ';
+        let mut x = self.line_no.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        for b in &mut self.line[13..LINE - 1] {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = b'a' + (x % 26) as u8;
+        }
+        self.line[LINE - 1] = b'\n';
+    }
+
+    /// Fills `out` with the next bytes of the pattern.
+    pub fn fill(&mut self, out: &mut [u8]) {
+        let mut done = 0;
+        while done < out.len() {
+            let n = (LINE - self.pos).min(out.len() - done);
+            out[done..done + n].copy_from_slice(&self.line[self.pos..self.pos + n]);
+            done += n;
+            self.pos += n;
+            if self.pos == LINE {
+                self.pos = 0;
+                self.line_no += 1;
+                self.render();
+            }
+        }
+    }
+}
+
+/// Compares a received stream with the pattern, byte by byte and in order.
+#[derive(Debug, Default)]
+pub struct Checker {
+    expected: Pattern,
+    scratch: Vec<u8>,
+    /// Bytes received (between the markers).
+    pub received: u64,
+    /// Length of the received prefix that equals the pattern.
+    pub matched: u64,
+    /// True once a byte differed (everything after it counts as lost).
+    pub diverged: bool,
+    /// Checksum of everything received.
+    pub hash: Fnv,
+}
+
+impl Checker {
+    /// Feeds received bytes.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.received += bytes.len() as u64;
+        self.hash.update(bytes);
+        if self.diverged {
+            return;
+        }
+        self.scratch.resize(bytes.len(), 0);
+        self.expected.fill(&mut self.scratch);
+        match bytes.iter().zip(&self.scratch).position(|(a, b)| a != b) {
+            Some(i) => {
+                self.matched += i as u64;
+                self.diverged = true;
+            }
+            None => self.matched += bytes.len() as u64,
+        }
+    }
+}
+
+/// Where a stream is relative to its markers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Before `START` (screen snapshot, anything else): ignored.
+    Before,
+    /// Between the markers: checked.
+    Inside,
+    /// `END` seen.
+    Done,
+}
+
+/// Splits a marker-delimited stream out of whatever a pane prints.
+#[derive(Debug)]
+pub struct Framed {
+    /// Current phase.
+    pub phase: Phase,
+    /// The checked content.
+    pub checker: Checker,
+}
+
+impl Default for Framed {
+    fn default() -> Self {
+        Framed {
+            phase: Phase::Before,
+            checker: Checker::default(),
+        }
+    }
+}
+
+impl Framed {
+    /// Feeds a chunk of pane output; returns the phase after it.
+    pub fn feed(&mut self, mut bytes: &[u8]) -> Phase {
+        if self.phase == Phase::Before {
+            match bytes.iter().position(|&b| b == START) {
+                Some(i) => {
+                    bytes = &bytes[i + 1..];
+                    self.phase = Phase::Inside;
+                }
+                None => return self.phase,
+            }
+        }
+        if self.phase == Phase::Inside {
+            match bytes.iter().position(|&b| b == END) {
+                Some(i) => {
+                    self.checker.feed(&bytes[..i]);
+                    self.phase = Phase::Done;
+                }
+                None => self.checker.feed(bytes),
+            }
+        }
+        self.phase
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunking_does_not_change_the_pattern_or_the_hash() {
+        let mut a = vec![0; 1000];
+        Pattern::default().fill(&mut a);
+        let mut p = Pattern::default();
+        let mut b = Vec::new();
+        for n in [1, 63, 64, 65, 7, 800] {
+            let mut c = vec![0; n];
+            p.fill(&mut c);
+            b.extend(c);
+        }
+        assert_eq!(a, b);
+        let mut c = Checker::default();
+        for piece in a.chunks(37) {
+            c.feed(piece);
+        }
+        assert_eq!((c.matched, c.diverged), (1000, false));
+        let mut h = Fnv::default();
+        h.update(&a);
+        assert_eq!(c.hash.value(), h.value());
+        assert!(!a.contains(&START) && !a.contains(&END));
+    }
+
+    #[test]
+    fn a_changed_byte_ends_the_matched_prefix() {
+        let mut a = vec![0; 300];
+        Pattern::default().fill(&mut a);
+        a[100] ^= 1;
+        let mut f = Framed::default();
+        let mut s = b"snapshot".to_vec();
+        s.push(START);
+        s.extend(&a);
+        s.push(END);
+        assert_eq!(f.feed(&s), Phase::Done);
+        assert_eq!(f.checker.matched, 100);
+        assert_eq!(f.checker.received, 300);
+    }
+}

@@ -1,0 +1,201 @@
+//! The bench's world: the bundled server, a private tmux server, a paired
+//! phone and the real `muxlink` agent in a temporary home, plus a scratch
+//! directory for FIFOs and generator sum files. Dropping it removes them all.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use mobile_client::{PhoneClient, PhoneConfig, RtcConfig, Signaling};
+use muxlink_e2e::{Home, Running, Stream, Tmux};
+
+/// How long any one setup step may take.
+pub const STEP: Duration = Duration::from_secs(30);
+/// Size of every bench pane.
+pub const COLS: u16 = 100;
+/// Size of every bench pane.
+pub const ROWS: u16 = 30;
+
+/// Everything the measurements need.
+pub struct Rig {
+    /// This executable (runs the generator inside panes).
+    pub bench_exe: String,
+    /// Private tmux server.
+    pub tmux: Tmux,
+    /// The agent's home.
+    pub home: Home,
+    /// The running agent (`muxlink run`), once started.
+    pub agent: Option<Running>,
+    /// The paired phone.
+    pub phone: PhoneClient,
+    /// Its signaling connection, once the agent runs.
+    pub signaling: Option<Arc<Signaling>>,
+    /// The in-process signaling server.
+    pub server: Option<signaling_server::RunningServer>,
+    /// FIFOs and sum files.
+    pub scratch: tempfile::TempDir,
+    _phone_dir: tempfile::TempDir,
+    panes_made: u32,
+}
+
+/// Blocking work (child processes) off the async workers.
+pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    tokio::task::block_in_place(f)
+}
+
+impl Rig {
+    /// Starts the server and tmux, initialises and pairs an agent home (the
+    /// agent itself is started by [`Rig::start_agent`]).
+    pub async fn new(muxlink: &Path, bench_exe: &Path) -> Result<Rig> {
+        let server = signaling_server::Server::start(signaling_server::ServerConfig::default())
+            .await
+            .context("starting the signaling server")?;
+        let tmux = Tmux::new();
+        // The agent's control client needs a session to exist.
+        tmux.new_session("bench-home", COLS, ROWS)?;
+        let mut home = Home::new(&muxlink.to_string_lossy(), &tmux.socket)?;
+        home.server = Some(server.url());
+        let out = blocking(|| home.output(&["init"], STEP))?;
+        if !out.status.success() {
+            bail!(
+                "muxlink init failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+
+        let mut pair = home.spawn(&["pair", "--yes", "--payload-only"])?;
+        let line = blocking(|| {
+            pair.wait_line(STEP, |s, l| {
+                s == Stream::Stdout && l.starts_with("PAIRING_PAYLOAD ")
+            })
+        })?;
+        let payload = line.trim_start_matches("PAIRING_PAYLOAD ").to_string();
+        let phone_dir = tempfile::tempdir()?;
+        let mut cfg = PhoneConfig::new(phone_dir.path());
+        cfg.name = "bench-phone".into();
+        cfg.rtc = RtcConfig {
+            loopback_only: true,
+            ..RtcConfig::default()
+        };
+        let phone = PhoneClient::open(cfg)?;
+        phone.pair(&payload).await.context("phone pairing")?;
+        blocking(|| pair.wait_line(STEP, |_, l| l.starts_with("PAIRED ")))?;
+        drop(pair);
+
+        Ok(Rig {
+            bench_exe: bench_exe.to_string_lossy().into_owned(),
+            tmux,
+            home,
+            agent: None,
+            phone,
+            signaling: None,
+            server: Some(server),
+            scratch: tempfile::tempdir()?,
+            _phone_dir: phone_dir,
+            panes_made: 0,
+        })
+    }
+
+    /// Starts `muxlink run` and waits until the phone sees the host online.
+    pub async fn start_agent(&mut self) -> Result<()> {
+        let mut agent = self.home.spawn(&["run"])?;
+        blocking(|| agent.wait_line(STEP, |_, l| l.contains("agent ready")))?;
+        self.agent = Some(agent);
+        let sig = self.phone.signaling().await.context("phone signaling")?;
+        let host = self
+            .phone
+            .pairing()?
+            .context("the phone lost its pairing")?
+            .host_device_id;
+        let mut online = sig.online_hosts();
+        tokio::time::timeout(STEP, online.wait_for(|h| h.contains_key(&host)))
+            .await
+            .context("the host never came online at the server")??;
+        self.signaling = Some(sig);
+        Ok(())
+    }
+
+    /// The agent's process id.
+    pub fn agent_pid(&self) -> Result<u32> {
+        Ok(self.agent.as_ref().context("agent not started")?.child.id())
+    }
+
+    /// The tmux server's process id.
+    pub fn tmux_pid(&self) -> Result<u32> {
+        Ok(self
+            .tmux
+            .run(&["display-message", "-p", "#{pid}"])?
+            .parse()?)
+    }
+
+    /// The phone's signaling connection.
+    pub fn signaling(&self) -> Result<Arc<Signaling>> {
+        self.signaling.clone().context("agent not started")
+    }
+
+    /// A new detached session of the bench size running `command`; returns its pane id.
+    pub fn pane(&mut self, command: &str) -> Result<String> {
+        self.panes_made += 1;
+        let name = format!("bench-{}", self.panes_made);
+        let (c, r) = (COLS.to_string(), ROWS.to_string());
+        self.tmux.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            &name,
+            "-x",
+            &c,
+            "-y",
+            &r,
+            command,
+        ])?;
+        self.tmux
+            .run(&["display-message", "-p", "-t", &name, "#{pane_id}"])
+    }
+
+    /// A second pane beside `pane` (same window) running `command`.
+    pub fn sibling(&self, pane: &str, command: &str) -> Result<String> {
+        self.tmux.run(&[
+            "split-window",
+            "-d",
+            "-t",
+            pane,
+            "-P",
+            "-F",
+            "#{pane_id}",
+            command,
+        ])
+    }
+
+    /// Kills a pane (and its program); missing panes are fine.
+    pub fn kill_pane(&self, pane: &str) {
+        let _ = self.tmux.run(&["kill-pane", "-t", pane]);
+    }
+
+    /// A path in the scratch directory.
+    pub fn scratch_file(&self, name: &str) -> PathBuf {
+        self.scratch.path().join(name)
+    }
+
+    /// Stops the agent (SIGTERM), the tmux server and the signaling server.
+    pub async fn shutdown(mut self) -> Result<()> {
+        if let Some(sig) = self.signaling.take() {
+            sig.close().await;
+        }
+        let mut status = None;
+        if let Some(mut agent) = self.agent.take() {
+            status = Some(blocking(|| agent.terminate(STEP))?);
+        }
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+        drop(self);
+        if let Some(st) = status
+            && !st.success()
+        {
+            bail!("the agent exited with {st}");
+        }
+        Ok(())
+    }
+}
