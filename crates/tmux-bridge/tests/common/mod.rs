@@ -90,6 +90,9 @@ impl TmuxServer {
     pub async fn bridge(&self) -> TmuxBridge {
         let mut cfg = BridgeConfig::new(&self.socket);
         cfg.config_file = Some("/dev/null".into());
+        // Tests run in parallel on two cores, some with panes flooding output;
+        // a generous command timeout keeps a busy tmux from failing them.
+        cfg.timeout = std::time::Duration::from_secs(30);
         TmuxBridge::start_with(cfg).await.unwrap()
     }
 }
