@@ -35,12 +35,41 @@ pub struct Rig {
     pub server_config: ServerConfig,
     /// The running `muxlink run`; `None` when stopped.
     pub agent: Option<Running>,
+    /// Where the agent runs and how the phone gathers candidates.
+    pub options: RigOptions,
     _db_dir: tempfile::TempDir,
+}
+
+/// Non-default rig layouts (the default: everything on 127.0.0.1).
+#[derive(Debug, Clone)]
+pub struct RigOptions {
+    /// Server listen address (port 0: any).
+    pub server_bind: std::net::SocketAddr,
+    /// Run the agent inside this network namespace (`ip netns exec`), with
+    /// loopback-only ICE off so it gathers its namespace's addresses.
+    pub agent_netns: Option<String>,
+    /// Phone WebRTC settings.
+    pub phone_rtc: RtcConfig,
+}
+
+impl Default for RigOptions {
+    fn default() -> Self {
+        RigOptions {
+            server_bind: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            agent_netns: None,
+            phone_rtc: RtcConfig::loopback(),
+        }
+    }
 }
 
 impl Rig {
     /// Starts everything, pairs the phone and starts the agent (`agent ready` seen).
     pub async fn start(bin: &str) -> Result<Rig> {
+        Self::start_with(bin, RigOptions::default()).await
+    }
+
+    /// [`Rig::start`] with another layout.
+    pub async fn start_with(bin: &str, options: RigOptions) -> Result<Rig> {
         let tmux = Tmux::new();
         let pane = tmux.new_session("work", 100, 30)?;
         let db_dir = tempfile::tempdir()?;
@@ -48,6 +77,7 @@ impl Rig {
             database: Some(db_dir.path().join("signaling.db")),
             // Many connects from 127.0.0.1 in a short time are the point here.
             rate_limits: RateLimits::disabled(),
+            bind: options.server_bind,
             ..ServerConfig::default()
         };
         let server = Server::start(server_config.clone()).await?;
@@ -67,7 +97,9 @@ impl Rig {
         })?;
         let payload = line.trim_start_matches("PAIRING_PAYLOAD ").to_string();
         let phone_dir = tempfile::tempdir()?;
-        let phone = PhoneClient::open(phone_config(phone_dir.path().to_path_buf()))?;
+        let mut cfg = phone_config(phone_dir.path().to_path_buf());
+        cfg.rtc = options.phone_rtc.clone();
+        let phone = PhoneClient::open(cfg)?;
         let record = phone.pair(&payload).await?;
         blocking(|| pair.wait_line(STEP, |_, l| l.starts_with("PAIRED ")))?;
         if !blocking(|| pair.child.wait())?.success() {
@@ -83,6 +115,7 @@ impl Rig {
             server: Some(server),
             server_config,
             agent: None,
+            options,
             _db_dir: db_dir,
         };
         rig.start_agent()?;
@@ -91,7 +124,19 @@ impl Rig {
 
     /// Spawns `muxlink run` and waits for `agent ready`.
     pub fn start_agent(&mut self) -> Result<()> {
-        let mut agent = self.home.spawn(&["run"])?;
+        let mut agent = match &self.options.agent_netns {
+            None => self.home.spawn(&["run"])?,
+            Some(ns) => {
+                // Same environment as every other command of this home, run
+                // through `ip netns exec`.
+                let real = std::mem::replace(&mut self.home.bin, PathBuf::from("ip"));
+                let bin = real.to_string_lossy().into_owned();
+                let mut cmd = self.home.cmd(&["netns", "exec", ns, &bin, "run"]);
+                self.home.bin = real;
+                cmd.env("MUXLINK_LOOPBACK_ONLY", "false");
+                spawn_captured(cmd)?
+            }
+        };
         blocking(|| agent.wait_line(STEP, |_, l| l.contains("agent ready")))?;
         self.agent = Some(agent);
         Ok(())
@@ -280,4 +325,124 @@ pub fn spawn_captured(mut cmd: std::process::Command) -> Result<Running> {
         .spawn()
         .context("spawning a child process")?;
     Ok(Running::new(child))
+}
+
+/// A network namespace joined to this one by a veth pair; deleted on drop.
+/// Needs root. The host side is `10.201.<n>.1/24`, the namespace side `.2`.
+pub struct Netns {
+    /// Namespace name.
+    pub name: String,
+    /// Host-side interface (set down/up to black-hole the link).
+    pub host_dev: String,
+    /// Host-side address.
+    pub host_ip: std::net::Ipv4Addr,
+    /// Namespace-side address.
+    pub ns_ip: std::net::Ipv4Addr,
+}
+
+impl Netns {
+    /// Whether this process may create namespaces (root).
+    pub fn available() -> bool {
+        std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    }
+
+    /// Creates the namespace and the link, both up.
+    pub fn create() -> Result<Netns> {
+        // Interface names are at most 15 bytes; the subnet starts from the pid
+        // and skips subnets another test already uses.
+        let pid = std::process::id();
+        let in_use = |n: u32| {
+            std::process::Command::new("ip")
+                .args([
+                    "-4",
+                    "-o",
+                    "addr",
+                    "show",
+                    "to",
+                    &format!("10.201.{n}.0/24"),
+                ])
+                .output()
+                .map_or(true, |o| !o.stdout.is_empty())
+        };
+        let n = (0..200)
+            .map(|i| (pid + i) % 200 + 20)
+            .find(|n| !in_use(*n))
+            .context("no free 10.201.x.0/24 subnet")?;
+        let n = u8::try_from(n).context("subnet number")?;
+        let name = crate::unique("mxl-ns");
+        let host_dev = format!("mxh{}", pid % 1_000_000);
+        let ns_dev = format!("mxp{}", pid % 1_000_000);
+        let ns = Netns {
+            name,
+            host_dev,
+            host_ip: std::net::Ipv4Addr::new(10, 201, n, 1),
+            ns_ip: std::net::Ipv4Addr::new(10, 201, n, 2),
+        };
+        let ip = |args: &[&str]| -> Result<()> {
+            let o = std::process::Command::new("ip").args(args).output()?;
+            if !o.status.success() {
+                bail!("ip {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+            }
+            Ok(())
+        };
+        ip(&["netns", "add", &ns.name])?;
+        let host_cidr = format!("{}/24", ns.host_ip);
+        let ns_cidr = format!("{}/24", ns.ns_ip);
+        ip(&[
+            "link",
+            "add",
+            &ns.host_dev,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &ns_dev,
+        ])?;
+        ip(&["link", "set", &ns_dev, "netns", &ns.name])?;
+        ip(&["addr", "add", &host_cidr, "dev", &ns.host_dev])?;
+        ip(&["link", "set", &ns.host_dev, "up"])?;
+        let inside = |args: &[&str]| {
+            let mut a = vec!["netns", "exec", &ns.name, "ip"];
+            a.extend_from_slice(args);
+            ip(&a)
+        };
+        inside(&["addr", "add", &ns_cidr, "dev", &ns_dev])?;
+        inside(&["link", "set", &ns_dev, "up"])?;
+        inside(&["link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// Black-holes (`false`) or restores (`true`) the link: both directions,
+    /// UDP and TCP alike.
+    pub fn set_link(&self, up: bool) -> Result<()> {
+        let st = std::process::Command::new("ip")
+            .args([
+                "link",
+                "set",
+                &self.host_dev,
+                if up { "up" } else { "down" },
+            ])
+            .status()?;
+        if !st.success() {
+            bail!("ip link set {} failed", self.host_dev);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Deleting the namespace deletes its veth end, and with it the pair.
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.host_dev])
+            .stderr(Stdio::null())
+            .status();
+    }
 }
