@@ -1,13 +1,14 @@
-//! `muxlink-phone`: pair with a host, list its sessions, or attach to a pane in
-//! the local terminal (raw mode, Ctrl-] quits). Arguments only; the work is in the library.
+//! The `muxlink-phone` command line: pair with a host, list its sessions, or attach
+//! to a pane in the local terminal (raw mode, Ctrl-] quits). A library function so
+//! other packages' binaries (the end-to-end tests) can run exactly this code.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::{Event, PhoneClient, PhoneConfig, Request, RtcConfig, Session};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use mobile_client::{Event, PhoneClient, PhoneConfig, Request, RtcConfig, Session};
 
 /// Ctrl-] ends `attach`.
 const QUIT_BYTE: u8 = 0x1d;
@@ -55,7 +56,9 @@ enum Cmd {
     },
 }
 
-fn main() -> Result<()> {
+/// Runs `muxlink-phone` with the process arguments (parses them, exits on `--help`
+/// or a usage error like any clap program).
+pub fn main_entry() -> Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())

@@ -2,7 +2,7 @@
 //! signaling, the WebRTC answerer and a typed async API for the terminal
 //! protocol. Tests, the benchmark and the `muxlink-phone` viewer use it.
 //!
-//! Not a UI library and not a host: the terminal viewer lives in the binary, and
+//! Not a UI library and not a host: the terminal viewer is the `cli` module behind the `muxlink-phone` binary, and
 //! the host side is `peer-manager` + `agent-bin`. WebRTC goes through
 //! `rtc-transport` only.
 //!
@@ -15,6 +15,7 @@
 //! - `connection`: [`PhoneConnection`], connect/answer/handshake and the typed API.
 //! - `misbehave`: [`Misbehave`], test-only deviations for hostile-peer tests.
 //! - `client`: [`PhoneClient`], all of the above over one config directory.
+//! - `cli`: [`cli::main_entry`], the `muxlink-phone` command line (the binary calls it).
 //! - `error`: [`ClientError`].
 //!
 //! Usage: `PhoneClient::open(config)?`, `pair(payload)` once, then
@@ -24,6 +25,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cli;
 mod client;
 mod connection;
 mod error;
