@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use agent_bin::handler::{Handler, PeerLink};
 use terminal_protocol::{Attach, Decompressor, Event, Request};
-use tmux_bridge::TmuxBridge;
+use tmux_bridge::{BridgeConfig, TmuxBridge};
 use tokio::sync::mpsc;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -107,7 +107,11 @@ struct Rig {
 async fn rig(tag: &str, max: usize) -> (Rig, String) {
     let tmux = Tmux::new(tag);
     let pane = tmux.session("work");
-    let bridge = TmuxBridge::start(&tmux.socket).await.unwrap();
+    // Tests run in parallel on two cores; a generous command timeout keeps a
+    // busy machine from failing the bridge's start-up.
+    let mut cfg = BridgeConfig::new(&tmux.socket);
+    cfg.timeout = Duration::from_secs(30);
+    let bridge = TmuxBridge::start_with(cfg).await.unwrap();
     let (tx, rx) = mpsc::channel(64);
     let link: Arc<dyn PeerLink> = Arc::new(Phone {
         id: "0123456789abcdef0123456789abcdef".into(),
