@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::pattern::{END, Fnv, Pattern, START};
+use crate::pattern::{END, Fnv, Kind, Pattern, START};
 
 /// Bytes per write.
 const CHUNK: usize = 64 * 1024;
@@ -34,16 +34,20 @@ impl Written {
 
 /// The shell command that runs the generator in a pane: raw mode (no newline
 /// translation, no echo of the start byte), then `gen`.
-pub fn pane_command(bench: &str, bytes: u64, seconds: u64, sum_file: &str) -> String {
-    format!("stty raw -echo; exec '{bench}' gen {bytes} {seconds} '{sum_file}'")
+pub fn pane_command(bench: &str, bytes: u64, seconds: u64, sum_file: &str, kind: Kind) -> String {
+    format!(
+        "stty raw -echo; exec '{bench}' gen {bytes} {seconds} '{sum_file}' {}",
+        kind.as_str()
+    )
 }
 
-/// Entry point of `gen <bytes> <seconds> <sum-file>`: stops after `bytes`
-/// bytes when non-zero, else after `seconds`.
+/// Entry point of `gen <bytes> <seconds> <sum-file> <letters|log>`: stops
+/// after `bytes` bytes when non-zero, else after `seconds`.
 pub fn run(args: &[String]) -> Result<()> {
-    let [bytes, seconds, sum_file] = args else {
-        bail!("usage: muxlink-bench gen <bytes> <seconds> <sum-file>");
+    let [bytes, seconds, sum_file, kind] = args else {
+        bail!("usage: muxlink-bench gen <bytes> <seconds> <sum-file> <letters|log>");
     };
+    let kind = Kind::parse(kind).context("kind must be letters or log")?;
     let limit: u64 = bytes.parse().context("bytes")?;
     let seconds: u64 = seconds.parse().context("seconds")?;
     if limit == 0 && seconds == 0 {
@@ -59,7 +63,7 @@ pub fn run(args: &[String]) -> Result<()> {
     out.write_all(&[START])?;
     let started = Instant::now();
     let stop_at = started + Duration::from_secs(seconds);
-    let mut pattern = Pattern::default();
+    let mut pattern = Pattern::new(kind);
     let mut hash = Fnv::default();
     let mut buf = vec![0u8; CHUNK];
     let mut written = 0u64;

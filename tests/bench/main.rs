@@ -18,6 +18,7 @@ use anyhow::{Context, Result, bail};
 
 use echo::{Keyer, RAW_ECHO, echo_rtts};
 use measure::{MEM_MB, clock_ticks, cpu_ticks, ms, rss_bytes};
+use pattern::Kind;
 use report::{Idle, Latency, Report, SlowConsumer, Throughput};
 use rig::{COLS, ROWS, Rig};
 use stream::mib;
@@ -85,11 +86,17 @@ async fn bench(args: &[String]) -> Result<()> {
     }
     let started = Instant::now();
     let mut rig = Rig::new(&muxlink, &exe).await?;
-    let result = measure_all(&mut rig).await;
+    // `--throughput-only`: the two bulk measurements and nothing else, no
+    // report (for profiling the bulk path).
+    let only_bulk = args.iter().any(|a| a == "--throughput-only");
+    let result = measure_all(&mut rig, only_bulk).await;
     step("Cleaning up (agent, tmux server, signaling server, temp dirs)");
     let cleanup = rig.shutdown().await;
     let report = result?;
     cleanup?;
+    if only_bulk {
+        return Ok(());
+    }
 
     let json = serde_json::to_string_pretty(&report.to_json())?;
     if let Some(dir) = out.parent() {
@@ -106,27 +113,34 @@ async fn bench(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-async fn measure_all(rig: &mut Rig) -> Result<Report> {
+async fn measure_all(rig: &mut Rig, only_bulk: bool) -> Result<Report> {
     let mut r = Report::default();
 
     step(&format!(
-        "tmux alone: {} MB through pipe-pane -O 'cat > FIFO', no agent ({BULK_RUNS} runs)",
+        "tmux alone: {} MB of random-letter lines through pipe-pane -O 'cat > FIFO', no agent ({BULK_RUNS} runs), then log lines",
         BULK_BYTES / 1_000_000
     ));
     let mut native_best: f64 = 0.0;
     for _ in 0..BULK_RUNS {
-        let t = rig::blocking(|| stream::native(rig, BULK_BYTES))?;
+        let t = rig::blocking(|| stream::native(rig, BULK_BYTES, Kind::Letters))?;
         if !t.byte_exact() {
             r.notes
                 .push("the native pipe-pane run was not byte-exact".into());
         }
-        println!("    {:.1} MB/s", t.mbps());
+        println!("    {:.1} MB/s (CPU: {})", t.mbps(), t.cpu_text());
         native_best = native_best.max(t.mbps());
     }
+    let native_log = rig::blocking(|| stream::native(rig, BULK_BYTES, Kind::Log))?;
+    println!(
+        "    log lines: {:.1} MB/s (CPU: {})",
+        native_log.mbps(),
+        native_log.cpu_text()
+    );
 
     step("Starting the agent (`muxlink run`) and timing connects");
     rig.start_agent().await?;
     let sig = rig.signaling()?;
+    println!("    agent pid {}", rig.agent_pid()?);
     let mut connects = Vec::with_capacity(CONNECTS);
     let mut conn = None;
     for _ in 0..CONNECTS {
@@ -175,23 +189,59 @@ async fn measure_all(rig: &mut Rig) -> Result<Report> {
     );
 
     step(&format!(
-        "Throughput: {} MB through the agent to the phone, deflate on ({BULK_RUNS} runs)",
+        "Throughput: {} MB of random-letter lines through the agent to the phone, deflate on ({BULK_RUNS} runs), then log lines, then no deflate",
         BULK_BYTES / 1_000_000
     ));
     let mut best: f64 = 0.0;
     let mut exact = true;
     for _ in 0..BULK_RUNS {
-        let t = stream::through_agent(rig, &conn, BULK_BYTES).await?;
+        let t = stream::through_agent(rig, &conn, BULK_BYTES, Kind::Letters, true).await?;
         exact &= t.byte_exact();
-        println!("    {:.1} MB/s, byte-exact {}", t.mbps(), t.byte_exact());
+        println!(
+            "    {:.1} MB/s, byte-exact {} (CPU: {})",
+            t.mbps(),
+            t.byte_exact(),
+            t.cpu_text()
+        );
         best = best.max(t.mbps());
     }
+    let log = stream::through_agent(rig, &conn, BULK_BYTES, Kind::Log, true).await?;
+    println!(
+        "    log lines: {:.1} MB/s, byte-exact {} (CPU: {})",
+        log.mbps(),
+        log.byte_exact(),
+        log.cpu_text()
+    );
+    r.notes.push(format!(
+        "throughput with log-like lines (deflate ~7x): {:.1} MB/s vs tmux {:.1} MB/s = {:.2}, byte-exact {}",
+        log.mbps(),
+        native_log.mbps(),
+        log.mbps() / native_log.mbps().max(1e-9),
+        log.byte_exact()
+    ));
+    let plain = stream::through_agent(rig, &conn, BULK_BYTES, Kind::Letters, false).await?;
+    println!(
+        "    without deflate: {:.1} MB/s, byte-exact {} (CPU: {})",
+        plain.mbps(),
+        plain.byte_exact(),
+        plain.cpu_text()
+    );
+    r.notes.push(format!(
+        "throughput without deflate (not the app's setting): {:.1} MB/s, byte-exact {}",
+        plain.mbps(),
+        plain.byte_exact()
+    ));
     r.throughput = Throughput {
         muxlink_mbps: best,
         tmux_native_mbps: native_best,
         bytes: BULK_BYTES,
         byte_exact: exact,
     };
+
+    if only_bulk {
+        conn.close().await;
+        return Ok(r);
+    }
 
     step(&format!(
         "Slow consumer: phone reads {:.0} MB/s while the pane floods for {} s",

@@ -1,6 +1,8 @@
 //! The deterministic output the bench makes a pane produce: fixed-width lines
 //! whose bytes depend only on their offset, so a receiver can check every byte
 //! in order without storing the stream, plus an FNV-1a checksum both ends compute.
+//! Two kinds: random letters (deflates ~1.7×, the hard case) and log lines
+//! (deflates ~7×, like busy terminal output).
 
 /// Written by the generator just before the first pattern byte (never in the pattern).
 pub const START: u8 = 0x02;
@@ -35,9 +37,39 @@ impl Fnv {
     }
 }
 
+/// Which text the pattern is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kind {
+    /// Line number and 50 pseudo-random letters: deflates ~1.7×.
+    #[default]
+    Letters,
+    /// Web-server-like log lines: deflates ~7×.
+    Log,
+}
+
+impl Kind {
+    /// Name on the generator's command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Letters => "letters",
+            Kind::Log => "log",
+        }
+    }
+
+    /// Parses [`Kind::as_str`].
+    pub fn parse(s: &str) -> Option<Kind> {
+        match s {
+            "letters" => Some(Kind::Letters),
+            "log" => Some(Kind::Log),
+            _ => None,
+        }
+    }
+}
+
 /// An endless source of pattern bytes, starting at offset 0.
 #[derive(Debug, Clone)]
 pub struct Pattern {
+    kind: Kind,
     line_no: u64,
     line: [u8; LINE],
     pos: usize,
@@ -45,29 +77,70 @@ pub struct Pattern {
 
 impl Default for Pattern {
     fn default() -> Self {
+        Pattern::new(Kind::Letters)
+    }
+}
+
+fn mix(n: u64) -> u64 {
+    let mut x = n.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    x
+}
+
+impl Pattern {
+    /// The pattern of `kind` from offset 0.
+    pub fn new(kind: Kind) -> Self {
         let mut p = Pattern {
+            kind,
             line_no: 0,
-            line: [0; LINE],
+            line: [b' '; LINE],
             pos: 0,
         };
         p.render();
         p
     }
-}
 
-impl Pattern {
-    /// Line `line_no`: its number and 50 pseudo-random lowercase letters (text
-    /// that deflates about as well as busy terminal output, not trivially).
+    /// Renders line `line_no` (always `LINE` bytes ending in a newline).
     fn render(&mut self) {
-        let digits = format!("{:012}", self.line_no);
-        self.line[..12].copy_from_slice(digits.as_bytes());
-        self.line[12] = b' ';
-        let mut x = self.line_no.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        for b in &mut self.line[13..LINE - 1] {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            *b = b'a' + (x % 26) as u8;
+        let n = self.line_no;
+        match self.kind {
+            Kind::Letters => {
+                let digits = format!("{n:012}");
+                self.line[..12].copy_from_slice(digits.as_bytes());
+                self.line[12] = b' ';
+                let mut x = mix(n);
+                for b in &mut self.line[13..LINE - 1] {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    *b = b'a' + (x % 26) as u8;
+                }
+            }
+            Kind::Log => {
+                let x = mix(n);
+                let level = if x.is_multiple_of(10) { "WARN" } else { "INFO" };
+                let method = if (x >> 12).is_multiple_of(4) {
+                    "POST"
+                } else {
+                    "GET "
+                };
+                let status = ["200", "200", "200", "404"][((x >> 36) % 4) as usize];
+                let text = format!(
+                    "2024-05-01 12:{:02}:{:02}.{:03} {level} w{} {method} /api/items/{:05} {status} {:3}ms",
+                    (n / 60_000) % 60,
+                    (n / 1000) % 60,
+                    n % 1000,
+                    (x >> 8) % 8,
+                    (x >> 16) % 100_000,
+                    (x >> 40) % 1000,
+                );
+                let body = &mut self.line[..LINE - 1];
+                body.fill(b' ');
+                let len = text.len().min(body.len());
+                body[..len].copy_from_slice(&text.as_bytes()[..len]);
+            }
         }
         self.line[LINE - 1] = b'\n';
     }
@@ -90,7 +163,7 @@ impl Pattern {
 }
 
 /// Compares a received stream with the pattern, byte by byte and in order.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Checker {
     expected: Pattern,
     scratch: Vec<u8>,
@@ -105,6 +178,18 @@ pub struct Checker {
 }
 
 impl Checker {
+    /// A checker for the pattern of `kind`.
+    pub fn new(kind: Kind) -> Self {
+        Checker {
+            expected: Pattern::new(kind),
+            scratch: Vec::new(),
+            received: 0,
+            matched: 0,
+            diverged: false,
+            hash: Fnv::default(),
+        }
+    }
+
     /// Feeds received bytes.
     pub fn feed(&mut self, bytes: &[u8]) {
         self.received += bytes.len() as u64;
@@ -144,16 +229,15 @@ pub struct Framed {
     pub checker: Checker,
 }
 
-impl Default for Framed {
-    fn default() -> Self {
+impl Framed {
+    /// Waits for `START`, then checks against the pattern of `kind`.
+    pub fn new(kind: Kind) -> Self {
         Framed {
             phase: Phase::Before,
-            checker: Checker::default(),
+            checker: Checker::new(kind),
         }
     }
-}
 
-impl Framed {
     /// Feeds a chunk of pane output; returns the phase after it.
     pub fn feed(&mut self, mut bytes: &[u8]) -> Phase {
         if self.phase == Phase::Before {
@@ -194,7 +278,7 @@ mod tests {
             b.extend(c);
         }
         assert_eq!(a, b);
-        let mut c = Checker::default();
+        let mut c = Checker::new(Kind::Letters);
         for piece in a.chunks(37) {
             c.feed(piece);
         }
@@ -206,11 +290,20 @@ mod tests {
     }
 
     #[test]
+    fn log_lines_have_the_fixed_width() {
+        let mut a = vec![0; 64 * 3];
+        Pattern::new(Kind::Log).fill(&mut a);
+        let text = String::from_utf8(a).unwrap();
+        assert!(text.lines().all(|l| l.len() == 63), "{text}");
+        assert!(text.starts_with("2024-05-01 12:00:00.000 "));
+    }
+
+    #[test]
     fn a_changed_byte_ends_the_matched_prefix() {
         let mut a = vec![0; 300];
         Pattern::default().fill(&mut a);
         a[100] ^= 1;
-        let mut f = Framed::default();
+        let mut f = Framed::new(Kind::Letters);
         let mut s = b"snapshot".to_vec();
         s.push(START);
         s.extend(&a);

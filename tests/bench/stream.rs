@@ -12,8 +12,8 @@ use mobile_client::PhoneConnection;
 
 use crate::echo::{EVENT_WAIT, next_output};
 use crate::generator::{Written, pane_command};
-use crate::measure::{MEM_MB, PeakRss, RATE_MB, rss_bytes};
-use crate::pattern::{Framed, Phase};
+use crate::measure::{MEM_MB, PeakRss, RATE_MB, clock_ticks, cpu_ticks, rss_bytes};
+use crate::pattern::{Framed, Kind, Phase};
 use crate::rig::{COLS, ROWS, Rig, blocking};
 
 /// Longest any one bulk transfer may take before the bench gives up.
@@ -28,9 +28,58 @@ pub struct Transfer {
     pub framed: Framed,
     /// What the generator says it wrote.
     pub written: Written,
+    /// CPU seconds each process spent during the transfer.
+    pub cpu: Vec<(&'static str, f64)>,
+    /// Output events (messages) or FIFO reads that carried the bytes.
+    pub pieces: u64,
+}
+
+/// CPU time of a few processes over an interval.
+struct CpuWatch {
+    ticks: f64,
+    start: Vec<(&'static str, u32, u64)>,
+}
+
+impl CpuWatch {
+    fn start(procs: &[(&'static str, u32)]) -> Self {
+        CpuWatch {
+            ticks: clock_ticks(),
+            start: procs
+                .iter()
+                .map(|&(n, pid)| (n, pid, cpu_ticks(pid).unwrap_or(0)))
+                .collect(),
+        }
+    }
+
+    fn finish(&self) -> Vec<(&'static str, f64)> {
+        self.start
+            .iter()
+            .map(|&(n, pid, t0)| {
+                let t1 = cpu_ticks(pid).unwrap_or(t0);
+                (n, t1.saturating_sub(t0) as f64 / self.ticks)
+            })
+            .collect()
+    }
 }
 
 impl Transfer {
+    /// "agent 1.2 s, tmux 0.8 s, ..." for the log.
+    pub fn cpu_text(&self) -> String {
+        let mut parts: Vec<String> = self
+            .cpu
+            .iter()
+            .map(|(n, s)| format!("{n} {s:.2} s"))
+            .collect();
+        if self.pieces > 0 {
+            parts.push(format!(
+                "{} pieces of {:.1} KB on average",
+                self.pieces,
+                self.framed.checker.received as f64 / self.pieces as f64 / 1000.0
+            ));
+        }
+        parts.join(", ")
+    }
+
     /// MB/s of pattern bytes.
     pub fn mbps(&self) -> f64 {
         self.framed.checker.received as f64 / RATE_MB / self.elapsed.as_secs_f64().max(1e-9)
@@ -62,8 +111,9 @@ fn wait_written(path: &Path) -> Result<Written> {
 }
 
 /// `bytes` of pattern through `pipe-pane -O 'cat > FIFO'` into this process.
-pub fn native(rig: &mut Rig, bytes: u64) -> Result<Transfer> {
+pub fn native(rig: &mut Rig, bytes: u64, kind: Kind) -> Result<Transfer> {
     let sum = rig.scratch_file("native.sum");
+    let _ = std::fs::remove_file(&sum);
     let fifo = rig.scratch_file("native.fifo");
     let st = std::process::Command::new("mkfifo")
         .arg(&fifo)
@@ -72,34 +122,42 @@ pub fn native(rig: &mut Rig, bytes: u64) -> Result<Transfer> {
     if !st.success() {
         bail!("mkfifo failed");
     }
-    let cmd = pane_command(&rig.bench_exe, bytes, 0, &sum.to_string_lossy());
+    let cmd = pane_command(&rig.bench_exe, bytes, 0, &sum.to_string_lossy(), kind);
     let pane = rig.pane(&cmd)?;
 
     let (opened_tx, opened_rx) = mpsc::channel();
     let reader_fifo = fifo.clone();
-    let reader = std::thread::spawn(move || -> Result<(Framed, Instant)> {
+    let reader = std::thread::spawn(move || -> Result<(Framed, Instant, u64)> {
         // Opening a FIFO for reading waits for its writer (`cat`, started by pipe-pane).
         let mut f = std::fs::File::open(&reader_fifo)?;
         let _ = opened_tx.send(());
-        let mut framed = Framed::default();
+        let mut framed = Framed::new(kind);
         let mut buf = vec![0u8; 256 * 1024];
+        let mut reads = 0u64;
         loop {
             let n = f.read(&mut buf)?;
             if n == 0 {
                 bail!("the FIFO closed before the end marker");
             }
+            reads += 1;
             if framed.feed(&buf[..n]) == Phase::Done {
-                return Ok((framed, Instant::now()));
+                return Ok((framed, Instant::now(), reads));
             }
         }
     });
 
     let pipe = format!("cat > '{}'", fifo.display());
+    let procs = [
+        ("tmux", rig.tmux_pid()?),
+        ("bench reader", std::process::id()),
+    ];
+    let mut watch = None;
     let result = (|| {
         rig.tmux.run(&["pipe-pane", "-O", "-t", &pane, &pipe])?;
         opened_rx
             .recv_timeout(Duration::from_secs(10))
             .context("pipe-pane never opened the FIFO")?;
+        watch = Some(CpuWatch::start(&procs));
         let started = Instant::now();
         rig.tmux.run(&["send-keys", "-t", &pane, "-l", "g"])?;
         Ok::<_, anyhow::Error>(started)
@@ -115,9 +173,10 @@ pub fn native(rig: &mut Rig, bytes: u64) -> Result<Transfer> {
         }
     };
     // The reader ends at the end marker or when the FIFO closes (pane gone).
-    let (framed, done) = reader
+    let (framed, done, pieces) = reader
         .join()
         .map_err(|_| anyhow::anyhow!("FIFO reader panicked"))??;
+    let cpu = watch.map(|w| w.finish()).unwrap_or_default();
     let written = wait_written(&sum)?;
     let _ = rig.tmux.run(&["pipe-pane", "-t", &pane]);
     rig.kill_pane(&pane);
@@ -126,28 +185,47 @@ pub fn native(rig: &mut Rig, bytes: u64) -> Result<Transfer> {
         elapsed: done - started,
         framed,
         written,
+        cpu,
+        pieces,
     })
 }
 
-/// `bytes` of pattern from a pane through the agent to the phone (deflate on,
-/// as the phone app attaches).
-pub async fn through_agent(rig: &mut Rig, conn: &PhoneConnection, bytes: u64) -> Result<Transfer> {
+/// `bytes` of pattern from a pane through the agent to the phone, with or
+/// without deflate (the phone app attaches with it).
+pub async fn through_agent(
+    rig: &mut Rig,
+    conn: &PhoneConnection,
+    bytes: u64,
+    kind: Kind,
+    deflate: bool,
+) -> Result<Transfer> {
     let sum = rig.scratch_file("muxlink.sum");
-    let cmd = pane_command(&rig.bench_exe, bytes, 0, &sum.to_string_lossy());
+    let _ = std::fs::remove_file(&sum);
+    let cmd = pane_command(&rig.bench_exe, bytes, 0, &sum.to_string_lossy(), kind);
     let pane = rig.pane(&cmd)?;
-    conn.attach(&pane, COLS, ROWS, false, true).await?;
+    conn.attach(&pane, COLS, ROWS, false, deflate).await?;
+    let watch = CpuWatch::start(&[
+        ("agent", rig.agent_pid()?),
+        ("tmux", rig.tmux_pid()?),
+        ("bench phone", std::process::id()),
+    ]);
     let started = Instant::now();
     conn.input(b"g").await?;
-    let mut framed = Framed::default();
+    let mut framed = Framed::new(kind);
     let deadline = started + TRANSFER_LIMIT;
+    let mut pieces = 0u64;
     while framed.phase != Phase::Done {
         if Instant::now() >= deadline {
             bail!("bulk transfer took longer than {TRANSFER_LIMIT:?}");
         }
         let data = next_output(conn, EVENT_WAIT).await?;
+        if framed.phase == Phase::Inside {
+            pieces += 1;
+        }
         framed.feed(&data);
     }
     let elapsed = started.elapsed();
+    let cpu = watch.finish();
     let written = blocking(|| wait_written(&sum))?;
     conn.detach().await?;
     rig.kill_pane(&pane);
@@ -155,6 +233,8 @@ pub async fn through_agent(rig: &mut Rig, conn: &PhoneConnection, bytes: u64) ->
         elapsed,
         framed,
         written,
+        cpu,
+        pieces,
     })
 }
 
@@ -184,7 +264,13 @@ pub async fn slow_consumer(
     rate: f64,
 ) -> Result<Slow> {
     let sum = rig.scratch_file("slow.sum");
-    let cmd = pane_command(&rig.bench_exe, 0, flood.as_secs(), &sum.to_string_lossy());
+    let cmd = pane_command(
+        &rig.bench_exe,
+        0,
+        flood.as_secs(),
+        &sum.to_string_lossy(),
+        Kind::Letters,
+    );
     let pane = rig.pane(&cmd)?;
     conn.attach(&pane, COLS, ROWS, false, true).await?;
     let agent = rig.agent_pid()?;
@@ -195,7 +281,7 @@ pub async fn slow_consumer(
 
     let started = Instant::now();
     conn.input(b"g").await?;
-    let mut framed = Framed::default();
+    let mut framed = Framed::new(Kind::Letters);
     let mut paced = true;
     let mut paced_for = Duration::ZERO;
     let mut last_check = started;
@@ -248,6 +334,8 @@ pub async fn slow_consumer(
             elapsed,
             framed,
             written,
+            cpu: Vec::new(),
+            pieces: 0,
         },
         paced_for,
         error,
