@@ -151,6 +151,8 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
         "agent ready"
     );
 
+    // `sessions` pushed to the phones when tmux reports a tree change.
+    let tree_watcher = handler.spawn_tree_watcher(cancel.clone());
     // The peers' connection cleaner: a 30 s safety sweep (peer-lifecycle §7).
     let cleaner = peer_manager::ConnectionCleaner::spawn(
         pm.clone(),
@@ -199,6 +201,7 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
     handler.end_all().await;
     cancel.cancel();
     let _ = cleaner.await;
+    let _ = tree_watcher.await;
     client.close();
     if !run_task.is_finished() {
         let _ = tokio::time::timeout(SHUTDOWN_WAIT, &mut run_task).await;

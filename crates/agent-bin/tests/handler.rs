@@ -424,3 +424,46 @@ async fn disconnect_releases_the_size() {
         }
     }
 }
+
+/// Waits for a pushed `sessions` event whose session names satisfy `want`.
+async fn pushed_sessions(r: &mut Rig, want: impl Fn(&[String]) -> bool) -> Vec<String> {
+    loop {
+        if let Event::Sessions { sessions, .. } = r.next().await {
+            let names: Vec<String> = sessions.iter().map(|s| s.name.clone()).collect();
+            if want(&names) {
+                return names;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn tree_changes_are_pushed_to_the_phone() {
+    let (mut r, _pane) = rig("push", 65_536).await;
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let watcher = r.handler.spawn_tree_watcher(cancel.clone());
+    // The phone becomes known to the handler with its first request.
+    r.req(Request::Ping).await;
+    assert!(matches!(r.next().await, Event::Pong { .. }));
+
+    r.tmux.session("added");
+    pushed_sessions(&mut r, |n| n.iter().any(|s| s == "added")).await;
+    r.tmux.run(&["rename-session", "-t", "added", "renamed"]);
+    pushed_sessions(&mut r, |n| n.iter().any(|s| s == "renamed")).await;
+    r.tmux.run(&["kill-session", "-t", "renamed"]);
+    let names = pushed_sessions(&mut r, |n| !n.iter().any(|s| s == "renamed")).await;
+    assert_eq!(names, vec!["work".to_string()]);
+    // A kill can produce one more push while tmux settles; let it drain.
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(1500), r.rx.recv()).await {}
+
+    // A resize re-layouts the window but does not change the tree's shape.
+    r.tmux
+        .run(&["resize-window", "-t", "work", "-x", "90", "-y", "20"]);
+    r.req(Request::Ping).await;
+    assert!(matches!(r.next().await, Event::Pong { .. }));
+    let quiet = tokio::time::timeout(Duration::from_millis(1500), r.rx.recv()).await;
+    assert!(quiet.is_err(), "unexpected push after a resize: {quiet:?}");
+
+    cancel.cancel();
+    watcher.await.unwrap();
+}

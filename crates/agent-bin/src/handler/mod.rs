@@ -8,6 +8,7 @@
 //! (request, pane exit, send failure, disconnect) does so exactly once.
 
 pub mod output;
+mod tree_watch;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
