@@ -56,6 +56,10 @@ async fn demo() -> Result<()> {
         .await
         .context("starting the signaling server")?;
     println!("    server: {}", server.url());
+    println!(
+        "    web client: {}/ (a browser on this machine can pair with the payload below)",
+        server.url()
+    );
 
     step("Starting tmux on a private socket with a session named `demo`");
     let tmux = Tmux::new();
