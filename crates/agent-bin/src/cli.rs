@@ -75,9 +75,10 @@ pub enum Command {
     Init,
     /// Pair a phone: show a QR code and wait for the phone to scan it.
     ///
-    /// Registers a pairing code with the server, shows it as a QR code, as text and
-    /// as a `PAIRING_PAYLOAD <payload>` line on stdout, then waits up to 5 minutes
-    /// for the phone. On success the shared secret is stored and a running agent
+    /// Registers a pairing code with the server and shows a QR code of the web client
+    /// URL (`<server>/#<payload>`, opened by a phone camera), the URL, the code, the
+    /// plain payload (for muxlink-phone) and a `PAIRING_PAYLOAD <payload>` line on
+    /// stdout, then waits up to 5 minutes for the phone. On success the shared secret is stored and a running agent
     /// reloads. Replacing an existing pairing asks first unless --yes is given.
     Pair {
         /// Replace an existing pairing without asking.

@@ -55,6 +55,20 @@ pub fn qr_payload(code: &str, host_public: &[u8; 32], host_id: &str, server_url:
     format!("{code}|{}|{host_id}|{server_url}", B64.encode(host_public))
 }
 
+/// The web client URL a phone camera opens: `<server>/#<percent-encoded payload>`.
+/// The fragment never reaches the server; the page reads the payload from it.
+pub fn web_url(server_url: &str, payload: &str) -> String {
+    let mut out = format!("{}/#", server_url.trim_end_matches('/'));
+    for b in payload.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Decodes a standard-base64 X25519 public key.
 pub fn decode_public(b64: &str) -> Option<[u8; 32]> {
     B64.decode(b64).ok()?.try_into().ok()
@@ -62,6 +76,15 @@ pub fn decode_public(b64: &str) -> Option<[u8; 32]> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn web_url_percent_encodes_the_payload_into_the_fragment() {
+        let p = "ABC234|hSDw+Yk/p1R=|21fe|https://s.example.net:8443";
+        assert_eq!(
+            super::web_url("https://s.example.net:8443/", p),
+            "https://s.example.net:8443/#ABC234%7ChSDw%2BYk%2Fp1R%3D%7C21fe%7Chttps%3A%2F%2Fs.example.net%3A8443"
+        );
+    }
+
     use super::*;
 
     fn hex32(s: &str) -> [u8; 32] {

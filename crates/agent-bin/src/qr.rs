@@ -1,10 +1,11 @@
-//! Renders the pairing payload as a QR code in the terminal with unicode half
-//! blocks (two QR rows per text line), low error correction as pairing.md §2 asks.
+//! Renders the pairing web client URL (payload in its fragment) as a QR code in the
+//! terminal with unicode half blocks (two QR rows per text line), low error correction
+//! as pairing.md §2 asks.
 
 use qrcode::render::unicode::Dense1x2;
 use qrcode::{EcLevel, QrCode};
 
-/// The QR code of `payload` as text lines, light-on-dark friendly (inverted, with quiet zone).
+/// The QR code of `payload` (any text, here the web client URL) as text lines, light-on-dark friendly (inverted, with quiet zone).
 pub fn render(payload: &str) -> Option<String> {
     let code = QrCode::with_error_correction_level(payload.as_bytes(), EcLevel::L).ok()?;
     Some(

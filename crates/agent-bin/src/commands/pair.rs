@@ -78,7 +78,12 @@ pub async fn pair(cfg: &Config, opts: &PairOptions) -> Result<(), CliError> {
     wait_connected(&client, &mut run).await?;
 
     let payload = pairing::qr_payload(&code, &pkey.public, &host_id, &server);
-    show(&payload, &code, opts.payload_only);
+    show(
+        &payload,
+        &pairing::web_url(&server, &payload),
+        &code,
+        opts.payload_only,
+    );
 
     let msg = wait_complete(&mut rx, &mut run, opts).await;
     client.close();
@@ -138,16 +143,19 @@ async fn wait_connected(client: &SignalingClient, run: &mut RunHandle) -> Result
     }
 }
 
-fn show(payload: &str, code: &str, payload_only: bool) {
+/// The QR holds the web client URL (payload in the fragment) so a phone camera opens
+/// it directly; the plain payload and code stay printed for `muxlink-phone` and typing.
+fn show(payload: &str, url: &str, code: &str, payload_only: bool) {
     let mut out = std::io::stdout().lock();
     if !payload_only {
-        if let Some(qr) = crate::qr::render(payload) {
+        if let Some(qr) = crate::qr::render(url) {
             let _ = writeln!(out, "{qr}");
         }
         let _ = writeln!(
             out,
-            "Scan this code with the muxlink app, or enter the code {code}"
+            "Scan this code with the phone camera to open the web client, or enter the code {code}"
         );
+        let _ = writeln!(out, "web client: {url}");
         let _ = writeln!(out, "payload: {payload}");
     }
     let _ = writeln!(out, "PAIRING_PAYLOAD {payload}");
