@@ -8,13 +8,14 @@ use crate::run::{cargo, have, run};
 /// Every static check of `lint`, then every test (unit, integration, e2e, doc tests).
 pub fn test() -> Result<()> {
     lint()?;
+    // nextest does not run doc tests (the crate docs carry compiled examples),
+    // so they run first and the suite's summary closes the output.
+    run(cargo().args(["test", "--workspace", "--doc"]))?;
     if nextest_available() {
         run(cargo().args(["nextest", "run", "--workspace", "--no-fail-fast"]))?;
     } else {
         run(cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
     }
-    // nextest does not run doc tests; the crate docs carry compiled examples.
-    run(cargo().args(["test", "--workspace", "--doc"]))?;
     Ok(())
 }
 
