@@ -142,7 +142,11 @@ impl Control {
             return Err(BridgeError::NoServer);
         }
         let mut cmd = tmux_command(args);
-        cmd.args(["-C", "attach-session"])
+        // `-N`: never start a server. Between the socket check above and the
+        // attach, the server may exit; a server started by our attach would
+        // exit again at once (no sessions) and break a `new-session` that a
+        // user runs at that moment ("server exited unexpectedly").
+        cmd.args(["-N", "-C", "attach-session"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
