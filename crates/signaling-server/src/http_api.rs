@@ -467,6 +467,8 @@ async fn ws_upgrade(
             .into_response();
     };
     let frame = st.config.limits.max_ws_frame.max(MAX_WS_MESSAGE * 4);
+    // Held from here so a shutdown racing the upgrade still waits for it.
+    let tracked = st.socket_tasks.token();
     upgrade
         // Small initial buffers keep idle sockets cheap; they grow per message.
         .read_buffer_size(4096)
@@ -474,5 +476,8 @@ async fn ws_upgrade(
         .max_write_buffer_size(1 << 20)
         .max_message_size(frame)
         .max_frame_size(frame)
-        .on_upgrade(move |socket| crate::ws::serve_socket(st, socket, permit))
+        .on_upgrade(move |socket| async move {
+            crate::ws::serve_socket(st, socket, permit).await;
+            drop(tracked);
+        })
 }

@@ -94,6 +94,7 @@ impl Server {
             )),
             sockets: Arc::new(Semaphore::new(limits.max_sockets_total)),
             shutdown: shutdown.clone(),
+            socket_tasks: tokio_util::task::TaskTracker::new(),
             config,
         });
         let app = crate::http_api::router(Arc::clone(&state));
@@ -159,7 +160,13 @@ impl RunningServer {
     /// Closes every socket (1001) and stops serving; waits at most 10 s.
     pub async fn shutdown(self) {
         self.shutdown.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+        let sockets = &self.state.socket_tasks;
+        sockets.close();
+        let stopped = async {
+            let _ = self.task.await;
+            sockets.wait().await;
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(10), stopped).await;
         let _ = self.sweeper.await;
         tracing::info!("signaling server stopped");
     }

@@ -4,6 +4,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::api_error::ApiError;
 use crate::challenges::Challenges;
@@ -27,6 +28,10 @@ pub(crate) struct AppState {
     /// One permit per open WebSocket.
     pub sockets: Arc<Semaphore>,
     pub shutdown: CancellationToken,
+    /// Every upgraded socket task: axum's graceful shutdown does not wait
+    /// for upgraded connections, so `shutdown` waits here for their close
+    /// frames (1001) to be written.
+    pub socket_tasks: TaskTracker,
 }
 
 /// Locks a std mutex; every critical section here is panic-free, so a
