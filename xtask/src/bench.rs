@@ -3,26 +3,12 @@
 
 use anyhow::Result;
 
-use crate::run::{cargo, project_root, run};
+use crate::run::{build_with_agent, project_root, run, target_dir};
 
 pub fn bench() -> Result<()> {
-    run(cargo().args([
-        "build",
-        "--release",
-        "--package",
-        "agent-bin",
-        "--bin",
-        "muxlink",
-        "--package",
-        "muxlink-e2e",
-        "--bin",
-        "muxlink-bench",
-    ]))?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| project_root().join("target"));
-    let report = target.join("bench").join("report.json");
-    let mut cmd = std::process::Command::new(target.join("release").join("muxlink-bench"));
+    let driver = build_with_agent(true, "muxlink-bench")?;
+    let report = target_dir().join("bench").join("report.json");
+    let mut cmd = std::process::Command::new(driver);
     cmd.current_dir(project_root()).arg("--out").arg(&report);
     run(&mut cmd)
 }

@@ -3,24 +3,11 @@
 
 use anyhow::Result;
 
-use crate::run::{cargo, project_root, run};
+use crate::run::{build_with_agent, project_root, run};
 
 pub fn demo() -> Result<()> {
-    run(cargo().args([
-        "build",
-        "--package",
-        "agent-bin",
-        "--bin",
-        "muxlink",
-        "--package",
-        "muxlink-e2e",
-        "--bin",
-        "muxlink-demo",
-    ]))?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| project_root().join("target"));
-    let mut cmd = std::process::Command::new(target.join("debug").join("muxlink-demo"));
+    let driver = build_with_agent(false, "muxlink-demo")?;
+    let mut cmd = std::process::Command::new(driver);
     cmd.current_dir(project_root());
     run(&mut cmd)
 }

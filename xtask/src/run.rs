@@ -20,6 +20,38 @@ pub fn cargo() -> Command {
     cmd
 }
 
+/// Builds the `muxlink` binary together with `driver` (a binary of the
+/// `muxlink-e2e` package) and returns the driver's path; the demo and the
+/// bench drive the real agent this way.
+pub fn build_with_agent(release: bool, driver: &str) -> Result<PathBuf> {
+    let mut cmd = cargo();
+    cmd.arg("build");
+    if release {
+        cmd.arg("--release");
+    }
+    cmd.args([
+        "--package",
+        "agent-bin",
+        "--bin",
+        "muxlink",
+        "--package",
+        "muxlink-e2e",
+        "--bin",
+        driver,
+    ]);
+    run(&mut cmd)?;
+    Ok(target_dir()
+        .join(if release { "release" } else { "debug" })
+        .join(driver))
+}
+
+/// The cargo target directory (`CARGO_TARGET_DIR` or `<root>/target`).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| project_root().join("target"))
+}
+
 /// Runs `cmd`, printing it first; an unsuccessful exit is an error.
 pub fn run(cmd: &mut Command) -> Result<()> {
     eprintln!("$ {}", describe(cmd));
