@@ -44,6 +44,10 @@ pub enum DecompressError {
     Failed,
 }
 
+/// A non-final empty stored block: what a sync flush writes on a
+/// byte-aligned stream.
+const EMPTY_SYNC_BLOCK: [u8; 5] = [0x00, 0x00, 0x00, 0xff, 0xff];
+
 /// Output buffer growth step bounds.
 const MIN_CHUNK: usize = 4096;
 const MAX_CHUNK: usize = 256 * 1024;
@@ -96,6 +100,13 @@ impl Compressor {
     }
 
     fn compress_inner(&mut self, data: &[u8]) -> Result<Vec<u8>, CompressError> {
+        if data.is_empty() {
+            // zlib refuses a second sync flush with no new input (it returns
+            // a buffer error and writes nothing). Between messages the stream
+            // is byte-aligned, so the empty stored block a sync flush would
+            // write can be written here without touching the engine.
+            return Ok(EMPTY_SYNC_BLOCK.to_vec());
+        }
         let chunk = data.len().saturating_add(64).clamp(MIN_CHUNK, MAX_CHUNK);
         let mut out = Vec::new();
         let mut input = data;
