@@ -6,6 +6,8 @@ use anyhow::Result;
 use crate::run::{build_with_agent, project_root, run};
 
 pub fn demo() -> Result<()> {
+    // The demo prints the web client's URL: serve the real page where npm exists.
+    crate::web::web_if_available()?;
     let driver = build_with_agent(false, "muxlink-demo")?;
     let mut cmd = std::process::Command::new(driver);
     cmd.current_dir(project_root());

@@ -7,6 +7,8 @@ use crate::run::{cargo, have, run};
 
 /// Every static check of `lint`, then every test (unit, integration, e2e, doc tests).
 pub fn test() -> Result<()> {
+    // First, so the server binary built below embeds the current web client.
+    crate::web::web_if_available()?;
     lint()?;
     // nextest does not run doc tests (the crate docs carry compiled examples),
     // so they run first and the suite's summary closes the output.
@@ -41,8 +43,17 @@ pub fn lint() -> Result<()> {
     Ok(())
 }
 
-/// Only the end-to-end suite in `tests/`.
+/// Only the end-to-end suite in `tests/` (with the web client's browser test).
 pub fn e2e() -> Result<()> {
+    crate::web::web_if_available()?;
+    // The browser test drives the signaling server binary.
+    run(cargo().args([
+        "build",
+        "--package",
+        "signaling-server",
+        "--bin",
+        "muxlink-signaling-server",
+    ]))?;
     if nextest_available() {
         run(cargo().args(["nextest", "run", "-p", "muxlink-e2e", "--no-fail-fast"]))
     } else {
