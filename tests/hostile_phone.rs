@@ -188,7 +188,7 @@ async fn malformed_and_oversize_frames_after_auth_get_errors_on_an_open_channel(
         compression: None,
     })
     .encode();
-    // Large but not the full 1 MiB: see the ignored test below.
+    // Large but not the full 1 MiB: the full size has its own test below.
     let mut big_garbage = vec![0xc1; 256 * 1024];
     big_garbage[0] = 0x81;
     let cases: Vec<(&str, Vec<u8>, &[&str])> = vec![
@@ -330,14 +330,15 @@ async fn resize_flood_is_absorbed_and_the_last_size_wins() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "flaky transport (rtc-transport over webrtc 0.17.2): one message of exactly 1 MiB takes 0.2-1.5 s on loopback in debug builds and sometimes exceeds RtcChannel's 5 s send deadline (SendTimeout, channel closed) when tests run in parallel"]
 async fn message_of_exactly_one_mib_after_auth_is_answered() {
+    // One message only: on a loaded two-core machine a 1 MiB burst over
+    // loopback UDP can lose packets and wait out SCTP retransmission timers,
+    // which is the transport's business, not the agent's (see the nextest
+    // retry in .config/nextest.toml).
     let rig = Rig::start(BIN).await.unwrap();
     let conn = rig.connect().await.unwrap();
-    for _ in 0..3 {
-        let got = errors_for(&conn, &input_of_total_size(MAX_MESSAGE)).await;
-        assert_eq!(got, ["input_too_large"]);
-    }
+    let got = errors_for(&conn, &input_of_total_size(MAX_MESSAGE)).await;
+    assert_eq!(got, ["input_too_large"]);
     conn.close().await;
     rig.shutdown().await.unwrap();
 }

@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::{Mutex, Notify, mpsc, watch};
@@ -12,7 +13,7 @@ use webrtc::data_channel::RTCDataChannel;
 
 use crate::error::RtcError;
 use crate::sdp::MAX_MESSAGE_SIZE;
-use crate::{HIGH_WATER_MARK, LOW_WATER_MARK, SEND_TIMEOUT};
+use crate::{HIGH_WATER_MARK, LOW_WATER_MARK, MIN_WRITE_RATE_BYTES_PER_SEC, SEND_TIMEOUT};
 
 /// Received messages waiting for `recv`; a full queue stops reading, which in
 /// turn fills SCTP's receive window and slows the remote sender.
@@ -105,7 +106,8 @@ impl RtcChannel {
 
     /// Sends one binary message. Waits while more than 512 KiB are buffered
     /// (until the buffered amount falls to 4 096, the channel closes, or 5 s pass)
-    /// and bounds the library's own write by the same 5 s deadline.
+    /// and bounds the library's own write by 5 s plus the message's size at
+    /// [`MIN_WRITE_RATE_BYTES_PER_SEC`].
     pub async fn send(&self, bytes: &[u8]) -> Result<(), RtcError> {
         self.send_inner(bytes, true).await
     }
@@ -148,6 +150,10 @@ impl RtcChannel {
             }
         }
         let data = Bytes::copy_from_slice(bytes);
+        let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+        let write_deadline = Instant::now()
+            + SEND_TIMEOUT
+            + Duration::from_millis(len.saturating_mul(1000) / MIN_WRITE_RATE_BYTES_PER_SEC);
         // The library's write can itself block when SCTP's pending queue (128 KiB)
         // is full, so it races the same deadline and the close signal. Abandoning
         // a write half-way can leave part of a large message queued (the library
@@ -160,7 +166,7 @@ impl RtcChannel {
                 Err(e) => Err(RtcError::Webrtc(e.into())),
             },
             _ = wait_closed(&mut st) => Err(RtcError::Closed),
-            _ = sleep_until(deadline) => {
+            _ = sleep_until(write_deadline) => {
                 self.close();
                 Err(RtcError::SendTimeout)
             }

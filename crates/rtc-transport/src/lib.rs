@@ -35,7 +35,9 @@
 //!   1 MiB both ways);
 //! - an empty message reads like end-of-stream: a zero-length read ends the channel;
 //! - `send` can block inside the library (its pending queue is 128 KiB) and is not
-//!   cancel-safe for large messages: sends race a 5 s deadline and a timed-out write
+//!   cancel-safe for large messages: the wait for room races a 5 s deadline, the
+//!   write itself that deadline plus time for the message's size at a floor rate
+//!   (a 1 MiB write must first push ~900 KiB through SCTP), and a timed-out write
 //!   closes the channel;
 //! - a peer-reflexive pair waits 1 s before it is accepted: loopback settings set
 //!   that wait to zero, which takes connect from ~1 s to a few ms.
@@ -60,8 +62,13 @@ pub use sdp::{MAX_MESSAGE_SIZE, parse_max_message_size};
 pub const LOW_WATER_MARK: usize = 4096;
 /// A send waits while more than this many bytes are buffered (512 KiB).
 pub const HIGH_WATER_MARK: usize = 512 * 1024;
-/// How long a send may wait for room (and for the library's own write) in total.
+/// How long a send may wait for room (spec peer-lifecycle §6).
 pub const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// The slowest transfer rate a write is given time for, on top of
+/// [`SEND_TIMEOUT`]: a message larger than the library's 128 KiB pending queue
+/// returns only once most of it has been transmitted, which for 1 MiB can take
+/// seconds on a loaded machine (13 s allowed at this rate).
+pub const MIN_WRITE_RATE_BYTES_PER_SEC: u64 = 128 * 1024;
 /// Remote candidates held until the remote description is set; extra ones are dropped.
 pub const MAX_PENDING_CANDIDATES: usize = 64;
 /// The remote peer's max-message-size when its SDP does not advertise one (RFC 8841).
