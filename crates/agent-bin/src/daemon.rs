@@ -36,6 +36,8 @@ impl MessageSender for SignalingSink {
 
 /// Runs the agent until SIGTERM/SIGINT or a permanent signaling error.
 pub async fn run(cfg: Config) -> Result<(), CliError> {
+    // Taken before anything is spawned, so no child inherits the pipe.
+    let ready_notifier = crate::readiness::ReadyNotifier::from_env();
     let store = Store::new(&cfg.paths.data_dir);
     let key = store.load_identity()?;
     let server = cfg.require_server()?.to_string();
@@ -150,6 +152,9 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
         tmux_socket = %cfg.tmux_socket,
         "agent ready"
     );
+    if let Some(notifier) = ready_notifier {
+        notifier.ready();
+    }
 
     // `sessions` pushed to the phones when tmux reports a tree change.
     let tree_watcher = handler.spawn_tree_watcher(cancel.clone());

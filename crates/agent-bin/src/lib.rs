@@ -39,5 +39,6 @@ pub mod logging;
 pub mod pairing;
 pub mod pidfile;
 pub mod qr;
+pub mod readiness;
 pub mod status;
 pub mod store;

@@ -56,6 +56,22 @@ pub fn running_pid(path: &Path) -> Option<i32> {
     }
 }
 
+/// Blocks until no agent holds the lock (true) or `timeout` passes (false).
+/// The blocking `flock` runs on a helper thread, so the wait wakes the moment
+/// the agent exits; after a timeout that thread stays parked on the lock
+/// until the process ends, which for the CLI is at once.
+pub fn wait_released(path: &Path, timeout: std::time::Duration) -> bool {
+    let Ok(file) = std::fs::File::open(path) else {
+        return true;
+    };
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    std::thread::spawn(move || {
+        let released = Flock::lock(file, FlockArg::LockShared).is_ok();
+        let _ = tx.send(released);
+    });
+    matches!(rx.recv_timeout(timeout), Ok(true))
+}
+
 fn read_pid(f: &mut std::fs::File) -> Option<i32> {
     let mut s = String::new();
     f.rewind().ok()?;

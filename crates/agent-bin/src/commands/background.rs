@@ -1,14 +1,20 @@
 //! `muxlink start` / `stop`: the agent as a background process, found through
-//! its locked pidfile.
+//! its locked pidfile. `start` waits on a pipe the agent writes to once ready
+//! (see `readiness`); `stop` waits for the pidfile lock to be released.
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::{Config, Overrides};
 use crate::error::CliError;
 use crate::pidfile;
-use crate::status::AgentStatus;
+use crate::readiness::{Readiness, ReadyPipe};
 use crate::store::Store;
+
+/// How long `start` waits for the agent to report that it is ready.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long `stop` waits for the agent to exit after SIGTERM.
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Starts `muxlink run` detached unless an agent already runs; returns its pid.
 pub fn start(cfg: &Config, o: &Overrides, quiet: bool) -> Result<i32, CliError> {
@@ -59,30 +65,34 @@ pub fn start(cfg: &Config, o: &Overrides, quiet: bool) -> Result<i32, CliError> 
     }
     // Own process group: a Ctrl-C in this terminal must not reach the agent.
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let ready = ReadyPipe::new()
+        .map_err(|e| CliError::Other(format!("cannot create the start-up pipe: {e}")))?;
+    ready.pass_to(&mut cmd);
     let mut child = cmd
         .spawn()
         .map_err(|e| CliError::Other(format!("cannot start the agent: {e}")))?;
     let pid = child.id() as i32;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
+    let waited = ready
+        .wait(START_TIMEOUT)
+        .map_err(|e| CliError::Other(format!("cannot wait for the agent: {e}")))?;
+    match waited {
+        Readiness::Ready => {}
+        Readiness::Exited => {
+            let status = child
+                .wait()
+                .map_or_else(|e| e.to_string(), |s| s.to_string());
             return Err(CliError::Other(format!(
                 "the agent exited at once ({status}); see {}",
                 log_path.display()
             )));
         }
-        let ready =
-            AgentStatus::read(&cfg.paths.status_file()).is_some_and(|s| s.pid as i32 == pid);
-        if ready {
-            break;
-        }
-        if Instant::now() >= deadline {
+        Readiness::TimedOut => {
             return Err(CliError::Other(format!(
-                "the agent did not become ready within 15 s; see {}",
+                "the agent did not become ready within {} s; see {}",
+                START_TIMEOUT.as_secs(),
                 log_path.display()
             )));
         }
-        std::thread::sleep(Duration::from_millis(25));
     }
     if !quiet {
         println!("agent started (pid {pid}); logs in {}", log_path.display());
@@ -102,14 +112,11 @@ pub fn stop(cfg: &Config) -> Result<(), CliError> {
         nix::sys::signal::Signal::SIGTERM,
     )
     .map_err(|e| CliError::Other(format!("cannot signal the agent (pid {pid}): {e}")))?;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while pidfile::running_pid(&path).is_some() {
-        if Instant::now() >= deadline {
-            return Err(CliError::Other(format!(
-                "the agent (pid {pid}) did not stop within 20 s; `kill -9 {pid}` ends it"
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(25));
+    if !pidfile::wait_released(&path, STOP_TIMEOUT) {
+        return Err(CliError::Other(format!(
+            "the agent (pid {pid}) did not stop within {} s; `kill -9 {pid}` ends it",
+            STOP_TIMEOUT.as_secs()
+        )));
     }
     println!("agent stopped");
     Ok(())
