@@ -83,8 +83,11 @@ async function main() {
   // A database file and a fixed JWT secret let the server restart mid-test with devices and pairing kept.
   const db = join(mkdtempSync(join(tmpdir(), "muxlink-web-e2e-db-")), "server.sqlite");
   cleanups.push(() => rmSync(dirname(db), { recursive: true, force: true }));
+  // A request-signing secret, so the page must sign its HTTP calls and its
+  // WebSocket upgrade (in the query: browsers cannot set WebSocket headers).
+  const hmacSecret = "web-e2e-signing-secret";
   const serverArgs = ["--bind", `127.0.0.1:${port}`, "--rate-limits", "false", "--database", db,
-    "--jwt-secret", "web-e2e-jwt-secret"];
+    "--jwt-secret", "web-e2e-jwt-secret", "--hmac-secret", hmacSecret];
   let server = start(SERVER, serverArgs);
   await server.wait((l) => l.includes("listening"), "the server");
 
@@ -97,7 +100,7 @@ async function main() {
   const home = mkdtempSync(join(tmpdir(), "muxlink-web-e2e-"));
   cleanups.push(() => rmSync(home, { recursive: true, force: true }));
   const env = { MUXLINK_HOME: home, MUXLINK_TMUX_SOCKET: sock, MUXLINK_LOOPBACK_ONLY: "true",
-    MUXLINK_HOST_NAME: "web-e2e-host", MUXLINK_SERVER: url };
+    MUXLINK_HOST_NAME: "web-e2e-host", MUXLINK_SERVER: url, MUXLINK_HMAC_SECRET: hmacSecret };
   execFileSync(MUXLINK, ["init"], { env: { ...process.env, ...env } });
   const pair = start(MUXLINK, ["pair", "--yes", "--payload-only"], env);
   const payload = (await pair.wait((l) => l.startsWith("PAIRING_PAYLOAD "), "the pairing payload")).slice("PAIRING_PAYLOAD ".length);
@@ -115,6 +118,8 @@ async function main() {
   page.on("console", (m) => process.env.E2E_VERBOSE && console.log(`    [page] ${m.text()}`));
   await page.goto(`${url}/#${encodeURIComponent(payload)}`);
   await page.waitForSelector("#pair");
+  await page.locator("details").evaluate((d) => { d.open = true; });
+  await page.fill("#hmac", hmacSecret);
   await page.screenshot({ path: join(shots, "pairing.png") });
   // A code the server does not know reads as wrong or expired, and nothing is stored.
   const code = payload.split("|")[0];

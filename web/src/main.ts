@@ -201,7 +201,7 @@ async function connectOnce(): Promise<void> {
 /** Token, socket and ICE servers for the paired server; `device_unpaired` handled here. */
 async function openSignaling(opts: { serverUrl: string; hmacSecret: string }): Promise<void> {
   const token = await fetchToken(opts, app.identity!);
-  const sig = await Signaling.connect(opts.serverUrl, token, (await get<string>("name")) ?? "");
+  const sig = await Signaling.connect(opts.serverUrl, token, (await get<string>("name")) ?? "", opts.hmacSecret);
   sig.onclose = () => {
     if (app.signaling !== sig) return;
     app.signaling = undefined;

@@ -104,7 +104,17 @@ async fn require_signature(State(st): St, req: Request, next: Next) -> Response 
     let secret = &st.config.hmac_secret;
     if !secret.is_empty() {
         let h = req.headers();
-        let get = |name: &str| h.get(name).and_then(|v| v.to_str().ok());
+        // Browsers cannot set headers on a WebSocket upgrade, so on `/ws`
+        // alone the same three values may come as query parameters (the
+        // signature still covers the path only). Headers win when present.
+        let query = (req.uri().path() == api_path(&st.config.api_version, "/ws")
+            && !h.contains_key(HEADER_SIGNATURE))
+        .then(|| req.uri().query())
+        .flatten();
+        let get = |name: &str| match query {
+            Some(q) => query_value(q, name),
+            None => h.get(name).and_then(|v| v.to_str().ok()),
+        };
         let now = st.now();
         let checked = verify_request(
             secret,
@@ -127,6 +137,16 @@ async fn require_signature(State(st): St, req: Request, next: Next) -> Response 
         }
     }
     next.run(req).await
+}
+
+/// The value of `name` in a query string, taken verbatim: signing values are
+/// digits and hex, which need no percent-decoding (anything else fails the
+/// signature check).
+fn query_value<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find_map(|(k, v)| (k == name).then_some(v))
 }
 
 fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {

@@ -117,3 +117,53 @@ async fn health_is_unsigned_and_ws_upgrade_is_signed() {
     ws.ping().await;
     ts.server.shutdown().await;
 }
+
+/// Browsers cannot set headers on a WebSocket upgrade: on `/ws` the three
+/// signing values may come as query parameters (same names, same rules);
+/// on every other endpoint a query signature counts for nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ws_upgrade_may_carry_its_signature_in_the_query() {
+    use signaling_proto::consts::{HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP};
+    use tokio_tungstenite::tungstenite::Error;
+
+    let ts = server().await;
+    let ws_path = ts.path("/ws");
+    let now = ts.clock.now_unix();
+    let query = |path: &str| {
+        let nonce = fresh_nonce();
+        let sig = sign_request(SECRET, now, &nonce, path);
+        format!("{HEADER_TIMESTAMP}={now}&{HEADER_NONCE}={nonce}&{HEADER_SIGNATURE}={sig}")
+    };
+    let open = |q: String| {
+        let url = format!("{}?{q}", signaling_proto::ws_url(&ts.url, &ts.version));
+        async move {
+            match tokio_tungstenite::connect_async(url).await {
+                Ok(_) => Ok(()),
+                Err(Error::Http(resp)) => Err(resp.status().as_u16()),
+                Err(e) => panic!("ws connect failed: {e}"),
+            }
+        }
+    };
+
+    let good = query(&ws_path);
+    assert_eq!(open(good.clone()).await, Ok(()));
+    // The nonce is single-use there too.
+    assert_eq!(open(good).await, Err(401));
+    // Signed for another path.
+    assert_eq!(open(query(&ts.path("/auth/token"))).await, Err(401));
+
+    let http = ts.http();
+    let q = query(&ts.path("/auth/challenge"));
+    let body = Some(json!({ "deviceId": DeviceKeys::random().id }).to_string());
+    let r = http
+        .send(
+            "POST",
+            &format!("/auth/challenge?{q}"),
+            body,
+            None,
+            Sign::Unsigned,
+        )
+        .await;
+    assert_eq!((r.status, r.error()), (401, "missing client signature"));
+    ts.server.shutdown().await;
+}

@@ -1,6 +1,7 @@
 // The phone's signaling WebSocket (signaling.md §6–§7, §11): `auth` with the
 // JWT, presence every 30 s, host presence tracking, messages to listeners.
-import { wsUrl } from "../proto/qr";
+import { signedHeaders } from "../proto/crypto";
+import { apiPath, wsUrl } from "../proto/qr";
 
 const AUTH_TIMEOUT_MS = 10_000;
 const PRESENCE_MS = 30_000;
@@ -55,12 +56,19 @@ export class Signaling {
     this.presence = setInterval(() => this.send({ type: "presence" }), PRESENCE_MS);
   }
 
-  /** Opens the socket, sends `auth{token,name}` and waits for `auth ok`. */
-  static connect(serverUrl: string, token: string, name: string): Promise<Signaling> {
+  /**
+   * Opens the socket, sends `auth{token,name}` and waits for `auth ok`. A
+   * browser cannot set headers on a WebSocket, so with a signing secret the
+   * upgrade's signature goes in the query (the server accepts it on `/ws`).
+   */
+  static async connect(serverUrl: string, token: string, name: string, hmacSecret = ""): Promise<Signaling> {
+    const signed = await signedHeaders(hmacSecret, apiPath("/ws"), Date.now() / 1000);
+    const query = new URLSearchParams(signed).toString();
+    const url = wsUrl(serverUrl) + (query ? `?${query}` : "");
     return new Promise((resolve, reject) => {
       let ws: WebSocket;
       try {
-        ws = new WebSocket(wsUrl(serverUrl));
+        ws = new WebSocket(url);
       } catch (e) {
         reject(new SignalingError(`bad server url: ${(e as Error).message}`));
         return;
