@@ -140,10 +140,7 @@ async fn pair_connect_attach_type_resize_detach_kill_unpair() {
     let v = blocking(|| status_until(&home, |v| v["peers"][0]["attachedPane"] == pane.as_str()));
     assert_eq!(v["agentRunning"], true);
     assert_eq!(v["signaling"], "connected");
-    assert_eq!(
-        v["peers"][0]["deviceId"],
-        phone.identity().device_id().as_str()
-    );
+    assert_eq!(v["peers"][0]["deviceId"], phone.identity().device_id());
 
     conn.detach().await.unwrap();
     let forced = tmux

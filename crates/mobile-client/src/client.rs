@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use rtc_transport::RtcConfig;
+use signaling_client::http::fetch_token_v1;
 
 use crate::connection::PhoneConnection;
 use crate::error::ClientError;
@@ -94,8 +95,7 @@ impl PhoneClient {
         let record = self.pairing()?.ok_or(ClientError::NotPaired)?;
         let id = self.identity.clone();
         let secret = self.config.hmac_secret.clone();
-        crate::http::blocking(move || crate::http::fetch_token(&id, &record.server_url, &secret))
-            .await
+        crate::http::blocking(move || Ok(fetch_token_v1(&id, &record.server_url, &secret)?)).await
     }
 
     /// Opens the signaling socket to the paired host's server.

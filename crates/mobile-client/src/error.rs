@@ -81,3 +81,56 @@ pub enum ClientError {
     #[error("connection closed")]
     Closed,
 }
+
+/// The signed HTTP calls are `signaling_client::http`'s; each of its errors
+/// keeps its URL and detail in the matching variant here.
+impl From<signaling_client::HttpError> for ClientError {
+    fn from(e: signaling_client::HttpError) -> Self {
+        use signaling_client::HttpError;
+        match e {
+            HttpError::Transport { url, detail } => ClientError::Transport { url, detail },
+            HttpError::Status { url, status, error } => ClientError::Http { url, status, error },
+            HttpError::InvalidResponse { url, detail } => {
+                ClientError::InvalidResponse { url, detail }
+            }
+            // `HttpError` is non-exhaustive: a later kind keeps its own message.
+            other => ClientError::Signaling(other.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use signaling_client::HttpError;
+
+    #[test]
+    fn http_errors_keep_their_url_status_and_server_message() {
+        let e = ClientError::from(HttpError::Status {
+            url: "http://h/v1/auth/token".into(),
+            status: 401,
+            error: "unknown device".into(),
+        });
+        assert!(matches!(&e, ClientError::Http { status: 401, .. }));
+        assert_eq!(
+            e.to_string(),
+            "server refused http://h/v1/auth/token: 401 unknown device"
+        );
+        let e = ClientError::from(HttpError::Transport {
+            url: "http://h/v1/auth/challenge".into(),
+            detail: "connection refused".into(),
+        });
+        assert_eq!(
+            e.to_string(),
+            "cannot reach http://h/v1/auth/challenge: connection refused"
+        );
+        let e = ClientError::from(HttpError::InvalidResponse {
+            url: "http://h/v1/auth/token".into(),
+            detail: "empty token".into(),
+        });
+        assert_eq!(
+            e.to_string(),
+            "unexpected reply from http://h/v1/auth/token: empty token"
+        );
+    }
+}

@@ -7,9 +7,9 @@
 //! `rtc-transport` only.
 //!
 //! Layout:
-//! - `identity`: [`PhoneIdentity`], Ed25519 key stored 0600.
+//! - `identity`: [`PhoneIdentity`] (`signaling_client::Identity`), the Ed25519 key stored 0600.
 //! - `store`: [`ConfigDir`] and [`PairingRecord`] (0600 JSON).
-//! - `http`: blocking signed HTTP calls (ureq) and the challenge → token flow.
+//! - `http`: runs `signaling_client::http` (signed calls, challenge → token) off the runtime.
 //! - `pairing`: [`pair`], `POST /auth/pair/complete` and the secret derivation.
 //! - `signaling`: [`Signaling`], the authenticated WebSocket with presence and routing.
 //! - `connection`: [`PhoneConnection`], connect/answer/handshake and the typed API.
@@ -29,7 +29,7 @@ pub mod cli;
 mod client;
 mod connection;
 mod error;
-pub mod http;
+mod http;
 mod identity;
 mod misbehave;
 mod pairing;

@@ -3,13 +3,15 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use signaling_client::http::{fetch_challenge, signed_json};
+use signaling_proto::consts::DEFAULT_API_VERSION;
 use signaling_proto::{
     PairCompleteRequest, PairCompleteResponse, QrPayload, derive_pairing_secret,
 };
 use x25519_dalek::{PublicKey, StaticSecret};
 
 use crate::error::ClientError;
-use crate::http::{blocking, fetch_challenge, signed_json};
+use crate::http::blocking;
 use crate::identity::PhoneIdentity;
 use crate::store::PairingRecord;
 
@@ -39,15 +41,17 @@ pub async fn pair(
     let name = name.map(str::to_owned);
     let x25519 = STANDARD.encode(own_public.as_bytes());
     let resp: PairCompleteResponse = blocking(move || {
-        let device_id = identity2.device_id();
-        let nonce = fetch_challenge(&server_url, &secret, &device_id)?;
+        let device_id = identity2.device_id().to_owned();
+        let nonce = fetch_challenge(&server_url, DEFAULT_API_VERSION, &secret, &device_id)?;
         let signature = identity2.sign_challenge(&nonce);
-        signed_json(
+        let resp = signed_json(
             "POST",
             &server_url,
+            DEFAULT_API_VERSION,
             "/auth/pair/complete",
             &secret,
-            &PairCompleteRequest {
+            None,
+            Some(&PairCompleteRequest {
                 pairing_code: code,
                 device_id,
                 ed25519_public_key: identity2.public_key_b64(),
@@ -55,8 +59,9 @@ pub async fn pair(
                 name,
                 nonce,
                 signature,
-            },
-        )
+            }),
+        )?;
+        Ok(resp)
     })
     .await?;
 

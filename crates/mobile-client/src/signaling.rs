@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use signaling_client::http::{fetch_token_v1, unix_now};
 use signaling_proto::consts::{
     DEFAULT_API_VERSION, MAX_WS_MESSAGE, MAX_WS_UPGRADE_ERROR_BODY, PRESENCE_INTERVAL,
 };
@@ -19,7 +20,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::error::ClientError;
-use crate::http::{blocking, fetch_token, unix_now};
+use crate::http::blocking;
 use crate::identity::PhoneIdentity;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -95,7 +96,7 @@ impl Signaling {
     ) -> Result<Signaling, ClientError> {
         let id = identity.clone();
         let (url, secret) = (opts.server_url.clone(), opts.hmac_secret.clone());
-        let token = blocking(move || fetch_token(&id, &url, &secret)).await?;
+        let token = blocking(move || Ok(fetch_token_v1(&id, &url, &secret)?)).await?;
         Self::connect_with_token(identity, opts, &token).await
     }
 
@@ -190,7 +191,7 @@ impl Signaling {
             opts.presence_interval,
         ));
         Ok(Signaling {
-            device_id: identity.device_id(),
+            device_id: identity.device_id().to_owned(),
             out: out_tx,
             routes,
             other: tokio::sync::Mutex::new(other_rx),

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
 
 use crate::error::ClientError;
-use crate::identity::{PhoneIdentity, write_private};
+use crate::identity::{PhoneIdentity, load_or_create, write_private};
 
 /// What pairing leaves behind: who the host is, where to reach it, and the
 /// 32-byte secret for the key-possession proof.
@@ -63,7 +63,7 @@ impl ConfigDir {
 
     /// Loads or creates the identity.
     pub fn identity(&self) -> Result<PhoneIdentity, ClientError> {
-        PhoneIdentity::load_or_create(&self.dir.join("identity.key"))
+        load_or_create(&self.dir.join("identity.key"))
     }
 
     /// The stored pairing, if any.

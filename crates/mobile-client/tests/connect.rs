@@ -35,7 +35,7 @@ async fn connects_authenticates_and_speaks_the_protocol() {
     let server = server().await;
     let dir = tempfile::tempdir().unwrap();
     let (phone, _host, host_sig, secret) = paired(&server, dir.path()).await;
-    let (cmds, mut seen) = mini_host(host_sig, phone.identity().device_id(), secret);
+    let (cmds, mut seen) = mini_host(host_sig, phone.identity().device_id().to_owned(), secret);
     let sig = phone.signaling().await.unwrap();
     let conn = timeout(WAIT, phone.connect(sig)).await.unwrap().unwrap();
     saw(&mut seen, "auth ok").await;
@@ -86,7 +86,7 @@ async fn wrong_or_garbage_mac_gets_the_peer_closed() {
     let server = server().await;
     let dir = tempfile::tempdir().unwrap();
     let (phone, _host, host_sig, secret) = paired(&server, dir.path()).await;
-    let (_cmds, mut seen) = mini_host(host_sig, phone.identity().device_id(), secret);
+    let (_cmds, mut seen) = mini_host(host_sig, phone.identity().device_id().to_owned(), secret);
     let sig = phone.signaling().await.unwrap();
 
     let conn = timeout(

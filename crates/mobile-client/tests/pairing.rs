@@ -38,7 +38,7 @@ async fn signaling_sees_the_host_online_and_routes_its_rejection() {
         .unwrap()
         .unwrap();
     // The host refuses: the phone's connect fails with the reason.
-    let phone_id = phone.identity().device_id();
+    let phone_id = phone.identity().device_id().to_owned();
     let refuser = tokio::spawn(async move {
         let mut route = host_sig.route(&phone_id);
         let req = route.recv().await.unwrap();
@@ -102,11 +102,12 @@ async fn bad_code_bad_payload_wrong_secret_and_unpaired_token_are_refused() {
     ));
     let id = phone.identity().clone();
     let url = server.url();
-    let err =
-        tokio::task::spawn_blocking(move || mobile_client::http::fetch_token(&id, &url, HMAC))
-            .await
-            .unwrap()
-            .unwrap_err();
+    let err = tokio::task::spawn_blocking(move || {
+        signaling_client::http::fetch_token_v1(&id, &url, HMAC).map_err(ClientError::from)
+    })
+    .await
+    .unwrap()
+    .unwrap_err();
     assert!(
         matches!(&err, ClientError::Http { status: 401, .. }),
         "{err}"

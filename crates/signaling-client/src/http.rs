@@ -1,6 +1,6 @@
 //! Blocking HTTP helpers for the signaling server, shared by the driver
-//! (inside `spawn_blocking`) and the CLI: signed JSON requests and the
-//! challenge → JWT exchange (signaling.md §3, §5).
+//! (inside `spawn_blocking`), the CLI and the phone (`mobile-client`): signed
+//! JSON requests and the challenge → JWT exchange (signaling.md §3, §5).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -139,6 +139,34 @@ pub fn signed_json<B: Serialize, T: DeserializeOwned>(
     })
 }
 
+/// `POST /auth/challenge` (signaling.md §3): a fresh nonce for `device_id`,
+/// to be signed for the token, pairing or pair-initiate request.
+pub fn fetch_challenge(
+    server_url: &str,
+    api_version: &str,
+    secret: &str,
+    device_id: &str,
+) -> Result<String, HttpError> {
+    let challenge: ChallengeResponse = signed_json(
+        "POST",
+        server_url,
+        api_version,
+        "/auth/challenge",
+        secret,
+        None,
+        Some(&ChallengeRequest {
+            device_id: device_id.to_owned(),
+        }),
+    )?;
+    if challenge.nonce.is_empty() {
+        return Err(HttpError::InvalidResponse {
+            url: format!("{}/auth/challenge", api_base(server_url, api_version)),
+            detail: "empty nonce".into(),
+        });
+    }
+    Ok(challenge.nonce)
+}
+
 /// Challenge → sign → token (signaling.md §3). Returns the JWT.
 ///
 /// `api_version` is usually [`DEFAULT_API_VERSION`] (`"v1"`).
@@ -149,24 +177,8 @@ pub fn fetch_token(
     secret: &str,
 ) -> Result<String, HttpError> {
     let device_id = identity.device_id().to_owned();
-    let challenge: ChallengeResponse = signed_json(
-        "POST",
-        server_url,
-        api_version,
-        "/auth/challenge",
-        secret,
-        None,
-        Some(&ChallengeRequest {
-            device_id: device_id.clone(),
-        }),
-    )?;
-    if challenge.nonce.is_empty() {
-        return Err(HttpError::InvalidResponse {
-            url: format!("{}/auth/challenge", api_base(server_url, api_version)),
-            detail: "empty nonce".into(),
-        });
-    }
-    let signature = identity.sign_challenge(&challenge.nonce);
+    let nonce = fetch_challenge(server_url, api_version, secret, &device_id)?;
+    let signature = identity.sign_challenge(&nonce);
     let token: TokenResponse = signed_json(
         "POST",
         server_url,
@@ -176,7 +188,7 @@ pub fn fetch_token(
         None,
         Some(&TokenRequest {
             device_id,
-            nonce: challenge.nonce,
+            nonce,
             signature,
         }),
     )?;

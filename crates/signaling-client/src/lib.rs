@@ -4,7 +4,8 @@
 //!
 //! It is NOT the server, NOT the WebRTC side (it only carries SDP/ICE
 //! messages for `peer-manager`), and NOT a general HTTP client: [`http`] holds
-//! just the signed calls the host needs.
+//! just the signed calls the host needs (the phone, `mobile-client`, reuses
+//! them and [`Identity`]).
 //!
 //! The server URL may be `http://` or `https://` (the socket is then
 //! `wss://`): TLS is rustls with the bundled Mozilla root certificates

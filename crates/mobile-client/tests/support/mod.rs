@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use mobile_client::http::{fetch_challenge, signed_json};
 use mobile_client::{
     PhoneClient, PhoneConfig, PhoneIdentity, RtcConfig, Signaling, SignalingOptions,
 };
 use rtc_transport::{Candidate, RtcEvent, RtcPeer};
+use signaling_client::http::{fetch_challenge, signed_json};
+use signaling_proto::consts::DEFAULT_API_VERSION;
 use signaling_proto::{PairInitiateRequest, PairInitiateResponse, QrPayload, SignalingMessage};
 use signaling_server::{RunningServer, Server, ServerConfig};
 use terminal_protocol::{Compressor, Event, Request, new_nonce, nonce_b64, verify_mac};
@@ -47,7 +48,7 @@ impl TestHost {
     }
 
     pub fn device_id(&self) -> String {
-        self.identity.device_id()
+        self.identity.device_id().to_owned()
     }
 
     pub fn x25519_b64(&self) -> String {
@@ -60,20 +61,22 @@ impl TestHost {
         let url = self.server_url.clone();
         let x = self.x25519_b64();
         let code = tokio::task::spawn_blocking(move || {
-            let nonce = fetch_challenge(&url, HMAC, &id.device_id()).unwrap();
+            let nonce = fetch_challenge(&url, DEFAULT_API_VERSION, HMAC, id.device_id()).unwrap();
             let resp: PairInitiateResponse = signed_json(
                 "POST",
                 &url,
+                DEFAULT_API_VERSION,
                 "/auth/pair/initiate",
                 HMAC,
-                &PairInitiateRequest {
-                    device_id: id.device_id(),
+                None,
+                Some(&PairInitiateRequest {
+                    device_id: id.device_id().to_owned(),
                     ed25519_public_key: id.public_key_b64(),
                     x25519_public_key: x,
                     name: Some("test-host".into()),
                     signature: id.sign_challenge(&nonce),
                     nonce,
-                },
+                }),
             )
             .unwrap();
             resp.pairing_code
