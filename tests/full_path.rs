@@ -11,8 +11,11 @@
 
 use std::time::Duration;
 
-use mobile_client::{ClientError, Event, PhoneClient, PhoneConfig, PhoneConnection, RtcConfig};
-use muxlink_e2e::{Home, Stream, Tmux};
+use mobile_client::{ClientError, Event, PhoneClient, PhoneConfig, PhoneConnection};
+use muxlink_e2e::pairing::{
+    Host, PAIR_ARGS, blocking, init, pair_phone, phone_config, start_pairing,
+};
+use muxlink_e2e::{Home, Tmux};
 
 const BIN: &str = env!("CARGO_BIN_EXE_muxlink-e2e-agent");
 const T: Duration = Duration::from_secs(30);
@@ -62,44 +65,21 @@ fn status_until(home: &Home, pred: impl Fn(&serde_json::Value) -> bool) -> serde
     }
 }
 
-/// Blocking waits on the child processes, run off the async workers.
-fn blocking<R>(f: impl FnOnce() -> R) -> R {
-    tokio::task::block_in_place(f)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pair_connect_attach_type_resize_detach_kill_unpair() {
-    let tmux = Tmux::new();
-    let pane = tmux.new_session("work", 100, 30).unwrap();
-    let server = signaling_server::Server::start(signaling_server::ServerConfig::default())
-        .await
-        .unwrap();
+    let Host {
+        tmux,
+        pane,
+        server,
+        home,
+    } = Host::start(BIN, "work", 100, 30).await.unwrap();
 
-    let mut home = Home::new(BIN, &tmux.socket).unwrap();
-    home.server = Some(server.url());
-    let o = blocking(|| home.output(&["init"], T)).unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-
-    // Pair: the CLI prints the payload for scripts and waits for the phone.
-    let mut pair = home.spawn(&["pair", "--payload-only", "--yes"]).unwrap();
-    let line = blocking(|| {
-        pair.wait_line(T, |s, l| {
-            s == Stream::Stdout && l.starts_with("PAIRING_PAYLOAD ")
-        })
-    })
-    .unwrap();
-    let payload = line.trim_start_matches("PAIRING_PAYLOAD ").to_string();
+    // Pair: the CLI prints the payload for scripts and waits for the phone,
+    // then names the phone it paired.
+    let (mut pair, payload) = start_pairing(&home, PAIR_ARGS, T).unwrap();
     let phone_dir = tempfile::tempdir().unwrap();
-    let mut cfg = PhoneConfig::new(phone_dir.path());
-    cfg.name = "e2e-phone".into();
-    cfg.rtc = RtcConfig {
-        loopback_only: true,
-        ..RtcConfig::default()
-    };
-    let phone = PhoneClient::open(cfg).unwrap();
-    let record = phone.pair(&payload).await.unwrap();
-    let paired = blocking(|| pair.wait_line(T, |_, l| l.starts_with("PAIRED "))).unwrap();
-    assert_eq!(paired, format!("PAIRED {}", phone.identity().device_id()));
+    let cfg = phone_config(phone_dir.path(), "e2e-phone");
+    let (phone, record) = pair_phone(cfg, &payload, &mut pair, T).await.unwrap();
     let st = blocking(|| pair.child.wait()).unwrap();
     assert!(st.success());
     let paired_json = std::fs::read_to_string(home.path().join("paired_devices.json")).unwrap();
@@ -182,20 +162,11 @@ async fn passthrough_starts_the_background_agent_and_stop_stops_it() {
         .unwrap();
     let mut home = Home::new(BIN, &tmux.socket).unwrap();
     home.server = Some(server.url());
-    assert!(
-        blocking(|| home.output(&["init"], T))
-            .unwrap()
-            .status
-            .success()
-    );
-    let mut pair = home.spawn(&["pair", "--payload-only"]).unwrap();
-    let line = blocking(|| pair.wait_line(T, |_, l| l.starts_with("PAIRING_PAYLOAD "))).unwrap();
+    init(&home, T).unwrap();
+    let (mut pair, payload) = start_pairing(&home, &["pair", "--payload-only"], T).unwrap();
     let phone_dir = tempfile::tempdir().unwrap();
     let phone = PhoneClient::open(PhoneConfig::new(phone_dir.path())).unwrap();
-    phone
-        .pair(line.trim_start_matches("PAIRING_PAYLOAD "))
-        .await
-        .unwrap();
+    phone.pair(&payload).await.unwrap();
     assert!(blocking(|| pair.child.wait()).unwrap().success());
 
     // A tmux command through muxlink starts the agent first.

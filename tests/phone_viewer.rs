@@ -12,7 +12,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use muxlink_e2e::{Home, Stream, Tmux, wait_output};
+use muxlink_e2e::pairing::{Host, PAIR_ARGS, blocking, start_pairing};
+use muxlink_e2e::{Tmux, wait_output};
 
 const AGENT: &str = env!("CARGO_BIN_EXE_muxlink-e2e-agent");
 const PHONE: &str = env!("CARGO_BIN_EXE_muxlink-e2e-phone-cli");
@@ -52,31 +53,17 @@ fn screen(tmux: &Tmux, target: &str) -> String {
         .unwrap_or_default()
 }
 
-fn blocking<R>(f: impl FnOnce() -> R) -> R {
-    tokio::task::block_in_place(f)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn phone_cli_pairs_lists_and_attach_views_types_resizes_and_quits() {
-    let host = Tmux::new();
-    let pane = host.new_session("work", 120, 40).unwrap();
-    let server = signaling_server::Server::start(signaling_server::ServerConfig::default())
-        .await
-        .unwrap();
-    let mut home = Home::new(AGENT, &host.socket).unwrap();
-    home.server = Some(server.url());
-    let o = blocking(|| home.output(&["init"], T)).unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let Host {
+        tmux: host,
+        pane,
+        server,
+        home,
+    } = Host::start(AGENT, "work", 120, 40).await.unwrap();
 
     // Pair through the real phone CLI.
-    let mut pair = home.spawn(&["pair", "--payload-only", "--yes"]).unwrap();
-    let line = blocking(|| {
-        pair.wait_line(T, |s, l| {
-            s == Stream::Stdout && l.starts_with("PAIRING_PAYLOAD ")
-        })
-    })
-    .unwrap();
-    let payload = line.trim_start_matches("PAIRING_PAYLOAD ").to_string();
+    let (mut pair, payload) = start_pairing(&home, PAIR_ARGS, T).unwrap();
     let phone_dir = tempfile::tempdir().unwrap();
     let o = blocking(|| phone(phone_dir.path(), &["pair", &payload]));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -7,8 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use mobile_client::{PhoneClient, PhoneConfig, RtcConfig, Signaling};
-use muxlink_e2e::{Home, Running, Stream, Tmux};
+use mobile_client::{PhoneClient, Signaling};
+pub use muxlink_e2e::pairing::blocking;
+use muxlink_e2e::pairing::{Host, PAIR_ARGS, pair_phone, phone_config, start_pairing};
+use muxlink_e2e::{Home, Running, Tmux};
 
 /// How long any one setup step may take.
 pub const STEP: Duration = Duration::from_secs(30);
@@ -39,48 +41,19 @@ pub struct Rig {
     panes_made: u32,
 }
 
-/// Blocking work (child processes) off the async workers.
-pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
-    tokio::task::block_in_place(f)
-}
-
 impl Rig {
     /// Starts the server and tmux, initialises and pairs an agent home (the
     /// agent itself is started by [`Rig::start_agent`]).
     pub async fn new(muxlink: &Path, bench_exe: &Path) -> Result<Rig> {
-        let server = signaling_server::Server::start(signaling_server::ServerConfig::default())
-            .await
-            .context("starting the signaling server")?;
-        let tmux = Tmux::new();
-        // The agent's control client needs a session to exist.
-        tmux.new_session("bench-home", COLS, ROWS)?;
-        let mut home = Home::new(&muxlink.to_string_lossy(), &tmux.socket)?;
-        home.server = Some(server.url());
-        let out = blocking(|| home.output(&["init"], STEP))?;
-        if !out.status.success() {
-            bail!(
-                "muxlink init failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        // The agent's control client needs a session to exist: `bench-home`.
+        let Host {
+            tmux, server, home, ..
+        } = Host::start(&muxlink.to_string_lossy(), "bench-home", COLS, ROWS).await?;
 
-        let mut pair = home.spawn(&["pair", "--yes", "--payload-only"])?;
-        let line = blocking(|| {
-            pair.wait_line(STEP, |s, l| {
-                s == Stream::Stdout && l.starts_with("PAIRING_PAYLOAD ")
-            })
-        })?;
-        let payload = line.trim_start_matches("PAIRING_PAYLOAD ").to_string();
+        let (mut pair, payload) = start_pairing(&home, PAIR_ARGS, STEP)?;
         let phone_dir = tempfile::tempdir()?;
-        let mut cfg = PhoneConfig::new(phone_dir.path());
-        cfg.name = "bench-phone".into();
-        cfg.rtc = RtcConfig {
-            loopback_only: true,
-            ..RtcConfig::default()
-        };
-        let phone = PhoneClient::open(cfg)?;
-        phone.pair(&payload).await.context("phone pairing")?;
-        blocking(|| pair.wait_line(STEP, |_, l| l.starts_with("PAIRED ")))?;
+        let cfg = phone_config(phone_dir.path(), "bench-phone");
+        let (phone, _) = pair_phone(cfg, &payload, &mut pair, STEP).await?;
         drop(pair);
 
         Ok(Rig {

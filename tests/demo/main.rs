@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use mobile_client::{Event, PhoneClient, PhoneConfig, PhoneConnection, RtcConfig};
+use mobile_client::{Event, PhoneConnection};
+use muxlink_e2e::pairing::{PAIR_ARGS, blocking, init, pair_phone, phone_config, start_pairing};
 use muxlink_e2e::{Home, Stream, Tmux};
 
 /// How long any one step may take before the demo gives up with a message.
@@ -42,11 +43,6 @@ fn muxlink_binary() -> Result<PathBuf> {
     Ok(bin)
 }
 
-/// Blocking waits on child processes, off the async workers.
-fn blocking<R>(f: impl FnOnce() -> R) -> R {
-    tokio::task::block_in_place(f)
-}
-
 async fn demo() -> Result<()> {
     let tty = std::io::stdout().is_terminal();
     let bin = muxlink_binary()?;
@@ -76,27 +72,12 @@ async fn demo() -> Result<()> {
     step("Initialising an agent in a temporary home");
     let mut home = Home::new(&bin.to_string_lossy(), &tmux.socket)?;
     home.server = Some(server.url());
-    let out = blocking(|| home.output(&["init"], STEP))?;
-    if !out.status.success() {
-        bail!(
-            "muxlink init failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    init(&home, STEP)?;
     println!("    MUXLINK_HOME={}", home.path().display());
 
     step("Pairing a phone from the QR payload (X25519, secret never leaves the two ends)");
-    let pair_args: &[&str] = if tty {
-        &["pair", "--yes"]
-    } else {
-        &["pair", "--yes", "--payload-only"]
-    };
-    let mut pair = home.spawn(pair_args)?;
-    let line = blocking(|| {
-        pair.wait_line(STEP, |s, l| {
-            s == Stream::Stdout && l.starts_with("PAIRING_PAYLOAD ")
-        })
-    })?;
+    let pair_args: &[&str] = if tty { &["pair", "--yes"] } else { PAIR_ARGS };
+    let (mut pair, payload) = start_pairing(&home, pair_args, STEP)?;
     if tty {
         for (s, l) in &pair.seen {
             if *s == Stream::Stdout && !l.starts_with("PAIRING_PAYLOAD ") {
@@ -104,18 +85,10 @@ async fn demo() -> Result<()> {
             }
         }
     }
-    let payload = line.trim_start_matches("PAIRING_PAYLOAD ").to_string();
     println!("    payload: {payload}");
     let phone_dir = tempfile::tempdir()?;
-    let mut cfg = PhoneConfig::new(phone_dir.path());
-    cfg.name = "demo-phone".into();
-    cfg.rtc = RtcConfig {
-        loopback_only: true,
-        ..RtcConfig::default()
-    };
-    let phone = PhoneClient::open(cfg)?;
-    let record = phone.pair(&payload).await.context("phone pairing")?;
-    blocking(|| pair.wait_line(STEP, |_, l| l.starts_with("PAIRED ")))?;
+    let cfg = phone_config(phone_dir.path(), "demo-phone");
+    let (phone, record) = pair_phone(cfg, &payload, &mut pair, STEP).await?;
     println!("    paired with host {}", record.host_device_id);
 
     step("Starting the agent (`muxlink run`)");

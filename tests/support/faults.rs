@@ -10,7 +10,9 @@ use anyhow::{Context, Result, bail};
 use mobile_client::{Event, PairingRecord, PhoneClient, PhoneConfig, PhoneConnection, RtcConfig};
 use signaling_server::{RateLimits, RunningServer, Server, ServerConfig};
 
-use crate::{Home, Running, Stream, Tmux};
+pub use crate::pairing::blocking;
+use crate::pairing::{PAIR_ARGS, init, pair_phone, start_pairing};
+use crate::{Home, Running, Tmux};
 
 /// Bound of every single step of a rig (a wait, a command, a connect).
 pub const STEP: Duration = Duration::from_secs(30);
@@ -85,23 +87,12 @@ impl Rig {
 
         let mut home = Home::new(bin, &tmux.socket)?;
         home.server = Some(server.url());
-        let o = blocking(|| home.output(&["init"], STEP))?;
-        if !o.status.success() {
-            bail!("muxlink init: {}", String::from_utf8_lossy(&o.stderr));
-        }
-        let mut pair = home.spawn(&["pair", "--payload-only", "--yes"])?;
-        let line = blocking(|| {
-            pair.wait_line(STEP, |s, l| {
-                s == Stream::Stdout && l.starts_with("PAIRING_PAYLOAD ")
-            })
-        })?;
-        let payload = line.trim_start_matches("PAIRING_PAYLOAD ").to_string();
+        init(&home, STEP)?;
+        let (mut pair, payload) = start_pairing(&home, PAIR_ARGS, STEP)?;
         let phone_dir = tempfile::tempdir()?;
         let mut cfg = phone_config(phone_dir.path().to_path_buf());
         cfg.rtc = options.phone_rtc.clone();
-        let phone = PhoneClient::open(cfg)?;
-        let record = phone.pair(&payload).await?;
-        blocking(|| pair.wait_line(STEP, |_, l| l.starts_with("PAIRED ")))?;
+        let (phone, record) = pair_phone(cfg, &payload, &mut pair, STEP).await?;
         if !blocking(|| pair.child.wait())?.success() {
             bail!("muxlink pair failed:\n{}", pair.transcript());
         }
@@ -246,10 +237,7 @@ impl Rig {
 
 /// The phone settings every fault test uses: loopback WebRTC.
 pub fn phone_config(dir: PathBuf) -> PhoneConfig {
-    let mut cfg = PhoneConfig::new(dir);
-    cfg.name = "fault-phone".into();
-    cfg.rtc = RtcConfig::loopback();
-    cfg
+    crate::pairing::phone_config(&dir, "fault-phone")
 }
 
 /// Reads events until the output text contains `needle` (other events are
@@ -295,12 +283,6 @@ pub async fn queued_events(conn: &PhoneConnection) -> Vec<Event> {
 /// Waits (bounded) for the DataChannel of `conn` to close.
 pub async fn closed_within(conn: &PhoneConnection, timeout: Duration) -> bool {
     tokio::time::timeout(timeout, conn.closed()).await.is_ok()
-}
-
-/// Blocking waits on child processes and CLI calls, off the async workers
-/// (needs the multi-thread runtime).
-pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
-    tokio::task::block_in_place(f)
 }
 
 /// Sends SIGKILL to a process (no clean-up of any kind on its side).

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 pub mod faults;
+pub mod pairing;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
