@@ -139,6 +139,36 @@ pub fn signed_json<B: Serialize, T: DeserializeOwned>(
     })
 }
 
+/// A signed `POST` of the auth flow whose answer is one string `what`
+/// (taken out by `pick`), which may not be empty (signaling.md §3).
+fn post_for_string<B: Serialize, T: DeserializeOwned>(
+    server_url: &str,
+    api_version: &str,
+    endpoint: &str,
+    secret: &str,
+    body: &B,
+    what: &str,
+    pick: impl FnOnce(T) -> String,
+) -> Result<String, HttpError> {
+    let answer: T = signed_json(
+        "POST",
+        server_url,
+        api_version,
+        endpoint,
+        secret,
+        None,
+        Some(body),
+    )?;
+    let value = pick(answer);
+    if value.is_empty() {
+        return Err(HttpError::InvalidResponse {
+            url: format!("{}{endpoint}", api_base(server_url, api_version)),
+            detail: format!("empty {what}"),
+        });
+    }
+    Ok(value)
+}
+
 /// `POST /auth/challenge` (signaling.md §3): a fresh nonce for `device_id`,
 /// to be signed for the token, pairing or pair-initiate request.
 pub fn fetch_challenge(
@@ -147,24 +177,18 @@ pub fn fetch_challenge(
     secret: &str,
     device_id: &str,
 ) -> Result<String, HttpError> {
-    let challenge: ChallengeResponse = signed_json(
-        "POST",
+    let request = ChallengeRequest {
+        device_id: device_id.to_owned(),
+    };
+    post_for_string(
         server_url,
         api_version,
         "/auth/challenge",
         secret,
-        None,
-        Some(&ChallengeRequest {
-            device_id: device_id.to_owned(),
-        }),
-    )?;
-    if challenge.nonce.is_empty() {
-        return Err(HttpError::InvalidResponse {
-            url: format!("{}/auth/challenge", api_base(server_url, api_version)),
-            detail: "empty nonce".into(),
-        });
-    }
-    Ok(challenge.nonce)
+        &request,
+        "nonce",
+        |c: ChallengeResponse| c.nonce,
+    )
 }
 
 /// Challenge → sign → token (signaling.md §3). Returns the JWT.
@@ -179,26 +203,20 @@ pub fn fetch_token(
     let device_id = identity.device_id().to_owned();
     let nonce = fetch_challenge(server_url, api_version, secret, &device_id)?;
     let signature = identity.sign_challenge(&nonce);
-    let token: TokenResponse = signed_json(
-        "POST",
+    let request = TokenRequest {
+        device_id,
+        nonce,
+        signature,
+    };
+    post_for_string(
         server_url,
         api_version,
         "/auth/token",
         secret,
-        None,
-        Some(&TokenRequest {
-            device_id,
-            nonce,
-            signature,
-        }),
-    )?;
-    if token.token.is_empty() {
-        return Err(HttpError::InvalidResponse {
-            url: format!("{}/auth/token", api_base(server_url, api_version)),
-            detail: "empty token".into(),
-        });
-    }
-    Ok(token.token)
+        &request,
+        "token",
+        |t: TokenResponse| t.token,
+    )
 }
 
 /// [`fetch_token`] on the default API version `v1`.
