@@ -3,10 +3,11 @@
 //! `connect_request` and attaches again.
 //!
 //! What the killed agent leaves behind, pinned here: its forced `window-size`
-//! (nobody could unset it; the next attach/detach of the pane releases it), and
-//! its `pipe-pane` writer, which tmux keeps until the pane has printed twice
-//! — until then the restarted agent answers `attach_failed` for that pane (see
-//! the ignored test below).
+//! (nobody could unset it; the next attach/detach of the pane releases it), its
+//! `pipe-pane` writer, which tmux keeps until the pane prints (the restarted
+//! agent recognises it by its `@muxlink-pipe` marker naming a dead pid and
+//! replaces it at attach), and its FIFO directory (removed when the next agent
+//! starts).
 
 #![allow(clippy::unwrap_used)]
 
@@ -17,6 +18,17 @@ use mobile_client::{PhoneConnection, Signaling};
 use muxlink_e2e::faults::{Rig, STEP, blocking, output_until, sigkill};
 
 const BIN: &str = env!("CARGO_BIN_EXE_muxlink-e2e-agent");
+
+/// FIFO directories of process `pid` in the temp dir.
+fn fifo_dirs_of(pid: u32) -> Vec<std::path::PathBuf> {
+    let prefix = format!("muxlink-{pid}-");
+    std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect()
+}
 
 /// Rig with an attached session, the agent SIGKILLed and started again, and
 /// the host back online; returns the phone's signaling and the dead connection.
@@ -29,7 +41,8 @@ async fn killed_and_restarted() -> (Rig, Arc<Signaling>, PhoneConnection) {
     conn.input(b"echo first-$((2*3))\r").await.unwrap();
     output_until(&conn, "first-6", STEP).await.unwrap();
 
-    sigkill(rig.agent().child.id()).unwrap();
+    let killed_pid = rig.agent().child.id();
+    sigkill(killed_pid).unwrap();
     let mut killed = rig.agent.take().unwrap();
     let _ = blocking(|| killed.child.wait());
     let mut online = sig.online_hosts();
@@ -42,12 +55,32 @@ async fn killed_and_restarted() -> (Rig, Arc<Signaling>, PhoneConnection) {
     assert!(!forced.is_empty(), "expected the dead agent's override");
     assert_eq!(rig.tmux.pane_size(&rig.pane).unwrap(), "60x20");
 
+    // The dead agent's pipe is still there, marked with its FIFO directory
+    // (which a parallel test's agent start may already have removed).
+    assert!(pane_piped(&rig), "expected the dead agent's pipe");
+    let marker = pipe_marker(&rig);
+    assert!(
+        marker.starts_with(&format!("muxlink-{killed_pid}-")),
+        "marker {marker:?}"
+    );
+
     rig.start_agent().unwrap();
+    let left = fifo_dirs_of(killed_pid);
+    assert!(
+        left.is_empty(),
+        "dead agent's FIFO directories left: {left:?}"
+    );
     tokio::time::timeout(STEP, online.wait_for(|h| h.contains_key(&host)))
         .await
         .expect("the restarted host never came online")
         .unwrap();
     (rig, sig, conn)
+}
+
+fn pipe_marker(rig: &Rig) -> String {
+    rig.tmux
+        .run(&["display", "-p", "-t", &rig.pane, "#{@muxlink-pipe}"])
+        .unwrap()
 }
 
 fn pane_piped(rig: &Rig) -> bool {
@@ -66,24 +99,8 @@ async fn agent_sigkill_and_restart() {
     let sessions = conn.list_sessions().await.unwrap();
     assert!(sessions.iter().any(|s| s.name == "work"), "{sessions:?}");
 
-    // The dead agent's pipe ends only after the pane prints twice: its `cat`
-    // dies of EPIPE on the first output, tmux notices on its next write.
-    // Someone at the desk presses Enter until then.
+    // The dead agent's pipe is replaced at once: no output needed first.
     assert!(pane_piped(&rig), "expected the dead agent's pipe");
-    let mut presses = 0;
-    let cleared = test_support::wait_until(STEP, || {
-        let piped = pane_piped(&rig);
-        if piped {
-            presses += 1;
-            rig.tmux
-                .run(&["send-keys", "-t", &rig.pane, "Enter"])
-                .unwrap();
-        }
-        async move { !piped }
-    })
-    .await;
-    assert!(cleared, "the stale pipe outlived {presses} lines of output");
-
     conn.attach(&rig.pane, 70, 22, true, true).await.unwrap();
     assert_eq!(rig.tmux.pane_size(&rig.pane).unwrap(), "70x22");
     conn.input(b"echo second-$((3*3))\r").await.unwrap();
@@ -91,12 +108,12 @@ async fn agent_sigkill_and_restart() {
     conn.detach().await.unwrap();
     let forced = rig.forced_window_size().unwrap();
     assert!(forced.is_empty(), "window-size still forced: {forced:?}");
+    assert!(!pane_piped(&rig) && pipe_marker(&rig).is_empty());
     conn.close().await;
     rig.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug (tmux-bridge output.rs): a SIGKILLed agent's pipe-pane writer keeps the pane piped, so the restarted agent answers attach_failed for it until the pane has printed twice"]
 async fn pane_of_a_killed_agent_attaches_at_once_after_restart() {
     let (rig, sig, dead) = killed_and_restarted().await;
     drop(dead);

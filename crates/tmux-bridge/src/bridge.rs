@@ -149,7 +149,11 @@ impl TmuxBridge {
     }
 
     /// Like [`TmuxBridge::start`] with every setting.
+    ///
+    /// Also removes the FIFO directories that agents killed by SIGKILL left
+    /// in the temp dir (see [`PaneOutput`] for their pipes).
     pub async fn start_with(cfg: BridgeConfig) -> Result<TmuxBridge> {
+        crate::fifo_dir::remove_dead_fifo_dirs();
         let (notify, _) = broadcast::channel(NOTIFY_CAPACITY);
         let bridge = TmuxBridge {
             inner: Arc::new(Inner {
@@ -254,13 +258,17 @@ impl TmuxBridge {
         Ok((ok_block(block)?, session))
     }
 
+    /// A fresh token ending a group reply.
+    fn sentinel(&self) -> Expect {
+        let n = self.inner.sentinel.fetch_add(1, Ordering::Relaxed);
+        Expect::Sentinel(format!("muxlink-end-{}-{n}", std::process::id()).into_bytes())
+    }
+
     /// A command line whose reply has a varying number of blocks; returns
     /// all of them (see `Expect::Sentinel`).
     pub(crate) async fn group(&self, line: String) -> Result<Vec<Block>> {
-        let n = self.inner.sentinel.fetch_add(1, Ordering::Relaxed);
-        let token = format!("muxlink-end-{}-{n}", std::process::id()).into_bytes();
         let reply = self
-            .request(vec![(line, Expect::Sentinel(token))])
+            .request(vec![(line, self.sentinel())])
             .await?
             .pop()
             .ok_or_else(|| BridgeError::Protocol("missing reply".into()))?;
@@ -395,8 +403,8 @@ impl TmuxBridge {
     /// Starts streaming the pane's output (`pipe-pane -O` into a private
     /// FIFO) and captures its screen in the same atomic tmux command list;
     /// see [`PaneOutput`] for the ordering guarantee. A pane that is already
-    /// piped by anyone → [`BridgeError::AlreadyPiped`], and its pipe is left
-    /// as it was.
+    /// piped → [`BridgeError::AlreadyPiped`], and its pipe is left as it
+    /// was; only a pipe of ours whose agent is gone (killed) is replaced.
     pub async fn open_output(&self, pane_id: &str) -> Result<PaneOutput> {
         PaneOutput::open(self.clone(), pane_id).await
     }
@@ -489,13 +497,14 @@ impl TmuxBridge {
         self.inner.cfg.timeout
     }
 
-    /// Queues a command without waiting (for `Drop`); false if not possible.
-    pub(crate) fn request_detached(&self, line: &str) -> bool {
+    /// Queues a command line like [`TmuxBridge::group`] without waiting
+    /// (for `Drop`); false if not possible.
+    pub(crate) fn group_detached(&self, line: &str) -> bool {
         match self.inner.control.try_lock() {
             Ok(guard) => guard
                 .as_ref()
                 .filter(|c| c.alive())
-                .is_some_and(|c| c.request_detached(line)),
+                .is_some_and(|c| c.request_detached(line, self.sentinel())),
             Err(_) => false,
         }
     }

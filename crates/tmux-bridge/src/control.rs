@@ -242,18 +242,7 @@ impl Control {
         let mut pending = Vec::with_capacity(lines.len());
         let mut rxs = Vec::with_capacity(lines.len());
         for (line, expect) in lines {
-            if line.contains('\n') {
-                return Err(BridgeError::Protocol("newline inside a command".into()));
-            }
-            bytes.extend_from_slice(line.as_bytes());
-            bytes.push(b'\n');
-            if let Expect::Sentinel(token) = &expect {
-                // The sentinel's own command follows on its own line, so it
-                // runs even when the line before stopped at an error.
-                bytes.extend_from_slice(b"display -p ");
-                bytes.extend_from_slice(token);
-                bytes.push(b'\n');
-            }
+            encode(&line, &expect, &mut bytes)?;
             let (tx, rx) = oneshot::channel();
             pending.push(Pending {
                 expect,
@@ -283,25 +272,41 @@ impl Control {
         Ok(replies)
     }
 
-    /// Queues one command without waiting for it (used from `Drop`).
+    /// Queues one command line without waiting for it (used from `Drop`).
     /// Returns false when the queue is full or the client is gone.
-    pub(crate) fn request_detached(&self, line: &str) -> bool {
-        if line.contains('\n') {
+    pub(crate) fn request_detached(&self, line: &str, expect: Expect) -> bool {
+        let mut bytes = Vec::new();
+        if encode(line, &expect, &mut bytes).is_err() {
             return false;
         }
-        let mut bytes = line.as_bytes().to_vec();
-        bytes.push(b'\n');
         self.submit_tx
             .try_send(Submit {
                 bytes,
                 pending: vec![Pending {
-                    expect: Expect::One,
+                    expect,
                     blocks: Vec::new(),
                     tx: None,
                 }],
             })
             .is_ok()
     }
+}
+
+/// Appends one command line (and the sentinel's own line) to `bytes`.
+fn encode(line: &str, expect: &Expect, bytes: &mut Vec<u8>) -> Result<()> {
+    if line.contains('\n') {
+        return Err(BridgeError::Protocol("newline inside a command".into()));
+    }
+    bytes.extend_from_slice(line.as_bytes());
+    bytes.push(b'\n');
+    if let Expect::Sentinel(token) = expect {
+        // The sentinel's own command follows on its own line, so it runs
+        // even when the line before stopped at an error.
+        bytes.extend_from_slice(b"display -p ");
+        bytes.extend_from_slice(token);
+        bytes.push(b'\n');
+    }
+    Ok(())
 }
 
 async fn writer_task(mut stdin: ChildStdin, mut rx: mpsc::Receiver<Submit>, shared: Arc<Shared>) {

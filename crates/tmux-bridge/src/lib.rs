@@ -12,6 +12,7 @@
 //! - `control_parser` — sans-IO split of control-mode lines into reply blocks and notifications.
 //! - `notification` — [`Notification`], the typed change events.
 //! - `output` — [`PaneOutput`]: FIFO stream of a pane, atomic with its snapshot.
+//! - `fifo_dir` — the FIFOs' private directories, pipe markers, clean-up after killed agents.
 //! - `snapshot` — the attach snapshot bytes (terminal-protocol §6 step 8).
 //! - `title_filter` — [`TitleFilter`], strips `ESC k … ESC \` across chunks.
 //! - `tree` — the `list-panes -a` format and its parser.
@@ -34,6 +35,7 @@ mod bridge;
 mod control;
 mod control_parser;
 mod error;
+mod fifo_dir;
 mod notification;
 mod output;
 mod quote;

@@ -2,16 +2,13 @@
 //! read by readiness (no timers), with the matching screen snapshot.
 
 use std::io::ErrorKind;
-use std::os::unix::fs::DirBuilderExt;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::net::unix::pipe;
 
 use crate::bridge::TmuxBridge;
 use crate::control_parser::Block;
 use crate::error::{BridgeError, Result};
+use crate::fifo_dir::{FifoDir, MARKER_OPTION, marker_is_stale};
 use crate::quote::quote;
 use crate::snapshot::{CURSOR_FORMAT, CursorState, build_snapshot};
 
@@ -22,61 +19,46 @@ pub const MAX_CHUNK: usize = 64 * 1024;
 /// connected, so a later end-of-file really means "our pipe is gone".
 const MARKER: u8 = b'M';
 
-/// Printed instead of starting a pipe when the pane already has one.
-const BUSY: &str = "muxlink-busy";
+/// Printed, followed by the pane's [`MARKER_OPTION`], instead of starting a
+/// pipe when the pane already has one.
+const BUSY: &str = "muxlink-busy:";
 
-static DIR_COUNTER: AtomicU64 = AtomicU64::new(0);
+/// Start attempts: each one that finds a pipe left by a dead owner retries
+/// with that exact marker allowed to be replaced.
+const START_ATTEMPTS: usize = 3;
 
-/// A private directory (mode 0700) holding one FIFO (mode 0600).
-fn make_fifo() -> Result<(PathBuf, PathBuf)> {
-    let base = std::env::temp_dir();
-    for _ in 0..16 {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let n = DIR_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let dir = base.join(format!("muxlink-{}-{n}-{nanos:x}", std::process::id()));
-        // `mkdir` fails on an existing path (no symlink following), so the
-        // directory is ours alone.
-        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
-            Ok(()) => {
-                let fifo = dir.join("out");
-                if let Err(e) = nix::unistd::mkfifo(
-                    &fifo,
-                    nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR,
-                ) {
-                    let _ = std::fs::remove_dir(&dir);
-                    return Err(std::io::Error::from(e).into());
-                }
-                return Ok((dir, fifo));
-            }
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(BridgeError::Io(std::io::Error::new(
-        ErrorKind::AlreadyExists,
-        "no free temporary directory name",
-    )))
-}
-
-fn remove_fifo(dir: &Path, fifo: &Path) {
-    let _ = std::fs::remove_file(fifo);
-    let _ = std::fs::remove_dir(dir);
+/// What the start command line did.
+enum Started {
+    /// Our pipe is installed; the screen it was started at.
+    Snapshot(Vec<u8>),
+    /// The pane was already piped; its marker (empty: not a bridge pipe).
+    Busy(String),
 }
 
 /// A pane's live output.
 ///
 /// **Ordering guarantee.** `open` sends one tmux command line:
-/// `if-shell -F '#{pane_pipe}' <report busy> 'pipe-pane -O …; capture-pane
-/// -e -p; display -p <cursor>'`. tmux runs a command list to the end before
-/// it reads any more pane output, so the check, the pipe start and the
-/// capture happen at one point of the pane's byte stream: every byte read
-/// from this stream was produced after the snapshot, and every byte before
-/// it is in the snapshot. Nothing is lost and nothing is shown twice. The
-/// snapshot is available once, from [`PaneOutput::take_snapshot`] or
-/// [`TmuxBridge::snapshot`].
+/// `if-shell -F '#{pane_pipe}' <report busy> 'pipe-pane -O …; set -p
+/// @muxlink-pipe …; capture-pane -e -p; display -p <cursor>'`. tmux runs a
+/// command list to the end before it reads any more pane output, so the
+/// check, the pipe start and the capture happen at one point of the pane's
+/// byte stream: every byte read from this stream was produced after the
+/// snapshot, and every byte before it is in the snapshot. Nothing is lost
+/// and nothing is shown twice. The snapshot is available once, from
+/// [`PaneOutput::take_snapshot`] or [`TmuxBridge::snapshot`].
+///
+/// **Pipes left by a killed agent.** The same command line marks the pane
+/// with the option `@muxlink-pipe` (the FIFO directory's name, which holds
+/// the owner's pid); closing or dropping the stream clears it. An agent
+/// killed by SIGKILL cannot clear it, and its `cat` keeps the pane piped
+/// until the pane prints. When the check finds a pipe whose marker names a
+/// process that is gone (or this process, when none of its live streams
+/// holds it), `open` sends the command line again with the condition
+/// "piped and the marker is not exactly that one": `pipe-pane -O` closes the
+/// stale pipe and starts ours in the same atomic list, and a pipe that
+/// changed meanwhile is still refused. A pipe without our marker (anyone's
+/// own `pipe-pane`) or of a live agent is never touched:
+/// [`BridgeError::AlreadyPiped`].
 ///
 /// The read end is opened non-blocking and read-only (this process never
 /// holds a writer), so end-of-file is seen when the `cat` that tmux started
@@ -86,77 +68,110 @@ pub struct PaneOutput {
     bridge: TmuxBridge,
     pane_id: String,
     rx: pipe::Receiver,
-    dir: PathBuf,
-    fifo: PathBuf,
     pending: Vec<u8>,
     eof: bool,
     closed: bool,
     buf: Vec<u8>,
+    /// Dropped last: removes the FIFO and leaves the live list after the
+    /// pipe's removal was queued.
+    fifo: FifoDir,
 }
 
 impl PaneOutput {
     pub(crate) async fn open(bridge: TmuxBridge, pane_id: &str) -> Result<PaneOutput> {
-        let (dir, fifo) = make_fifo()?;
-        let rx = match pipe::OpenOptions::new().open_receiver(&fifo) {
-            Ok(rx) => rx,
-            Err(e) => {
-                remove_fifo(&dir, &fifo);
-                return Err(e.into());
-            }
-        };
+        let fifo = FifoDir::create()?;
+        let rx = pipe::OpenOptions::new().open_receiver(fifo.fifo())?;
         let mut out = PaneOutput {
             bridge,
             pane_id: pane_id.to_owned(),
             rx,
-            dir,
-            fifo,
             pending: Vec::new(),
             eof: false,
             // Nothing to undo in tmux until the pipe is installed.
             closed: true,
             buf: vec![0; MAX_CHUNK],
+            fifo,
         };
         let snapshot = out.start().await?;
         crate::bridge::lock_snapshots(&out.bridge).insert(out.pane_id.clone(), snapshot);
         Ok(out)
     }
 
-    /// Installs the pipe and captures the screen atomically; then waits for
-    /// the pipe command's marker byte.
+    /// Installs the pipe and captures the screen atomically (replacing a
+    /// pipe a dead agent left); then waits for the pipe command's marker byte.
     async fn start(&mut self) -> Result<Vec<u8>> {
+        let mut replace: Option<String> = None;
+        for _ in 0..START_ATTEMPTS {
+            let blocks = self
+                .bridge
+                .group(self.start_line(replace.as_deref())?)
+                .await?;
+            match self.parse_start(blocks)? {
+                Started::Snapshot(snapshot) => {
+                    if let Some(stale) = &replace {
+                        tracing::info!(pane = %self.pane_id, %stale, "replaced the pipe of a dead agent");
+                    }
+                    self.closed = false;
+                    self.wait_marker().await?;
+                    return Ok(snapshot);
+                }
+                Started::Busy(marker)
+                    if replace.as_deref() != Some(marker.as_str()) && marker_is_stale(&marker) =>
+                {
+                    replace = Some(marker);
+                }
+                Started::Busy(_) => break,
+            }
+        }
+        Err(BridgeError::AlreadyPiped(self.pane_id.clone()))
+    }
+
+    /// The start command line. `replace`: a stale marker whose pipe may be
+    /// replaced; any other existing pipe makes the line report busy.
+    fn start_line(&self, replace: Option<&str>) -> Result<String> {
         let p = quote(&self.pane_id);
-        let fifo = self.fifo.to_string_lossy();
+        let fifo = self.fifo.fifo().to_string_lossy();
         // Shell command run by tmux; the path has no quote characters (it is
         // built from the temp dir, pid and numbers), checked below.
         if fifo.contains(['\'', '#', '\n']) {
             return Err(BridgeError::Protocol("unusable temporary path".into()));
         }
+        let marker = self.fifo.marker();
         let shell = format!("exec >'{fifo}'; printf {}; exec cat", MARKER as char);
+        // `pipe-pane -O` first closes any pipe the pane has, in this same list.
         let inner = format!(
-            "pipe-pane -O -t {p} {} ; capture-pane -e -p -t {p} ; display -p -t {p} {}",
+            "pipe-pane -O -t {p} {} ; set -p -t {p} {MARKER_OPTION} {} ; \
+             capture-pane -e -p -t {p} ; display -p -t {p} {}",
             quote(&shell),
+            quote(marker),
             quote(CURSOR_FORMAT)
         );
-        let line = format!(
-            "if-shell -F -t {p} '#{{pane_pipe}}' {} {}",
-            quote(&format!("display -p {BUSY}")),
-            quote(&inner)
+        let busy = format!(
+            "display -p -t {p} {}",
+            quote(&format!("{BUSY}#{{{MARKER_OPTION}}}"))
         );
-        let blocks = self.bridge.group(line).await?;
-        let snapshot = self.parse_start(blocks)?;
-        self.closed = false;
-        self.wait_marker().await?;
-        Ok(snapshot)
+        // Markers are `[a-z0-9-]` only (see `FifoDir::marker`), safe inside
+        // a format; anything else is never replaced.
+        let condition = match replace {
+            Some(stale)
+                if stale
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
+            {
+                format!("#{{&&:#{{pane_pipe}},#{{!=:#{{{MARKER_OPTION}}},{stale}}}}}")
+            }
+            _ => "#{pane_pipe}".to_owned(),
+        };
+        Ok(format!(
+            "if-shell -F -t {p} {} {} {}",
+            quote(&condition),
+            quote(&busy),
+            quote(&inner)
+        ))
     }
 
-    fn parse_start(&self, blocks: Vec<Block>) -> Result<Vec<u8>> {
+    fn parse_start(&self, blocks: Vec<Block>) -> Result<Started> {
         let not_found = || BridgeError::PaneNotFound(self.pane_id.clone());
-        if blocks
-            .iter()
-            .any(|b| b.ok && b.lines.len() == 1 && b.lines[0] == BUSY.as_bytes())
-        {
-            return Err(BridgeError::AlreadyPiped(self.pane_id.clone()));
-        }
         if let Some(bad) = blocks.iter().find(|b| !b.ok) {
             let text = bad.text();
             return Err(if text.contains("can't find") {
@@ -165,8 +180,16 @@ impl PaneOutput {
                 BridgeError::Tmux(text)
             });
         }
-        // [if-shell, pipe-pane, capture-pane, display].
-        let [_, _, capture, cursor] = <[Block; 4]>::try_from(blocks)
+        // Busy: [if-shell, display]. Told apart by the count, so a pane
+        // that shows the busy text cannot fake it.
+        if let [_, busy] = blocks.as_slice()
+            && let [line] = busy.lines.as_slice()
+            && let Some(marker) = line.strip_prefix(BUSY.as_bytes())
+        {
+            return Ok(Started::Busy(String::from_utf8_lossy(marker).into_owned()));
+        }
+        // [if-shell, pipe-pane, set, capture-pane, display].
+        let [_, _, _, capture, cursor] = <[Block; 5]>::try_from(blocks)
             .map_err(|b| BridgeError::Protocol(format!("{} reply blocks to pipe-pane", b.len())))?;
         let line = cursor
             .lines
@@ -174,7 +197,7 @@ impl PaneOutput {
             .ok_or_else(|| BridgeError::Protocol("cursor state".into()))?;
         let cursor =
             CursorState::parse(line).ok_or_else(|| BridgeError::Protocol("cursor state".into()))?;
-        Ok(build_snapshot(&capture.lines, cursor))
+        Ok(Started::Snapshot(build_snapshot(&capture.lines, cursor)))
     }
 
     async fn wait_marker(&mut self) -> Result<()> {
@@ -253,23 +276,39 @@ impl PaneOutput {
         }
     }
 
-    fn unpipe_line(&self) -> String {
-        format!("pipe-pane -t {}", quote(&self.pane_id))
+    /// Removes our marker from the pane and, if `still_ours`, the pipe;
+    /// nothing when the marker is not ours (the pipe was replaced, or the
+    /// pane is gone).
+    fn unpipe_line(&self, still_ours: bool) -> String {
+        let p = quote(&self.pane_id);
+        let unset = format!("set -p -t {p} -u {MARKER_OPTION}");
+        let body = if still_ours {
+            format!("pipe-pane -t {p} ; {unset}")
+        } else {
+            unset
+        };
+        let condition = format!("#{{==:#{{{MARKER_OPTION}}},{}}}", self.fifo.marker());
+        format!("if-shell -F -t {p} {} {}", quote(&condition), quote(&body))
     }
 
     /// Stops the stream: removes the pipe if it is still ours (never someone
-    /// else's) and deletes the FIFO.
+    /// else's) and our marker, and deletes the FIFO.
     pub async fn close(mut self) -> Result<()> {
-        let result = if !self.closed && self.still_ours() {
-            match self.bridge.call(self.unpipe_line()).await {
-                Ok(_) => Ok(()),
-                // The pane went away meanwhile: nothing to remove.
-                Err(BridgeError::Tmux(m)) if m.contains("can't find") => Ok(()),
+        let result = if self.closed {
+            Ok(())
+        } else {
+            let ours = self.still_ours();
+            let line = self.unpipe_line(ours);
+            match self.bridge.group(line).await {
+                Ok(blocks) => match blocks.into_iter().find(|b| !b.ok) {
+                    // The pane went away meanwhile: nothing to remove.
+                    Some(b) if b.text().contains("can't find") => Ok(()),
+                    Some(b) => Err(BridgeError::Tmux(b.text())),
+                    None => Ok(()),
+                },
                 Err(BridgeError::NoServer) | Err(BridgeError::ControlExited) => Ok(()),
                 Err(e) => Err(e),
             }
-        } else {
-            Ok(())
         };
         self.closed = true;
         result
@@ -281,18 +320,18 @@ impl Drop for PaneOutput {
         crate::bridge::lock_snapshots(&self.bridge).remove(&self.pane_id);
         if !self.closed {
             self.closed = true;
-            if self.still_ours() {
-                let line = self.unpipe_line();
-                if !self.bridge.request_detached(&line)
-                    && let Ok(handle) = tokio::runtime::Handle::try_current()
-                {
-                    let bridge = self.bridge.clone();
-                    handle.spawn(async move {
-                        let _ = bridge.call(line).await;
-                    });
-                }
+            let ours = self.still_ours();
+            let line = self.unpipe_line(ours);
+            if !self.bridge.group_detached(&line)
+                && let Ok(handle) = tokio::runtime::Handle::try_current()
+            {
+                let bridge = self.bridge.clone();
+                handle.spawn(async move {
+                    let _ = bridge.group(line).await;
+                });
             }
         }
-        remove_fifo(&self.dir, &self.fifo);
+        // `fifo` drops after this: the FIFO goes, and the marker leaves the
+        // live list only now that its removal from the pane is queued.
     }
 }
