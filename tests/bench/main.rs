@@ -14,10 +14,11 @@ mod stream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
 use echo::{Keyer, RAW_ECHO, echo_rtts};
 use measure::{MEM_MB, clock_ticks, cpu_ticks, ms, rss_bytes};
+use muxlink_e2e::muxlink_beside_me;
 use pattern::Kind;
 use report::{Idle, Latency, Report, SlowConsumer, Throughput};
 use rig::{COLS, ROWS, Rig};
@@ -77,13 +78,7 @@ fn report_path(args: &[String]) -> Result<PathBuf> {
 async fn bench(args: &[String]) -> Result<()> {
     let out = report_path(args)?;
     let exe = std::env::current_exe().context("locating the bench binary")?;
-    let muxlink = exe.with_file_name("muxlink");
-    if !muxlink.exists() {
-        bail!(
-            "{} not found: run `cargo xtask bench`, which builds it",
-            muxlink.display()
-        );
-    }
+    let muxlink = muxlink_beside_me("cargo xtask bench")?;
     let started = Instant::now();
     let mut rig = Rig::new(&muxlink, &exe).await?;
     // `--throughput-only`: the two bulk measurements and nothing else, no

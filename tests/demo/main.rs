@@ -5,13 +5,12 @@
 //! Works without a TTY (CI) and shows the pairing QR code when it has one.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use mobile_client::{Event, PhoneConnection};
 use muxlink_e2e::pairing::{PAIR_ARGS, blocking, init, pair_phone, phone_config, start_pairing};
-use muxlink_e2e::{Home, Stream, Tmux};
+use muxlink_e2e::{Home, Stream, Tmux, muxlink_beside_me};
 
 /// How long any one step may take before the demo gives up with a message.
 const STEP: Duration = Duration::from_secs(30);
@@ -30,22 +29,9 @@ fn step(text: &str) {
     println!("\n==> {text}");
 }
 
-/// The `muxlink` binary built next to this one (`cargo xtask demo` builds both).
-fn muxlink_binary() -> Result<PathBuf> {
-    let me = std::env::current_exe().context("locating the demo binary")?;
-    let bin = me.with_file_name("muxlink");
-    if !bin.exists() {
-        bail!(
-            "{} not found: run the demo with `cargo xtask demo`, which builds it",
-            bin.display()
-        );
-    }
-    Ok(bin)
-}
-
 async fn demo() -> Result<()> {
     let tty = std::io::stdout().is_terminal();
-    let bin = muxlink_binary()?;
+    let bin = muxlink_beside_me("cargo xtask demo")?;
 
     step("Starting the bundled signaling server on loopback (in-memory database)");
     let server = signaling_server::Server::start(signaling_server::ServerConfig::default())

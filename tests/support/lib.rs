@@ -29,6 +29,20 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// The `muxlink` binary built next to the running executable (the demo and
+/// the bench); `xtask` names the command that builds both, for the error.
+pub fn muxlink_beside_me(xtask: &str) -> Result<PathBuf> {
+    let me = std::env::current_exe().context("locating this executable")?;
+    let bin = me.with_file_name("muxlink");
+    if !bin.exists() {
+        bail!(
+            "{} not found: run `{xtask}`, which builds it",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
 /// A tmux server on a private socket (`tmux -L <name>`), killed on drop.
 pub struct Tmux {
     /// The socket name.
@@ -157,24 +171,20 @@ impl Home {
 
     /// Runs a command to completion (bounded by `timeout`).
     pub fn output(&self, args: &[&str], timeout: Duration) -> Result<Output> {
-        let child = self
-            .cmd(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("spawning muxlink")?;
-        wait_output(child, timeout)
+        wait_output(self.spawn_piped(args)?, timeout)
     }
 
     /// Spawns a long-running command with stdout and stderr captured line by line.
     pub fn spawn(&self, args: &[&str]) -> Result<Running> {
-        let child = self
-            .cmd(args)
+        Ok(Running::new(self.spawn_piped(args)?))
+    }
+
+    fn spawn_piped(&self, args: &[&str]) -> Result<Child> {
+        self.cmd(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .context("spawning muxlink")?;
-        Ok(Running::new(child))
+            .context("spawning muxlink")
     }
 }
 
