@@ -127,9 +127,17 @@ pub(crate) fn socket_path(name: &str) -> std::path::PathBuf {
 }
 
 impl Control {
-    /// Starts `tmux -C attach-session` and returns once it answered
-    /// `refresh-client -f no-output,ignore-size`. No server or no session →
-    /// [`BridgeError::NoServer`].
+    /// Starts `tmux -C attach-session -f no-output,ignore-size` and returns
+    /// once it is attached and its tree subscription is set. No server or no
+    /// session → [`BridgeError::NoServer`].
+    ///
+    /// The client flags are given to the attach itself, never set later by
+    /// `refresh-client -f`: in tmux 3.3a, turning `no-output` on drops the
+    /// client's per-pane output state but leaves the output blocks already
+    /// queued for it, and every later line (command replies included) waits
+    /// behind such an orphaned block forever. A pane printing while the
+    /// client attaches thus hung the start-up. Attached with the flag, the
+    /// client never gets any pane output queued.
     pub(crate) async fn spawn(
         args: &SpawnArgs<'_>,
         notify: broadcast::Sender<Notification>,
@@ -146,7 +154,7 @@ impl Control {
         // attach, the server may exit; a server started by our attach would
         // exit again at once (no sessions) and break a `new-session` that a
         // user runs at that moment ("server exited unexpectedly").
-        cmd.args(["-N", "-C", "attach-session"])
+        cmd.args(["-N", "-C", "attach-session", "-f", "no-output,ignore-size"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -185,36 +193,22 @@ impl Control {
             tracing::debug!(?why, "tmux control client could not attach");
             return Err(BridgeError::NoServer);
         }
-        match control
-            .request(vec![(
-                "refresh-client -f no-output,ignore-size".into(),
-                Expect::One,
-            )])
-            .await
-        {
-            Ok(replies) if replies.iter().all(|r| r.blocks.iter().all(|b| b.ok)) => {
-                // Tree changes in every session, checked by tmux itself; a
-                // tmux without subscriptions still works, with fewer events.
-                let subscribe = format!(
-                    "refresh-client -B {}",
-                    quote(&format!("{TREE_SUBSCRIPTION}::{TREE_SUBSCRIPTION_FORMAT}"))
-                );
-                if let Err(e) = control.request(vec![(subscribe, Expect::One)]).await {
-                    tracing::debug!(error = %e, "tree subscription failed");
+        // Tree changes in every session, checked by tmux itself; a tmux
+        // without subscriptions still works, with fewer events.
+        let subscribe = format!(
+            "refresh-client -B {}",
+            quote(&format!("{TREE_SUBSCRIPTION}::{TREE_SUBSCRIPTION_FORMAT}"))
+        );
+        match control.request(vec![(subscribe, Expect::One)]).await {
+            Ok(replies) => {
+                if let Some(bad) = replies.iter().flat_map(|r| &r.blocks).find(|b| !b.ok) {
+                    tracing::debug!(error = %bad.text(), "tree subscription failed");
                 }
                 control.shared.ready.store(true, Ordering::SeqCst);
                 Ok(control)
             }
-            Ok(replies) => {
-                let text = replies
-                    .first()
-                    .and_then(|r| r.blocks.first())
-                    .map(Block::text)
-                    .unwrap_or_default();
-                Err(BridgeError::Tmux(text))
-            }
             Err(BridgeError::ControlExited) => {
-                // The attach failed: "no sessions", "no server running", "error connecting".
+                // The session went away right after the attach.
                 let why = control.shared.lock().startup_error.clone();
                 tracing::debug!(?why, "tmux control client could not attach");
                 Err(BridgeError::NoServer)

@@ -131,3 +131,28 @@ async fn pane_closing_in_another_session_is_reported() {
     let other = tree.iter().find(|s| s.name == "other").unwrap();
     assert_eq!(other.windows[0].panes.len(), 1);
 }
+
+#[tokio::test]
+async fn starts_while_its_session_floods_output() {
+    // tmux 3.3a wedged a control client that turned `no-output` on while pane
+    // output was queued for it (no reply ever came); the client now attaches
+    // with the flag. Several starts, as the old race hit about half of them.
+    // The bridges stay alive meanwhile: tmux 3.3a crashes when a client
+    // detaches while a control client is still connecting.
+    let flood = "i=0; while :; do i=$((i+1)); echo $i; done";
+    let server = TmuxServer::with_session("flood", "s", Some(flood));
+    let mut bridges = Vec::new();
+    for _ in 0..5 {
+        let bridge = server.bridge().await;
+        let mut notes = bridge.notifications();
+        assert_eq!(bridge.list_sessions().await.unwrap().len(), 1);
+        // No pane output reaches the control client.
+        while let Ok(n) = notes.try_recv() {
+            assert!(
+                !matches!(&n, Notification::Other { line } if line.starts_with("%output")),
+                "{n:?}"
+            );
+        }
+        bridges.push(bridge);
+    }
+}
