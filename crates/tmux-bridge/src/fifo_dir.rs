@@ -8,7 +8,7 @@
 //! a later agent can tell its own kind of pipe (and whose it was) from a pipe
 //! anyone else started.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::io::ErrorKind;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -30,9 +30,9 @@ static DIR_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// Markers of the pipes that live `PaneOutput`s of this process hold. A
 /// marker naming this process but missing here belongs to a pipe that was
 /// never cleaned up (a start that timed out after tmux ran it).
-static LIVE: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+static LIVE: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 
-fn live() -> MutexGuard<'static, Option<HashSet<String>>> {
+fn live() -> MutexGuard<'static, BTreeSet<String>> {
     // A plain set; a panic elsewhere leaves it usable.
     LIVE.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -71,9 +71,7 @@ impl FifoDir {
                         let _ = std::fs::remove_dir(&dir);
                         return Err(std::io::Error::from(e).into());
                     }
-                    live()
-                        .get_or_insert_with(HashSet::new)
-                        .insert(marker.clone());
+                    live().insert(marker.clone());
                     return Ok(FifoDir { dir, fifo, marker });
                 }
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
@@ -102,9 +100,7 @@ impl Drop for FifoDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.fifo);
         let _ = std::fs::remove_dir(&self.dir);
-        if let Some(set) = live().as_mut() {
-            set.remove(&self.marker);
-        }
+        live().remove(&self.marker);
     }
 }
 
@@ -162,7 +158,7 @@ pub(crate) fn marker_is_stale(marker: &str) -> bool {
         return false;
     };
     if pid == std::process::id() {
-        return !live().as_ref().is_some_and(|set| set.contains(marker));
+        return !live().contains(marker);
     }
     process_gone(pid)
 }
