@@ -126,6 +126,8 @@ pub enum Command {
     /// Run the bundled signaling server.
     ///
     /// The same server the tests and demo use. Prints `listening on <URL>` once ready.
+    /// With --tls-cert and --tls-key it serves https/wss (phone browsers need a
+    /// secure origin); without them plain HTTP, e.g. behind a TLS-terminating proxy.
     Serve {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -133,6 +135,12 @@ pub enum Command {
         /// SQLite database file (default: in memory, lost on exit).
         #[arg(long, value_name = "FILE")]
         db: Option<PathBuf>,
+        /// PEM certificate chain: serve https/wss (needs --tls-key).
+        #[arg(long, env = "MUXLINK_SERVER_TLS_CERT", value_name = "FILE")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key of --tls-cert.
+        #[arg(long, env = "MUXLINK_SERVER_TLS_KEY", value_name = "FILE")]
+        tls_key: Option<PathBuf>,
     },
     /// Anything else goes to `tmux -L muxlink`.
     #[command(external_subcommand)]

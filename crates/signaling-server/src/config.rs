@@ -9,6 +9,7 @@ use serde::Deserialize;
 use signaling_proto::consts;
 
 use crate::clock::Clock;
+use crate::tls::TlsError;
 
 /// A fixed-window rate limit: at most `max` requests per `window`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,6 +149,16 @@ impl TurnConfig {
     }
 }
 
+/// Certificate chain and private key (PEM files) for serving https/wss; see
+/// [`TlsFiles::from_pair`] and [`crate::tls`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// PEM certificate chain, server certificate first.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
 /// Everything [`crate::Server::start`] needs.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -181,6 +192,8 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Time source (tests shift it).
     pub clock: Clock,
+    /// Serve https/wss with these files; `None` = plain HTTP.
+    pub tls: Option<TlsFiles>,
 }
 
 impl Default for ServerConfig {
@@ -204,6 +217,7 @@ impl Default for ServerConfig {
             rate_limits: RateLimits::default(),
             limits: Limits::default(),
             clock: Clock::system(),
+            tls: None,
         }
     }
 }
@@ -223,6 +237,8 @@ impl Default for ServerConfig {
 /// turn_urls = ["turn:turn.example.net:3478"]
 /// turn_host = "turn.example.net"
 /// turn_secret = "..."
+/// tls_cert = "/etc/muxlink/fullchain.pem"   # both or neither
+/// tls_key = "/etc/muxlink/privkey.pem"
 /// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -245,6 +261,8 @@ pub struct ConfigFile {
     pub turn_credential: Option<String>,
     pub turn_secret: Option<String>,
     pub turn_ttl_secs: Option<u64>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl ConfigFile {
@@ -253,8 +271,10 @@ impl ConfigFile {
         toml::from_str(text)
     }
 
-    /// Overwrites the fields of `config` that this file sets.
-    pub fn apply(self, config: &mut ServerConfig) {
+    /// Overwrites the fields of `config` that this file sets. A TLS
+    /// certificate or key alone is completed from `config.tls`, else it is
+    /// [`TlsError::Incomplete`] (and `config` keeps its other new values).
+    pub fn apply(self, config: &mut ServerConfig) -> Result<(), TlsError> {
         let secs = Duration::from_secs;
         if let Some(v) = self.bind {
             config.bind = v;
@@ -307,5 +327,12 @@ impl ConfigFile {
         if let Some(v) = self.turn_ttl_secs {
             config.turn.ttl = secs(v);
         }
+        if self.tls_cert.is_some() || self.tls_key.is_some() {
+            let old = config.tls.take();
+            let cert = self.tls_cert.or(old.as_ref().map(|t| t.cert.clone()));
+            let key = self.tls_key.or(old.map(|t| t.key));
+            config.tls = TlsFiles::from_pair(cert, key)?;
+        }
+        Ok(())
     }
 }

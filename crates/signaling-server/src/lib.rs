@@ -9,11 +9,18 @@
 //! serves the static web client at `/` (phone browsers), which talks to the API
 //! like any phone; the page never receives terminal bytes either.
 //!
+//! It speaks plain HTTP/WebSocket, or https/wss itself when
+//! [`ServerConfig::tls`] names a PEM certificate chain and key (rustls with
+//! the ring provider; files are checked at start-up, handshakes run beside the
+//! accept loop with a 10 s bound). Without it, put a TLS-terminating reverse
+//! proxy in front: phone browsers need a secure origin for WebCrypto.
+//!
 //! Layout:
 //! - [`config`]: [`ServerConfig`] (library) and [`ConfigFile`] (TOML).
 //! - [`server`]: [`Server::start`] and [`RunningServer`].
 //! - [`store`]: the [`Store`] trait, [`Device`], and [`Db`] (blocking calls off the executor).
 //! - [`sqlite`]: [`SqliteStore`], the rusqlite implementation.
+//! - [`tls`]: certificate loading ([`TlsError`]) and the TLS listener for axum.
 //! - [`clock`]: shiftable wall clock for expiry tests.
 //! - `http_api`: routes, request-signing layer, JSON errors.
 //! - `ws`: one WebSocket connection (auth, presence, relay, limits).
@@ -38,11 +45,13 @@ pub mod server;
 pub mod sqlite;
 mod state;
 pub mod store;
+pub mod tls;
 mod web_assets;
 mod ws;
 
 pub use clock::Clock;
-pub use config::{ConfigFile, Limits, RateLimit, RateLimits, ServerConfig, TurnConfig};
+pub use config::{ConfigFile, Limits, RateLimit, RateLimits, ServerConfig, TlsFiles, TurnConfig};
 pub use server::{RunningServer, Server, StartError};
 pub use sqlite::SqliteStore;
 pub use store::{Db, Device, DeviceType, Pairing, Store, StoreError};
+pub use tls::TlsError;

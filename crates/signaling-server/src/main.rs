@@ -61,16 +61,26 @@ struct Args {
     /// TURN REST shared secret (time-limited credentials per request).
     #[arg(long, env = "MUXLINK_SERVER_TURN_SECRET", hide_env_values = true)]
     turn_secret: Option<String>,
+    /// PEM certificate chain: serve https/wss (needs --tls-key).
+    #[arg(long, env = "MUXLINK_SERVER_TLS_CERT", value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "MUXLINK_SERVER_TLS_KEY", value_name = "FILE")]
+    tls_key: Option<PathBuf>,
 }
 
 fn build_config(args: Args) -> anyhow::Result<ServerConfig> {
     let mut config = ServerConfig::default();
+    let (mut tls_cert, mut tls_key) = (args.tls_cert, args.tls_key);
     if let Some(path) = &args.config {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        ConfigFile::from_toml(&text)
-            .with_context(|| format!("parsing {}", path.display()))?
-            .apply(&mut config);
+        let mut file =
+            ConfigFile::from_toml(&text).with_context(|| format!("parsing {}", path.display()))?;
+        // The TLS pair is checked once, after flags/env are layered over the file.
+        tls_cert = tls_cert.or(file.tls_cert.take());
+        tls_key = tls_key.or(file.tls_key.take());
+        file.apply(&mut config)?;
     }
     let overrides = ConfigFile {
         bind: args.bind,
@@ -90,8 +100,10 @@ fn build_config(args: Args) -> anyhow::Result<ServerConfig> {
         turn_credential: args.turn_credential,
         turn_secret: args.turn_secret,
         turn_ttl_secs: None,
+        tls_cert,
+        tls_key,
     };
-    overrides.apply(&mut config);
+    overrides.apply(&mut config)?;
     Ok(config)
 }
 
@@ -110,8 +122,25 @@ async fn stop_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("muxlink-signaling-server: cannot start the tokio runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line a person can act on, e.g. which certificate file is wrong.
+            eprintln!("muxlink-signaling-server: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -122,7 +151,8 @@ async fn main() -> anyhow::Result<()> {
     let config = build_config(Args::parse())?;
     let server = Server::start(config)
         .await
-        .context("starting the signaling server")?;
+        // The error's own text already names its cause (and the file to fix).
+        .map_err(|e| anyhow::anyhow!("cannot start the signaling server: {e}"))?;
     // Scripts and tests read this line to find the port.
     println!("listening on {}", server.url());
     stop_signal().await;

@@ -1,10 +1,12 @@
-//! `Server::start`: opens storage, binds, serves HTTP + WebSocket until
+//! `Server::start`: opens storage, loads the TLS certificate when configured,
+//! binds, serves HTTP + WebSocket (or https + wss) until
 //! `RunningServer::shutdown`.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::serve::ListenerExt as _;
 use rand::RngCore as _;
 use signaling_proto::consts::REPLAY_WINDOW_SECS;
 use tokio::sync::Semaphore;
@@ -28,6 +30,9 @@ pub enum StartError {
     /// The database could not be opened or initialised.
     #[error("cannot open database: {0}")]
     Store(#[from] StoreError),
+    /// The TLS certificate or key cannot be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// The listen address could not be bound.
     #[error("cannot bind {addr}: {source}")]
     Bind {
@@ -61,6 +66,11 @@ impl Server {
         config: ServerConfig,
         store: Arc<dyn Store>,
     ) -> Result<RunningServer, StartError> {
+        // Certificate problems are reported before anything listens.
+        let tls = match &config.tls {
+            Some(files) => Some(crate::tls::load_acceptor(files)?),
+            None => None,
+        };
         let listener = tokio::net::TcpListener::bind(config.bind)
             .await
             .map_err(|source| StartError::Bind {
@@ -99,21 +109,36 @@ impl Server {
         });
         let app = crate::http_api::router(Arc::clone(&state));
         let serve_shutdown = shutdown.clone();
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let task = tokio::spawn(async move {
-            let served = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(serve_shutdown.cancelled_owned())
-            .await;
+            let make_service = app.into_make_service_with_connect_info::<SocketAddr>();
+            let stop = serve_shutdown.cancelled_owned();
+            let served = match tls {
+                None => {
+                    axum::serve(listener, make_service)
+                        .with_graceful_shutdown(stop)
+                        .await
+                }
+                Some(acceptor) => {
+                    // `tap_io` gives the TLS listener axum's `ConnectInfo<SocketAddr>`.
+                    let tls_listener =
+                        crate::tls::TlsListener::new(listener, acceptor).tap_io(|tls| {
+                            let _ = tls.get_ref().0.set_nodelay(true);
+                        });
+                    axum::serve(tls_listener, make_service)
+                        .with_graceful_shutdown(stop)
+                        .await
+                }
+            };
             if let Err(e) = served {
                 tracing::error!(error = %e, "server stopped with an error");
             }
         });
         let sweeper = tokio::spawn(sweep_loop(Arc::clone(&state)));
-        tracing::info!(%local_addr, version = %state.config.api_version, web_client = crate::web_assets::is_built(), "signaling server listening");
+        tracing::info!(%local_addr, scheme, version = %state.config.api_version, web_client = crate::web_assets::is_built(), "signaling server listening");
         Ok(RunningServer {
             local_addr,
+            scheme,
             shutdown,
             task,
             sweeper,
@@ -135,6 +160,7 @@ async fn sweep_loop(state: Arc<AppState>) {
 /// A started server.
 pub struct RunningServer {
     local_addr: SocketAddr,
+    scheme: &'static str,
     shutdown: CancellationToken,
     task: JoinHandle<()>,
     sweeper: JoinHandle<()>,
@@ -147,9 +173,15 @@ impl RunningServer {
         self.local_addr
     }
 
-    /// Bare base URL, e.g. `http://127.0.0.1:PORT` (no API version).
+    /// Bare base URL, e.g. `http://127.0.0.1:PORT`, or `https://…` with TLS
+    /// (no API version).
     pub fn url(&self) -> String {
-        format!("http://{}", self.local_addr)
+        format!("{}://{}", self.scheme, self.local_addr)
+    }
+
+    /// Whether the server speaks TLS (https/wss).
+    pub fn is_tls(&self) -> bool {
+        self.scheme == "https"
     }
 
     /// Authenticated WebSocket connections right now.

@@ -36,6 +36,7 @@ async fn binary_serves_and_stops_on_sigterm() {
         version: "api".into(),
         hmac: "from-env".into(),
         clock: clock.clone(),
+        ca: None,
     };
     let r = http
         .send("GET", "/health", None, None, Sign::Unsigned)

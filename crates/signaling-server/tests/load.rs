@@ -87,6 +87,7 @@ async fn run() {
         version: "v1".into(),
         hmac: String::new(),
         clock: signaling_server::Clock::system(),
+        ca: None,
     };
     let started = Instant::now();
     let devices = setup(&http).await;

@@ -20,7 +20,12 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
     let o = cli.overrides();
     match cli.command {
         Command::Init => init::init(&o),
-        Command::Serve { bind, db } => serve::serve(&bind, db.as_deref(), &o).await,
+        Command::Serve {
+            bind,
+            db,
+            tls_cert,
+            tls_key,
+        } => serve::serve(&bind, db.as_deref(), tls_cert, tls_key, &o).await,
         command => {
             let cfg = Config::load(&o)?;
             match command {

@@ -1,23 +1,35 @@
 //! `muxlink serve`: the bundled signaling server (the signaling-server library)
-//! in the foreground until Ctrl-C or SIGTERM.
+//! in the foreground until Ctrl-C or SIGTERM, over https/wss when given a
+//! certificate and key.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::Overrides;
 use crate::error::CliError;
 
-/// Runs the server; prints `listening on <URL>` on stdout once it accepts connections.
-pub async fn serve(bind: &str, db: Option<&Path>, o: &Overrides) -> Result<(), CliError> {
+/// Runs the server; prints `listening on <URL>` (`https://…` with TLS) on
+/// stdout once it accepts connections.
+/// `tls_cert` and `tls_key` go together; the files are checked before listening.
+pub async fn serve(
+    bind: &str,
+    db: Option<&Path>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    o: &Overrides,
+) -> Result<(), CliError> {
     let addr: std::net::SocketAddr = bind.parse().map_err(|_| {
         CliError::Other(format!(
             "invalid --bind address {bind:?}: use host:port, e.g. 127.0.0.1:8080"
         ))
     })?;
+    let tls = signaling_server::TlsFiles::from_pair(tls_cert, tls_key)
+        .map_err(|e| CliError::Other(e.to_string()))?;
     let mut config = signaling_server::ServerConfig {
         bind: addr,
         hmac_secret: o.hmac_secret.clone().unwrap_or_default(),
+        tls,
         ..Default::default()
     };
     if let Some(db) = db {
@@ -35,4 +47,30 @@ pub async fn serve(bind: &str, db: Option<&Path>, o: &Overrides) -> Result<(), C
     }
     server.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    async fn refused(cert: Option<PathBuf>, key: Option<PathBuf>) -> String {
+        let o = Overrides::default();
+        match serve("127.0.0.1:0", None, cert, key, &o).await {
+            Err(CliError::Other(text)) => text,
+            other => panic!("unexpected: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn tls_settings_are_checked_before_listening() {
+        let e = refused(Some("cert.pem".into()), None).await;
+        assert!(e.contains("--tls-key"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("cert.pem");
+        let e = refused(Some(missing.clone()), Some(dir.path().join("key.pem"))).await;
+        assert!(e.contains("cannot read TLS certificate file"), "{e}");
+        assert!(e.contains(missing.to_str().unwrap()), "{e}");
+        assert_eq!(e.lines().count(), 1, "{e}");
+    }
 }

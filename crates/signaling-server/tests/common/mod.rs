@@ -67,6 +67,7 @@ impl TestServer {
             version: self.version.clone(),
             hmac: self.hmac.clone(),
             clock: self.clock.clone(),
+            ca: None,
         }
     }
 }
@@ -139,6 +140,8 @@ pub struct Http {
     pub version: String,
     pub hmac: String,
     pub clock: Clock,
+    /// DER certificate to trust for `https://` (a test's self-signed one).
+    pub ca: Option<Vec<u8>>,
 }
 
 pub fn fresh_nonce() -> String {
@@ -188,7 +191,8 @@ impl Http {
             headers.push(("authorization".to_owned(), format!("Bearer {t}")));
         }
         let method = method.to_owned();
-        tokio::task::spawn_blocking(move || raw_request(&method, &url, body, &headers))
+        let ca = self.ca.clone();
+        tokio::task::spawn_blocking(move || raw_request(&method, &url, body, &headers, ca))
             .await
             .unwrap()
     }
@@ -267,8 +271,17 @@ fn raw_request(
     url: &str,
     body: Option<String>,
     headers: &[(String, String)],
+    ca: Option<Vec<u8>>,
 ) -> Resp {
+    let mut tls = ureq::tls::TlsConfig::builder();
+    if let Some(der) = ca {
+        let root = ureq::tls::Certificate::from_der(&der).to_owned();
+        tls = tls.root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(vec![
+            root,
+        ])));
+    }
     let agent: ureq::Agent = ureq::Agent::config_builder()
+        .tls_config(tls.build())
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(10)))
         .build()
@@ -333,7 +346,10 @@ impl Ws {
                 v.parse().unwrap(),
             );
         }
-        match tokio_tungstenite::connect_async(req).await {
+        let connector = http.ca.as_deref().map(|der| {
+            tokio_tungstenite::Connector::Rustls(std::sync::Arc::new(tls_client_config(der)))
+        });
+        match tokio_tungstenite::connect_async_tls_with_config(req, None, false, connector).await {
             Ok((stream, _)) => Ok(Ws { stream }),
             Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
             Err(e) => panic!("ws connect failed: {e}"),
@@ -498,4 +514,20 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A rustls client (ring provider) that trusts only `ca_der`.
+pub fn tls_client_config(ca_der: &[u8]) -> tokio_rustls::rustls::ClientConfig {
+    use tokio_rustls::rustls;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(ca_der.to_vec()))
+        .unwrap();
+    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth()
 }
