@@ -36,7 +36,9 @@ pub struct ReadyPipe {
 }
 
 impl ReadyPipe {
-    /// A pipe whose write end (only) survives `exec` in the child.
+    /// A pipe whose write end (only) survives `exec` in the child. Any child
+    /// spawned while it exists inherits that end, so create it right before
+    /// the one spawn it is for (as `muxlink start` does).
     pub fn new() -> std::io::Result<ReadyPipe> {
         let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
         fcntl(&write, FcntlArg::F_SETFD(FdFlag::empty()))?;
@@ -122,47 +124,44 @@ impl ReadyNotifier {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_child_that_exits_first_reads_as_exited() {
+    /// Runs `sh -c <script>` (`$FD` is the passed descriptor) as a started
+    /// agent would be, and returns what the parent saw within `timeout`.
+    fn wait_for(script: &str, timeout: Duration) -> Readiness {
+        // One at a time: a child spawned by a parallel test would inherit
+        // this pipe's write end and hold off its end-of-file.
+        static ONE_PIPE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _turn = ONE_PIPE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let pipe = ReadyPipe::new().unwrap();
-        let mut cmd = Command::new("true");
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(script)
+            .env("FD", pipe.write.as_raw_fd().to_string());
         pipe.pass_to(&mut cmd);
         let mut child = cmd.spawn().unwrap();
-        assert_eq!(
-            pipe.wait(Duration::from_secs(10)).unwrap(),
-            Readiness::Exited
-        );
+        let seen = pipe.wait(timeout).unwrap();
+        let _ = child.kill();
         child.wait().unwrap();
+        seen
+    }
+
+    #[test]
+    fn a_child_that_exits_first_reads_as_exited() {
+        assert_eq!(wait_for("true", Duration::from_secs(10)), Readiness::Exited);
     }
 
     #[test]
     fn a_byte_on_the_passed_descriptor_reads_as_ready() {
-        let pipe = ReadyPipe::new().unwrap();
-        let mut cmd = Command::new("sh");
-        let fd = pipe.write.as_raw_fd();
-        cmd.arg("-c").arg(format!("printf R >&{fd}; sleep 5"));
-        pipe.pass_to(&mut cmd);
-        let mut child = cmd.spawn().unwrap();
         assert_eq!(
-            pipe.wait(Duration::from_secs(10)).unwrap(),
+            wait_for("printf R >&$FD; sleep 5", Duration::from_secs(10)),
             Readiness::Ready
         );
-        child.kill().unwrap();
-        child.wait().unwrap();
     }
 
     #[test]
     fn silence_times_out() {
-        let pipe = ReadyPipe::new().unwrap();
-        let mut cmd = Command::new("sleep");
-        cmd.arg("5");
-        pipe.pass_to(&mut cmd);
-        let mut child = cmd.spawn().unwrap();
         assert_eq!(
-            pipe.wait(Duration::from_millis(50)).unwrap(),
+            wait_for("sleep 5", Duration::from_millis(50)),
             Readiness::TimedOut
         );
-        child.kill().unwrap();
-        child.wait().unwrap();
     }
 }
