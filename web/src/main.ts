@@ -65,7 +65,7 @@ interface App {
   backoff: number;
   ice: RTCIceServer[];
   retry?: ReturnType<typeof setTimeout>;
-  /** Auto-reconnect stops on errors a retry cannot fix (wrong key, not paired). */
+  /** Auto-reconnect stops on errors a retry cannot fix (pairing key not proven, not paired). */
   stopped: boolean;
 }
 // Deliberately not reachable from `window`: the pairing record, the identity
