@@ -57,3 +57,4 @@ pub use server::{RunningServer, Server, StartError};
 pub use sqlite::SqliteStore;
 pub use store::{Db, Device, DeviceType, Pairing, Store, StoreError};
 pub use tls::TlsError;
+pub use web_assets::files as web_client_files;

@@ -34,6 +34,15 @@ pub(crate) fn is_built() -> bool {
     ASSETS.iter().any(|(path, _, _)| *path == "/index.html")
 }
 
+/// The embedded web client's files as (path relative to the site root, bytes),
+/// for hosting the same client on another origin; empty when not built.
+pub fn files() -> Vec<(&'static str, &'static [u8])> {
+    ASSETS
+        .iter()
+        .map(|(path, _, bytes)| (path.trim_start_matches('/'), *bytes))
+        .collect()
+}
+
 fn file(path: &str) -> Option<(&'static str, &'static [u8])> {
     ASSETS
         .iter()
