@@ -364,7 +364,7 @@ async fn run_reader(
             _ = sleep_until_opt(gate.poll_timeout()) => {
                 match gate.handle_timeout(now()) {
                     Some(why) => {
-                        tracing::info!(device_id, ?why, "key possession failed; closing peer");
+                        tracing::info!(device_id, ?why, "channel authentication failed; closing peer");
                         peer.close();
                         break;
                     }
@@ -399,7 +399,7 @@ async fn run_reader(
                 continue;
             }
             GateVerdict::Close(why) => {
-                tracing::info!(device_id, ?why, "key possession failed; closing peer");
+                tracing::info!(device_id, ?why, "channel authentication failed; closing peer");
                 peer.close();
                 break;
             }

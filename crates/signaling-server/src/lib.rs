@@ -3,7 +3,10 @@
 //! axum + tokio, with SQLite storage. The `muxlink-signaling-server` binary,
 //! `muxlink serve`, tests and the demo all start it through [`Server::start`].
 //!
-//! It relays only between paired devices and never sees terminal bytes. It is
+//! It relays only between paired devices and never sees terminal bytes; it is
+//! not trusted with them either (pairing v2 and channel authentication v2 keep
+//! a hostile server out), so it treats the phone's pairing confirmation as
+//! opaque: checked for shape, relayed to the host, never stored. It is
 //! not a TURN server, and keeps no state beyond devices and pairings across
 //! restarts (challenges, pairing codes, rate windows live in memory). It also
 //! serves the static web client at `/` (phone browsers), which talks to the API
