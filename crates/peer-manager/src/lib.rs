@@ -15,7 +15,10 @@
 //! - `admission` — pure `connect_request` rules: allowed device, secret, limit, reconnect.
 //! - `auth_gate` — pure channel-authentication gate, direction gate, decode-error replies.
 //! - `lifecycle` — pure per-peer timers: grace, ICE restart, watchdog, cleanup once.
-//! - `candidates` — pure bounded buffer of early remote ICE candidates.
+//! - `candidates` — pure bounds on remote ICE candidates: 64 buffered before the
+//!   answer, 64 added after it, per ICE round; extra ones dropped.
+//! - `throttle` — pure per-phone `connect_request` rate (burst 3, then 1/s);
+//!   requests over it are dropped with a log (the spec has no reason for them).
 //! - `cleaner` — pure sweep rule and the periodic [`ConnectionCleaner`] task.
 //! - `ice_servers` — TURN credential fetch, 10 min process-wide cache, STUN fallback.
 //! - `peer` — [`Peer`]: send with backpressure and size limit, close.
@@ -42,9 +45,10 @@ pub mod ice_servers;
 pub mod lifecycle;
 mod manager;
 mod peer;
+pub mod throttle;
 
 pub use cleaner::ConnectionCleaner;
 pub use error::{PeerError, SendError};
 pub use handler::{MessageSender, ProtocolHandler};
-pub use manager::{DisconnectHook, JwtFn, PeerManager, SecretLoader};
+pub use manager::{DisconnectHook, JwtFn, NonceSource, PeerManager, SecretLoader};
 pub use peer::Peer;
