@@ -38,24 +38,32 @@
 
 mod api_error;
 mod challenges;
+pub mod client_key;
 pub mod clock;
 pub mod config;
 mod cors;
+mod guess_budget;
 mod http_api;
 mod hub;
+mod lru;
 mod pairing_codes;
 mod rate_limit;
 mod replay;
 pub mod server;
+mod slots;
 pub mod sqlite;
 mod state;
 pub mod store;
 pub mod tls;
+mod token_bucket;
 mod web_assets;
 mod ws;
 
+pub use client_key::{ClientKey, TrustedProxies};
 pub use clock::Clock;
-pub use config::{ConfigFile, Limits, RateLimit, RateLimits, ServerConfig, TlsFiles, TurnConfig};
+pub use config::{
+    ConfigFile, Limits, MIN_JWT_SECRET, RateLimit, RateLimits, ServerConfig, TlsFiles, TurnConfig,
+};
 pub use server::{RunningServer, Server, StartError};
 pub use sqlite::SqliteStore;
 pub use store::{Db, Device, DeviceType, Pairing, Store, StoreError};
