@@ -414,12 +414,18 @@ async fn run_reader(
                 break;
             }
             GateVerdict::Drop => continue,
-            GateVerdict::Deliver(req) => {
-                if matches!(req, Request::Ping) {
-                    peer.touch_ping(now());
+            GateVerdict::Deliver(Request::Ping) => {
+                // Answered here, never queued behind the handler: a request
+                // stuck on a hung tmux (up to its 10 s timeout) must not delay
+                // `pong` (peer-lifecycle §9), or the phone would think the
+                // connection dead.
+                peer.touch_ping(now());
+                if let Err(e) = peer.send_message(&Event::Pong { latency: 0 }).await {
+                    tracing::info!(device_id, "pong not sent: {e}");
                 }
-                Dispatch::Request(req)
+                continue;
             }
+            GateVerdict::Deliver(req) => Dispatch::Request(req),
             GateVerdict::Reply(ev) => Dispatch::Reply(ev),
         };
         // Waiting here (queue full) is the backpressure on a slow handler.

@@ -40,6 +40,26 @@ async fn ping_pong(ch: &rtc_transport::RtcChannel) {
     }
 }
 
+/// A request stuck in the handler (a tmux call that hangs for its 10 s
+/// timeout) does not hold up `pong`: it arrives while the handler still waits.
+#[tokio::test]
+async fn ping_is_answered_while_the_handler_hangs() {
+    let (net, _pm, handler, mut seen) = setup().await;
+    let release = Arc::new(tokio::sync::Notify::new());
+    *handler.hang_list_sessions.lock().unwrap() = Some(release.clone());
+    let mut phone = Phone::new(&net, PHONE, PhoneOpts::default());
+    let ch = phone.connect_and_auth(&SECRET).await;
+    ch.send(&Request::ListSessions.encode()).await.unwrap();
+    // The handler has the request and is stuck in it.
+    match tokio::time::timeout(WAIT, seen.recv()).await.unwrap() {
+        Some(Seen::Request(_, Request::ListSessions)) => {}
+        other => panic!("unexpected {other:?}"),
+    }
+    ping_pong(&ch).await;
+    ping_pong(&ch).await;
+    release.notify_one();
+}
+
 #[tokio::test]
 async fn happy_path_reaches_an_authenticated_channel() {
     let (net, pm, handler, mut seen) = setup().await;
@@ -188,7 +208,10 @@ async fn failing_random_source_closes_the_peer_before_any_request() {
     pm.set_auth_timeout(Duration::from_secs(3600));
     let phone = Phone::new(&net, PHONE, PhoneOpts::default());
     phone.connect_request().await;
-    wait_until("peer closed and reported", || handler.disconnects(PHONE) == 1).await;
+    wait_until("peer closed and reported", || {
+        handler.disconnects(PHONE) == 1
+    })
+    .await;
     wait_until("peer removed", || pm.peer_count() == 0).await;
     assert_eq!(handler.requests(), 0);
     pm.close_all().await;
