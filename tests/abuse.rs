@@ -5,7 +5,8 @@
 //! headers believed only from a trusted proxy, a pairing-code guesser spread
 //! over many addresses stopped with 429, full tables that evict instead of
 //! refusing everyone, an unpaired phone's token refused (and no TURN
-//! credentials), and never-paired devices deleted after their lifetime.
+//! credentials), never-paired devices deleted after their lifetime, and new
+//! devices per address prefix capped.
 //!
 //! Every case uses short configured timeouts and bounded waits (no sleep
 //! asserts a duration), at most a few dozen sockets, and well under 15 s.
@@ -646,4 +647,22 @@ fn never_paired_devices_disappear_after_their_lifetime() {
     // Paired devices stay.
     assert_eq!(token(&server, &paired_host).status, 200);
     assert_eq!(token(&server, &phone).status, 200);
+}
+
+#[test]
+fn new_devices_per_address_prefix_are_capped() {
+    let server =
+        Server::start("trusted_proxies = [\"127.0.0.1\"]\nregistrations_per_prefix_per_hour = 3\n");
+    // Three new hosts from one /24 (different addresses), then 429.
+    for i in 1..=3 {
+        let r = initiate(&server, &xff(&format!("198.51.100.{i}")), &Keys::new());
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    let r = initiate(&server, &xff("198.51.100.77"), &Keys::new());
+    assert_eq!(r.status, 429, "{r:?}");
+    assert!(r.header("retry-after").is_some());
+    // A known device re-initiating is not a registration; another /24 is not capped.
+    let known = Keys::new();
+    assert_eq!(initiate(&server, &xff("198.51.101.1"), &known).status, 200);
+    assert_eq!(initiate(&server, &xff("198.51.100.78"), &known).status, 200);
 }
