@@ -341,6 +341,17 @@ async function main() {
     fail(`expected the could-not-prove message, got ${state}: ${notice}`);
   if (await page.$(".xterm")) fail("a terminal is still on screen after the key check failed");
   await page.screenshot({ path: join(shots, "wrong-key.png") });
+
+  step("the other computer's QR URL again: replacing the pairing pairs with it");
+  // A new `muxlink pair` there: the server restart above dropped the earlier pairing code.
+  const pair3 = start(MUXLINK, ["pair", "--yes", "--payload-only"], env2);
+  const payload3 = (await pair3.wait((l) => l.startsWith("PAIRING_PAYLOAD "), "the third pairing payload")).slice("PAIRING_PAYLOAD ".length);
+  await page.evaluate((h) => { location.hash = h; }, payload3);
+  await page.waitForSelector("#replace", { timeout: STEP_MS });
+  await page.click("#replace-yes");
+  await pair3.wait((l) => l.startsWith("PAIRED "), "PAIRED from the second computer's `muxlink pair`");
+  await page.waitForFunction(() => /web-e2e-other/.test(document.querySelector("#waiting h2")?.textContent ?? ""), null, { timeout: STEP_MS });
+  await fragmentGone(page);
   if (cspViolations.length) fail(`Content-Security-Policy violations:\n${cspViolations.join("\n")}`);
   console.log(`ok: web client e2e passed; screenshots in ${shots}`);
 }

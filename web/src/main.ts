@@ -174,7 +174,12 @@ async function pairOnce(text: string, fields?: { name: string; hmacSecret: strin
     const qr = parsePayload(text);
     scanned = text.trim();
     // The current connection (if any) stops while pairing; a failed attempt can go back to it.
-    if (app.conn || app.signaling || connecting) dropConnection();
+    if (app.conn || app.signaling || connecting) {
+      dropConnection();
+      // An attempt in flight ends on its own (it sees `stopped`); then close what it opened.
+      await connecting?.catch(() => undefined);
+      dropConnection();
+    }
     const phoneName = (fields?.name ?? (await get<string>("name")) ?? "phone browser").trim();
     const problem = phoneName ? nameProblem(phoneName) : null;
     if (problem) throw new PairingError(problem);
@@ -380,6 +385,7 @@ async function connectOnce(): Promise<void> {
     if (app.attachedPane) attach(app.attachedPane, true);
     else conn.send({ type: "list_sessions" });
   } catch (e) {
+    if (app.stopped) return; // a pairing or "forget" stopped this attempt: nothing to report
     failed(e);
   }
 }
