@@ -284,9 +284,10 @@ async fn add_candidate(rtc: &RtcPeer, device_id: &str, c: Candidate) {
     }
 }
 
-/// Cleanup of a closed peer: wait for its reader and dispatcher, tell the
-/// handler once if the peer is still current, remove it with the identity check,
-/// close the peer connection.
+/// Cleanup of a closed peer: wait for its reader and dispatcher, remove it
+/// with the identity check and, if it was still current, tell the handler
+/// once, then close the peer connection. Removal comes first so that whoever
+/// the report wakes (the status writer) no longer sees the peer.
 async fn finish(
     mgr: &Arc<PeerManager>,
     peer: &Arc<Peer>,
@@ -296,8 +297,9 @@ async fn finish(
     if let Some(r) = reader {
         let _ = r.await;
     }
-    mgr.report_disconnect(peer).await;
-    mgr.remove_if_current(peer);
+    if mgr.remove_if_current(peer) {
+        mgr.report_disconnect(peer).await;
+    }
     if let Some(rtc) = rtc {
         close_rtc(&rtc).await;
     }

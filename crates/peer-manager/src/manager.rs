@@ -204,9 +204,9 @@ impl PeerManager {
     }
 
     /// Tell the handler (and the hook) that `peer` went away, at most once per
-    /// peer, and only while it is still its device's current peer.
+    /// peer. The caller has just removed it as its device's current peer.
     pub(crate) async fn report_disconnect(&self, peer: &Arc<Peer>) {
-        if !self.is_current(peer) || peer.disconnect_reported.swap(true, Ordering::SeqCst) {
+        if peer.disconnect_reported.swap(true, Ordering::SeqCst) {
             return;
         }
         self.handler.peer_disconnected(&peer.device_id).await;
@@ -444,14 +444,6 @@ impl PeerManager {
                 false
             }
         }
-    }
-
-    /// True when `peer` is still the map entry of its device.
-    pub(crate) fn is_current(&self, peer: &Arc<Peer>) -> bool {
-        self.inner()
-            .peers
-            .get(&peer.device_id)
-            .is_some_and(|p| Arc::ptr_eq(p, peer))
     }
 
     /// Remove `peer` from the map only if it is still its device's entry
