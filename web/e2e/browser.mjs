@@ -3,6 +3,8 @@
 // headless Debian Chromium driven by playwright-core, all on loopback.
 // Run: node e2e/browser.mjs  (after `cargo xtask web` and a debug build of
 // `muxlink` and `muxlink-signaling-server`). Screenshots go to target/web-e2e/.
+// The page keeps its state off `window`: everything here is read from the DOM
+// (`#state[data-signaling]`, `#term-wrap[data-attached]`, `#term[data-cols]`, `.xterm-rows`).
 import { spawn, execFileSync } from "node:child_process";
 import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
@@ -104,6 +106,8 @@ async function main() {
   execFileSync(MUXLINK, ["init"], { env: { ...process.env, ...env } });
   const pair = start(MUXLINK, ["pair", "--yes", "--payload-only"], env);
   const payload = (await pair.wait((l) => l.startsWith("PAIRING_PAYLOAD "), "the pairing payload")).slice("PAIRING_PAYLOAD ".length);
+  // Pairing v2: code|hostKey|hostId|serverUrl|base64(T), all 5 fields required.
+  if (payload.split("|").length !== 5) fail(`expected a 5-field pairing payload, got ${payload}`);
 
   step("chromium opens the QR URL and pairs");
   const browser = await chromium.launch({
@@ -115,12 +119,22 @@ async function main() {
   cleanups.unshift(() => browser.close());
   const ctx = await browser.newContext({ viewport: { width: 375, height: 740 }, deviceScaleFactor: 2, hasTouch: true });
   const page = await ctx.newPage();
-  page.on("console", (m) => process.env.E2E_VERBOSE && console.log(`    [page] ${m.text()}`));
+  // Content-Security-Policy violations (the server's CSP must let the page and xterm.js work).
+  const cspViolations = [];
+  page.on("console", (m) => {
+    if (process.env.E2E_VERBOSE) console.log(`    [page] ${m.text()}`);
+    if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text());
+  });
   await page.goto(`${url}/#${encodeURIComponent(payload)}`);
   await page.waitForSelector("#pair");
   await page.locator("details").evaluate((d) => { d.open = true; });
   await page.fill("#hmac", hmacSecret);
   await page.screenshot({ path: join(shots, "pairing.png") });
+  // A payload without the pairing token (an older muxlink) is refused before anything is sent.
+  await page.fill("#payload", payload.split("|").slice(0, 4).join("|"));
+  await page.click("#pair");
+  await page.waitForFunction(() => /older muxlink/.test(document.getElementById("notice")?.textContent ?? ""),
+    null, { timeout: STEP_MS });
   // A code the server does not know reads as wrong or expired, and nothing is stored.
   const code = payload.split("|")[0];
   await page.fill("#payload", payload.replace(code, code === "AAAAAA" ? "BBBBBB" : "AAAAAA"));
@@ -145,21 +159,17 @@ async function main() {
   step("attach, type, read back from the xterm buffer");
   await page.click(`[data-pane="${pane}"]`);
   await page.waitForSelector(".xterm-helper-textarea", { state: "attached", timeout: STEP_MS });
-  await page.waitForFunction(() => window.muxlink.attachedPane !== undefined);
+  // The host confirmed the attach (`attached` event).
+  await page.waitForSelector(`#term-wrap[data-attached="${pane}"]`, { state: "attached", timeout: STEP_MS });
   await page.focus(".xterm-helper-textarea");
   await page.keyboard.type("echo hi-from-browser");
   await page.keyboard.press("Enter");
-  const screenText = () => page.evaluate(() => {
-    const b = window.muxlink.term.buffer.active;
-    const out = [];
-    for (let i = 0; i < b.length; i++) out.push(b.getLine(i)?.translateToString(true) ?? "");
-    return out.join("\n");
-  });
-  // The command line and its output: the word appears at least twice in the xterm buffer.
+  // The rows xterm.js renders (its DOM renderer: one div per visible row).
+  const screenText = () => page.evaluate(() =>
+    [...document.querySelectorAll(".xterm-rows > div")].map((r) => r.textContent ?? "").join("\n"));
+  // The command line and its output: the word appears at least twice on the terminal screen.
   const seen = await page.waitForFunction(() => {
-    const b = window.muxlink.term.buffer.active;
-    let text = "";
-    for (let i = 0; i < b.length; i++) text += (b.getLine(i)?.translateToString(true) ?? "") + "\n";
+    const text = [...document.querySelectorAll(".xterm-rows > div")].map((r) => r.textContent ?? "").join("\n");
     return text.split("hi-from-browser").length >= 3;
   }, null, { timeout: STEP_MS }).then(() => true, () => false);
   if (!seen) fail(`output never came back; screen:\n${await screenText()}\nnotice: ${await page.textContent("#notice")}\ntmux:\n${tmux("capture-pane", "-p", "-t", pane)}`);
@@ -176,8 +186,11 @@ async function main() {
   step("rotate: the resize reaches tmux");
   const before = tmux("display-message", "-p", "-t", pane, "#{pane_width}");
   await page.setViewportSize({ width: 740, height: 375 });
-  await page.waitForFunction((w) => window.muxlink.term.cols !== Number(w), before);
-  const cols = await page.evaluate(() => window.muxlink.term.cols);
+  await page.waitForFunction((w) => {
+    const c = document.getElementById("term")?.dataset.cols;
+    return c !== undefined && c !== w;
+  }, before);
+  const cols = Number(await page.getAttribute("#term", "data-cols"));
   await until(() => tmux("display-message", "-p", "-t", pane, "#{pane_width}") === String(cols),
     `tmux pane width ${cols} (was ${before})`);
   await page.screenshot({ path: join(shots, "terminal-landscape.png") });
@@ -189,22 +202,22 @@ async function main() {
   await page.screenshot({ path: join(shots, "phone.png") });
 
   step("signaling server restarts: the peer stays up, the page reopens its socket");
-  const oldSocket = await page.evaluate(() => window.muxlink.signaling !== undefined);
-  if (!oldSocket) fail("the page has no signaling socket before the restart");
+  const signalingOpen = () => document.getElementById("state")?.dataset.signaling === "open";
+  if (!(await page.evaluate(signalingOpen))) fail("the page has no open signaling socket before the restart");
   server.child.kill("SIGTERM");
   await new Promise((r) => server.child.once("exit", r));
-  await page.waitForFunction(() => !window.muxlink.signaling?.open, null, { timeout: STEP_MS });
+  await page.waitForFunction(() => document.getElementById("state")?.dataset.signaling !== "open", null, { timeout: STEP_MS });
   server = start(SERVER, serverArgs);
   await server.wait((l) => l.includes("listening"), "the restarted server");
-  await page.waitForFunction(() => window.muxlink.signaling?.open === true, null, { timeout: STEP_MS * 2 });
+  await page.waitForFunction(signalingOpen, null, { timeout: STEP_MS * 2 });
   if ((await page.textContent("#state")) !== "connected") fail("the peer did not survive the server restart");
   await page.click('button:text-is("New session")');
   await until(() => tmux("list-sessions", "-F", "#{session_name}").split("\n").length >= 2, "create_session over the surviving channel");
 
-  step("tampered stored secret: rejected with a clear message");
+  step("tampered stored secret: the host refuses the proof, the page says the key was not proven");
   await page.evaluate(async () => {
     const key = await crypto.subtle.importKey("raw", crypto.getRandomValues(new Uint8Array(32)),
-      { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+      { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
     const db = await new Promise((res, rej) => {
       const r = indexedDB.open("muxlink", 1);
       r.onsuccess = () => res(r.result);
@@ -219,8 +232,11 @@ async function main() {
   await page.waitForFunction(() => document.getElementById("state")?.dataset.state === "error", null, { timeout: STEP_MS });
   const state = await page.textContent("#state");
   const notice = await page.textContent("#notice");
-  if (state !== "wrong key" || !/pairing secret is wrong/.test(notice ?? "")) fail(`expected a wrong-key message, got ${state}: ${notice}`);
+  if (state !== "not verified" || !/could not prove the pairing key/.test(notice ?? ""))
+    fail(`expected the could-not-prove message, got ${state}: ${notice}`);
+  if (await page.$(".xterm")) fail("a terminal is still on screen after the key check failed");
   await page.screenshot({ path: join(shots, "wrong-key.png") });
+  if (cspViolations.length) fail(`Content-Security-Policy violations:\n${cspViolations.join("\n")}`);
   console.log(`ok: web client e2e passed; screenshots in ${shots}`);
 }
 

@@ -6,7 +6,7 @@ import { Terminal } from "@xterm/xterm";
 import { FitAddon } from "@xterm/addon-fit";
 import type { Identity } from "./proto/crypto";
 import type { Session } from "./proto/msgpack";
-import { parsePayload } from "./proto/qr";
+import { parsePayload, payloadFromFragment, PayloadError } from "./proto/qr";
 import { ApiError, PairingError, fetchToken, iceServers, pair } from "./net/api";
 import { ConnectError, HostConnection, type ConnEvent } from "./net/connection";
 import { Signaling, SignalingError } from "./net/signaling";
@@ -65,17 +65,22 @@ interface App {
   backoff: number;
   ice: RTCIceServer[];
   retry?: ReturnType<typeof setTimeout>;
-  /** Auto-reconnect stops on errors a retry cannot fix (wrong key, not paired). */
+  /** Auto-reconnect stops on errors a retry cannot fix (pairing key not proven, not paired). */
   stopped: boolean;
 }
+// Deliberately not reachable from `window`: the pairing record, the identity
+// and the connection stay inside this module. Tests read the DOM (data-* below).
 const app: App = { state: "idle", sessions: [], backoff: 1000, ice: [], stopped: false };
-// Handle for the browser end-to-end test and for people debugging on a phone.
-(window as unknown as { muxlink: App }).muxlink = app;
+
+/** Whether the signaling socket is open, as `#state[data-signaling]` (read by the e2e test). */
+function markSignaling(open: boolean): void {
+  $("state").dataset.signaling = open ? "open" : "closed";
+}
 
 // ---- pairing ----------------------------------------------------------------
 
 function pairingPage(prefill = ""): void {
-  const payload = el("textarea", { rows: 4, placeholder: "ABC234|hostKey…|hostId…|https://server", value: prefill, id: "payload" });
+  const payload = el("textarea", { rows: 4, placeholder: "ABC234|hostKey…|hostId…|https://server|token…", value: prefill, id: "payload" });
   const name = el("input", { id: "name", value: "phone browser", maxLength: 64 });
   void get<string>("name").then((n) => n && (name.value = n));
   const hmac = el("input", { id: "hmac", placeholder: "empty unless the server signs requests" });
@@ -105,7 +110,7 @@ function pairingPage(prefill = ""): void {
   };
   show(el("section", { className: "page" },
     el("h2", {}, "Pair with your computer"),
-    el("p", { className: "hint" }, "Run `muxlink pair` on the computer and scan its QR code with the camera, or paste the payload it printed."),
+    el("p", { className: "hint" }, "Run `muxlink pair` on the computer and scan its QR code with the camera, or paste the whole payload line it printed (the code alone is not enough)."),
     payload,
     el("label", {}, "This phone's name", name),
     el("details", {}, el("summary", {}, "Server signing secret"), hmac),
@@ -139,7 +144,7 @@ function waitingPage(): void {
 }
 
 function pairingMessage(e: unknown): string {
-  if (e instanceof PairingError) return e.message;
+  if (e instanceof PairingError || e instanceof PayloadError) return e.message;
   if (e instanceof ApiError) {
     if (e.status === 0) return "The muxlink server cannot be reached. Check the address and your network.";
     if (e.status === 409) return "This phone is registered as a computer on that server.";
@@ -185,6 +190,10 @@ async function connectOnce(): Promise<void> {
     conn.onclose = () => {
       if (app.conn !== conn) return;
       app.conn = undefined;
+      if (conn.closeReason) {
+        failed(conn.closeReason);
+        return;
+      }
       setState("connecting", "disconnected");
       scheduleRetry();
     };
@@ -205,6 +214,7 @@ async function openSignaling(opts: { serverUrl: string; hmacSecret: string }): P
   sig.onclose = () => {
     if (app.signaling !== sig) return;
     app.signaling = undefined;
+    markSignaling(false);
     // The peer may outlive the socket, but ICE restarts need signaling: reopen it.
     if (app.conn?.isOpen) void reopenSignaling();
   };
@@ -220,6 +230,7 @@ async function openSignaling(opts: { serverUrl: string; hmacSecret: string }): P
     }
   });
   app.signaling = sig;
+  markSignaling(true);
   app.ice = await iceServers(opts, token);
 }
 
@@ -239,9 +250,22 @@ async function reopenSignaling(): Promise<void> {
 }
 
 function failed(e: unknown): void {
-  if (e instanceof ConnectError && (e.kind === "wrong_key" || e.kind === "not_paired")) {
+  if (e instanceof ConnectError && e.kind === "host_proof") {
+    // Possible interception: no retry loop, nothing of the terminal left on screen.
+    console.warn(`muxlink: channel authentication failed: ${e.detail}`);
     app.stopped = true;
-    setState("error", e.kind === "wrong_key" ? "wrong key" : "not paired");
+    app.conn?.close();
+    app.term?.dispose();
+    app.term = undefined;
+    app.attachedPane = undefined;
+    setState("error", "not verified");
+    notice(e.message);
+    pairAgainPage("The computer could not prove the pairing key");
+    return;
+  }
+  if (e instanceof ConnectError && e.kind === "not_paired") {
+    app.stopped = true;
+    setState("error", "not paired");
     notice(e.message);
     pairAgainPage();
     return;
@@ -270,7 +294,7 @@ function scheduleRetry(): void {
   app.backoff = Math.min(app.backoff * 2, BACKOFF_MAX_MS);
 }
 
-function pairAgainPage(): void {
+function pairAgainPage(heading = ""): void {
   const again = el("button", { className: "primary", textContent: "Pair again" });
   again.onclick = async () => {
     await forgetPairing();
@@ -283,7 +307,9 @@ function pairAgainPage(): void {
     app.backoff = 1000;
     void connect();
   };
-  show(el("section", { className: "page" }, el("div", { className: "row" }, again, retry)));
+  show(el("section", { className: "page", id: "stopped" },
+    ...(heading ? [el("h2", {}, heading)] : []),
+    el("div", { className: "row" }, again, retry)));
 }
 
 // ---- events -----------------------------------------------------------------
@@ -300,6 +326,7 @@ function onEvent(ev: ConnEvent): void {
       break;
     case "attached":
       app.attachedPane = ev.paneId;
+      markAttached(ev.paneId);
       break;
     case "output":
       app.term?.write(ev.data);
@@ -307,11 +334,13 @@ function onEvent(ev: ConnEvent): void {
     case "pane_closed":
       if (ev.paneId === app.attachedPane) {
         app.attachedPane = undefined;
+        markAttached(undefined);
         notice("The pane closed.", "info");
       }
       break;
     case "detached":
       app.attachedPane = undefined;
+      markAttached(undefined);
       app.conn?.send({ type: "list_sessions" });
       break;
     case "pong":
@@ -369,6 +398,22 @@ function sessionsPage(): void {
 }
 
 // ---- terminal ---------------------------------------------------------------
+
+/** The pane the host confirmed with `attached`, as `#term-wrap[data-attached]`. */
+function markAttached(paneId: string | undefined): void {
+  const w = document.getElementById("term-wrap");
+  if (!w) return;
+  if (paneId === undefined) delete w.dataset.attached;
+  else w.dataset.attached = paneId;
+}
+
+/** The terminal size, as `#term[data-cols][data-rows]` (the e2e test compares it with tmux). */
+function markSize(cols: number, rows: number): void {
+  const t = document.getElementById("term");
+  if (!t) return;
+  t.dataset.cols = String(cols);
+  t.dataset.rows = String(rows);
+}
 
 const enc = new TextEncoder();
 const mods = { ctrl: false, alt: false };
@@ -443,11 +488,13 @@ function terminalPage(): void {
     if (mods.ctrl || mods.alt) clearMods();
   });
   term.onResize(({ cols, rows }) => {
+    markSize(cols, rows);
     if (app.attachedPane) app.conn?.send({ type: "resize", cols: clamp(cols), rows: clamp(rows) });
   });
   app.term = term;
   app.fit = fit;
   fit.fit();
+  markSize(term.cols, term.rows);
   term.focus();
 }
 
@@ -487,15 +534,29 @@ async function start(): Promise<void> {
     notice(`This browser cannot create an Ed25519 key (${(e as Error).message}). Use a current Chrome, Safari or Firefox.`);
     return;
   }
-  // The QR URL carries the payload in the fragment, which never reaches the server.
+  // The QR URL carries the payload in the fragment, which never reaches the server;
+  // it is taken out of the address bar and history at once.
   const fragment = location.hash.slice(1);
   if (fragment) history.replaceState(null, "", location.pathname + location.search);
-  app.record = await loadPairing();
+  markSignaling(false);
+  const stored = await loadPairing();
+  app.record = stored === "outdated" ? undefined : stored;
   if (fragment) {
     setState("idle", "not paired");
-    // parsePayload undoes percent-encoding itself (and reports a malformed one).
-    pairingPage(fragment);
-    if (app.record) notice("Pairing again replaces the current pairing.", "info");
+    let prefill = "";
+    try {
+      prefill = payloadFromFragment(fragment); // percent-decoded exactly once
+      if (app.record) notice("Pairing again replaces the current pairing.", "info");
+    } catch (e) {
+      notice((e as Error).message);
+    }
+    pairingPage(prefill);
+    return;
+  }
+  if (stored === "outdated") {
+    setState("idle", "not paired");
+    notice("This phone was paired by an older muxlink, whose pairing is no longer accepted. Run `muxlink pair` on the computer and pair again.");
+    pairingPage();
     return;
   }
   if (app.record) waitingPage();

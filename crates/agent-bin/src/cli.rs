@@ -76,10 +76,14 @@ pub enum Command {
     /// Pair a phone: show a QR code and wait for the phone to scan it.
     ///
     /// Registers a pairing code with the server and shows a QR code of the web client
-    /// URL (`<server>/#<payload>`, opened by a phone camera), the URL, the code, the
-    /// plain payload (for muxlink-phone) and a `PAIRING_PAYLOAD <payload>` line on
-    /// stdout, then waits up to 5 minutes for the phone. On success the shared secret is stored and a running agent
-    /// reloads. Replacing an existing pairing asks first unless --yes is given.
+    /// URL (`<web client>#<payload>`, opened by a phone camera), the URL, the plain
+    /// payload (for muxlink-phone, or to paste) and a `PAIRING_PAYLOAD <payload>` line
+    /// on stdout, then waits up to 5 minutes for the phone. The payload carries a
+    /// one-time token that never goes to the server: the phone proves it read the
+    /// QR code, and a pairing with any other key is refused (one line) while the
+    /// wait goes on. On success the shared secret is stored, the phone's name and id
+    /// are printed and a running agent reloads. Replacing an existing pairing asks
+    /// first unless --yes is given.
     Pair {
         /// Replace an existing pairing without asking.
         #[arg(long, short)]
@@ -90,6 +94,11 @@ pub enum Command {
         /// Seconds to wait for the phone.
         #[arg(long, default_value_t = 300, hide = true)]
         timeout: u64,
+        /// Web client the QR code opens (default: the one the signaling server
+        /// serves). Host the client on an origin you trust (`muxlink web export DIR`)
+        /// so the signaling server never serves the code that holds your keys.
+        #[arg(long, value_name = "URL")]
+        web_url: Option<String>,
     },
     /// Forget the paired phone (also tells the server and the phone).
     ///

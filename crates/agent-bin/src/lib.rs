@@ -12,7 +12,9 @@
 //!   `start`/`stop`, `serve`, tmux passthrough).
 //! - `config`: `config.toml` + `MUXLINK_*` env + flags → [`config::Config`].
 //! - `store`: identity key, pairing secrets and `paired_devices.json` (0600, atomic writes).
-//! - `pairing`: X25519 key per attempt, QR payload, HKDF secret.
+//! - `pairing`: pairing v2 on the host: X25519 key and token per attempt, QR
+//!   payload and web URL, the check of each relayed `pair_complete`.
+//! - `printable`: escaping of names from elsewhere before they are printed.
 //! - `http`: blocking signed HTTP calls (challenge, token, pair/initiate, unpair).
 //! - `qr`: QR code rendering for the terminal.
 //! - `handler`: the `ProtocolHandler` (attachments, output streaming, every request).
@@ -38,6 +40,7 @@ pub mod http;
 pub mod logging;
 pub mod pairing;
 pub mod pidfile;
+pub mod printable;
 pub mod qr;
 pub mod readiness;
 pub mod status;

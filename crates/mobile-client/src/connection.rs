@@ -1,17 +1,17 @@
 //! One authenticated DataChannel session with the host: connect (answerer,
-//! trickle ICE, ICE restarts), the key-possession handshake, and the typed
-//! terminal-protocol API with a bounded event stream.
+//! trickle ICE, ICE restarts), channel authentication v2 (the phone proves the
+//! pairing key over both nonces and both DTLS certificates, then sends nothing
+//! until the host has proved it too), and the typed terminal-protocol API with
+//! a bounded event stream.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use rtc_transport::{Candidate, PeerState, RtcChannel, RtcConfig, RtcEvent, RtcPeer};
 use signaling_proto::SignalingMessage;
 use terminal_protocol::{
-    Attach, DecodeError, Decompressor, Event, MAX_INPUT_SIZE, Request, Session, mac_b64,
+    Attach, AuthTranscript, DecodeError, Decompressor, Event, MAX_INPUT_SIZE, Request, Session,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -33,8 +33,6 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const EVENT_QUEUE: usize = 256;
 /// Requests awaiting their answer.
 const MAX_WAITERS: usize = 64;
-/// Longest `auth_challenge.nonce` accepted (spec §5 step 2).
-const MAX_NONCE_CHARS: usize = 128;
 
 /// Error code of the local event emitted when an `output` frame cannot be inflated.
 pub const INFLATE_FAILED: &str = "inflate_failed";
@@ -221,7 +219,7 @@ impl PhoneConnection {
         .await
         .map_err(|_| ClientError::Timeout("the data channel"))??;
 
-        handshake(&channel, secret, &misbehave).await?;
+        handshake(&peer, &channel, secret, &misbehave).await?;
 
         let waiters: Waiters = Arc::default();
         let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
@@ -490,8 +488,14 @@ async fn signal_pump(
     }
 }
 
-/// Key possession (terminal-protocol §5): answer the challenge, wait for `auth_ok`.
+/// Channel authentication v2 (terminal-protocol §12), phone side: check the
+/// challenge, prove the key over `N_H ‖ N_M ‖ FP_H ‖ FP_M` with `FP_H` taken
+/// from the certificate the host actually presented, then wait for `auth_ok`
+/// and verify the host's proof before anything else is sent. Any failure
+/// after our proof went out is [`ClientError::Intercepted`]: a relay in the
+/// middle of DTLS, a fake host and a host with another key all look alike.
 async fn handshake(
+    peer: &RtcPeer,
     channel: &RtcChannel,
     secret: &[u8; 32],
     mb: &Misbehave,
@@ -514,50 +518,58 @@ async fn handshake(
             )));
         }
     };
-    if nonce.len() > MAX_NONCE_CHARS {
-        return Err(ClientError::Handshake("challenge nonce too long".into()));
-    }
-    let raw = STANDARD
-        .decode(&nonce)
-        .map_err(|_| ClientError::Handshake("challenge nonce is not base64".into()))?;
-    if raw.len() != 32 {
-        return Err(ClientError::Handshake(
-            "challenge nonce is not 32 bytes".into(),
-        ));
-    }
+    let host_nonce = terminal_protocol::decode_nonce(&nonce)
+        .map_err(|e| ClientError::Handshake(format!("challenge {e}")))?;
+    let fingerprints = peer
+        .dtls_fingerprints()
+        .await
+        .map_err(|e| ClientError::Intercepted(e.to_string()))?;
+    let mobile_nonce =
+        terminal_protocol::try_new_nonce().map_err(|e| ClientError::Handshake(e.to_string()))?;
+    let transcript = AuthTranscript {
+        host_nonce,
+        mobile_nonce,
+        host_fingerprint: fingerprints.remote,
+        mobile_fingerprint: fingerprints.local,
+    };
     for m in &mb.before_auth {
         channel.send_unchecked(m).await.map_err(closed_or)?;
     }
     let mac = match mb.mac {
-        MacBehaviour::Correct => Some(mac_b64(secret, &raw)),
+        MacBehaviour::Correct => Some(transcript.mobile_mac_b64(secret)),
         MacBehaviour::Wrong => {
             let mut wrong = *secret;
             wrong[0] ^= 0xff;
-            Some(mac_b64(&wrong, &raw))
+            Some(transcript.mobile_mac_b64(&wrong))
         }
         MacBehaviour::Garbage => Some("!!not base64!!".to_owned()),
         MacBehaviour::Missing => None,
     };
     if let Some(mac) = mac {
-        channel
-            .send(&Request::AuthResponse { mac }.encode())
-            .await
-            .map_err(closed_or)?;
+        let response = Request::AuthResponse {
+            nonce: terminal_protocol::nonce_b64(&transcript.mobile_nonce),
+            mac,
+        };
+        channel.send(&response.encode()).await.map_err(closed_or)?;
     }
     if mb.skip_auth_wait {
         return Ok(());
     }
     let reply = tokio::time::timeout(AUTH_TIMEOUT, channel.recv())
         .await
-        .map_err(|_| ClientError::Timeout("auth_ok"))?
-        .ok_or_else(|| ClientError::Handshake("the host closed the connection".into()))?;
+        .map_err(|_| ClientError::Intercepted("no auth_ok within 10 s".into()))?
+        .ok_or_else(|| ClientError::Intercepted("the host closed the connection".into()))?;
     match Event::decode(&reply) {
-        Ok(Event::AuthOk) => Ok(()),
-        Ok(other) => Err(ClientError::Handshake(format!(
+        Ok(Event::AuthOk { mac }) => transcript
+            .verify_host_mac(secret, &mac)
+            .map_err(|e| ClientError::Intercepted(format!("auth_ok {e}"))),
+        Ok(other) => Err(ClientError::Intercepted(format!(
             "expected auth_ok, got {}",
             other.type_name()
         ))),
-        Err(e) => Err(ClientError::Handshake(format!("undecodable reply: {e}"))),
+        Err(e) => Err(ClientError::Intercepted(format!(
+            "undecodable auth_ok: {e}"
+        ))),
     }
 }
 

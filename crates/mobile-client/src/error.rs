@@ -60,6 +60,13 @@ pub enum ClientError {
     /// The host did not prove anything or misbehaved during the key-possession handshake.
     #[error("handshake failed: {0}")]
     Handshake(String),
+    /// The host did not prove the pairing key after our proof (no, malformed
+    /// or wrong `auth_ok`, or no DTLS certificate): a relay may sit in the
+    /// middle, so nothing was shown or sent on the channel.
+    #[error(
+        "the computer could not prove the pairing key — the connection may be intercepted ({0})"
+    )]
+    Intercepted(String),
     /// The WebRTC layer failed.
     #[error("webrtc: {0}")]
     Rtc(#[from] rtc_transport::RtcError),

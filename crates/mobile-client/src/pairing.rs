@@ -1,5 +1,7 @@
-//! Pairing from the QR payload (spec pairing.md §2 step 5–6, §8): prove the
-//! identity, send our X25519 key, check the reply against the QR, derive the secret.
+//! Pairing v2 from the QR payload (spec pairing.md §2 step 5–6, §8, §9): derive
+//! the secret from the QR's host key and token, prove the identity, send our
+//! X25519 key with the confirmation MAC the host checks, and check the reply
+//! against the QR.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -7,6 +9,7 @@ use signaling_client::http::{fetch_challenge, signed_json};
 use signaling_proto::consts::DEFAULT_API_VERSION;
 use signaling_proto::{
     PairCompleteRequest, PairCompleteResponse, QrPayload, derive_pairing_secret,
+    pairing_confirmation,
 };
 use x25519_dalek::{PublicKey, StaticSecret};
 
@@ -33,13 +36,23 @@ pub async fn pair(
     // A fresh pairing key per attempt; dropped (and zeroized) when this returns.
     let own = StaticSecret::random_from_rng(rand::rngs::OsRng);
     let own_public = PublicKey::from(&own);
+    // K comes from the QR's key and token alone (authenticated by the camera),
+    // so it is known before the server is asked anything.
+    let secret_key = derive_pairing_secret(&own, &host_key, &qr.token)
+        .map_err(|e| ClientError::Payload(e.to_string()))?;
+    let x25519 = STANDARD.encode(own_public.as_bytes());
+    let confirmation = pairing_confirmation(
+        &secret_key,
+        identity.device_id(),
+        &x25519,
+        &qr.host_device_id,
+    );
 
     let identity2 = identity.clone();
     let server_url = qr.server_url.clone();
     let secret = hmac_secret.to_owned();
     let code = qr.code.clone();
     let name = name.map(str::to_owned);
-    let x25519 = STANDARD.encode(own_public.as_bytes());
     let resp: PairCompleteResponse = blocking(move || {
         let device_id = identity2.device_id().to_owned();
         let nonce = fetch_challenge(&server_url, DEFAULT_API_VERSION, &secret, &device_id)?;
@@ -59,6 +72,7 @@ pub async fn pair(
                 name,
                 nonce,
                 signature,
+                confirmation,
             }),
         )?;
         Ok(resp)
@@ -73,12 +87,10 @@ pub async fn pair(
     if reply_key != Some(host_key) {
         return Err(ClientError::PairingMismatch("host key"));
     }
-    let secret =
-        derive_pairing_secret(&own, &host_key).map_err(|e| ClientError::Payload(e.to_string()))?;
     Ok(PairingRecord {
-        host_device_id: qr.host_device_id,
+        host_device_id: qr.host_device_id.clone(),
         host_name: resp.host_name,
-        server_url: qr.server_url,
-        secret,
+        server_url: qr.server_url.clone(),
+        secret: *secret_key,
     })
 }

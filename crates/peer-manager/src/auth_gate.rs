@@ -1,9 +1,17 @@
-//! Sans-IO key-possession gate of one DataChannel (terminal-protocol.md §5, §11):
-//! challenge + deadline, MAC check, then the direction gate and decode-error replies.
+//! Sans-IO channel-authentication gate of one DataChannel (terminal-protocol.md
+//! §12, v2): challenge + deadline, the phone's MAC over both nonces and both DTLS
+//! fingerprints, the host's own proof in `auth_ok`, then the direction gate and
+//! decode-error replies.
+//!
+//! The fingerprints come from the DTLS handshake (our certificate and the one
+//! the phone presented), so a relay that terminates DTLS on both sides makes the
+//! two transcripts differ and the proof fail: the peer is closed before any
+//! request reaches tmux.
 
 use std::time::{Duration, Instant};
 
-use terminal_protocol::{DecodeError, ErrorCode, Event, MAX_MAC_LEN, MAX_MESSAGE_SIZE, Request};
+use terminal_protocol::{AuthTranscript, DecodeError, ErrorCode, Event, MAX_MESSAGE_SIZE, Request};
+use zeroize::Zeroize as _;
 
 /// Largest `error.message` the host sends (terminal-protocol.md §8).
 const MAX_ERROR_MESSAGE: usize = 4096;
@@ -19,7 +27,8 @@ pub enum AuthFailure {
     Undecodable,
     /// First message of another type than `auth_response`.
     UnexpectedType,
-    /// `mac` empty, longer than 128 chars, not base64, or not equal.
+    /// `nonce` or `mac` empty, longer than 128 chars, not base64 of 32
+    /// bytes, or the MAC not equal.
     BadMac,
     /// A message arrived before the challenge was sent.
     NoChallenge,
@@ -28,7 +37,8 @@ pub enum AuthFailure {
 /// What the driver does with one incoming DataChannel message.
 #[derive(Debug)]
 pub enum GateVerdict {
-    /// Key possession proved: send `auth_ok` (this event); requests flow from now on.
+    /// The phone proved the key: send this `auth_ok` (with the host's proof)
+    /// before anything else; requests flow from now on.
     Authenticated(Event),
     /// Authenticated request for the handler, in arrival order.
     Deliver(Request),
@@ -44,18 +54,24 @@ pub enum GateVerdict {
 enum GateState {
     /// Channel not open yet.
     Idle,
-    /// Challenge sent; waiting for the proof until `deadline`.
-    Challenged { nonce: [u8; 32], deadline: Instant },
+    /// Challenge sent; waiting for the proof until `deadline`. `fp_host` is our
+    /// DTLS certificate's fingerprint, `fp_mobile` the one the phone presented.
+    Challenged {
+        nonce: [u8; 32],
+        fp_host: [u8; 32],
+        fp_mobile: [u8; 32],
+        deadline: Instant,
+    },
     /// Proof accepted.
     Authenticated,
     /// Failed; everything is ignored.
     Failed,
 }
 
-/// Key-possession gate of one peer.
+/// Channel-authentication gate of one peer.
 ///
 /// Inputs: [`handle_open`](Self::handle_open) once when the channel opens (the
-/// caller draws the nonce), [`handle_message`](Self::handle_message) per received
+/// caller draws the nonce and reads the DTLS fingerprints), [`handle_message`](Self::handle_message) per received
 /// message, [`handle_timeout`](Self::handle_timeout) at
 /// [`poll_timeout`](Self::poll_timeout). Invariant: success and timeout are
 /// mutually exclusive, whichever is seen first wins, and a proof arriving at or
@@ -78,9 +94,9 @@ impl std::fmt::Debug for AuthGate {
 
 impl Drop for AuthGate {
     fn drop(&mut self) {
-        self.secret = [0; 32];
+        self.secret.zeroize();
         if let GateState::Challenged { nonce, .. } = &mut self.state {
-            *nonce = [0; 32];
+            nonce.zeroize();
         }
     }
 }
@@ -110,9 +126,19 @@ impl AuthGate {
     }
 
     /// The channel opened at `now`: returns the `auth_challenge` to send.
-    pub fn handle_open(&mut self, now: Instant, nonce: [u8; 32]) -> Event {
+    /// `fp_host` is the SHA-256 of our DTLS certificate, `fp_mobile` that of the
+    /// certificate the phone presented in the handshake.
+    pub fn handle_open(
+        &mut self,
+        now: Instant,
+        nonce: [u8; 32],
+        fp_host: [u8; 32],
+        fp_mobile: [u8; 32],
+    ) -> Event {
         self.state = GateState::Challenged {
             nonce,
+            fp_host,
+            fp_mobile,
             deadline: now + self.timeout,
         };
         Event::AuthChallenge {
@@ -120,7 +146,8 @@ impl AuthGate {
         }
     }
 
-    /// Sending the challenge failed: the peer must be closed.
+    /// The channel cannot be authenticated (no nonce from the random source, no
+    /// DTLS fingerprints, or the challenge could not be sent): close the peer.
     pub fn handle_send_failed(&mut self) -> AuthFailure {
         self.state = GateState::Failed;
         AuthFailure::NoChallenge
@@ -142,30 +169,46 @@ impl AuthGate {
         match &self.state {
             GateState::Failed => GateVerdict::Drop,
             GateState::Idle => self.fail(AuthFailure::NoChallenge),
-            GateState::Challenged { nonce, deadline } => {
-                let (nonce, deadline) = (*nonce, *deadline);
+            GateState::Challenged {
+                nonce,
+                fp_host,
+                fp_mobile,
+                deadline,
+            } => {
+                let (nonce, fp_host, fp_mobile, deadline) =
+                    (*nonce, *fp_host, *fp_mobile, *deadline);
                 if now >= deadline {
                     return self.fail(AuthFailure::Timeout);
                 }
                 if bytes.len() > MAX_MESSAGE_SIZE {
                     return self.fail(AuthFailure::TooLarge);
                 }
-                let mac = match Request::decode(bytes) {
-                    Ok(Request::AuthResponse { mac }) => mac,
+                let (mobile_nonce, mac) = match Request::decode(bytes) {
+                    Ok(Request::AuthResponse { nonce, mac }) => (nonce, mac),
                     Ok(_) | Err(DecodeError::UnknownType(_)) => {
                         return self.fail(AuthFailure::UnexpectedType);
                     }
                     Err(_) => return self.fail(AuthFailure::Undecodable),
                 };
-                if mac.is_empty() || mac.len() > MAX_MAC_LEN {
+                let Ok(mobile_nonce) = terminal_protocol::decode_nonce(&mobile_nonce) else {
+                    return self.fail(AuthFailure::BadMac);
+                };
+                let transcript = AuthTranscript {
+                    host_nonce: nonce,
+                    mobile_nonce,
+                    host_fingerprint: fp_host,
+                    mobile_fingerprint: fp_mobile,
+                };
+                if transcript.verify_mobile_mac(&self.secret, &mac).is_err() {
                     return self.fail(AuthFailure::BadMac);
                 }
-                if terminal_protocol::verify_mac(&self.secret, &nonce, &mac).is_err() {
-                    return self.fail(AuthFailure::BadMac);
-                }
-                // Dropping the Challenged state forgets the nonce.
+                let ok = Event::AuthOk {
+                    mac: transcript.host_mac_b64(&self.secret),
+                };
+                // Dropping the Challenged state forgets the nonce; the
+                // transcript zeroizes its copy on drop.
                 self.state = GateState::Authenticated;
-                GateVerdict::Authenticated(Event::AuthOk)
+                GateVerdict::Authenticated(ok)
             }
             GateState::Authenticated => Self::after_auth(bytes),
         }
@@ -214,37 +257,61 @@ fn truncate_utf8(s: &mut String, max: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use terminal_protocol::{Attach, mac_b64};
+    use terminal_protocol::{Attach, nonce_b64};
 
     const SECRET: [u8; 32] = [7; 32];
     const NONCE: [u8; 32] = [9; 32];
+    const MOBILE_NONCE: [u8; 32] = [3; 32];
+    const FP_HOST: [u8; 32] = [0x40; 32];
+    const FP_MOBILE: [u8; 32] = [0x60; 32];
     const T: Duration = Duration::from_secs(10);
 
     fn challenged() -> (AuthGate, Instant) {
         let mut g = AuthGate::new(SECRET, T);
         let t0 = Instant::now();
-        let ev = g.handle_open(t0, NONCE);
+        let ev = g.handle_open(t0, NONCE, FP_HOST, FP_MOBILE);
         match ev {
-            Event::AuthChallenge { nonce } => assert_eq!(nonce.len(), 44),
+            Event::AuthChallenge { nonce } => assert_eq!(nonce, nonce_b64(&NONCE)),
             other => panic!("unexpected {other:?}"),
         }
         assert_eq!(g.poll_timeout(), Some(t0 + T));
         (g, t0)
     }
 
-    fn proof(secret: &[u8]) -> Vec<u8> {
+    /// The transcript as the phone sees it: `fp_host` is the certificate it was
+    /// presented (a relay's, in the man-in-the-middle case).
+    fn phone_view(fp_host: [u8; 32], fp_mobile: [u8; 32]) -> AuthTranscript {
+        AuthTranscript {
+            host_nonce: NONCE,
+            mobile_nonce: MOBILE_NONCE,
+            host_fingerprint: fp_host,
+            mobile_fingerprint: fp_mobile,
+        }
+    }
+
+    fn proof_of(view: &AuthTranscript, secret: &[u8; 32]) -> Vec<u8> {
         Request::AuthResponse {
-            mac: mac_b64(secret, &NONCE),
+            nonce: nonce_b64(&view.mobile_nonce),
+            mac: view.mobile_mac_b64(secret),
         }
         .encode()
     }
 
+    fn proof(secret: &[u8; 32]) -> Vec<u8> {
+        proof_of(&phone_view(FP_HOST, FP_MOBILE), secret)
+    }
+
     fn authed() -> (AuthGate, Instant) {
         let (mut g, t0) = challenged();
-        assert!(matches!(
-            g.handle_message(t0, &proof(&SECRET)),
-            GateVerdict::Authenticated(Event::AuthOk)
-        ));
+        match g.handle_message(t0, &proof(&SECRET)) {
+            GateVerdict::Authenticated(Event::AuthOk { mac }) => {
+                // The host's proof verifies on the phone's side of the same transcript.
+                phone_view(FP_HOST, FP_MOBILE)
+                    .verify_host_mac(&SECRET, &mac)
+                    .unwrap();
+            }
+            other => panic!("expected auth_ok, got {other:?}"),
+        }
         (g, t0)
     }
 
@@ -300,6 +367,7 @@ mod tests {
     fn bad_base64_closes() {
         let (mut g, t0) = challenged();
         let req = Request::AuthResponse {
+            nonce: nonce_b64(&MOBILE_NONCE),
             mac: "not base64!!".into(),
         }
         .encode();
@@ -307,13 +375,59 @@ mod tests {
     }
 
     #[test]
+    fn malformed_phone_nonce_closes() {
+        for nonce in ["AAAA".to_owned(), "not base64!".into(), "A".repeat(129)] {
+            let (mut g, t0) = challenged();
+            let req = Request::AuthResponse {
+                nonce,
+                mac: phone_view(FP_HOST, FP_MOBILE).mobile_mac_b64(&SECRET),
+            };
+            let v = g.handle_message(t0, &req.encode());
+            assert!(matches!(v, GateVerdict::Close(_)), "{v:?}");
+        }
+    }
+
+    #[test]
     fn overlong_or_empty_mac_closes() {
         for mac in [String::new(), "A".repeat(129)] {
             let (mut g, t0) = challenged();
             // Rejected either by the decoder's bound or by the gate's own check.
-            let v = g.handle_message(t0, &Request::AuthResponse { mac }.encode());
+            let req = Request::AuthResponse {
+                nonce: nonce_b64(&MOBILE_NONCE),
+                mac,
+            };
+            let v = g.handle_message(t0, &req.encode());
             assert!(matches!(v, GateVerdict::Close(_)), "{v:?}");
         }
+    }
+
+    /// A relay that terminates DTLS on both sides presents its own
+    /// certificates: the phone's MAC covers the relay's certificate as `FP_H`
+    /// (or the host sees the relay's as `FP_M`), and the host closes.
+    #[test]
+    fn proof_over_another_certificate_closes() {
+        for view in [
+            phone_view([0x41; 32], FP_MOBILE),
+            phone_view(FP_HOST, [0x61; 32]),
+        ] {
+            let (mut g, t0) = challenged();
+            assert_closed(
+                g.handle_message(t0, &proof_of(&view, &SECRET)),
+                AuthFailure::BadMac,
+            );
+        }
+    }
+
+    /// The v1 proof (an HMAC over the host nonce alone) no longer authenticates.
+    #[test]
+    fn v1_response_without_nonce_closes() {
+        let (mut g, t0) = challenged();
+        // {"type":"auth_response","mac":"AAAA"}
+        let v1 = hex("82a474797065ad617574685f726573706f6e7365a36d6163a441414141");
+        assert!(matches!(
+            g.handle_message(t0, &v1),
+            GateVerdict::Close(AuthFailure::Undecodable)
+        ));
     }
 
     #[test]
@@ -420,7 +534,7 @@ mod tests {
     #[test]
     fn event_types_and_unknown_types_after_auth_are_dropped() {
         let (mut g, t0) = authed();
-        // {"type":"auth_ok"} (V9), an event sent by the wrong side.
+        // {"type":"auth_ok"}, an event sent by the wrong side.
         assert!(matches!(
             g.handle_message(t0, &hex("81a474797065a7617574685f6f6b")),
             GateVerdict::Drop

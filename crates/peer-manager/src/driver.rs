@@ -137,6 +137,7 @@ async fn build(
         let reader = mgr.tracker.spawn(run_reader(
             mgr.clone(),
             peer.clone(),
+            rtc.clone(),
             channel,
             secret,
             settings.auth_timeout,
@@ -304,11 +305,14 @@ enum Dispatch {
     Reply(Event),
 }
 
-/// Reader task: key possession, then decoded requests into the bounded
-/// dispatch queue. Closes the peer on auth failure or when the channel ends.
+/// Reader task: channel authentication v2 (the challenge once the channel is
+/// open and both DTLS fingerprints are known, the phone's proof, `auth_ok`
+/// with ours), then decoded requests into the bounded dispatch queue. Closes
+/// the peer on auth failure or when the channel ends.
 async fn run_reader(
     mgr: Arc<PeerManager>,
     peer: Arc<Peer>,
+    rtc: RtcPeer,
     channel: RtcChannel,
     secret: [u8; 32],
     auth_timeout: Duration,
@@ -325,7 +329,25 @@ async fn run_reader(
     }
     let device_id = peer.device_id.clone();
     let mut gate = AuthGate::new(secret, auth_timeout);
-    let challenge = gate.handle_open(now(), terminal_protocol::new_nonce());
+    // Channel authentication v2 binds the proof to the DTLS certificates as the
+    // handshake saw them; without them, or without a nonce, the peer is closed.
+    let fingerprints = match rtc.dtls_fingerprints().await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(device_id, "channel cannot be authenticated: {e}");
+            let _ = gate.handle_send_failed();
+            peer.close();
+            return;
+        }
+    };
+    let Ok(nonce) = terminal_protocol::try_new_nonce() else {
+        tracing::warn!(device_id, "random source failed; closing peer");
+        let _ = gate.handle_send_failed();
+        peer.close();
+        return;
+    };
+    drop(rtc);
+    let challenge = gate.handle_open(now(), nonce, fingerprints.local, fingerprints.remote);
     if let Err(e) = peer.send_message(&challenge).await {
         tracing::warn!(device_id, "auth challenge not sent: {e}");
         let _ = gate.handle_send_failed();

@@ -144,11 +144,8 @@ async fn wrong_mac_closes_the_peer() {
     let mut phone = Phone::new(&net, PHONE, PhoneOpts::default());
     phone.connect_request().await;
     let ch = phone.channel().await;
-    let nonce = challenge(&ch).await;
-    let mac = terminal_protocol::mac_b64(&[0x43; 32], &nonce);
-    ch.send(&Request::AuthResponse { mac }.encode())
-        .await
-        .unwrap();
+    let t = phone.transcript(challenge(&ch).await).await;
+    ch.send(&auth_response(&t, &[0x43; 32])).await.unwrap();
     // Followed by a request that must never reach the handler.
     let _ = ch.send(&Request::ListSessions.encode()).await;
     wait_closed(&ch).await;
@@ -396,11 +393,11 @@ async fn direction_gate_and_decode_errors_after_auth() {
     let mut phone = Phone::new(&net, PHONE, PhoneOpts::default());
     let ch = phone.connect_and_auth(&SECRET).await;
     // A repeated auth_response and an event type are dropped silently.
-    let mac = terminal_protocol::mac_b64(&SECRET, &[0; 32]);
-    ch.send(&Request::AuthResponse { mac }.encode())
+    let t = phone.transcript([0; 32]).await;
+    ch.send(&auth_response(&t, &SECRET)).await.unwrap();
+    ch.send(&Event::AuthOk { mac: "AAAA".into() }.encode())
         .await
         .unwrap();
-    ch.send(&Event::AuthOk.encode()).await.unwrap();
     // Garbage gets an invalid_request error, and the channel stays open.
     ch.send(b"\xc1").await.unwrap();
     match next_event(&ch).await {

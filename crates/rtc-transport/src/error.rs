@@ -24,6 +24,11 @@ pub enum RtcError {
     /// A session description or candidate was rejected before reaching the library.
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// The DTLS handshake has not produced the remote end's certificate (or our
+    /// own has no SHA-256 fingerprint): channel authentication cannot be bound
+    /// to this connection, so it must be closed.
+    #[error("no DTLS certificate fingerprint: {0}")]
+    NoFingerprint(&'static str),
     /// The WebRTC library reported an error.
     #[error("webrtc: {0}")]
     Webrtc(#[from] webrtc::Error),

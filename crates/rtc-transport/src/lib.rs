@@ -14,6 +14,8 @@
 //! - `channel`: [`RtcChannel`], the detached DataChannel with a bounded receive
 //!   queue and send backpressure.
 //! - `sdp`: small SDP text helpers (advertise and read `a=max-message-size`).
+//! - `dtls`: [`DtlsFingerprints`]: SHA-256 of our DTLS certificate and of the one
+//!   the remote end presented, for channel authentication v2.
 //! - `event`: [`RtcEvent`], [`Candidate`], [`PeerState`].
 //! - `error`: [`RtcError`].
 //!
@@ -46,6 +48,7 @@
 
 mod channel;
 mod config;
+mod dtls;
 mod error;
 mod event;
 mod peer;
@@ -53,6 +56,9 @@ mod sdp;
 
 pub use channel::RtcChannel;
 pub use config::{IceServer, RtcConfig};
+pub use dtls::{
+    DtlsFingerprints, FINGERPRINT_LEN, fingerprint_of_der, parse_fingerprint, sdp_fingerprints,
+};
 pub use error::RtcError;
 pub use event::{Candidate, PeerState, RtcEvent};
 pub use peer::RtcPeer;

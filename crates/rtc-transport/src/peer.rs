@@ -15,6 +15,7 @@ use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 
 use crate::channel::RtcChannel;
 use crate::config::RtcConfig;
+use crate::dtls::{DtlsFingerprints, fingerprint_of_der, parse_fingerprint};
 use crate::error::RtcError;
 use crate::event::{Candidate, PeerState, RtcEvent};
 use crate::sdp::{
@@ -261,6 +262,34 @@ impl RtcPeer {
         {
             tracing::debug!("peer connection close timed out");
         }
+    }
+
+    /// SHA-256 fingerprints of our DTLS certificate and of the certificate the
+    /// remote end presented in the handshake. Known once DTLS is up, which is
+    /// before any DataChannel opens; before that (or if the library kept no
+    /// certificate) this fails and the caller must not authenticate the channel.
+    pub async fn dtls_fingerprints(&self) -> Result<DtlsFingerprints, RtcError> {
+        self.check_open()?;
+        let dtls = self.inner.pc.dtls_transport();
+        let remote = dtls.get_remote_certificate().await;
+        if remote.is_empty() {
+            return Err(RtcError::NoFingerprint(
+                "the remote end presented no certificate",
+            ));
+        }
+        let local = dtls
+            .get_local_parameters()?
+            .fingerprints
+            .iter()
+            .find(|f| f.algorithm.eq_ignore_ascii_case("sha-256"))
+            .and_then(|f| parse_fingerprint(&f.value))
+            .ok_or(RtcError::NoFingerprint(
+                "our certificate has no sha-256 fingerprint",
+            ))?;
+        Ok(DtlsFingerprints {
+            local,
+            remote: fingerprint_of_der(&remote),
+        })
     }
 
     /// The connection's current state.

@@ -126,3 +126,44 @@ async fn oversize_message_from_a_hostile_peer_stalls_only_that_direction() {
         .await
         .unwrap();
 }
+
+/// Channel authentication v2 needs each end's view of both DTLS certificates:
+/// one end's local fingerprint is what the other saw presented, and it equals
+/// the SDP form that end advertised.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dtls_fingerprints_match_across_the_two_ends_and_the_sdp() {
+    let p = connect(false).await;
+    let off = p.offerer.dtls_fingerprints().await.unwrap();
+    let ans = p.answerer.dtls_fingerprints().await.unwrap();
+    assert_eq!(off.local, ans.remote);
+    assert_eq!(ans.local, off.remote);
+    assert_ne!(off.local, ans.local);
+    assert_eq!(
+        rtc_transport::sdp_fingerprints(&p.offer_sdp),
+        vec![Some(off.local)]
+    );
+    assert_eq!(
+        rtc_transport::sdp_fingerprints(&p.answer_sdp),
+        vec![Some(ans.local)]
+    );
+    p.offerer.close().await;
+    assert!(matches!(
+        p.offerer.dtls_fingerprints().await,
+        Err(RtcError::Closed)
+    ));
+    p.answerer.close().await;
+}
+
+/// Before DTLS has run there is no remote certificate: the caller gets an
+/// error (and closes) instead of a fingerprint of nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_remote_certificate_before_dtls_is_an_error() {
+    let o = side().await;
+    let _ch = o.peer.create_data_channel("terminal").await.unwrap();
+    let _offer = o.peer.create_offer(false).await.unwrap();
+    assert!(matches!(
+        o.peer.dtls_fingerprints().await,
+        Err(RtcError::NoFingerprint(_))
+    ));
+    o.peer.close().await;
+}

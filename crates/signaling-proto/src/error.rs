@@ -44,6 +44,10 @@ pub enum ProtoError {
     /// A QR pairing payload was malformed.
     #[error("invalid pairing payload: {0}")]
     InvalidQr(&'static str),
+    /// The phone's pairing confirmation (pairing.md §9.6) is missing,
+    /// malformed or does not match: the pairing attempt is refused.
+    #[error("pairing confirmation {0}")]
+    BadConfirmation(&'static str),
     /// A device name broke the naming rule.
     #[error("invalid name: {0}")]
     InvalidName(&'static str),

@@ -96,6 +96,10 @@ pub struct PairCompleteRequest {
     pub nonce: String,
     /// Base64 Ed25519 signature of `deviceId|nonce` (muxlink: required).
     pub signature: String,
+    /// The phone's pairing confirmation, base64 HMAC (pairing.md §9.4):
+    /// required, opaque to the server (1..=128 chars), relayed to the host as
+    /// `mobileConfirmation` and never stored.
+    pub confirmation: String,
 }
 
 /// `POST /auth/pair/complete` → 200.

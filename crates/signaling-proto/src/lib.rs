@@ -17,7 +17,8 @@
 //! - [`jwt`]: HS256 JWT encode/verify and [`Claims`].
 //! - [`http`]: JSON bodies of the HTTP endpoints.
 //! - [`url`]: API base, WebSocket URL and signed-path helpers.
-//! - [`pairing`]: QR payload, pairing codes, X25519 + HKDF secret derivation.
+//! - [`pairing`]: pairing v2: QR payload with its token, pairing codes, X25519 +
+//!   HKDF secret over `Z ‖ T`, the phone's confirmation MAC.
 //! - [`name`]: device-name validation.
 //! - [`error`]: the crate error type, [`ProtoError`].
 
@@ -49,8 +50,9 @@ pub use jwt::{Claims, JwtError, jwt_encode, jwt_expiry_unverified, jwt_verify};
 pub use message::SignalingMessage;
 pub use name::{truncate_name, validate_name};
 pub use pairing::{
-    PAIRING_CODE_ALPHABET, QrPayload, derive_pairing_secret, is_valid_pairing_code,
-    new_pairing_code,
+    MAX_CONFIRMATION_LEN, PAIRING_CODE_ALPHABET, PAIRING_TOKEN_LEN, PairingToken, QrPayload,
+    derive_pairing_secret, is_valid_pairing_code, new_pairing_code, new_pairing_token,
+    pairing_confirmation, verify_pairing_confirmation,
 };
 pub use signal::Signal;
 pub use signing::{SignedHeaders, SigningError, is_permanent_error, sign_request, verify_request};

@@ -120,6 +120,14 @@ pub struct SignalingMessage {
         skip_serializing_if = "String::is_empty"
     )]
     pub mobile_name: String,
+    /// `pair_complete`: the phone's pairing confirmation (pairing.md §9.5),
+    /// relayed verbatim from `pair/complete`; the host verifies it.
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub mobile_confirmation: String,
     /// `device_unpaired`: the host that dropped the pairing.
     #[serde(
         default,

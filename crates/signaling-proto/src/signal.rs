@@ -108,7 +108,8 @@ pub enum Signal {
         /// Host id.
         device_id: String,
     },
-    /// `pair_complete{mobileDeviceId, mobileX25519PublicKey, mobileName?}`.
+    /// `pair_complete{mobileDeviceId, mobileX25519PublicKey, mobileName?,
+    /// mobileConfirmation}`.
     PairComplete {
         /// New mobile's id.
         mobile_device_id: String,
@@ -116,6 +117,8 @@ pub enum Signal {
         mobile_x25519_public_key: String,
         /// Its name, empty when unknown.
         mobile_name: String,
+        /// Its confirmation MAC, base64 (pairing.md §9.4); the host verifies it.
+        mobile_confirmation: String,
     },
     /// `device_unpaired{reason, hostDeviceId, hostName?}`.
     DeviceUnpaired {
@@ -215,10 +218,12 @@ impl From<Signal> for SignalingMessage {
                 mobile_device_id,
                 mobile_x25519_public_key,
                 mobile_name,
+                mobile_confirmation,
             } => {
                 m.mobile_device_id = mobile_device_id;
                 m.mobile_x25519_public_key = mobile_x25519_public_key;
                 m.mobile_name = mobile_name;
+                m.mobile_confirmation = mobile_confirmation;
             }
             Signal::DeviceUnpaired {
                 reason,
@@ -279,6 +284,7 @@ impl From<SignalingMessage> for Signal {
                 mobile_device_id: c.mobile_device_id,
                 mobile_x25519_public_key: c.mobile_x25519_public_key,
                 mobile_name: c.mobile_name,
+                mobile_confirmation: c.mobile_confirmation,
             },
             kind::DEVICE_UNPAIRED => Signal::DeviceUnpaired {
                 reason: c.reason,

@@ -6,11 +6,37 @@ use signaling_proto::*;
 const KEY: &str = "hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=";
 const ID: &str = "21fe31dfa154a261626bf854046fd227";
 
+const TOKEN: &str = "8PHy8/T19vf4+fr7/P3+/w==";
+
 #[test]
-fn three_field_form() {
-    let qr = QrPayload::parse(&format!("ABC234|{KEY}|{ID}")).unwrap();
-    assert_eq!(qr.server_url, "");
-    assert_eq!(qr.to_string(), format!("ABC234|{KEY}|{ID}"));
+fn five_field_form_round_trips() {
+    let text = format!("ABC234|{KEY}|{ID}|https://s.example.net|{TOKEN}");
+    let qr = QrPayload::parse(&format!("  {text}\n")).unwrap();
+    assert_eq!(qr.server_url, "https://s.example.net");
+    assert_eq!(qr.to_string(), text);
+    // A trailing slash on the URL is dropped.
+    let qr =
+        QrPayload::parse(&format!("ABC234|{KEY}|{ID}|https://s.example.net/|{TOKEN}")).unwrap();
+    assert_eq!(qr.server_url, "https://s.example.net");
+}
+
+#[test]
+fn payloads_without_token_say_what_works() {
+    for old in [
+        "ABC234".to_owned(),
+        format!("ABC234|{KEY}|{ID}"),
+        format!("ABC234|{KEY}|{ID}|https://s.example.net"),
+    ] {
+        let e = QrPayload::parse(&old).unwrap_err().to_string();
+        assert!(e.contains("no pairing token"), "{e}");
+        assert!(e.contains("paste the whole payload"), "{e}");
+    }
+}
+
+#[test]
+fn token_is_never_in_debug_output() {
+    let qr = QrPayload::parse(&format!("ABC234|{KEY}|{ID}|https://s|{TOKEN}")).unwrap();
+    assert!(!format!("{qr:?}").contains(TOKEN));
 }
 
 #[test]
@@ -24,7 +50,14 @@ fn bad_payloads() {
         format!("ABC234|AAAA|{ID}|http://x"),
         format!("ABC234|{KEY}|{}|http://x", ID.to_uppercase()),
         format!("ABC234|{KEY}|{ID}|ftp://x"),
-        format!("ABC234|{KEY}|{ID}|http://x|extra"),
+        format!("ABC234|{KEY}|{ID}|http://x|{TOKEN}|extra"),
+        format!("ABC23|{KEY}|{ID}|http://x|{TOKEN}"),
+        format!("ABC234|{KEY}|{ID}|ftp://x|{TOKEN}"),
+        format!("ABC234|{KEY}|{ID}||{TOKEN}"),
+        format!("ABC234|{KEY}|{ID}|http://x|"),
+        format!("ABC234|{KEY}|{ID}|http://x|AAAA"),
+        format!("ABC234|{KEY}|{ID}|http://x|8PHy8_T19vf4-fr7_P3-_w"),
+        format!("ABC234|{KEY}|{ID}|http://x|8PHy8/T19vf4+fr7/P3+/w"),
     ] {
         assert!(QrPayload::parse(&bad).is_err(), "{bad}");
     }

@@ -44,12 +44,13 @@ prop_compose! {
         kind in kind(),
         a in (sparse(), sparse(), prop_oneof![3 => Just(String::new()), 1 => Just("ok".to_owned())], sparse(), sparse(), sparse()),
         b in (sparse(), sparse(), sparse(), sparse(), option::of(any::<u16>())),
-        c in (sparse(), sparse(), sparse(), sparse(), sparse()),
+        c in (sparse(), sparse(), sparse(), sparse(), sparse(), sparse()),
     ) -> SignalingMessage {
         SignalingMessage {
             kind, token: a.0, name: a.1, status: a.2, error: a.3, reason: a.4, target_device_id: a.5,
             device_id: b.0, sdp: b.1, candidate: b.2, sdp_mid: b.3, sdp_m_line_index: b.4,
             mobile_device_id: c.0, mobile_x25519_public_key: c.1, mobile_name: c.2, host_device_id: c.3, host_name: c.4,
+            mobile_confirmation: c.5,
         }
     }
 }
@@ -92,13 +93,14 @@ proptest! {
     }
 
     #[test]
-    fn qr_round_trip(code in "[A-HJ-NP-Z2-9]{6}", key in any::<[u8; 32]>(), id in "[0-9a-f]{32}", url in prop_oneof![Just(String::new()), "https://[a-z]{1,10}\\.net"]) {
+    fn qr_round_trip(code in "[A-HJ-NP-Z2-9]{6}", key in any::<[u8; 32]>(), id in "[0-9a-f]{32}", url in "https?://[a-z]{1,10}\\.net(:[0-9]{1,5})?", token in any::<[u8; 16]>()) {
         use base64::Engine as _;
         let qr = QrPayload {
             code,
             host_x25519_public_key: base64::engine::general_purpose::STANDARD.encode(key),
             host_device_id: id,
             server_url: url,
+            token: zeroize::Zeroizing::new(token),
         };
         prop_assert_eq!(QrPayload::parse(&qr.to_string()).unwrap(), qr);
     }

@@ -194,6 +194,12 @@ pub struct ServerConfig {
     pub clock: Clock,
     /// Serve https/wss with these files; `None` = plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// Browser origins (`https://app.example.net`) that may call the API
+    /// cross-origin; when any are set, a `/ws` upgrade whose `Origin` is
+    /// neither listed nor the server's own is refused (403). Empty = no CORS
+    /// headers at all and no `Origin` check. [`crate::Server::start`] checks
+    /// and normalises them (lowercase, no trailing `/` or default port).
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -218,6 +224,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             clock: Clock::system(),
             tls: None,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -239,6 +246,7 @@ impl Default for ServerConfig {
 /// turn_secret = "..."
 /// tls_cert = "/etc/muxlink/fullchain.pem"   # both or neither
 /// tls_key = "/etc/muxlink/privkey.pem"
+/// cors_origins = ["https://app.example.net"]
 /// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -263,6 +271,7 @@ pub struct ConfigFile {
     pub turn_ttl_secs: Option<u64>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    pub cors_origins: Option<Vec<String>>,
 }
 
 impl ConfigFile {
@@ -326,6 +335,9 @@ impl ConfigFile {
         }
         if let Some(v) = self.turn_ttl_secs {
             config.turn.ttl = secs(v);
+        }
+        if let Some(v) = self.cors_origins {
+            config.cors_origins = v;
         }
         if self.tls_cert.is_some() || self.tls_key.is_some() {
             let old = config.tls.take();

@@ -9,7 +9,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State, WebSocketUpgrade};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -19,11 +19,11 @@ use hmac::{Hmac, Mac as _};
 use serde::de::DeserializeOwned;
 use signaling_proto::consts::*;
 use signaling_proto::{
-    ChallengeRequest, ChallengeResponse, Claims, ErrorBody, HealthResponse, PairCompleteRequest,
-    PairCompleteResponse, PairInitiateRequest, PairInitiateResponse, RemovedResponse,
-    SignalingMessage, SigningError, TokenRequest, TokenResponse, TurnCredentials, api_path,
-    decode_public_key, device_id, is_valid_device_id, jwt_encode, jwt_verify, signal::kind,
-    validate_name, verify_challenge, verify_request,
+    ChallengeRequest, ChallengeResponse, Claims, ErrorBody, HealthResponse, MAX_CONFIRMATION_LEN,
+    PairCompleteRequest, PairCompleteResponse, PairInitiateRequest, PairInitiateResponse,
+    RemovedResponse, SignalingMessage, SigningError, TokenRequest, TokenResponse, TurnCredentials,
+    api_path, decode_public_key, device_id, is_valid_device_id, jwt_encode, jwt_verify,
+    signal::kind, validate_name, verify_challenge, verify_request,
 };
 
 use crate::api_error::ApiError;
@@ -59,10 +59,46 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
     if p("/health") != "/health" {
         app = app.route(&p("/health"), get(health));
     }
+    // Outermost first: security headers on everything, then CORS (which
+    // answers a preflight before routing and signing), then JSON errors.
     app.fallback(not_found)
         .layer(middleware::map_response(json_errors))
         .layer(DefaultBodyLimit::max(MAX_HTTP_BODY))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            crate::cors::layer,
+        ))
+        .layer(middleware::map_response_with_state(
+            Arc::clone(&state),
+            security_headers,
+        ))
         .with_state(state)
+}
+
+/// HSTS lifetime announced over TLS: one year.
+const HSTS: &str = "max-age=31536000";
+
+/// `X-Content-Type-Options: nosniff` and `Referrer-Policy: no-referrer` on
+/// every response, and `Strict-Transport-Security` when this server speaks
+/// TLS itself (behind a TLS-terminating proxy, the proxy must add it). The
+/// web client's pages add their Content-Security-Policy in `web_assets`.
+async fn security_headers(State(st): St, mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if st.config.tls.is_some() {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(HSTS),
+        );
+    }
+    resp
 }
 
 async fn not_found() -> ApiError {
@@ -93,7 +129,7 @@ async fn json_errors(resp: Response) -> Response {
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.insert(
         header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
+        HeaderValue::from_static("application/json"),
     );
     let body = serde_json::to_vec(&ErrorBody { error: message }).unwrap_or_default();
     Response::from_parts(parts, axum::body::Body::from(body))
@@ -164,6 +200,24 @@ fn bearer(st: &AppState, headers: &HeaderMap) -> Result<Claims, ApiError> {
         .ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
     jwt_verify(&st.jwt_secret, token, st.now())
         .map_err(|e| ApiError::unauthorized(format!("invalid token: {e}")))
+}
+
+/// The 400 message for a `pair/complete` without a confirmation.
+const ERR_NO_CONFIRMATION: &str = "missing confirmation: pairing v2 needs the phone's confirmation \
+     (update the phone's muxlink and scan the host's QR code again)";
+
+/// pairing.md §9.5: `confirmation` is opaque to the server but REQUIRED, a
+/// non-empty string of at most [`MAX_CONFIRMATION_LEN`] characters.
+fn check_confirmation(confirmation: &str) -> Result<(), ApiError> {
+    if confirmation.is_empty() {
+        return Err(ApiError::bad_request(ERR_NO_CONFIRMATION));
+    }
+    if confirmation.chars().count() > MAX_CONFIRMATION_LEN {
+        return Err(ApiError::bad_request(format!(
+            "confirmation is longer than {MAX_CONFIRMATION_LEN} characters"
+        )));
+    }
+    Ok(())
 }
 
 fn check_name(name: &Option<String>) -> Result<(), ApiError> {
@@ -316,7 +370,16 @@ async fn pair_complete(
     body: Bytes,
 ) -> Result<Json<PairCompleteResponse>, ApiError> {
     st.rate(Endpoint::PairComplete, &peer.ip().to_string())?;
-    let req: PairCompleteRequest = parse_body(&body)?;
+    let req: PairCompleteRequest = parse_body(&body).map_err(|e| {
+        if e.message.contains("missing field `confirmation`") {
+            ApiError::bad_request(ERR_NO_CONFIRMATION)
+        } else {
+            e
+        }
+    })?;
+    // Checked before the challenge and the code are consumed, so a malformed
+    // request burns neither.
+    check_confirmation(&req.confirmation)?;
     let key = identity_keys(
         &req.device_id,
         &req.ed25519_public_key,
@@ -367,10 +430,13 @@ async fn pair_complete(
         };
         st.hub.send(&old, &notice);
     }
+    // The confirmation is relayed verbatim and kept nowhere else: the host
+    // checks it (pairing.md §9.6), the server cannot.
     let done = SignalingMessage {
         mobile_device_id: req.device_id.clone(),
         mobile_x25519_public_key: req.x25519_public_key.clone(),
         mobile_name: req.name.clone().unwrap_or_default(),
+        mobile_confirmation: req.confirmation,
         ..SignalingMessage::new(kind::PAIR_COMPLETE)
     };
     st.hub.send(&pending.host_id, &done);
@@ -473,8 +539,21 @@ async fn turn_credentials(
 async fn ws_upgrade(
     State(st): St,
     ConnectInfo(peer): Peer,
+    headers: HeaderMap,
+    uri: Uri,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let own = crate::cors::own_authorities(&headers, &uri);
+    if !st
+        .cors
+        .ws_origin_allowed(crate::cors::request_origin(&headers), &own)
+    {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "origin not allowed: add it to the server's --cors-origin list",
+        )
+        .into_response();
+    }
     let Ok(upgrade) = upgrade else {
         return ApiError::new(StatusCode::UPGRADE_REQUIRED, "websocket upgrade required")
             .into_response();

@@ -27,6 +27,7 @@
 //! - `hub`: online sockets per device, non-blocking fan-out.
 //! - `challenges`, `pairing_codes`, `replay`, `rate_limit`: bounded in-memory tables.
 //! - `api_error`: HTTP error responses.
+//! - `cors`: CORS for the configured web-client origins and the `Origin` check of `/ws`.
 //! - `web_assets`: the embedded web client served at `/` (built by `cargo xtask web`;
 //!   `build.rs` embeds `web/dist` when present, else a page saying how to build it).
 
@@ -36,6 +37,7 @@ mod api_error;
 mod challenges;
 pub mod clock;
 pub mod config;
+mod cors;
 mod http_api;
 mod hub;
 mod pairing_codes;

@@ -67,6 +67,15 @@ struct Args {
     /// PEM private key of --tls-cert.
     #[arg(long, env = "MUXLINK_SERVER_TLS_KEY", value_name = "FILE")]
     tls_key: Option<PathBuf>,
+    /// Browser origin (scheme, host, optional port) allowed to call the API
+    /// cross-origin; repeat the flag (env: comma-separated). Default: none.
+    #[arg(
+        long = "cors-origin",
+        env = "MUXLINK_SERVER_CORS_ORIGINS",
+        value_delimiter = ',',
+        value_name = "ORIGIN"
+    )]
+    cors_origins: Option<Vec<String>>,
 }
 
 fn build_config(args: Args) -> anyhow::Result<ServerConfig> {
@@ -102,6 +111,7 @@ fn build_config(args: Args) -> anyhow::Result<ServerConfig> {
         turn_ttl_secs: None,
         tls_cert,
         tls_key,
+        cors_origins: args.cors_origins,
     };
     overrides.apply(&mut config)?;
     Ok(config)

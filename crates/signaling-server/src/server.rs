@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::challenges::Challenges;
 use crate::config::ServerConfig;
+use crate::cors::CorsPolicy;
 use crate::hub::Hub;
 use crate::pairing_codes::PairingCodes;
 use crate::rate_limit::RateLimiter;
@@ -33,6 +34,16 @@ pub enum StartError {
     /// The TLS certificate or key cannot be used.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    /// A configured CORS origin can never match a browser's `Origin`.
+    #[error(
+        "invalid CORS origin {origin:?}: {reason}; write it as scheme://host[:port], e.g. https://app.example.net"
+    )]
+    CorsOrigin {
+        /// The value as configured.
+        origin: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// The listen address could not be bound.
     #[error("cannot bind {addr}: {source}")]
     Bind {
@@ -66,7 +77,11 @@ impl Server {
         config: ServerConfig,
         store: Arc<dyn Store>,
     ) -> Result<RunningServer, StartError> {
-        // Certificate problems are reported before anything listens.
+        // Configuration problems are reported before anything listens.
+        let cors = CorsPolicy::new(&config.cors_origins).map_err(|e| StartError::CorsOrigin {
+            origin: e.origin,
+            reason: e.reason,
+        })?;
         let tls = match &config.tls {
             Some(files) => Some(crate::tls::load_acceptor(files)?),
             None => None,
@@ -105,6 +120,7 @@ impl Server {
             sockets: Arc::new(Semaphore::new(limits.max_sockets_total)),
             shutdown: shutdown.clone(),
             socket_tasks: tokio_util::task::TaskTracker::new(),
+            cors,
             config,
         });
         let app = crate::http_api::router(Arc::clone(&state));
@@ -135,7 +151,7 @@ impl Server {
             }
         });
         let sweeper = tokio::spawn(sweep_loop(Arc::clone(&state)));
-        tracing::info!(%local_addr, scheme, version = %state.config.api_version, web_client = crate::web_assets::is_built(), "signaling server listening");
+        tracing::info!(%local_addr, scheme, version = %state.config.api_version, web_client = crate::web_assets::is_built(), cors_origins = ?state.cors.origins(), "signaling server listening");
         Ok(RunningServer {
             local_addr,
             scheme,

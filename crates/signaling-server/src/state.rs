@@ -9,6 +9,7 @@ use tokio_util::task::TaskTracker;
 use crate::api_error::ApiError;
 use crate::challenges::Challenges;
 use crate::config::ServerConfig;
+use crate::cors::CorsPolicy;
 use crate::hub::Hub;
 use crate::pairing_codes::PairingCodes;
 use crate::rate_limit::{Endpoint, RateLimiter};
@@ -18,6 +19,8 @@ use crate::store::Db;
 /// Shared server state.
 pub(crate) struct AppState {
     pub config: ServerConfig,
+    /// `config.cors_origins`, checked and normalised.
+    pub cors: CorsPolicy,
     pub jwt_secret: Vec<u8>,
     pub db: Db,
     pub hub: Hub,

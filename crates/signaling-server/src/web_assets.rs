@@ -1,5 +1,9 @@
 //! Serves the embedded web client at `/` and `/assets/…` (outside the API
 //! prefix); a build without `web/dist` serves a page explaining how to build it.
+//!
+//! Every file goes out with a strict [`CSP`]: scripts only from this origin
+//! (none inline), no framing, no `<base>` or form targets. `nosniff`,
+//! `no-referrer` and HSTS are added to all responses in `http_api`.
 
 use axum::extract::Path;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -8,6 +12,15 @@ use axum::response::{IntoResponse, Response};
 use crate::api_error::ApiError;
 
 include!(concat!(env!("OUT_DIR"), "/web_assets.rs"));
+
+/// Content-Security-Policy of the web client's files. `style-src` allows
+/// inline styles because xterm.js injects `<style>` elements; `connect-src`
+/// allows any http(s)/ws(s) URL because the page talks to the signaling server
+/// named in the pairing payload, which may be another origin.
+pub(crate) const CSP: &str = "default-src 'self'; script-src 'self'; \
+    style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+    connect-src 'self' https: wss: http: ws:; worker-src 'self'; base-uri 'none'; \
+    form-action 'none'; frame-ancestors 'none'";
 
 const NOT_BUILT: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>muxlink</title></head>\
@@ -34,12 +47,8 @@ fn respond(content_type: &'static str, body: &'static [u8], cache: &'static str)
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
     );
     resp
 }

@@ -1,5 +1,7 @@
 //! The `muxlink-signaling-server` binary: flags, env and TOML file are
-//! honoured, it prints its address, serves, and exits cleanly on SIGTERM.
+//! honoured (CORS origins too: a repeated flag, a comma-separated env list, a
+//! TOML array), it prints its address, serves, and exits cleanly on SIGTERM;
+//! a malformed CORS origin stops it with one line.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -69,4 +71,110 @@ async fn binary_serves_and_stops_on_sigterm() {
     // Open sockets were told the server is going away.
     assert_eq!(ws.closed().await, Some(1001));
     assert!(db.exists());
+}
+
+/// Which of `origins` the server at `url` answers a preflight for.
+async fn cors_allowed(url: &str, origins: &[&str]) -> Vec<String> {
+    let http = Http {
+        url: url.to_owned(),
+        version: "v1".into(),
+        hmac: String::new(),
+        clock: signaling_server::Clock::system(),
+        ca: None,
+    };
+    let mut allowed = vec![];
+    for origin in origins {
+        let r = http
+            .send_raw(
+                "OPTIONS",
+                "/v1/auth/challenge",
+                None,
+                vec![
+                    ("origin".into(), (*origin).into()),
+                    ("access-control-request-method".into(), "POST".into()),
+                ],
+            )
+            .await;
+        if let Some(o) = r.header("access-control-allow-origin") {
+            assert_eq!(o, *origin);
+            allowed.push(o.to_owned());
+        }
+    }
+    allowed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_origins_from_flags_env_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("server.toml");
+    std::fs::write(&file, "cors_origins = [\"https://file.example\"]\n").unwrap();
+    let all = [
+        "https://file.example",
+        "https://a.example",
+        "https://b.example",
+        "https://flag.example",
+        "http://localhost:5173",
+    ];
+    let config = file.to_str().unwrap();
+
+    let proc = ServerProcess::spawn(&["--config", config], &[]);
+    assert_eq!(
+        cors_allowed(&proc.url, &all).await,
+        ["https://file.example"]
+    );
+    drop(proc);
+
+    // The env list (comma-separated) replaces the file's.
+    let env = [(
+        "MUXLINK_SERVER_CORS_ORIGINS",
+        "https://a.example, https://b.example/",
+    )];
+    let proc = ServerProcess::spawn(&["--config", config], &env);
+    assert_eq!(
+        cors_allowed(&proc.url, &all).await,
+        ["https://a.example", "https://b.example"]
+    );
+    drop(proc);
+
+    // Repeated flags replace both.
+    let proc = ServerProcess::spawn(
+        &[
+            "--config",
+            config,
+            "--cors-origin",
+            "https://flag.example",
+            "--cors-origin",
+            "http://localhost:5173",
+        ],
+        &env,
+    );
+    assert_eq!(
+        cors_allowed(&proc.url, &all).await,
+        ["https://flag.example", "http://localhost:5173"]
+    );
+    drop(proc);
+
+    // Without any: no CORS at all.
+    let proc = ServerProcess::spawn(&[], &[]);
+    assert!(cors_allowed(&proc.url, &all).await.is_empty());
+}
+
+#[test]
+fn binary_refuses_a_malformed_cors_origin_in_one_line() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_muxlink-signaling-server"))
+        .args([
+            "--bind",
+            "127.0.0.1:0",
+            "--cors-origin",
+            "https://app.example.net/web",
+        ])
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "it never listened");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("\"https://app.example.net/web\""), "{err}");
+    assert!(err.contains("scheme://host[:port]"), "{err}");
 }

@@ -1,6 +1,7 @@
 //! Pairing: initiate/complete with key-possession proof, pair_complete to
 //! every host socket, replacement notice, single-use and expiring codes,
-//! type conflicts, unpair and device deletion.
+//! type conflicts, unpair and device deletion; pairing v2's confirmation is
+//! required, checked before the code is used, relayed verbatim and not stored.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -31,6 +32,7 @@ async fn pairing_completes_on_every_host_socket() {
         mobile_device_id: mobile.id.clone(),
         mobile_x25519_public_key: mobile.x_b64(),
         mobile_name: "phone".into(),
+        mobile_confirmation: confirmation_of(&mobile),
         ..SignalingMessage::new("pair_complete")
     };
     assert_eq!(cli.msg().await, expected);
@@ -124,7 +126,7 @@ async fn complete_requires_key_possession_and_valid_input() {
     let code = http.initiate(&host, "laptop").await;
     let complete = |nonce: String, signature: String, name: &str, ed: String, x: String| {
         json!({ "pairingCode": code, "deviceId": mobile.id, "ed25519PublicKey": ed, "x25519PublicKey": x,
-                "name": name, "nonce": nonce, "signature": signature })
+                "name": name, "nonce": nonce, "signature": signature, "confirmation": confirmation_of(&mobile) })
     };
     // Signed by another key.
     let nonce = http.challenge(&mobile.id).await;
@@ -231,4 +233,137 @@ async fn unpair_and_delete_device() {
         .await;
     assert_eq!((r.status, r.error()), (401, "missing bearer token"));
     ts.server.shutdown().await;
+}
+
+/// A 128-character confirmation with characters JSON must escape and
+/// non-ASCII ones: the server relays it as it came.
+fn odd_confirmation() -> String {
+    let mut c = String::from("QsO8l31s/WKvrPA9L+6RFga8NJQEAgAbIunhzjZVMUo= \"q\" \\ é 😀 ");
+    while c.chars().count() < signaling_proto::MAX_CONFIRMATION_LEN {
+        c.push('x');
+    }
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirmation_is_required_before_the_code_is_used_and_relayed_verbatim() {
+    let ts = TestServer::start(test_config()).await;
+    let http = ts.http();
+    let (host, mobile) = (DeviceKeys::random(), DeviceKeys::random());
+    let code = http.initiate(&host, "laptop").await;
+    let mut cli = Ws::authed(&ts, &http.token(&host).await, "").await;
+
+    let r = http.complete_with(&code, &mobile, "phone", None).await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.error().starts_with("missing confirmation"), "{r:?}");
+    let r = http.complete_with(&code, &mobile, "phone", Some("")).await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.error().starts_with("missing confirmation"), "{r:?}");
+    let too_long = "A".repeat(signaling_proto::MAX_CONFIRMATION_LEN + 1);
+    let r = http
+        .complete_with(&code, &mobile, "phone", Some(&too_long))
+        .await;
+    assert_eq!(
+        (r.status, r.error()),
+        (400, "confirmation is longer than 128 characters")
+    );
+    let too_long = format!("{}é", odd_confirmation());
+    let r = http
+        .complete_with(&code, &mobile, "phone", Some(&too_long))
+        .await;
+    assert_eq!(r.status, 400, "{r:?}");
+    // Not a string at all.
+    let (nonce, signature) = http.proof(&mobile).await;
+    let r = http
+        .post(
+            "/auth/pair/complete",
+            json!({ "pairingCode": code, "deviceId": mobile.id, "ed25519PublicKey": mobile.ed_b64(),
+                    "x25519PublicKey": mobile.x_b64(), "nonce": nonce, "signature": signature,
+                    "confirmation": 42 }),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{r:?}");
+
+    // None of that used the code, and the host heard nothing of it.
+    let posted = odd_confirmation();
+    assert_eq!(posted.chars().count(), 128);
+    let r = http
+        .complete_with(&code, &mobile, "phone", Some(&posted))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let raw = cli.text().await;
+    let msg: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(msg["type"], "pair_complete", "{raw}");
+    assert_eq!(msg["mobileDeviceId"], mobile.id.as_str(), "{raw}");
+    assert_eq!(msg["mobileConfirmation"], posted.as_str(), "{raw}");
+    ts.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirmation_is_not_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("signaling.db");
+    let ts = TestServer::start(signaling_server::ServerConfig {
+        database: Some(db.clone()),
+        ..test_config()
+    })
+    .await;
+    let http = ts.http();
+    let (host, mobile) = (DeviceKeys::random(), DeviceKeys::random());
+    let code = http.initiate(&host, "laptop").await;
+    let mut cli = Ws::authed(&ts, &http.token(&host).await, "").await;
+    let marker = "Zm9yZ2V0LW1lLWNvbmZpcm1hdGlvbi1tYXJrZXI=";
+    let r = http
+        .complete_with(&code, &mobile, "phone", Some(marker))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(cli.msg().await.mobile_confirmation, marker);
+    // The pairing itself is stored: the phone gets a token.
+    http.token(&mobile).await;
+    ts.server.shutdown().await;
+
+    // No column for it, no cell holding it.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(tables.contains(&"pairings".to_owned()), "{tables:?}");
+    let mut cells = 0;
+    for table in &tables {
+        let mut stmt = conn.prepare(&format!("SELECT * FROM \"{table}\"")).unwrap();
+        let columns: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
+        assert!(
+            !columns.iter().any(|c| c.to_lowercase().contains("confirm")),
+            "{table}: {columns:?}"
+        );
+        let mut rows = stmt.query([]).unwrap();
+        while let Some(row) = rows.next().unwrap() {
+            for (i, column) in columns.iter().enumerate() {
+                let text = match row.get_ref(i).unwrap() {
+                    rusqlite::types::ValueRef::Text(b) | rusqlite::types::ValueRef::Blob(b) => {
+                        String::from_utf8_lossy(b).into_owned()
+                    }
+                    other => format!("{other:?}"),
+                };
+                assert!(!text.contains(marker), "{table}.{column}");
+                cells += 1;
+            }
+        }
+    }
+    assert!(cells > 0, "the store holds the devices and the pairing");
+    drop(conn);
+    // Nor anywhere in the files (database, WAL, shared memory).
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            !bytes.windows(marker.len()).any(|w| w == marker.as_bytes()),
+            "{}",
+            path.display()
+        );
+    }
 }

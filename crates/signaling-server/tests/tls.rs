@@ -2,7 +2,8 @@
 //! (checked with clients that trust a self-signed test certificate), a plain
 //! HTTP client, garbage or a silent client does not stop it serving the next
 //! TLS client (the handshake timeout itself is a unit test in src/tls.rs), and bad certificate/key files fail the start with one line
-//! naming the file — in the library and in the binary.
+//! naming the file — in the library and in the binary. Over TLS every
+//! response carries HSTS.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -220,6 +221,32 @@ async fn bad_certificate_or_key_files_fail_the_start_naming_the_file() {
     let broken = cert.write("broken.pem", "-----BEGIN CERTIFICATE-----\n!!!\n");
     let e = start_error(Server::start(with(&broken, &cert.key)).await.err().unwrap());
     assert!(e.starts_with("no certificate in"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_responses_carry_hsts() {
+    let cert = TestCert::new();
+    let ts = TestServer::start(cert.config()).await;
+    let http = Http {
+        ca: Some(cert.der.clone()),
+        ..ts.http()
+    };
+    for path in ["/", "/health", "/v1/health", "/nowhere"] {
+        let r = http.send_raw("GET", path, None, vec![]).await;
+        assert_eq!(
+            r.header("strict-transport-security"),
+            Some("max-age=31536000"),
+            "{path}: {r:?}"
+        );
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    }
+    let r = http.send_raw("GET", "/", None, vec![]).await;
+    assert!(
+        r.header("content-security-policy")
+            .is_some_and(|csp| csp.contains("frame-ancestors 'none'")),
+        "{r:?}"
+    );
+    ts.server.shutdown().await;
 }
 
 #[test]

@@ -238,17 +238,24 @@ impl Request {
                 })
             }
             "auth_response" => {
-                let mut mac = None;
-                message_fields(bytes, "auth_response", &["mac"], |_, r, p| {
-                    let m = bounded_chars_str(r, p, MAX_MAC_LEN)?;
-                    if m.is_empty() {
+                let (mut nonce, mut mac) = (None, None);
+                message_fields(bytes, "auth_response", &["nonce", "mac"], |i, r, p| {
+                    let max = if i == 0 { MAX_NONCE_LEN } else { MAX_MAC_LEN };
+                    let v = bounded_chars_str(r, p, max)?;
+                    if v.is_empty() {
                         return Err(p.malformed("must not be empty"));
                     }
-                    mac = Some(m);
+                    if i == 0 {
+                        nonce = Some(v);
+                    } else {
+                        mac = Some(v);
+                    }
                     Ok(())
                 })?;
+                let root = Path::Root("auth_response");
                 Ok(Request::AuthResponse {
-                    mac: required(mac, &Path::Root("auth_response"), "mac")?,
+                    nonce: required(nonce, &root, "nonce")?,
+                    mac: required(mac, &root, "mac")?,
                 })
             }
             other => Err(DecodeError::UnknownType(other.to_owned())),
@@ -263,7 +270,16 @@ impl Event {
         let ty = message_type(bytes)?;
         let no_fields = |name| message_fields(bytes, name, &[], |_, _, _| Ok(()));
         match ty {
-            "auth_ok" => no_fields("auth_ok").map(|()| Event::AuthOk),
+            "auth_ok" => {
+                let mut mac = None;
+                message_fields(bytes, "auth_ok", &["mac"], |_, r, p| {
+                    mac = Some(bounded_chars_str(r, p, MAX_MAC_LEN)?);
+                    Ok(())
+                })?;
+                Ok(Event::AuthOk {
+                    mac: required(mac, &Path::Root("auth_ok"), "mac")?,
+                })
+            }
             "detached" => no_fields("detached").map(|()| Event::Detached),
             "auth_challenge" => {
                 let mut nonce = None;

@@ -194,8 +194,9 @@ impl Request {
                     e.head(2, ty);
                     e.kv_str("session", session);
                 }
-                Request::AuthResponse { mac } => {
-                    e.head(2, ty);
+                Request::AuthResponse { nonce, mac } => {
+                    e.head(3, ty);
+                    e.kv_str("nonce", nonce);
                     e.kv_str("mac", mac);
                 }
             }
@@ -216,7 +217,11 @@ impl Event {
         append(buf, |e| {
             let ty = self.type_name();
             match self {
-                Event::AuthOk | Event::Detached => e.head(1, ty),
+                Event::Detached => e.head(1, ty),
+                Event::AuthOk { mac } => {
+                    e.head(2, ty);
+                    e.kv_str("mac", mac);
+                }
                 Event::AuthChallenge { nonce } => {
                     e.head(2, ty);
                     e.kv_str("nonce", nonce);

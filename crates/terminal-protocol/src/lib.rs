@@ -1,7 +1,8 @@
 //! The muxlink DataChannel protocol (spec `terminal-protocol.md`): the
 //! MessagePack [`Request`]s a phone sends and [`Event`]s a host answers with,
-//! their validation bounds, the per-attach deflate stream and the
-//! key-possession MAC.
+//! their validation bounds, the per-attach deflate stream and channel
+//! authentication v2 (both nonces and both DTLS fingerprints under the
+//! pairing key, §12).
 //!
 //! Not for: I/O, timers or sessions of any kind. Nothing here touches a
 //! socket, a DataChannel, tmux or the clock; the auth timeout, the direction
@@ -17,7 +18,8 @@
 //! - `limits`: constants of §5/§9 and [`valid_target_id`].
 //! - `tree`: [`Session`] / [`Window`] / [`Pane`] / [`PaneSize`].
 //! - `compress`: [`Compressor`] / [`Decompressor`] (raw deflate, sync flush).
-//! - `auth`: nonce, MAC and constant-time verification.
+//! - `auth`: [`AuthTranscript`], nonces, the phone's and the host's MACs and
+//!   their constant-time verification (§12).
 //!
 //! # Decoding guarantees
 //! [`Request::decode`] and [`Event::decode`]:
@@ -52,7 +54,8 @@ mod reader;
 pub mod tree;
 
 pub use auth::{
-    AuthError, compute_mac, decode_nonce, mac_b64, new_nonce, nonce_b64, try_new_nonce, verify_mac,
+    AuthError, AuthTranscript, FINGERPRINT_LEN, HOST_MAC_LABEL, MOBILE_MAC_LABEL, decode_nonce,
+    new_nonce, nonce_b64, try_new_nonce,
 };
 pub use compress::{CompressError, Compressor, DecompressError, Decompressor};
 pub use error::{DecodeError, ErrorCode};

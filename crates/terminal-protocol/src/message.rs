@@ -35,9 +35,11 @@ pub enum Request {
     Ping,
     /// `create_session`: create a detached session.
     CreateSession,
-    /// `auth_response`: the key-possession MAC (§5).
+    /// `auth_response`: the phone's nonce and proof (§12 step 2).
     AuthResponse {
-        /// Standard base64 (padded) HMAC-SHA256 of the nonce, 1..=128 chars.
+        /// `N_M`: standard base64 (padded) of 32 random bytes, 1..=128 chars.
+        nonce: String,
+        /// Standard base64 (padded) of the phone's MAC, 1..=128 chars.
         mac: String,
     },
 }
@@ -66,8 +68,11 @@ pub enum Event {
         /// Standard base64 of 32 random bytes (44 chars).
         nonce: String,
     },
-    /// `auth_ok`: the MAC was valid (§11.1).
-    AuthOk,
+    /// `auth_ok`: the phone's MAC was valid; carries the host's proof (§12 step 4).
+    AuthOk {
+        /// Standard base64 (padded) of the host's MAC, 1..=128 chars.
+        mac: String,
+    },
     /// `sessions`: the session tree.
     Sessions {
         /// All sessions, possibly none.
@@ -155,7 +160,7 @@ impl Event {
     pub fn type_name(&self) -> &'static str {
         match self {
             Event::AuthChallenge { .. } => "auth_challenge",
-            Event::AuthOk => "auth_ok",
+            Event::AuthOk { .. } => "auth_ok",
             Event::Sessions { .. } => "sessions",
             Event::Output { .. } => "output",
             Event::Attached { .. } => "attached",

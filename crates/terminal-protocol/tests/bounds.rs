@@ -252,26 +252,38 @@ fn error_code_and_message_lengths() {
 }
 
 #[test]
-fn mac_length() {
+fn auth_response_lengths() {
+    let resp = |nonce: String, mac: String| Request::AuthResponse { nonce, mac };
     for len in [1, 44, 128] {
-        let r = Request::AuthResponse {
-            mac: "A".repeat(len),
-        };
+        let r = resp("A".repeat(len), "B".repeat(len));
         assert_eq!(Request::decode(&r.encode()).unwrap(), r);
     }
-    let r = Request::AuthResponse {
-        mac: "A".repeat(129),
-    };
     too_long(
-        Request::decode(&r.encode()).unwrap_err(),
+        Request::decode(&resp("A".into(), "A".repeat(129)).encode()).unwrap_err(),
         "auth_response.mac",
         129,
     );
-    let r = Request::AuthResponse { mac: String::new() };
+    too_long(
+        Request::decode(&resp("A".repeat(129), "A".into()).encode()).unwrap_err(),
+        "auth_response.nonce",
+        129,
+    );
     assert_eq!(
-        Request::decode(&r.encode()).unwrap_err().to_string(),
+        Request::decode(&resp("A".into(), String::new()).encode())
+            .unwrap_err()
+            .to_string(),
         "auth_response.mac: must not be empty"
     );
+    assert_eq!(
+        Request::decode(&resp(String::new(), "A".into()).encode())
+            .unwrap_err()
+            .to_string(),
+        "auth_response.nonce: must not be empty"
+    );
+    let ok = Event::AuthOk {
+        mac: "A".repeat(129),
+    };
+    too_long(Event::decode(&ok.encode()).unwrap_err(), "auth_ok.mac", 129);
 }
 
 #[test]

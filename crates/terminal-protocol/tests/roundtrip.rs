@@ -46,7 +46,8 @@ fn request() -> impl Strategy<Value = Request> {
             .prop_map(|data| Request::Input { data }),
         (dim(), dim()).prop_map(|(cols, rows)| Request::Resize { cols, rows }),
         str_bytes(255).prop_map(|session| Request::KillSession { session }),
-        "\\PC{1,128}".prop_map(|mac| Request::AuthResponse { mac }),
+        ("\\PC{1,128}", "\\PC{1,128}")
+            .prop_map(|(nonce, mac)| Request::AuthResponse { nonce, mac }),
     ]
 }
 
@@ -112,7 +113,7 @@ fn session() -> impl Strategy<Value = Session> {
 
 fn event() -> impl Strategy<Value = Event> {
     prop_oneof![
-        Just(Event::AuthOk),
+        "\\PC{0,128}".prop_map(|mac| Event::AuthOk { mac }),
         Just(Event::Detached),
         "\\PC{0,128}".prop_map(|nonce| Event::AuthChallenge { nonce }),
         (vec(session(), 0..3), opt_str(), opt_str()).prop_map(

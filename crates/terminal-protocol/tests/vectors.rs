@@ -1,9 +1,11 @@
-//! The normative vectors of spec terminal-protocol.md §10 and §11 (V1–V10):
-//! each is encoded byte for byte and decoded back to the same value.
+//! The normative vectors of spec terminal-protocol.md §10–§12 (V1–V11, with
+//! V11 replacing V4's response and V9): each is encoded byte for byte and
+//! decoded back to the same value.
 #![allow(clippy::unwrap_used)]
 
 use terminal_protocol::{
-    Attach, Decompressor, ErrorCode, Event, Pane, PaneSize, Request, Session, Window,
+    Attach, AuthTranscript, Decompressor, ErrorCode, Event, Pane, PaneSize, Request, Session,
+    Window,
 };
 
 fn h(s: &str) -> Vec<u8> {
@@ -63,7 +65,7 @@ fn v3_input() {
 }
 
 #[test]
-fn v4_handshake_messages() {
+fn v4_challenge() {
     let nonce = terminal_protocol::nonce_b64(&std::array::from_fn(|i| i as u8));
     assert_eq!(nonce, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
     event_both_ways(
@@ -71,13 +73,47 @@ fn v4_handshake_messages() {
         "82a474797065ae617574685f6368616c6c656e6765a56e6f6e6365d92c
          41414543417751464267634943516f4c4441304f4478415245684d554652595847426b61477877644868383d",
     );
-    let mac =
-        terminal_protocol::mac_b64(&[0x42; 32], &std::array::from_fn::<u8, 32, _>(|i| i as u8));
-    assert_eq!(mac, "2Y2rXHA7raT5lHwK3LYCBDbTmwRxhzKHwLLhUSALMOA=");
+}
+
+/// V11 (§12.1): channel authentication v2, the MACs and the byte-exact
+/// `auth_challenge`, `auth_response` and `auth_ok`.
+#[test]
+fn v11_channel_authentication_v2() {
+    let bytes = |from: u8| -> [u8; 32] { std::array::from_fn(|i| from + i as u8) };
+    let k: [u8; 32] = h("c568e156200eee0049bddd189ddce76e5d120eb3d6957cb6fc79c08902582ed9")
+        .try_into()
+        .unwrap();
+    let t = AuthTranscript {
+        host_nonce: bytes(0x00),
+        mobile_nonce: bytes(0x20),
+        host_fingerprint: bytes(0x40),
+        mobile_fingerprint: bytes(0x60),
+    };
+    let mobile_mac = t.mobile_mac_b64(&k);
+    let host_mac = t.host_mac_b64(&k);
+    assert_eq!(mobile_mac, "KllFA69yak0U4BZRspjqm6Ibsikr7eqL8NPlHDKMq8Y=");
+    assert_eq!(host_mac, "aC4Pivxg0FVFd7hIC/gOmbb9h4EtxlS0Qzb0JhREGVY=");
+    event_both_ways(
+        Event::AuthChallenge {
+            nonce: terminal_protocol::nonce_b64(&t.host_nonce),
+        },
+        "82a474797065ae617574685f6368616c6c656e6765a56e6f6e6365d92c
+         41414543417751464267634943516f4c4441304f4478415245684d554652595847426b61477877644868383d",
+    );
     request_both_ways(
-        Request::AuthResponse { mac },
-        "82a474797065ad617574685f726573706f6e7365a36d6163d92c
-         3259327258484137726154356c48774b334c5943424462546d775278687a4b48774c4c685553414c4d4f413d",
+        Request::AuthResponse {
+            nonce: terminal_protocol::nonce_b64(&t.mobile_nonce),
+            mac: mobile_mac,
+        },
+        "83a474797065ad617574685f726573706f6e7365a56e6f6e6365d92c
+         494345694979516c4a69636f4b536f724c4330754c7a41784d6a4d304e5459334f446b364f7a7739506a383d
+         a36d6163d92c
+         4b6c6c4641363979616b305534425a5273706a716d36496273696b723765714c384e506c48444b4d7138593d",
+    );
+    event_both_ways(
+        Event::AuthOk { mac: host_mac },
+        "82a474797065a7617574685f6f6ba36d6163d92c
+         61433450697678673046564664376849432f674f6d62623968344574786c5330517a62304a6852454756593d",
     );
 }
 
@@ -202,8 +238,9 @@ fn v8_our_deflate_stream_inflates_the_same() {
 }
 
 #[test]
-fn v9_auth_ok() {
-    event_both_ways(Event::AuthOk, "81a474797065a7617574685f6f6b");
+fn v1_auth_ok_without_mac_is_refused() {
+    // V9's field-less `auth_ok` is superseded by V11: a phone must not accept it.
+    assert!(Event::decode(&h("81a474797065a7617574685f6f6b")).is_err());
 }
 
 #[test]

@@ -1,10 +1,10 @@
 // Signed HTTP calls to the signaling server (signaling.md §1, §3, §5;
-// pairing.md §2 step 5–6, §8): challenge, token, pair/complete, TURN.
+// pairing.md §2 step 5–6, §8, §9): challenge, token, pair/complete, TURN.
 import {
-  b64encode, derivePairingSecret, newPairingKey, signChallenge, signedHeaders, type Identity,
+  b64encode, newPairingKey, pairConfirmation, pairingSecretV2, signChallenge, signedHeaders, type Identity,
 } from "../proto/crypto";
 import { apiBase, apiPath, type QrPayload } from "../proto/qr";
-import { secretKey, type PairingRecord } from "./store";
+import { PAIRING_VERSION, type PairingRecord } from "./store";
 
 const HTTP_TIMEOUT_MS = 10_000;
 const MAX_BODY = 65_536;
@@ -83,17 +83,29 @@ export async function fetchToken(opts: ServerOpts, id: Identity): Promise<string
 /** Why pairing failed, in words for the user. */
 export class PairingError extends Error {}
 
-/** Completes a pairing from the QR payload; nothing is stored here. */
+/**
+ * Completes a pairing v2 from the QR payload (pairing.md §9); nothing is
+ * stored here. K comes from the QR's host key and token, the confirmation
+ * proves K to the host, and a server answer naming another host aborts.
+ */
 export async function pair(
   qr: QrPayload,
   id: Identity,
   name: string,
   hmacSecret: string,
 ): Promise<PairingRecord> {
-  const serverUrl = qr.serverUrl || location.origin;
+  const serverUrl = qr.serverUrl;
   const opts = { serverUrl, hmacSecret };
   // A fresh pairing key per attempt, dropped when this returns.
   const own = await newPairingKey();
+  const ownB64 = b64encode(own.publicKey);
+  let secret: CryptoKey;
+  try {
+    secret = await pairingSecretV2(own, qr.hostKey, qr.token);
+  } catch (e) {
+    throw new PairingError(`The host key in this pairing payload cannot be used (${(e as Error).message}).`);
+  }
+  const confirmation = await pairConfirmation(secret, id.deviceId, ownB64, qr.hostDeviceId);
   const nonce = await challenge(opts, id.deviceId);
   const signature = await signChallenge(id, nonce);
   let resp: { hostX25519PublicKey?: string; hostDeviceId?: string; hostName?: string };
@@ -102,10 +114,11 @@ export async function pair(
       pairingCode: qr.code,
       deviceId: id.deviceId,
       ed25519PublicKey: b64encode(id.publicKey),
-      x25519PublicKey: b64encode(own.publicKey),
+      x25519PublicKey: ownB64,
       ...(name ? { name } : {}),
       nonce,
       signature,
+      confirmation,
     });
   } catch (e) {
     if (e instanceof ApiError && e.status === 404)
@@ -115,8 +128,8 @@ export async function pair(
   // The camera read the QR code; the server may lie (pairing.md §8.1).
   if (resp.hostDeviceId !== qr.hostDeviceId || resp.hostX25519PublicKey !== qr.hostKeyB64)
     throw new PairingError("The server answered with a different host key: pairing aborted, nothing stored.");
-  const secret = await secretKey(await derivePairingSecret(own, qr.hostKey));
-  return { hostDeviceId: qr.hostDeviceId, hostName: resp.hostName ?? "", serverUrl, secret };
+  const hostName = typeof resp.hostName === "string" ? resp.hostName : "";
+  return { version: PAIRING_VERSION, hostDeviceId: qr.hostDeviceId, hostName, serverUrl, secret };
 }
 
 /** ICE servers from `GET /turn/credentials`; STUN-less empty list on any failure. */

@@ -1,22 +1,30 @@
 // One session with the host: RTCPeerConnection as answerer with trickle ICE
-// (peer-lifecycle.md §1–§2, host ICE restarts answered), the key-possession
-// handshake (terminal-protocol.md §5, §11.1) and the terminal-protocol client.
-import { b64decode, b64encode } from "../proto/crypto";
+// (peer-lifecycle.md §1–§2, host ICE restarts answered), channel
+// authentication v2 (terminal-protocol.md §12) and the terminal-protocol client.
+import {
+  certificateFingerprint, ChallengeError, HostProofError, PhoneAuth, sdpFingerprint, type Fingerprints,
+} from "../proto/channelauth";
 import { decodeEvent, encodeRequest, MAX_INPUT, MAX_MESSAGE, type Event, type Request } from "../proto/msgpack";
 import { StreamInflater } from "../proto/inflate";
 import type { Signaling, SignalMsg } from "./signaling";
 
 const OFFER_TIMEOUT_MS = 15_000;
 const CHANNEL_TIMEOUT_MS = 20_000;
-const AUTH_TIMEOUT_MS = 10_000;
 /** Remote candidates kept while no remote description is set. */
 const MAX_PENDING_CANDIDATES = 64;
+
+/** What the phone tells the user when the host did not prove the pairing key (§12 step 5). */
+export const HOST_PROOF_MESSAGE =
+  "The computer could not prove the pairing key — the connection may be intercepted. " +
+  "Nothing was shown or sent on it. If the computer was paired again or its pairing was removed, pair this phone again.";
 
 /** Why connecting failed, with a kind the UI turns into a message. */
 export class ConnectError extends Error {
   constructor(
-    readonly kind: "not_paired" | "already_connected" | "host_offline" | "timeout" | "wrong_key" | "closed",
+    readonly kind: "not_paired" | "already_connected" | "host_offline" | "timeout" | "host_proof" | "closed",
     message: string,
+    /** Technical reason, for the console. */
+    readonly detail = "",
   ) {
     super(message);
   }
@@ -37,6 +45,12 @@ export class HostConnection {
   private inflater: StreamInflater | undefined;
   private pingSent = 0;
   private closed = false;
+  /** Set once the host proved the pairing key; nothing but `auth_response` is sent before. */
+  private authed = false;
+  /** FP_H the handshake was bound to. */
+  private hostFingerprint: Uint8Array | undefined;
+  /** Why the connection closed after it was up, when it was a security failure. */
+  closeReason: ConnectError | undefined;
   private unlisten: () => void = () => undefined;
   private handler: (m: SignalMsg) => void = () => undefined;
   /** Round-trip time of the last `ping` in ms. */
@@ -48,7 +62,7 @@ export class HostConnection {
     readonly hostDeviceId: string,
   ) {}
 
-  /** Asks the host for a connection, answers, proves key possession, waits for `auth_ok`. */
+  /** Asks the host for a connection, answers, runs channel authentication v2 (§12). */
   static async connect(
     signaling: Signaling,
     hostDeviceId: string,
@@ -75,6 +89,19 @@ export class HostConnection {
     let failWaiter: (e: Error) => void = () => undefined;
 
     const answer = async (sdp: string) => {
+      if (this.authed) {
+        // A renegotiation may not bring another DTLS certificate under the proven channel.
+        let fp: Uint8Array | undefined;
+        try {
+          fp = sdpFingerprint(sdp);
+        } catch {
+          fp = undefined;
+        }
+        if (!fp || !this.sameHost(fp)) {
+          this.fail("a renegotiation offer carries another DTLS fingerprint");
+          return;
+        }
+      }
       await pc.setRemoteDescription({ type: "offer", sdp });
       remoteSet = true;
       for (const c of pending.splice(0)) await pc.addIceCandidate(c).catch(() => undefined);
@@ -154,39 +181,87 @@ export class HostConnection {
     const ch = await within(channel, CHANNEL_TIMEOUT_MS, "the data channel");
     ch.binaryType = "arraybuffer";
     this.channel = ch;
-    const authed = new Promise<void>((resolve, reject) => {
-      let challenged = false;
-      ch.onmessage = async (e) => {
-        if (!(e.data instanceof ArrayBuffer)) return;
-        let ev: Event;
-        try {
-          ev = decodeEvent(new Uint8Array(e.data));
-        } catch (err) {
-          reject(new ConnectError("closed", `The computer sent an invalid message: ${(err as Error).message}`));
-          return;
-        }
-        if (!challenged && ev.type === "auth_challenge") {
-          challenged = true;
-          try {
-            const nonce = b64decode(ev.nonce);
-            if (ev.nonce.length > 128 || nonce.length !== 32) throw new Error("bad nonce");
-            const mac = new Uint8Array(await crypto.subtle.sign("HMAC", secret, nonce));
-            this.sendRaw(encodeRequest({ type: "auth_response", mac: b64encode(mac) }));
-          } catch (err) {
-            reject(new ConnectError("closed", `Bad challenge from the computer: ${(err as Error).message}`));
-          }
-        } else if (challenged && ev.type === "auth_ok") {
-          ch.onmessage = (m) => this.receive(m.data);
-          resolve();
-        }
-      };
-      ch.onclose = () =>
-        reject(new ConnectError(challenged ? "wrong_key" : "closed", challenged
-          ? "The computer refused this phone's key: the stored pairing secret is wrong. Pair again."
-          : "The computer closed the connection."));
+    const auth = new PhoneAuth({
+      key: secret,
+      fingerprints: async () => {
+        const fp = await this.fingerprints();
+        this.hostFingerprint = fp.host;
+        return fp;
+      },
+      send: (b) => {
+        if (ch.readyState === "open") ch.send(b as Uint8Array<ArrayBuffer>);
+      },
+      after: (d) => this.receive(d.buffer),
     });
-    await within(authed, AUTH_TIMEOUT_MS + CHANNEL_TIMEOUT_MS, "the key check");
+    ch.onmessage = (e) => {
+      if (e.data instanceof ArrayBuffer) auth.receive(new Uint8Array(e.data));
+      else auth.receive(new Uint8Array(0)); // a text message is not msgpack: fails the handshake
+    };
+    ch.onclose = () => auth.closed();
+    const gone = () => {
+      if (pc.connectionState === "failed" || pc.connectionState === "closed") auth.closed();
+    };
+    pc.addEventListener("connectionstatechange", gone);
+    try {
+      // The challenge must come within the channel timeout; auth_ok has its own 10 s inside PhoneAuth.
+      await within(Promise.race([auth.responded, auth.done]), CHANNEL_TIMEOUT_MS, "the computer's challenge");
+      await Promise.race([auth.done, failed]);
+    } catch (e) {
+      if (e instanceof HostProofError) throw new ConnectError("host_proof", HOST_PROOF_MESSAGE, e.message);
+      if (e instanceof ChallengeError) throw new ConnectError("closed", `The connection failed before the key check: ${e.message}.`);
+      throw e;
+    } finally {
+      pc.removeEventListener("connectionstatechange", gone);
+    }
+    this.authed = true;
+    ch.onmessage = (m) => this.receive(m.data);
     ch.onclose = () => this.close();
+    this.watchDtls();
+  }
+
+  /**
+   * FP_H from the certificate the host presented (never from the SDP text)
+   * and FP_M from this phone's own local description (§12 "Fingerprints").
+   */
+  private async fingerprints(): Promise<Fingerprints> {
+    const dtls = this.pc.sctp?.transport;
+    if (!dtls || typeof dtls.getRemoteCertificates !== "function")
+      throw new Error("this browser does not show the computer's DTLS certificate");
+    const certs = dtls.getRemoteCertificates();
+    if (certs.length === 0) throw new Error("the computer presented no DTLS certificate");
+    const local = this.pc.currentLocalDescription?.sdp ?? this.pc.localDescription?.sdp ?? "";
+    return { host: await certificateFingerprint(certs[0]), mobile: sdpFingerprint(local) };
+  }
+
+  /**
+   * After authentication the DTLS certificate may not change under the
+   * channel: a renegotiation that would bring another one is refused (see
+   * `answer`), and a transport that reconnects with another one is closed.
+   */
+  private watchDtls(): void {
+    const dtls = this.pc.sctp?.transport;
+    if (!dtls) return;
+    dtls.addEventListener("statechange", () => {
+      if (dtls.state !== "connected" || this.closed) return;
+      void this.fingerprints().then(
+        (fp) => {
+          if (!this.sameHost(fp.host)) this.fail("the computer's DTLS certificate changed after the key check");
+        },
+        (e: Error) => this.fail(e.message),
+      );
+    });
+  }
+
+  private sameHost(fp: Uint8Array): boolean {
+    const h = this.hostFingerprint;
+    return h !== undefined && h.length === fp.length && h.every((b, i) => b === fp[i]);
+  }
+
+  /** Closes with a host-proof failure the UI reads from `closeReason`. */
+  private fail(detail: string): void {
+    if (this.closed) return;
+    this.closeReason = new ConnectError("host_proof", HOST_PROOF_MESSAGE, detail);
+    this.close();
   }
 
   private receive(data: unknown): void {
@@ -227,7 +302,7 @@ export class HostConnection {
   }
 
   private sendRaw(b: Uint8Array): boolean {
-    if (!this.channel || this.channel.readyState !== "open") return false;
+    if (!this.authed || this.closed || !this.channel || this.channel.readyState !== "open") return false;
     this.channel.send(b as Uint8Array<ArrayBuffer>);
     return true;
   }
@@ -251,7 +326,7 @@ export class HostConnection {
   }
 
   get isOpen(): boolean {
-    return !this.closed && this.channel?.readyState === "open";
+    return !this.closed && this.authed && this.channel?.readyState === "open";
   }
 
   close(): void {

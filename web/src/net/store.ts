@@ -2,15 +2,20 @@
 // and the pairing record (pairing secret as a non-extractable HMAC CryptoKey).
 import { deviceIdOf, newIdentity, type Bytes, type Identity } from "../proto/crypto";
 
+/** Pairing records carry the pairing version that made them; only v2 records are used. */
+export const PAIRING_VERSION = 2;
+
 const DB = "muxlink";
 const STORE = "kv";
 
 /** What the phone remembers about its one paired host. */
 export interface PairingRecord {
+  /** PAIRING_VERSION; records without it come from pairing v1 and are not used. */
+  version: number;
   hostDeviceId: string;
   hostName: string;
   serverUrl: string;
-  /** HMAC-SHA256 key of the 32-byte pairing secret; never leaves WebCrypto. */
+  /** The 32-byte pairing secret K as an HMAC-SHA256 key (sign + verify); never leaves WebCrypto. */
   secret: CryptoKey;
 }
 
@@ -55,13 +60,18 @@ export async function loadIdentity(): Promise<Identity> {
   return id;
 }
 
-export const loadPairing = () => get<PairingRecord>("pairing");
+/**
+ * The stored pairing: `undefined` when none, `"outdated"` for a record made
+ * by pairing v1 (its secret may be known to a hostile server; it is deleted).
+ */
+export async function loadPairing(): Promise<PairingRecord | "outdated" | undefined> {
+  const r = await get<PairingRecord>("pairing");
+  if (r === undefined) return undefined;
+  if (r.version !== PAIRING_VERSION || !(r.secret instanceof CryptoKey) || !r.secret.usages.includes("verify")) {
+    await forgetPairing();
+    return "outdated";
+  }
+  return r;
+}
 export const savePairing = (r: PairingRecord) => put("pairing", r);
 export const forgetPairing = () => del("pairing");
-
-/** Imports raw secret bytes as the stored HMAC key and wipes the bytes. */
-export async function secretKey(raw: Bytes): Promise<CryptoKey> {
-  const key = await crypto.subtle.importKey("raw", raw, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-  raw.fill(0);
-  return key;
-}

@@ -1,6 +1,6 @@
 // WebCrypto pieces of the spec: base64/hex, HMAC-SHA256, HKDF, Ed25519 device
-// identity (signaling.md §2–§3), X25519 pairing secret (pairing.md §3) and the
-// key-possession MAC (terminal-protocol.md §5).
+// identity (signaling.md §2–§3), the pairing v2 secret and confirmation
+// (pairing.md §9). The channel MACs live in channelauth.ts.
 
 const subtle = globalThis.crypto.subtle;
 const enc = new TextEncoder();
@@ -18,12 +18,13 @@ export function b64encode(b: Uint8Array): string {
   return btoa(s);
 }
 
-/** Strict standard base64 with padding; throws on anything else. */
+/** Strict standard base64 with padding (canonical: unused bits zero); throws on anything else. */
 export function b64decode(s: string): Bytes {
   if (s.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(s)) throw new Error("not standard base64");
   const bin = atob(s);
   const out = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  if (b64encode(out) !== s) throw new Error("not canonical standard base64");
   return out;
 }
 
@@ -51,17 +52,6 @@ export async function sha256(msg: Bytes): Promise<Bytes> {
   return new Uint8Array(await subtle.digest("SHA-256", msg));
 }
 
-/** RFC 5869 HKDF-SHA256 (extract then expand). */
-export async function hkdfSha256(ikm: Bytes, salt: string, info: string, len: number): Promise<Bytes> {
-  const k = await subtle.importKey("raw", ikm, "HKDF", false, ["deriveBits"]);
-  const bits = await subtle.deriveBits(
-    { name: "HKDF", hash: "SHA-256", salt: enc.encode(salt), info: enc.encode(info) },
-    k,
-    len * 8,
-  );
-  return new Uint8Array(bits);
-}
-
 /** Device id: lowercase hex of the first 16 bytes of SHA-256(public key). */
 export async function deviceIdOf(publicKey: Bytes): Promise<string> {
   return hex((await sha256(publicKey)).subarray(0, 16));
@@ -70,12 +60,16 @@ export async function deviceIdOf(publicKey: Bytes): Promise<string> {
 // PKCS#8 wrappers of a raw 32-byte private key (RFC 8410), for importing known keys.
 const ED25519_PKCS8 = unhex("302e020100300506032b657004220420");
 const X25519_PKCS8 = unhex("302e020100300506032b656e04220420");
-const concat = (a: Uint8Array, b: Uint8Array): Bytes => {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
+/** The concatenation of byte arrays (`‖` in the spec). */
+export function concat(...parts: Uint8Array[]): Bytes {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
   return out;
-};
+}
 
 /** The phone's Ed25519 identity; the private key never leaves WebCrypto. */
 export interface Identity {
@@ -129,22 +123,61 @@ export async function pairingKeyFromPrivate(raw: Bytes): Promise<PairingKey> {
   return { privateKey, publicKey: b64decode(b64urlToStd(jwk.x ?? "")) };
 }
 
-/** Z = X25519(own, peer) (all-zero refused), K = HKDF(Z, "muxlink", "muxlink-pairing-v1"). */
-export async function derivePairingSecret(own: PairingKey, peerPublic: Bytes): Promise<Bytes> {
+/** Z = X25519(own, peer); an all-zero Z (a small-order peer key) is refused. */
+export async function x25519Shared(own: PairingKey, peerPublic: Bytes): Promise<Bytes> {
   const peer = await subtle.importKey("raw", peerPublic, { name: "X25519" }, false, []);
   const z = new Uint8Array(await subtle.deriveBits({ name: "X25519", public: peer }, own.privateKey, 256));
   if (z.every((b) => b === 0)) throw new Error("host key gives an all-zero shared secret");
-  const k = await hkdfSha256(z, "muxlink", "muxlink-pairing-v1", 32);
-  z.fill(0);
-  return k;
+  return z;
 }
 
-/** `auth_response.mac` for an `auth_challenge.nonce` (terminal-protocol.md §5). */
-export async function authMac(secret: Bytes, nonceB64: string): Promise<string> {
-  if (nonceB64.length > 128) throw new Error("challenge nonce longer than 128 characters");
-  const nonce = b64decode(nonceB64);
-  if (nonce.length !== 32) throw new Error("challenge nonce is not 32 bytes");
-  return b64encode(await hmacSha256(secret, nonce));
+/** Length of the pairing token `T` of pairing v2 (pairing.md §9.1). */
+export const PAIRING_TOKEN_BYTES = 16;
+
+/**
+ * The pairing v2 secret (pairing.md §9.3):
+ * `K = HKDF-SHA256(IKM = Z ‖ T, salt "muxlink", info "muxlink-pairing-v2", 32 bytes)`,
+ * returned as an HMAC-SHA256 CryptoKey (sign + verify) that is non-extractable
+ * unless a test asks otherwise. Z and the IKM are wiped here.
+ */
+export async function pairingSecretV2(
+  own: PairingKey,
+  hostPublic: Bytes,
+  token: Bytes,
+  extractable = false,
+): Promise<CryptoKey> {
+  if (token.length !== PAIRING_TOKEN_BYTES) throw new Error("pairing token is not 16 bytes");
+  const z = await x25519Shared(own, hostPublic);
+  const ikm = concat(z, token);
+  z.fill(0);
+  try {
+    const base = await subtle.importKey("raw", ikm, "HKDF", false, ["deriveKey"]);
+    return await subtle.deriveKey(
+      { name: "HKDF", hash: "SHA-256", salt: enc.encode("muxlink"), info: enc.encode("muxlink-pairing-v2") },
+      base,
+      { name: "HMAC", hash: "SHA-256", length: 256 },
+      extractable,
+      ["sign", "verify"],
+    );
+  } finally {
+    ikm.fill(0);
+  }
+}
+
+/** The ASCII message the phone's pairing confirmation covers (pairing.md §9.4). */
+export function pairConfirmMessage(mobileDeviceId: string, mobileX25519PubB64: string, hostDeviceId: string): string {
+  return `muxlink-pair-confirm-v2|${mobileDeviceId}|${mobileX25519PubB64}|${hostDeviceId}`;
+}
+
+/** `confirmation` of `POST /auth/pair/complete`: base64 HMAC-SHA256(K, message). */
+export async function pairConfirmation(
+  k: CryptoKey,
+  mobileDeviceId: string,
+  mobileX25519PubB64: string,
+  hostDeviceId: string,
+): Promise<string> {
+  const msg = enc.encode(pairConfirmMessage(mobileDeviceId, mobileX25519PubB64, hostDeviceId));
+  return b64encode(new Uint8Array(await subtle.sign("HMAC", k, msg)));
 }
 
 /** Request-signing headers of signaling.md §5; empty secret → none. */

@@ -1,4 +1,4 @@
-// Terminal-protocol messages (spec terminal-protocol.md §1–§4, §9, §11):
+// Terminal-protocol messages (spec terminal-protocol.md §1–§4, §9, §11, §12):
 // requests are encoded with the spec's key order and the shortest forms;
 // events are decoded strictly (integers vs floats, bounds, required fields).
 import { encode } from "@msgpack/msgpack";
@@ -7,7 +7,7 @@ import { encode } from "@msgpack/msgpack";
 export const MAX_MESSAGE = 1_048_576;
 /** Largest `input.data` (§9). */
 export const MAX_INPUT = 16_384;
-/** Largest `auth_challenge.nonce` string the phone accepts (§5). */
+/** Largest `auth_challenge.nonce` / `auth_ok.mac` string the phone accepts (§12). */
 export const MAX_NONCE_CHARS = 128;
 
 export interface Pane {
@@ -43,11 +43,12 @@ export type Request =
   | { type: "kill_session"; session: string }
   | { type: "ping" }
   | { type: "create_session" }
-  | { type: "auth_response"; mac: string };
+  | { type: "auth_response"; nonce: string; mac: string };
 
 export type Event =
   | { type: "auth_challenge"; nonce: string }
-  | { type: "auth_ok" }
+  /** `mac` is checked by channelauth.ts; absent here means absent on the wire. */
+  | { type: "auth_ok"; mac?: string }
   | { type: "sessions"; sessions: Session[]; agentVersion?: string; updateAvailable?: string }
   | { type: "output"; data: Uint8Array }
   | { type: "attached"; paneId: string; compression?: string }
@@ -85,6 +86,7 @@ export function encodeRequest(req: Request): Uint8Array {
       m.session = req.session;
       break;
     case "auth_response":
+      m.nonce = req.nonce;
       m.mac = req.mac;
       break;
     default:
@@ -296,6 +298,7 @@ export function decodeEvent(buf: Uint8Array): Event {
     case "auth_challenge":
       return { type: t, nonce: f.str("nonce", MAX_NONCE_CHARS) };
     case "auth_ok":
+      return f.has("mac") ? { type: t, mac: f.str("mac", MAX_NONCE_CHARS) } : { type: t };
     case "detached":
       return { type: t };
     case "sessions": {

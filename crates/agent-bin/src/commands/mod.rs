@@ -33,11 +33,13 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
                     yes,
                     payload_only,
                     timeout,
+                    web_url,
                 } => {
                     let opts = pair::PairOptions {
                         yes,
                         payload_only,
                         timeout: Duration::from_secs(timeout),
+                        web_url,
                     };
                     pair::pair(&cfg, &opts).await
                 }

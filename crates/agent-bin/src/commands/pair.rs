@@ -1,5 +1,8 @@
-//! `muxlink pair` (pairing.md §2): register a code, show it, wait on the
-//! signaling socket for `pair_complete`, derive and store the secret, reload the agent.
+//! `muxlink pair` (pairing.md §2, §9): register a code, show the v2 payload
+//! (with the token only the QR carries), wait on the signaling socket for a
+//! `pair_complete` whose confirmation proves the phone read the QR, store the
+//! secret, reload the agent. A `pair_complete` that fails the check is refused
+//! with one line and the wait goes on.
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
@@ -14,7 +17,7 @@ use crate::commands::confirm::confirm;
 use crate::config::Config;
 use crate::error::CliError;
 use crate::http::Http;
-use crate::pairing::{self, PairingKey};
+use crate::pairing::{self, AcceptedPhone, PairingAttempt};
 use crate::pidfile;
 use crate::store::{self, PairedDevice, Store};
 
@@ -27,10 +30,20 @@ pub struct PairOptions {
     pub payload_only: bool,
     /// How long to wait for the phone.
     pub timeout: Duration,
+    /// Where the QR code sends the phone: the web client's URL (default: the
+    /// signaling server, which serves the bundled client).
+    pub web_url: Option<String>,
 }
 
 /// Runs `pair`.
 pub async fn pair(cfg: &Config, opts: &PairOptions) -> Result<(), CliError> {
+    if let Some(url) = &opts.web_url
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        return Err(CliError::Other(format!(
+            "--web-url {url:?} must be an http:// or https:// URL of the web client"
+        )));
+    }
     let store = Store::new(&cfg.paths.data_dir);
     let key = store.load_identity()?;
     let server = cfg.require_server()?.to_string();
@@ -44,10 +57,11 @@ pub async fn pair(cfg: &Config, opts: &PairOptions) -> Result<(), CliError> {
         )?;
     }
 
-    let pkey = PairingKey::generate();
+    // Key and token of this attempt; zeroized when `attempt` drops.
+    let attempt = PairingAttempt::generate();
     let http = Http::new(&server, &cfg.hmac_secret);
     let code = {
-        let (key, public, name) = (key.clone(), pkey.public, cfg.host_name.clone());
+        let (key, public, name) = (key.clone(), attempt.public, cfg.host_name.clone());
         tokio::task::spawn_blocking(move || http.pair_initiate(&key, &public, &name))
             .await
             .map_err(|e| CliError::Other(format!("pairing request failed: {e}")))??
@@ -55,6 +69,7 @@ pub async fn pair(cfg: &Config, opts: &PairOptions) -> Result<(), CliError> {
 
     // Open the signaling socket before showing the code so no pair_complete is missed.
     let (tx, mut rx) = mpsc::channel::<SignalingMessage>(8);
+    // A full queue drops a message; a refused one leaves room for the next.
     let handler: Arc<dyn Fn(SignalingMessage) + Send + Sync> = Arc::new(move |m| {
         if m.kind == "pair_complete" {
             let _ = tx.try_send(m);
@@ -77,45 +92,37 @@ pub async fn pair(cfg: &Config, opts: &PairOptions) -> Result<(), CliError> {
 
     wait_connected(&client, &mut run).await?;
 
-    let payload = pairing::qr_payload(&code, &pkey.public, &host_id, &server);
+    let payload = attempt.payload(&code, &host_id, &server);
+    let web_base = opts.web_url.as_deref().unwrap_or(&server);
     show(
         &payload,
-        &pairing::web_url(&server, &payload),
-        &code,
+        &pairing::web_url(web_base, &payload),
         opts.payload_only,
     );
 
-    let msg = wait_complete(&mut rx, &mut run, opts).await;
+    let phone = wait_verified(&mut rx, &mut run, opts, &attempt, &host_id).await;
     client.close();
     drop(guard);
-    let msg = msg?;
+    drop(attempt);
+    let phone = phone?;
 
-    let mobile_id = msg.mobile_device_id.clone();
-    if !store::valid_device_id(&mobile_id) {
-        return Err(CliError::Other(format!(
-            "the server sent an invalid phone id {mobile_id:?}; pair again"
-        )));
-    }
-    let mobile_public = pairing::decode_public(&msg.mobile_x25519_public_key).ok_or_else(|| {
-        CliError::Other("the phone's pairing key is not 32 bytes of base64; pair again".into())
-    })?;
-    let secret = pkey.derive(&mobile_public)?;
     if let Some(d) = &old {
         store.delete_secret(&d.device_id)?;
         store.save_paired(None)?;
     }
-    store.store_secret(&mobile_id, &secret)?;
-    let name: Option<String> = Some(msg.mobile_name.chars().take(64).collect());
-    let record = PairedDevice::new(&mobile_id, name);
+    store.store_secret(&phone.device_id, &phone.secret)?;
+    let name = (!phone.name.is_empty()).then(|| phone.name.clone());
+    let record = PairedDevice::new(&phone.device_id, name);
     store.save_paired(Some(&record))?;
     if pidfile::signal_agent(&cfg.paths.pid_file(), nix::sys::signal::Signal::SIGUSR2).is_some() {
         eprintln!("told the running agent to reload");
     }
-    println!("PAIRED {mobile_id}");
+    println!("PAIRED {}", phone.device_id);
     if !opts.payload_only {
         println!(
-            "paired with {}; start the agent with `muxlink start`",
-            record.name.as_deref().unwrap_or("your phone")
+            "paired with {} ({}); start the agent with `muxlink start`",
+            crate::printable::printable(record.name.as_deref().unwrap_or("your phone")),
+            phone.device_id
         );
     }
     Ok(())
@@ -144,8 +151,10 @@ async fn wait_connected(client: &SignalingClient, run: &mut RunHandle) -> Result
 }
 
 /// The QR holds the web client URL (payload in the fragment) so a phone camera opens
-/// it directly; the plain payload and code stay printed for `muxlink-phone` and typing.
-fn show(payload: &str, url: &str, code: &str, payload_only: bool) {
+/// it directly; the plain payload stays printed for `muxlink-phone` and for pasting.
+/// The code alone cannot pair in v2 (the token is in the payload), so it is not
+/// offered for typing.
+fn show(payload: &str, url: &str, payload_only: bool) {
     let mut out = std::io::stdout().lock();
     if !payload_only {
         if let Some(qr) = crate::qr::render(url) {
@@ -153,7 +162,7 @@ fn show(payload: &str, url: &str, code: &str, payload_only: bool) {
         }
         let _ = writeln!(
             out,
-            "Scan this code with the phone camera to open the web client, or enter the code {code}"
+            "Scan this code with the phone camera to open the web client, or paste the payload line below into the phone."
         );
         let _ = writeln!(out, "web client: {url}");
         let _ = writeln!(out, "payload: {payload}");
@@ -162,11 +171,15 @@ fn show(payload: &str, url: &str, code: &str, payload_only: bool) {
     let _ = out.flush();
 }
 
-async fn wait_complete(
+/// Waits for a `pair_complete` that passes [`PairingAttempt::accept`]; each
+/// refused one prints one line and the wait goes on until the deadline.
+async fn wait_verified(
     rx: &mut mpsc::Receiver<SignalingMessage>,
     run: &mut RunHandle,
     opts: &PairOptions,
-) -> Result<SignalingMessage, CliError> {
+    attempt: &PairingAttempt,
+    host_id: &str,
+) -> Result<AcceptedPhone, CliError> {
     let tty = std::io::stderr().is_terminal() && !opts.payload_only;
     let start = tokio::time::Instant::now();
     let deadline = start + opts.timeout;
@@ -194,7 +207,16 @@ async fn wait_complete(
         }
         tokio::select! {
             m = rx.recv() => match m {
-                Some(m) => break Ok(m),
+                Some(m) => match attempt.accept(&m, host_id) {
+                    Ok(phone) => break Ok(phone),
+                    Err(why) => {
+                        if tty {
+                            eprintln!();
+                        }
+                        tracing::warn!(mobile = %crate::printable::printable(&m.mobile_device_id), "pair_complete refused: {why:?}");
+                        eprintln!("{why}");
+                    }
+                },
                 None => break Err(CliError::Other("the signaling connection ended".into())),
             },
             r = &mut *run => {

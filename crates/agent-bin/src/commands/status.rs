@@ -66,7 +66,7 @@ pub fn status(cfg: &Config, json: bool) -> Result<(), CliError> {
     match &report.paired_device {
         Some(d) => println!(
             "paired:    {} ({}), since {}",
-            d.name.as_deref().unwrap_or("unnamed phone"),
+            crate::printable::printable(d.name.as_deref().unwrap_or("unnamed phone")),
             d.device_id,
             d.paired_at
         ),

@@ -16,10 +16,7 @@ pub fn unpair(cfg: &Config, yes: bool) -> Result<(), CliError> {
         println!("no phone is paired; nothing to do");
         return Ok(());
     };
-    let label = device
-        .name
-        .clone()
-        .unwrap_or_else(|| device.device_id.clone());
+    let label = crate::printable::printable(device.name.as_deref().unwrap_or(&device.device_id));
     confirm(&format!("unpair {label}"), yes)?;
     match cfg.require_server() {
         Ok(url) => match Http::new(url, &cfg.hmac_secret).delete_pairing(&key) {

@@ -16,7 +16,7 @@ use signaling_client::http::{fetch_challenge, signed_json};
 use signaling_proto::consts::DEFAULT_API_VERSION;
 use signaling_proto::{PairInitiateRequest, PairInitiateResponse, QrPayload, SignalingMessage};
 use signaling_server::{RunningServer, Server, ServerConfig};
-use terminal_protocol::{Compressor, Event, Request, new_nonce, nonce_b64, verify_mac};
+use terminal_protocol::{AuthTranscript, Compressor, Event, Request, new_nonce, nonce_b64};
 use tokio::sync::mpsc;
 use x25519_dalek::{PublicKey, StaticSecret};
 
@@ -35,6 +35,8 @@ pub async fn server() -> RunningServer {
 pub struct TestHost {
     pub identity: PhoneIdentity,
     pub x25519: StaticSecret,
+    /// The pairing token its QR payload carries.
+    pub token: [u8; 16],
     pub server_url: String,
 }
 
@@ -43,6 +45,7 @@ impl TestHost {
         TestHost {
             identity: PhoneIdentity::generate(),
             x25519: StaticSecret::random_from_rng(rand::rngs::OsRng),
+            token: *signaling_proto::new_pairing_token(),
             server_url: server_url.to_owned(),
         }
     }
@@ -88,6 +91,7 @@ impl TestHost {
             host_x25519_public_key: self.x25519_b64(),
             host_device_id: self.device_id(),
             server_url: self.server_url.clone(),
+            token: zeroize::Zeroizing::new(self.token),
         }
         .to_string()
     }
@@ -132,8 +136,18 @@ pub async fn paired(
     .unwrap();
     assert_eq!(complete.mobile_device_id, phone.identity().device_id());
     let phone_x = signaling_proto::decode_public_key(&complete.mobile_x25519_public_key).unwrap();
-    let host_secret = signaling_proto::derive_pairing_secret(&host.x25519, &phone_x).unwrap();
+    let host_secret =
+        *signaling_proto::derive_pairing_secret(&host.x25519, &phone_x, &host.token).unwrap();
     assert_eq!(host_secret, record.secret);
+    // The host's check of pairing.md §9.6 passes on what the server relayed.
+    signaling_proto::verify_pairing_confirmation(
+        &host_secret,
+        &complete.mobile_device_id,
+        &complete.mobile_x25519_public_key,
+        &host.device_id(),
+        &complete.mobile_confirmation,
+    )
+    .unwrap();
     (phone, host, host_sig, host_secret)
 }
 
@@ -251,14 +265,29 @@ async fn serve(
     };
     ch.send(&challenge.encode()).await.unwrap();
     let Some(first) = ch.recv().await else { return };
-    let ok = matches!(Request::decode(&first), Ok(Request::AuthResponse { mac }) if verify_mac(&secret, &nonce, &mac).is_ok());
-    if !ok {
+    let fp = peer.dtls_fingerprints().await.unwrap();
+    let transcript = match Request::decode(&first) {
+        Ok(Request::AuthResponse { nonce: n_m, mac }) => terminal_protocol::decode_nonce(&n_m)
+            .ok()
+            .map(|mobile_nonce| AuthTranscript {
+                host_nonce: nonce,
+                mobile_nonce,
+                host_fingerprint: fp.local,
+                mobile_fingerprint: fp.remote,
+            })
+            .filter(|t| t.verify_mobile_mac(&secret, &mac).is_ok()),
+        _ => None,
+    };
+    let Some(transcript) = transcript else {
         let _ = seen.send("auth failed".into()).await;
         peer.close().await;
         return;
-    }
+    };
     let _ = seen.send("auth ok".into()).await;
-    ch.send(&Event::AuthOk.encode()).await.unwrap();
+    let ok = Event::AuthOk {
+        mac: transcript.host_mac_b64(&secret),
+    };
+    ch.send(&ok.encode()).await.unwrap();
     let mut compressor: Option<Compressor> = None;
     while let Some(bytes) = ch.recv().await {
         let Ok(req) = Request::decode(&bytes) else {

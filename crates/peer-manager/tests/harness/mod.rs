@@ -13,7 +13,7 @@ use std::time::Duration;
 use peer_manager::{MessageSender, Peer, PeerManager, ProtocolHandler, SendError};
 use rtc_transport::{Candidate, RtcChannel, RtcConfig, RtcEvent, RtcPeer};
 use signaling_proto::SignalingMessage;
-use terminal_protocol::{Event, Request};
+use terminal_protocol::{AuthTranscript, Event, Request};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
@@ -232,7 +232,9 @@ pub struct PhoneOpts {
 pub struct Phone {
     pub device_id: String,
     net: Arc<Net>,
-    channels: mpsc::Receiver<RtcChannel>,
+    channels: mpsc::Receiver<(RtcChannel, RtcPeer)>,
+    /// The phone's peer connection of the last channel, for its DTLS fingerprints.
+    rtc: Option<RtcPeer>,
     pub rejections: mpsc::Receiver<String>,
     pub offers: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
@@ -267,6 +269,7 @@ impl Phone {
             device_id: device_id.to_owned(),
             net: net.clone(),
             channels,
+            rtc: None,
             rejections,
             offers,
             task,
@@ -281,10 +284,11 @@ impl Phone {
 
     /// The DataChannel the host opened, once it is open.
     pub async fn channel(&mut self) -> RtcChannel {
-        let ch = tokio::time::timeout(WAIT, self.channels.recv())
+        let (ch, rtc) = tokio::time::timeout(WAIT, self.channels.recv())
             .await
             .expect("no data channel in time")
             .expect("phone task ended");
+        self.rtc = Some(rtc);
         tokio::time::timeout(WAIT, ch.wait_open())
             .await
             .expect("channel open timed out")
@@ -299,13 +303,51 @@ impl Phone {
             .expect("phone task ended")
     }
 
-    /// Connect and prove key possession; returns the channel after `auth_ok`.
+    /// Connect and authenticate the channel; returns it after a verified `auth_ok`.
     pub async fn connect_and_auth(&mut self, secret: &[u8; 32]) -> RtcChannel {
         self.connect_request().await;
         let ch = self.channel().await;
-        prove(&ch, secret).await;
+        self.prove(&ch, secret).await;
         ch
     }
+
+    /// The v2 transcript as this phone sees it after the challenge: its own
+    /// certificate as `FP_M`, the one the host presented as `FP_H`.
+    pub async fn transcript(&self, host_nonce: [u8; 32]) -> AuthTranscript {
+        let fp = self
+            .rtc
+            .as_ref()
+            .expect("no channel yet")
+            .dtls_fingerprints()
+            .await
+            .unwrap();
+        AuthTranscript {
+            host_nonce,
+            mobile_nonce: terminal_protocol::new_nonce(),
+            host_fingerprint: fp.remote,
+            mobile_fingerprint: fp.local,
+        }
+    }
+
+    /// Read the challenge, answer with the proof under `secret`, and check the
+    /// host's `auth_ok` proof.
+    pub async fn prove(&self, ch: &RtcChannel, secret: &[u8; 32]) {
+        let t = self.transcript(challenge(ch).await).await;
+        ch.send(&auth_response(&t, secret)).await.unwrap();
+        match next_event(ch).await {
+            Event::AuthOk { mac } => t.verify_host_mac(secret, &mac).unwrap(),
+            other => panic!("expected auth_ok, got {other:?}"),
+        }
+    }
+}
+
+/// The encoded `auth_response` for transcript `t` under `secret`.
+pub fn auth_response(t: &AuthTranscript, secret: &[u8; 32]) -> Vec<u8> {
+    Request::AuthResponse {
+        nonce: terminal_protocol::nonce_b64(&t.mobile_nonce),
+        mac: t.mobile_mac_b64(secret),
+    }
+    .encode()
 }
 
 /// Next event on `ch`, decoded.
@@ -317,23 +359,10 @@ pub async fn next_event(ch: &RtcChannel) -> Event {
     Event::decode(&bytes).expect("event decodes")
 }
 
-/// Read the challenge and answer with the MAC of `secret`; expects `auth_ok`.
-pub async fn prove(ch: &RtcChannel, secret: &[u8; 32]) {
-    let nonce = challenge(ch).await;
-    let mac = terminal_protocol::mac_b64(secret, &nonce);
-    ch.send(&Request::AuthResponse { mac }.encode())
-        .await
-        .unwrap();
-    assert!(matches!(next_event(ch).await, Event::AuthOk));
-}
-
 /// Read the `auth_challenge` and return the raw nonce.
-pub async fn challenge(ch: &RtcChannel) -> Vec<u8> {
-    use base64::Engine as _;
+pub async fn challenge(ch: &RtcChannel) -> [u8; 32] {
     match next_event(ch).await {
-        Event::AuthChallenge { nonce } => base64::engine::general_purpose::STANDARD
-            .decode(nonce)
-            .unwrap(),
+        Event::AuthChallenge { nonce } => terminal_protocol::decode_nonce(&nonce).unwrap(),
         other => panic!("expected auth_challenge, got {other:?}"),
     }
 }
@@ -350,7 +379,7 @@ async fn phone_task(
     me: String,
     opts: PhoneOpts,
     mut inbox: mpsc::Receiver<SignalingMessage>,
-    channels: mpsc::Sender<RtcChannel>,
+    channels: mpsc::Sender<(RtcChannel, RtcPeer)>,
     rejections: mpsc::Sender<String>,
     offers: Arc<AtomicUsize>,
 ) {
@@ -386,7 +415,7 @@ async fn phone_task(
                                         break;
                                     }
                                     Some(RtcEvent::DataChannel(ch)) => {
-                                        let _ = channels.send(ch).await;
+                                        let _ = channels.send((ch, peer.clone())).await;
                                     }
                                     Some(_) => {}
                                     None => return,
@@ -428,7 +457,9 @@ async fn phone_task(
             e = ev => match e {
                 Some(RtcEvent::LocalCandidate(c)) => send_candidate(&net, &me, c).await,
                 Some(RtcEvent::DataChannel(ch)) => {
-                    let _ = channels.send(ch).await;
+                    if let Some((peer, _)) = rtc.as_ref() {
+                        let _ = channels.send((ch, peer.clone())).await;
+                    }
                 }
                 Some(RtcEvent::State(_)) => {}
                 None => {

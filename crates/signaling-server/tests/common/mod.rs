@@ -185,11 +185,23 @@ impl Http {
         sign: Sign,
     ) -> Resp {
         let full_path = api_path(&self.version, path);
-        let url = format!("{}{}", self.url, full_path);
         let mut headers = self.headers(&full_path, &sign);
         if let Some(t) = bearer {
             headers.push(("authorization".to_owned(), format!("Bearer {t}")));
         }
+        self.send_raw(method, &full_path, body, headers).await
+    }
+
+    /// Sends one request to `full_path` (API prefix included, or a path
+    /// outside the API) with exactly these extra headers.
+    pub async fn send_raw(
+        &self,
+        method: &str,
+        full_path: &str,
+        body: Option<String>,
+        headers: Vec<(String, String)>,
+    ) -> Resp {
+        let url = format!("{}{}", self.url, full_path);
         let method = method.to_owned();
         let ca = self.ca.clone();
         tokio::task::spawn_blocking(move || raw_request(&method, &url, body, &headers, ca))
@@ -249,13 +261,25 @@ impl Http {
     }
 
     pub async fn complete_resp(&self, code: &str, mobile: &DeviceKeys, name: &str) -> Resp {
+        self.complete_with(code, mobile, name, Some(&confirmation_of(mobile)))
+            .await
+    }
+
+    /// `pair/complete` with this `confirmation` (`None`: the field left out).
+    pub async fn complete_with(
+        &self,
+        code: &str,
+        mobile: &DeviceKeys,
+        name: &str,
+        confirmation: Option<&str>,
+    ) -> Resp {
         let (nonce, signature) = self.proof(mobile).await;
-        self.post(
-            "/auth/pair/complete",
-            json!({ "pairingCode": code, "deviceId": mobile.id, "ed25519PublicKey": mobile.ed_b64(),
-                    "x25519PublicKey": mobile.x_b64(), "name": name, "nonce": nonce, "signature": signature }),
-        )
-        .await
+        let mut body = json!({ "pairingCode": code, "deviceId": mobile.id, "ed25519PublicKey": mobile.ed_b64(),
+                "x25519PublicKey": mobile.x_b64(), "name": name, "nonce": nonce, "signature": signature });
+        if let Some(c) = confirmation {
+            body["confirmation"] = json!(c);
+        }
+        self.post("/auth/pair/complete", body).await
     }
 
     /// Registers and pairs `host` with `mobile`.
@@ -264,6 +288,13 @@ impl Http {
         let r = self.complete_resp(&code, mobile, "phone").await;
         assert_eq!(r.status, 200, "{r:?}");
     }
+}
+
+/// A confirmation for `mobile`'s `pair/complete`: the server treats it as
+/// opaque, so any base64 of 32 bytes will do; distinct per device so a test
+/// can tell relayed values apart.
+pub fn confirmation_of(mobile: &DeviceKeys) -> String {
+    STANDARD.encode(mobile.key.verifying_key().to_bytes())
 }
 
 fn raw_request(
@@ -337,10 +368,18 @@ impl Ws {
 
     /// Opens `/ws` of the server `http` points at.
     pub async fn connect(http: &Http, sign: Sign) -> Result<Ws, u16> {
+        Self::connect_with(http, sign, &[]).await
+    }
+
+    /// Opens `/ws` with `extra` headers (e.g. `Origin`) besides the signing ones.
+    pub async fn connect_with(http: &Http, sign: Sign, extra: &[(&str, &str)]) -> Result<Ws, u16> {
         let path = api_path(&http.version, "/ws");
         let url = signaling_proto::ws_url(&http.url, &http.version);
         let mut req = url.into_client_request().unwrap();
-        for (k, v) in http.headers(&path, &sign) {
+        let extra = extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+        for (k, v) in http.headers(&path, &sign).into_iter().chain(extra) {
             req.headers_mut().insert(
                 tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
                 v.parse().unwrap(),
@@ -404,6 +443,21 @@ impl Ws {
                 }
                 Some(Ok(_)) => continue,
                 Some(Err(_)) | None => return Got::Closed(None),
+            }
+        }
+    }
+
+    /// Next text frame exactly as received, within [`WAIT`].
+    pub async fn text(&mut self) -> String {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .expect("timed out waiting for a message");
+            match frame {
+                Some(Ok(Message::Text(t))) => return t.as_str().to_owned(),
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => panic!("socket closed"),
+                Some(Ok(_)) => continue,
             }
         }
     }
