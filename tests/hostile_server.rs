@@ -13,10 +13,16 @@
 //!   passes either way;
 //! - fake host: the phone refuses a wrong or missing `auth_ok` and sends
 //!   nothing after its `auth_response`;
-//! - fingerprint listing (genuine and own `a=fingerprint` lines): refused too.
+//! - fingerprint listing (genuine and own `a=fingerprint` lines): refused too;
+//! - the web client in headless Chromium (`web/e2e/mitm.mjs`) behind the man
+//!   in the middle says the computer could not prove the pairing key (skipped
+//!   without node, Chromium and the embedded page unless
+//!   `MUXLINK_REQUIRE_BROWSER` is set).
 
 #![allow(clippy::unwrap_used)]
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use mobile_client::{ClientError, PairingRecord, PhoneClient, PhoneConnection};
@@ -24,7 +30,7 @@ use muxlink_e2e::attacks::{
     Confirmation, FakeAuthOk, FakeHost, Fingerprints, Flow, KeySubstitution, Mitm, MitmOptions,
     Recording,
 };
-use muxlink_e2e::faults::output_until;
+use muxlink_e2e::faults::{output_until, spawn_captured};
 use muxlink_e2e::pairing::{PAIR_ARGS, blocking, init, pair_phone, phone_config, start_pairing};
 use muxlink_e2e::relay::{Dir, Role, SignalingRelay, pass_through};
 use muxlink_e2e::{Home, Running, Tmux};
@@ -103,18 +109,23 @@ impl Stage {
         serde_json::from_slice(&o.stdout).unwrap()
     }
 
-    /// Re-reads the status until the agent reports no peer (bounded).
-    async fn no_peers(&self) {
+    /// Re-reads the status until the agent reports no peer (bounded); the
+    /// agent's log goes into the failure message.
+    async fn no_peers(&self, agent: &mut Running) {
         let deadline = tokio::time::Instant::now() + T;
         loop {
             let v = self.status();
             if v["peers"].as_array().is_none_or(Vec::is_empty) {
                 return;
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the agent kept a peer: {v:#}"
-            );
+            if tokio::time::Instant::now() >= deadline {
+                // Collect what the agent logged meanwhile.
+                let _ = blocking(|| agent.wait_line(Duration::from_secs(1), |_, _| false));
+                panic!(
+                    "the agent kept a peer: {v:#}\nagent:\n{}",
+                    agent.transcript()
+                );
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -296,7 +307,7 @@ async fn substituted_pairing_key_is_refused_and_the_genuine_one_pairs() {
 /// The man in the middle with `fingerprints`; returns the phone's error and
 /// what the relay saw.
 async fn man_in_the_middle(fingerprints: Fingerprints) -> (ClientError, Recording) {
-    let (stage, phone, record, agent) = Stage::paired().await;
+    let (stage, phone, record, mut agent) = Stage::paired().await;
     let mitm = Mitm::install(
         &stage.relay.handle(),
         MitmOptions {
@@ -333,7 +344,7 @@ async fn man_in_the_middle(fingerprints: Fingerprints) -> (ClientError, Recordin
         !text.contains("MITM-42") && !text.contains("PHONE-42"),
         "input reached the pane:\n{text}"
     );
-    stage.no_peers().await;
+    stage.no_peers(&mut agent).await;
     stage.shutdown(agent).await;
     (err, rec)
 }
@@ -435,4 +446,151 @@ async fn fake_host_with_a_wrong_auth_ok_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fake_host_without_auth_ok_is_refused() {
     fake_host(FakeAuthOk::Missing).await;
+}
+
+/// The repository root (this package is `tests/`).
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+fn chromium() -> PathBuf {
+    std::env::var_os("CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
+}
+
+/// What the Chromium case lacks, if anything; the page must be embedded in
+/// this build of the server (the relay serves it unchanged from there).
+fn browser_missing(relay_url: &str) -> Vec<String> {
+    let mut missing = Vec::new();
+    let node = Command::new("node").arg("--version").output();
+    if !node.is_ok_and(|o| o.status.success()) {
+        missing.push("node (Node.js 20+)".to_owned());
+    }
+    if !root().join("web/node_modules/playwright-core").is_dir() {
+        missing.push("web/node_modules (run `cargo xtask web`)".to_owned());
+    }
+    if !chromium().is_file() {
+        missing.push(format!("{} (apt install chromium)", chromium().display()));
+    }
+    let page = blocking(|| {
+        Command::new("curl")
+            .args(["-sS", "--max-time", "10", &format!("{relay_url}/")])
+            .output()
+    });
+    match page {
+        Ok(o) if o.status.success() => {
+            if String::from_utf8_lossy(&o.stdout).contains("was not built into this server") {
+                missing.push("web/dist in the server (run `cargo xtask web`, then rebuild)".into());
+            }
+        }
+        _ => missing.push("curl, to ask the relay for the page".into()),
+    }
+    missing
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_client_refuses_a_man_in_the_middle_in_chromium() {
+    browser_behind_mitm(Fingerprints::Own).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_client_refuses_listed_fingerprints_in_chromium() {
+    browser_behind_mitm(Fingerprints::GenuineFirst).await;
+}
+
+/// Chromium pairs through the relay, which then plays man in the middle with
+/// `fingerprints`; the page must refuse. Chromium refuses a description with
+/// two fingerprint lines outright ("Can't have multiple fingerprint
+/// attributes"), so there no channel ever opens.
+async fn browser_behind_mitm(fingerprints: Fingerprints) {
+    let expect = match fingerprints {
+        Fingerprints::Own => "unverified",
+        Fingerprints::GenuineFirst | Fingerprints::OwnFirst => "no-channel",
+    };
+    let stage = Stage::start().await;
+    let missing = browser_missing(&stage.relay.url());
+    if !missing.is_empty() {
+        let text = format!("the Chromium MITM case needs: {}", missing.join(", "));
+        assert!(
+            std::env::var_os("MUXLINK_REQUIRE_BROWSER").is_none(),
+            "{text}"
+        );
+        eprintln!("skipped: {text}");
+        return;
+    }
+    let shots = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+        .join("web-e2e");
+    let (mut pair, payload) = start_pairing(&stage.home, PAIR_ARGS, T).unwrap();
+    let mut cmd = Command::new("node");
+    cmd.arg("e2e/mitm.mjs")
+        .current_dir(root().join("web"))
+        .env("RELAY_URL", stage.relay.url())
+        .env("PAYLOAD", &payload)
+        .env("EXPECT", expect)
+        .env("CHROMIUM", chromium())
+        .env("SHOTS", &shots);
+    let mut browser = spawn_captured(cmd).unwrap();
+
+    // The page pairs through the relay (honest so far).
+    let paired = blocking(|| pair.wait_line(T, |_, l| l.starts_with("PAIRED ")));
+    assert!(
+        paired.is_ok(),
+        "the page did not pair: {paired:?}\nbrowser:\n{}",
+        browser.transcript()
+    );
+    assert!(blocking(|| pair.child.wait()).unwrap().success());
+
+    // Then the relay turns hostile, and the agent comes online.
+    let mitm = Mitm::install(
+        &stage.relay.handle(),
+        MitmOptions {
+            fingerprints,
+            after_host_auth_ok: attacker_script(&stage.pane, "WEBMITM"),
+        },
+    );
+    let mut agent = stage.home.spawn(&["run"]).unwrap();
+    blocking(|| agent.wait_line(T, |_, l| l.contains("agent ready"))).unwrap();
+
+    let verdict = blocking(|| {
+        browser.wait_line(Duration::from_secs(90), |_, l| {
+            l.starts_with("MITM_REFUSED") || l.starts_with("MITM_FAILED")
+        })
+    })
+    .unwrap();
+    let rec = mitm.recorder.snapshot();
+    eprintln!("{fingerprints:?}: {verdict}\nrelay notes: {:?}", rec.notes);
+    assert!(
+        verdict.starts_with("MITM_REFUSED"),
+        "{verdict}\nrelay notes: {:?}\nbrowser:\n{}",
+        rec.notes,
+        browser.transcript()
+    );
+    assert_no_output(&rec);
+    if expect == "unverified" {
+        // The page really went through the relay's peers and proved nothing to it.
+        assert!(
+            rec.notes.iter().any(|n| n == "phone channel open"),
+            "{rec:?}"
+        );
+        assert_eq!(host_sent(&rec), ["auth_challenge"], "{rec:?}");
+        assert_eq!(rec.types(Flow::PhoneToHost), ["auth_response"], "{rec:?}");
+    } else {
+        // Chromium refused the description: not even a channel.
+        assert!(rec.messages.is_empty(), "{rec:?}");
+    }
+    assert!(!stage.pane_text().contains("WEBMITM-42"));
+    let st = blocking(|| browser.terminate(T)).unwrap();
+    assert!(
+        st.success() || st.code().is_none(),
+        "node: {st:?}\n{}",
+        browser.transcript()
+    );
+    stage.no_peers(&mut agent).await;
+    stage.shutdown(agent).await;
 }

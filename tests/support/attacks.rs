@@ -366,6 +366,7 @@ impl Mitm {
             a_early: Vec::new(),
             b_channel: None,
             pending_host_answer: None,
+            new_session: false,
             forwarders: JoinSet::new(),
         };
         Mitm {
@@ -394,6 +395,8 @@ struct MitmActor {
     b_channel: Option<RtcChannel>,
     /// A's answer, held until the phone's answer shows its fingerprint.
     pending_host_answer: Option<String>,
+    /// A `connect_request` passed: the host's next offer is a new peer, not a restart.
+    new_session: bool,
     forwarders: JoinSet<()>,
 }
 
@@ -445,8 +448,10 @@ impl MitmActor {
         let v = f.json();
         match (f.role, f.kind().as_str()) {
             (Role::Phone, "connect_request") => {
-                // Forwarded honestly: the real host must make its offer.
+                // Forwarded honestly: the real host must make its offer, which
+                // starts a new session on both legs.
                 self.phone_conn = Some(f.conn);
+                self.new_session = true;
                 self.relay.inject_to(f.conn, Dir::Up, &f.text);
                 self.rec.note("connect_request forwarded");
             }
@@ -468,13 +473,20 @@ impl MitmActor {
 
     async fn host_offer(&mut self, f: &Frame, v: &Value) -> anyhow::Result<()> {
         let sdp = v["sdp"].as_str().unwrap_or_default();
-        if let Some(a) = &self.a {
+        if let Some(a) = &self.a
+            && !self.new_session
+        {
             // An ICE restart: answer it on the same peer.
             let answer = a.accept_offer(sdp).await?;
             self.to_host(&sdp_message("sdp_answer", &self.phone_id, &answer));
             self.rec.note("answered a restart offer");
             return Ok(());
         }
+        self.new_session = false;
+        for p in [self.a.take(), self.b.take()].into_iter().flatten() {
+            p.close().await;
+        }
+        self.pending_host_answer = None;
         self.host_conn = Some(f.conn);
         self.host_id = f.device_id.clone();
         self.phone_id = v["targetDeviceId"].as_str().unwrap_or_default().to_owned();
