@@ -124,3 +124,52 @@ fn unreachable_server_is_one_clear_line() {
     assert!(e.contains("cannot reach the signaling server"), "{e}");
     assert_eq!(e.trim().lines().count(), 1, "{e}");
 }
+
+/// A typo of a muxlink command gets clap's error with its suggestion, exit 2,
+/// and never reaches tmux or starts an agent; a tmux alias still passes.
+#[test]
+fn typos_get_a_suggestion_and_start_nothing() {
+    let mut h = home();
+    h.server = Some("http://127.0.0.1:9".into());
+    let o = h.output(&["staus"], T).unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("'staus'"), "{e}");
+    assert!(e.contains("status"), "suggests status: {e}");
+    assert!(!e.contains("unknown command"), "tmux was not run: {e}");
+    assert!(!h.path().join("agent.pid").exists());
+    assert!(!h.path().join("agent-status.json").exists());
+
+    // `help <tmux command>` explains the passthrough instead of failing.
+    let o = h.output(&["help", "ls"], T).unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("list-sessions"), "{out}");
+}
+
+/// `muxlink status | head -1` ends quietly when the reader goes away.
+#[test]
+fn status_into_a_closed_pipe_does_not_panic() {
+    use std::io::Read as _;
+    use std::process::Stdio;
+    let h = home();
+    let mut child = h
+        .cmd(&["status"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close our end of stdout before the command writes.
+    drop(child.stdout.take());
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!err.contains("Broken pipe"), "{err}");
+    let _ = status;
+}

@@ -222,7 +222,11 @@ async fn malformed_and_oversize_frames_after_auth_get_errors_on_an_open_channel(
         ("an event from the phone is dropped", typed("pong"), &[]),
         (
             "repeated auth_response is dropped",
-            Request::AuthResponse { mac: "AAAA".into() }.encode(),
+            Request::AuthResponse {
+                nonce: "AAAA".into(),
+                mac: "AAAA".into(),
+            }
+            .encode(),
             &[],
         ),
         (

@@ -6,6 +6,7 @@ import { Terminal } from "@xterm/xterm";
 import { FitAddon } from "@xterm/addon-fit";
 import type { Identity } from "./proto/crypto";
 import type { Session } from "./proto/msgpack";
+import { nameProblem } from "./proto/name";
 import { parsePayload, payloadFromFragment, PayloadError } from "./proto/qr";
 import { ApiError, PairingError, fetchToken, iceServers, pair } from "./net/api";
 import { ConnectError, HostConnection, type ConnEvent } from "./net/connection";
@@ -91,10 +92,13 @@ function pairingPage(prefill = ""): void {
     notice("");
     try {
       const qr = parsePayload(payload.value);
+      const phoneName = name.value.trim();
+      const problem = phoneName ? nameProblem(phoneName) : null;
+      if (problem) throw new PairingError(problem);
       await put("hmacSecret", hmac.value);
-      await put("name", name.value.trim());
+      await put("name", phoneName);
       setState("connecting", "pairing…");
-      const record = await pair(qr, app.identity!, name.value.trim(), hmac.value);
+      const record = await pair(qr, app.identity!, phoneName, hmac.value);
       await savePairing(record);
       app.record = record;
       app.stopped = false;

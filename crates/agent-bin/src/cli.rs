@@ -150,10 +150,37 @@ pub enum Command {
         /// PEM private key of --tls-cert.
         #[arg(long, env = "MUXLINK_SERVER_TLS_KEY", value_name = "FILE")]
         tls_key: Option<PathBuf>,
+        /// Origin of a web client hosted elsewhere that may call this server
+        /// (CORS); repeat for several. Default: none, same origin only.
+        #[arg(
+            long = "cors-origin",
+            env = "MUXLINK_SERVER_CORS_ORIGINS",
+            value_delimiter = ',',
+            value_name = "ORIGIN"
+        )]
+        cors_origins: Vec<String>,
     },
+    /// The web client: write it out to host on an origin you trust.
+    #[command(subcommand)]
+    Web(WebCommand),
     /// Anything else goes to `tmux -L muxlink`.
     #[command(external_subcommand)]
     Tmux(Vec<OsString>),
+}
+
+/// `muxlink web …`.
+#[derive(Debug, Subcommand)]
+pub enum WebCommand {
+    /// Write the web client built into this binary to DIR.
+    ///
+    /// Code served by the signaling server's origin can do anything the page can,
+    /// so a hostile server could serve a client that leaks your keys. Host these
+    /// static files on an origin you trust, start the server with
+    /// `--cors-origin <that origin>`, and pair with `muxlink pair --web-url <URL>`.
+    Export {
+        /// Directory to write into (created if missing; existing files are replaced).
+        dir: PathBuf,
+    },
 }
 
 impl Cli {

@@ -156,14 +156,15 @@ impl Config {
             Some(u) => Some(validate_server_url(&u)?),
             None => None,
         };
-        let host_name = o
-            .host_name
-            .clone()
-            .or(file.host_name)
-            .unwrap_or_else(default_host_name);
-        if !valid_name(&host_name) {
+        let (host_name, source) = match (o.host_name.clone(), file.host_name) {
+            (Some(n), _) => (n, "MUXLINK_HOST_NAME / --host-name"),
+            (None, Some(n)) => (n, "host_name in config.toml"),
+            (None, None) => (default_host_name(), "the default"),
+        };
+        if let Err(e) = signaling_proto::validate_name(&host_name) {
             return Err(CliError::BadConfig(format!(
-                "host name {host_name:?} must be 1-64 characters without control characters"
+                "host name \"{}\" from {source}: {e}",
+                crate::printable::printable(&host_name)
             )));
         }
         let tmux_socket = o
@@ -245,10 +246,10 @@ pub fn validate_server_url(raw: &str) -> Result<String, CliError> {
     Ok(raw.trim_end_matches('/').to_string())
 }
 
-/// A display name per signaling.md §2: 1–64 chars, no control characters.
+/// A display name per signaling.md §2 ([`signaling_proto::validate_name`]):
+/// 1–64 chars, no control or bidi formatting characters.
 pub fn valid_name(name: &str) -> bool {
-    let n = name.chars().count();
-    (1..=64).contains(&n) && !name.chars().any(|c| c.is_control())
+    signaling_proto::validate_name(name).is_ok()
 }
 
 fn default_host_name() -> String {
@@ -310,6 +311,38 @@ mod tests {
         let p = Paths::resolve(&o).unwrap();
         assert_eq!(p.config_dir, PathBuf::from("/h"));
         assert_eq!(p.data_dir, PathBuf::from("/x"));
+    }
+
+    #[test]
+    fn host_name_with_controls_or_bidi_is_one_readable_line() {
+        for (bad, shown) in [
+            ("desk\u{1b}[31m", "desk\\u{1b}[31m"),
+            ("desk\u{9b}", "desk\\u{9b}"),
+            ("evil\u{202e}kcus", "evil\\u{202e}kcus"),
+        ] {
+            let o = Overrides {
+                host_name: Some(bad.into()),
+                ..Default::default()
+            };
+            let err = Config::merge(paths(), FileConfig::default(), &o)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(shown), "{err}");
+            assert!(err.contains("MUXLINK_HOST_NAME"), "{err}");
+            assert!(
+                !err.contains('\n') && !err.chars().any(|c| c.is_control()),
+                "{err:?}"
+            );
+            assert!(!err.contains('\u{202e}'), "{err:?}");
+            let file = FileConfig {
+                host_name: Some(bad.into()),
+                ..Default::default()
+            };
+            let err = Config::merge(paths(), file, &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("config.toml") && err.contains(shown), "{err}");
+        }
     }
 
     #[test]

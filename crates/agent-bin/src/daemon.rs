@@ -106,6 +106,9 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
     let _ = pm_cell.set(pm.clone());
 
     let cancel = CancellationToken::new();
+    // Subscribed before the client runs, so its first transitions (connecting,
+    // connected) reach the status file instead of being missed.
+    let mut sig_state = client.subscribe_state();
     let mut run_task = tokio::spawn({
         let client = client.clone();
         let cancel = cancel.clone();
@@ -164,7 +167,6 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
         peer_manager::cleaner::CLEANER_INTERVAL,
         cancel.clone(),
     );
-    let mut sig_state = client.subscribe_state();
     let outcome: Result<(), CliError> = loop {
         tokio::select! {
             _ = term.recv() => break Ok(()),
@@ -180,6 +182,8 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
                 pm.close_all().await;
                 handler.end_all().await;
                 client.signal_activity();
+                // The closed peers leave the status now, not at the next change.
+                last_status = refresh(&status_path, status_of(&pm, &client, &handler), last_status);
             }
             r = &mut run_task => {
                 break match r {
@@ -224,10 +228,18 @@ fn update_name(store: &Store, device_id: &str, name: &str) {
     if record.device_id != device_id || name.is_empty() {
         return;
     }
-    let name: String = name.chars().take(64).collect();
+    let name = signaling_proto::truncate_name(name);
+    if let Err(e) = signaling_proto::validate_name(&name) {
+        tracing::warn!(
+            name = %crate::printable::printable(&name),
+            "the phone's new name is refused: {e}"
+        );
+        return;
+    }
     if record.name.as_deref() == Some(name.as_str()) {
         return;
     }
+    tracing::info!(name = %crate::printable::printable(&name), "the phone's name changed");
     record.name = Some(name);
     if let Err(e) = store.save_paired(Some(&record)) {
         tracing::warn!(error = %e, "cannot store the phone's new name");

@@ -21,7 +21,10 @@
 //! - `daemon`: `muxlink run` (wiring, signals, status file).
 //! - `pidfile`: the flock'd pidfile so two agents never run.
 //! - `status`: the JSON status file shared by the daemon and `muxlink status`.
-//! - `entry`: [`main_entry`], the process entry of the binary.
+//! - `entry`: [`main_entry`], the process entry of the binary (typos of our
+//!   commands are refused before anything goes to tmux).
+//! - `tmux_commands`: which words pass through to tmux (the installed tmux's
+//!   own commands, aliases and unique prefixes).
 //! - `error`: [`error::CliError`], one clear line per failure.
 //! - `logging`: tracing to stderr (`RUST_LOG` / `-v`).
 
@@ -45,3 +48,4 @@ pub mod qr;
 pub mod readiness;
 pub mod status;
 pub mod store;
+pub mod tmux_commands;

@@ -31,7 +31,8 @@ pub struct PairingAttempt {
 pub struct AcceptedPhone {
     /// The phone's device id (32 lowercase hex chars).
     pub device_id: String,
-    /// Its name as relayed, cut to 64 chars; empty when none.
+    /// Its name as relayed, cut to 64 chars; empty when none or when it
+    /// breaks the name rule (controls, bidi formatting characters).
     pub name: String,
     /// The pairing secret `K`.
     pub secret: Zeroizing<[u8; 32]>,
@@ -103,10 +104,25 @@ impl PairingAttempt {
         .map_err(|_| Refusal::Confirmation)?;
         Ok(AcceptedPhone {
             device_id: msg.mobile_device_id.clone(),
-            name: msg.mobile_name.chars().take(64).collect(),
+            name: relayed_name(&msg.mobile_name),
             secret,
         })
     }
+}
+
+/// A relayed phone name as the host keeps it: cut to 64 chars, and dropped
+/// (empty) when it breaks [`signaling_proto::validate_name`], since the server
+/// relaying it may not have checked.
+fn relayed_name(raw: &str) -> String {
+    let name = signaling_proto::truncate_name(raw);
+    if name.is_empty() || signaling_proto::validate_name(&name).is_ok() {
+        return name;
+    }
+    tracing::warn!(
+        name = %crate::printable::printable(&name),
+        "the phone's name is not kept: it breaks the name rule"
+    );
+    String::new()
 }
 
 /// The web client URL a phone camera opens: `<web base>#<payload>`. The
@@ -186,6 +202,16 @@ mod tests {
             hex::encode(*phone.secret),
             "c568e156200eee0049bddd189ddce76e5d120eb3d6957cb6fc79c08902582ed9"
         );
+    }
+
+    #[test]
+    fn relayed_names_with_controls_or_bidi_are_not_kept() {
+        assert_eq!(relayed_name("Pixel"), "Pixel");
+        assert_eq!(relayed_name(&"é".repeat(70)), "é".repeat(64));
+        assert_eq!(relayed_name(""), "");
+        for bad in ["a\u{1b}[2J", "x\u{9b}31m", "evil\u{202e}txt", "\u{2066}i"] {
+            assert_eq!(relayed_name(bad), "", "{bad:?}");
+        }
     }
 
     /// The server substitutes its own key: whatever confirmation it sends

@@ -1,31 +1,176 @@
-//! Renders the pairing web client URL (payload in its fragment) as a QR code in the
-//! terminal with unicode half blocks (two QR rows per text line), low error correction
-//! as pairing.md §2 asks.
+//! Draws the pairing QR code (the web client URL with the payload in its
+//! fragment) in the terminal: low error correction as pairing.md §2 asks, two
+//! module rows per text line with half blocks, a 4-module quiet zone, and on a
+//! terminal explicit ANSI colours (black modules on a bright white field,
+//! quiet zone included) so it scans the same on a light or a dark theme.
+//!
+//! Size: a v2 URL for a 26-character server (~165 bytes) is a version 8 code,
+//! 57 modules with the quiet zone = 57 columns × 29 lines. It fits an 80-column
+//! terminal; it does not fit 24 lines, which would need ≤ 106 bytes (version 5)
+//! and the v2 payload alone is 110 bytes before any URL.
 
-use qrcode::render::unicode::Dense1x2;
-use qrcode::{EcLevel, QrCode};
+use qrcode::{Color, EcLevel, QrCode};
 
-/// The QR code of `payload` (any text, here the web client URL) as text lines, light-on-dark friendly (inverted, with quiet zone).
-pub fn render(payload: &str) -> Option<String> {
-    let code = QrCode::with_error_correction_level(payload.as_bytes(), EcLevel::L).ok()?;
-    Some(
-        code.render::<Dense1x2>()
-            .dark_color(Dense1x2::Light)
-            .light_color(Dense1x2::Dark)
-            .quiet_zone(true)
-            .build(),
-    )
+/// Quiet zone on each side, in modules (the QR standard's minimum).
+pub const QUIET_ZONE: usize = 4;
+/// Black foreground on bright white background.
+const COLOURS_ON: &str = "\x1b[30;107m";
+const COLOURS_OFF: &str = "\x1b[0m";
+
+/// The QR code of `text` as text lines; `colour` adds the explicit
+/// dark-on-light ANSI colours (use it whenever the output is a terminal).
+pub fn render(text: &str, colour: bool) -> Option<String> {
+    let code = QrCode::with_error_correction_level(text.as_bytes(), EcLevel::L).ok()?;
+    let width = code.width();
+    let modules = code.to_colors();
+    let size = width + 2 * QUIET_ZONE;
+    let dark = |x: usize, y: usize| -> bool {
+        let (Some(mx), Some(my)) = (x.checked_sub(QUIET_ZONE), y.checked_sub(QUIET_ZONE)) else {
+            return false;
+        };
+        mx < width && my < width && modules[my * width + mx] == Color::Dark
+    };
+    let mut out = String::new();
+    for y in (0..size).step_by(2) {
+        if colour {
+            out.push_str(COLOURS_ON);
+        }
+        for x in 0..size {
+            out.push(match (dark(x, y), dark(x, y + 1)) {
+                (true, true) => '█',
+                (true, false) => '▀',
+                (false, true) => '▄',
+                (false, false) => ' ',
+            });
+        }
+        if colour {
+            out.push_str(COLOURS_OFF);
+        }
+        out.push('\n');
+    }
+    Some(out)
 }
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn renders_a_payload() {
-        let s = super::render(
-            "ABC234|hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=|21fe31dfa154a261626bf854046fd227|https://signal.example.net",
+    use super::*;
+
+    /// A terminal theme: the colours of text outside any SGR code.
+    #[derive(Clone, Copy)]
+    struct Theme {
+        fg_dark: bool,
+    }
+
+    /// Rasterises rendered lines as a terminal with `theme` would show them
+    /// (glyph halves in the foreground, the rest in the background), 4 px
+    /// per module, and decodes the picture with a real QR reader.
+    fn decode_as_shown(rendered: &str, theme: Theme) -> Option<String> {
+        let mut rows: Vec<Vec<bool>> = Vec::new();
+        for line in rendered.lines() {
+            // (fg dark, bg dark) per explicit SGR code or the theme's default.
+            let (mut fg, mut bg) = (theme.fg_dark, !theme.fg_dark);
+            let (mut top, mut bottom) = (Vec::new(), Vec::new());
+            let mut rest = line;
+            while let Some(c) = rest.chars().next() {
+                if let Some(tail) = rest.strip_prefix(COLOURS_ON) {
+                    (fg, bg) = (true, false);
+                    rest = tail;
+                    continue;
+                }
+                if let Some(tail) = rest.strip_prefix(COLOURS_OFF) {
+                    (fg, bg) = (theme.fg_dark, !theme.fg_dark);
+                    rest = tail;
+                    continue;
+                }
+                let (t, b) = match c {
+                    '█' => (fg, fg),
+                    '▀' => (fg, bg),
+                    '▄' => (bg, fg),
+                    _ => (bg, bg),
+                };
+                top.push(t);
+                bottom.push(b);
+                rest = &rest[c.len_utf8()..];
+            }
+            rows.push(top);
+            rows.push(bottom);
+        }
+        // A margin in the theme's background around what was printed.
+        let scale = 4;
+        let margin = 8;
+        let w = rows.iter().map(Vec::len).max()? + 2 * margin;
+        let h = rows.len() + 2 * margin;
+        let background_dark = !theme.fg_dark;
+        let mut img = rqrr::PreparedImage::prepare_from_greyscale(w * scale, h * scale, |x, y| {
+            let (mx, my) = (x / scale, y / scale);
+            let dark = if mx < margin || my < margin {
+                background_dark
+            } else {
+                rows.get(my - margin)
+                    .and_then(|r| r.get(mx - margin))
+                    .copied()
+                    .unwrap_or(background_dark)
+            };
+            if dark { 0 } else { 255 }
+        });
+        let grids = img.detect_grids();
+        let (_, text) = grids.first()?.decode().ok()?;
+        Some(text)
+    }
+
+    const LIGHT: Theme = Theme { fg_dark: true };
+    const DARK: Theme = Theme { fg_dark: false };
+
+    fn v2_url() -> String {
+        crate::pairing::web_url(
+            "https://signal.example.net",
+            "ABC234|hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=|21fe31dfa154a261626bf854046fd227|https://signal.example.net|8PHy8/T19vf4+fr7/P3+/w==",
         )
-        .unwrap();
-        assert!(s.lines().count() > 10);
-        assert!(s.contains('▀') || s.contains('▄') || s.contains('█'));
+    }
+
+    #[test]
+    fn coloured_code_decodes_on_a_light_and_a_dark_theme() {
+        let url = v2_url();
+        let shown = render(&url, true).unwrap();
+        assert_eq!(
+            decode_as_shown(&shown, LIGHT).as_deref(),
+            Some(url.as_str())
+        );
+        assert_eq!(decode_as_shown(&shown, DARK).as_deref(), Some(url.as_str()));
+    }
+
+    /// Without colours the glyphs take the theme's foreground: right on a
+    /// light theme, inverted on a dark one — which is why a terminal gets colours.
+    #[test]
+    fn plain_code_is_dark_on_light_paper() {
+        let url = v2_url();
+        let plain = render(&url, false).unwrap();
+        assert!(!plain.contains('\x1b'));
+        assert_eq!(
+            decode_as_shown(&plain, LIGHT).as_deref(),
+            Some(url.as_str())
+        );
+        assert_eq!(
+            decode_as_shown(&plain, DARK),
+            None,
+            "inverted on a dark theme"
+        );
+    }
+
+    #[test]
+    fn fits_80_columns_with_its_quiet_zone() {
+        let shown = render(&v2_url(), false).unwrap();
+        let widest = shown.lines().map(|l| l.chars().count()).max().unwrap();
+        assert!(widest <= 80, "{widest} columns");
+        // Version 8 (49 modules) + 2 × 4 quiet modules, two rows per line.
+        assert_eq!(widest, 57);
+        assert_eq!(shown.lines().count(), 29);
+        // The quiet zone: the first two lines and the first four columns are blank.
+        assert!(shown.lines().take(2).all(|l| l.trim().is_empty()));
+        assert!(
+            shown
+                .lines()
+                .all(|l| l.chars().take(QUIET_ZONE).all(|c| c == ' '))
+        );
     }
 }

@@ -86,15 +86,12 @@ async fn run(cmd: Cmd, config: PhoneConfig) -> Result<()> {
     match cmd {
         Cmd::Pair { payload } => {
             let rec = client.pair(&payload).await?;
-            println!(
-                "paired with {} ({})",
-                if rec.host_name.is_empty() {
-                    "host"
-                } else {
-                    &rec.host_name
-                },
-                rec.host_device_id
-            );
+            let host = if rec.host_name.is_empty() {
+                "host".to_owned()
+            } else {
+                printable(&rec.host_name)
+            };
+            println!("paired with {host} ({})", rec.host_device_id);
         }
         Cmd::Ls => {
             let sig = client.signaling().await?;
@@ -105,6 +102,20 @@ async fn run(cmd: Cmd, config: PhoneConfig) -> Result<()> {
         Cmd::Attach { pane, no_compress } => attach(&client, pane, !no_compress).await?,
     }
     Ok(())
+}
+
+/// A host name from the server with every control and bidi formatting
+/// character written as `\u{…}`, so it cannot drive the terminal.
+fn printable(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if signaling_proto::is_forbidden_name_char(c) {
+                format!("\\u{{{:x}}}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn print_tree(sessions: &[Session]) {
@@ -231,4 +242,16 @@ async fn attach(client: &PhoneClient, pane: Option<String>, compress: bool) -> R
     conn.close().await;
     println!("\r\n[{end}]");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn host_names_are_printed_escaped() {
+        assert_eq!(printable("desk"), "desk");
+        assert_eq!(printable("d\u{1b}[2J\u{9b}"), "d\\u{1b}[2J\\u{9b}");
+        assert_eq!(printable("evil\u{202e}txt"), "evil\\u{202e}txt");
+    }
 }

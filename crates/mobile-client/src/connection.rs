@@ -113,7 +113,8 @@ impl Drop for PhoneConnection {
 
 impl PhoneConnection {
     /// Asks the host for a connection over `signaling`, answers its offer,
-    /// proves key possession with `secret`, and returns once `auth_ok` arrived.
+    /// authenticates the channel with `secret` (both proofs, §12), and returns once
+    /// the host's `auth_ok` verified.
     pub async fn connect(
         signaling: Arc<Signaling>,
         host_device_id: &str,

@@ -57,7 +57,7 @@ pub enum ClientError {
     /// The host is not online.
     #[error("host is offline")]
     HostOffline,
-    /// The host did not prove anything or misbehaved during the key-possession handshake.
+    /// The host misbehaved before our proof went out (bad challenge, wrong first message).
     #[error("handshake failed: {0}")]
     Handshake(String),
     /// The host did not prove the pairing key after our proof (no, malformed

@@ -10,9 +10,11 @@
 //! - `identity`: [`PhoneIdentity`] (`signaling_client::Identity`), the Ed25519 key stored 0600.
 //! - `store`: [`ConfigDir`] and [`PairingRecord`] (0600 JSON).
 //! - `http`: runs `signaling_client::http` (signed calls, challenge → token) off the runtime.
-//! - `pairing`: [`pair`], `POST /auth/pair/complete` and the secret derivation.
+//! - `pairing`: [`pair`], pairing v2: the secret from the QR's host key and
+//!   token, `POST /auth/pair/complete` with the confirmation MAC.
 //! - `signaling`: [`Signaling`], the authenticated WebSocket with presence and routing.
-//! - `connection`: [`PhoneConnection`], connect/answer/handshake and the typed API.
+//! - `connection`: [`PhoneConnection`], connect/answer, channel authentication v2
+//!   (nothing is sent after our proof until the host's verifies) and the typed API.
 //! - `misbehave`: [`Misbehave`], test-only deviations for hostile-peer tests.
 //! - `client`: [`PhoneClient`], all of the above over one config directory.
 //! - `cli`: [`cli::main_entry`], the `muxlink-phone` command line (the binary calls it).

@@ -1,5 +1,5 @@
 //! Test-only misbehaviour for hostile-peer tests: how the phone deviates from
-//! the key-possession handshake. Production code uses `Misbehave::default()`.
+//! the channel-authentication handshake. Production code uses `Misbehave::default()`.
 
 /// What the phone answers to the host's `auth_challenge`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

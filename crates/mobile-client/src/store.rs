@@ -11,7 +11,7 @@ use crate::error::ClientError;
 use crate::identity::{PhoneIdentity, load_or_create, write_private};
 
 /// What pairing leaves behind: who the host is, where to reach it, and the
-/// 32-byte secret for the key-possession proof.
+/// 32-byte pairing secret `K` for channel authentication.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PairingRecord {
     /// The host's device id.

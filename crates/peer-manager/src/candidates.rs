@@ -1,10 +1,15 @@
-//! Bounded buffer for remote ICE candidates that arrive before the remote
-//! description is set (peer-lifecycle.md §2: at most 64 per peer, extra dropped).
+//! Bounds on a peer's remote ICE candidates: at most 64 buffered before the
+//! remote description is set (peer-lifecycle.md §2), and at most 64 more added
+//! once it is set (muxlink: each one makes the ICE agent probe another address,
+//! so a phone or server flooding candidates must not grow that work). Extra
+//! candidates are dropped; both counts start again at an ICE restart.
 
 use std::collections::VecDeque;
 
 /// Most candidates kept while waiting for the answer.
 pub const MAX_EARLY_CANDIDATES: usize = 64;
+/// Most candidates added after the answer, per ICE round.
+pub const MAX_LATE_CANDIDATES: usize = 64;
 
 /// What to do with one remote candidate.
 #[derive(Debug, PartialEq, Eq)]
@@ -13,7 +18,7 @@ pub enum Push<T> {
     AddNow(T),
     /// Kept until the answer is applied.
     Buffered,
-    /// Buffer full: dropped (log it).
+    /// Buffer full, or the cap after the answer reached: dropped (log it).
     Dropped,
 }
 
@@ -23,29 +28,49 @@ pub struct CandidateBuffer<T> {
     remote_set: bool,
     pending: VecDeque<T>,
     cap: usize,
+    /// Candidates added after the answer in this ICE round.
+    added_late: usize,
+    late_cap: usize,
+    /// Candidates dropped in this ICE round.
+    dropped: usize,
 }
 
 impl<T> Default for CandidateBuffer<T> {
     fn default() -> Self {
-        Self::new(MAX_EARLY_CANDIDATES)
+        Self::with_caps(MAX_EARLY_CANDIDATES, MAX_LATE_CANDIDATES)
     }
 }
 
 impl<T> CandidateBuffer<T> {
-    /// A buffer holding at most `cap` candidates.
+    /// A buffer holding at most `cap` candidates before the answer, and
+    /// letting [`MAX_LATE_CANDIDATES`] through after it.
     pub fn new(cap: usize) -> Self {
+        Self::with_caps(cap, MAX_LATE_CANDIDATES)
+    }
+
+    /// At most `early` buffered before the answer and `late` added after it.
+    pub fn with_caps(early: usize, late: usize) -> Self {
         Self {
             remote_set: false,
             pending: VecDeque::new(),
-            cap,
+            cap: early,
+            added_late: 0,
+            late_cap: late,
+            dropped: 0,
         }
     }
 
     /// A candidate arrived from the phone.
     pub fn push(&mut self, c: T) -> Push<T> {
         if self.remote_set {
+            if self.added_late >= self.late_cap {
+                self.dropped += 1;
+                return Push::Dropped;
+            }
+            self.added_late += 1;
             Push::AddNow(c)
         } else if self.pending.len() >= self.cap {
+            self.dropped += 1;
             Push::Dropped
         } else {
             self.pending.push_back(c);
@@ -65,6 +90,13 @@ impl<T> CandidateBuffer<T> {
     pub fn reset(&mut self) {
         self.remote_set = false;
         self.pending.clear();
+        self.added_late = 0;
+        self.dropped = 0;
+    }
+
+    /// Candidates dropped in this ICE round (for logs).
+    pub fn dropped(&self) -> usize {
+        self.dropped
     }
 
     /// Number of buffered candidates.
@@ -101,6 +133,38 @@ mod tests {
         assert_eq!(b.push(64), Push::Dropped);
         assert_eq!(b.len(), 64);
         assert_eq!(b.set_remote(), (0..64).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn at_most_64_added_after_the_answer() {
+        let mut b = CandidateBuffer::default();
+        assert_eq!(b.push(0), Push::Buffered);
+        assert_eq!(b.set_remote(), vec![0]);
+        for i in 1..=64 {
+            assert_eq!(b.push(i), Push::AddNow(i), "{i}");
+        }
+        assert_eq!(b.push(65), Push::Dropped);
+        assert_eq!(b.push(66), Push::Dropped);
+        assert_eq!(b.dropped(), 2);
+        // An ICE restart starts a new round with fresh bounds.
+        b.reset();
+        assert_eq!(b.dropped(), 0);
+        b.set_remote();
+        assert_eq!(b.push(1), Push::AddNow(1));
+    }
+
+    #[test]
+    fn both_bounds_hold_together() {
+        let mut b = CandidateBuffer::with_caps(2, 3);
+        assert_eq!(b.push(1), Push::Buffered);
+        assert_eq!(b.push(2), Push::Buffered);
+        assert_eq!(b.push(3), Push::Dropped);
+        assert_eq!(b.set_remote(), vec![1, 2]);
+        for i in 4..7 {
+            assert_eq!(b.push(i), Push::AddNow(i));
+        }
+        assert_eq!(b.push(7), Push::Dropped);
+        assert_eq!(b.dropped(), 2);
     }
 
     #[test]

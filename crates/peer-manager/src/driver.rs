@@ -23,7 +23,7 @@ const DISPATCH_QUEUE: usize = 64;
 const RTC_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Monotonic now on tokio's clock (so `tokio::time::pause` applies), as std.
-fn now() -> Instant {
+pub(crate) fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
@@ -141,6 +141,7 @@ async fn build(
             channel,
             secret,
             settings.auth_timeout,
+            settings.nonce,
         ));
         Ok(reader)
     }
@@ -223,7 +224,11 @@ async fn control_loop(
                         Push::AddNow(c) => add_candidate(rtc, &device_id, c).await,
                         Push::Buffered => {}
                         Push::Dropped => {
-                            tracing::warn!(device_id, "early ice candidate dropped: buffer full");
+                            tracing::debug!(
+                                device_id,
+                                dropped = candidates.dropped(),
+                                "remote ice candidate dropped: per-peer limit reached"
+                            );
                         }
                     }
                     Vec::new()
@@ -316,6 +321,7 @@ async fn run_reader(
     channel: RtcChannel,
     secret: [u8; 32],
     auth_timeout: Duration,
+    nonce_source: crate::manager::NonceSource,
 ) {
     let cancel = peer.cancel_token().clone();
     let opened = tokio::select! {
@@ -340,7 +346,7 @@ async fn run_reader(
             return;
         }
     };
-    let Ok(nonce) = terminal_protocol::try_new_nonce() else {
+    let Ok(nonce) = nonce_source() else {
         tracing::warn!(device_id, "random source failed; closing peer");
         let _ = gate.handle_send_failed();
         peer.close();
@@ -364,7 +370,7 @@ async fn run_reader(
             _ = sleep_until_opt(gate.poll_timeout()) => {
                 match gate.handle_timeout(now()) {
                     Some(why) => {
-                        tracing::info!(device_id, ?why, "key possession failed; closing peer");
+                        tracing::info!(device_id, ?why, "channel authentication failed; closing peer");
                         peer.close();
                         break;
                     }
@@ -399,17 +405,27 @@ async fn run_reader(
                 continue;
             }
             GateVerdict::Close(why) => {
-                tracing::info!(device_id, ?why, "key possession failed; closing peer");
+                tracing::info!(
+                    device_id,
+                    ?why,
+                    "channel authentication failed; closing peer"
+                );
                 peer.close();
                 break;
             }
             GateVerdict::Drop => continue,
-            GateVerdict::Deliver(req) => {
-                if matches!(req, Request::Ping) {
-                    peer.touch_ping(now());
+            GateVerdict::Deliver(Request::Ping) => {
+                // Answered here, never queued behind the handler: a request
+                // stuck on a hung tmux (up to its 10 s timeout) must not delay
+                // `pong` (peer-lifecycle §9), or the phone would think the
+                // connection dead.
+                peer.touch_ping(now());
+                if let Err(e) = peer.send_message(&Event::Pong { latency: 0 }).await {
+                    tracing::info!(device_id, "pong not sent: {e}");
                 }
-                Dispatch::Request(req)
+                continue;
             }
+            GateVerdict::Deliver(req) => Dispatch::Request(req),
             GateVerdict::Reply(ev) => Dispatch::Reply(ev),
         };
         // Waiting here (queue full) is the backpressure on a slow handler.

@@ -18,9 +18,11 @@ pub trait MessageSender: Send + Sync {
 
 /// Receives requests of authenticated peers.
 ///
-/// Called only after key possession, in arrival order per peer, from a per-peer
-/// task (never inside a WebRTC callback). A slow `handle_message` slows that
-/// peer's reading (bounded queue), not other peers.
+/// Called only after channel authentication, in arrival order per peer, from a
+/// per-peer task (never inside a WebRTC callback). A slow `handle_message` slows
+/// that peer's reading (bounded queue), not other peers. `ping` never reaches
+/// the handler: the peer manager answers it at once, so a handler waiting on
+/// tmux cannot delay `pong`.
 #[async_trait::async_trait]
 pub trait ProtocolHandler: Send + Sync + 'static {
     /// One decoded request of `peer`.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use rtc_transport::{Candidate, RtcConfig};
 use signaling_proto::SignalingMessage;
 use signaling_proto::consts::MAX_SDP_LEN;
-use terminal_protocol::{AUTH_TIMEOUT, Event};
+use terminal_protocol::{AUTH_TIMEOUT, AuthError, Event, NONCE_LEN};
 use tokio_util::task::TaskTracker;
 
 use crate::admission::{self, Admission, AdmissionRequest, RejectReason};
@@ -20,6 +20,7 @@ use crate::handler::{MessageSender, ProtocolHandler};
 use crate::ice_servers;
 use crate::lifecycle::{ANSWER_WATCHDOG, DISCONNECT_GRACE};
 use crate::peer::{Peer, PeerCmd};
+use crate::throttle::ConnectThrottle;
 
 /// Loads the 32-byte pairing secret of a mobile device id.
 pub type SecretLoader = Arc<dyn Fn(&str) -> Option<[u8; 32]> + Send + Sync>;
@@ -27,6 +28,9 @@ pub type SecretLoader = Arc<dyn Fn(&str) -> Option<[u8; 32]> + Send + Sync>;
 pub type DisconnectHook = Arc<dyn Fn(&str) + Send + Sync>;
 /// Returns the current signaling JWT (empty when none).
 pub type JwtFn = Arc<dyn Fn() -> String + Send + Sync>;
+/// Where the host's `auth_challenge` nonces come from (the OS CSPRNG; tests
+/// swap in a failing source).
+pub type NonceSource = fn() -> Result<[u8; NONCE_LEN], AuthError>;
 
 /// Tunables; the defaults are the spec's values.
 #[derive(Debug, Clone)]
@@ -38,6 +42,7 @@ pub(crate) struct Settings {
     pub auth_timeout: Duration,
     pub grace: Duration,
     pub watchdog: Duration,
+    pub nonce: NonceSource,
 }
 
 struct Inner {
@@ -46,6 +51,7 @@ struct Inner {
     settings: Settings,
     secret_loader: Option<SecretLoader>,
     on_disconnect: Option<DisconnectHook>,
+    throttle: ConnectThrottle,
 }
 
 /// Manages the WebRTC peers of the host, one per mobile device.
@@ -104,9 +110,11 @@ impl PeerManager {
                     auth_timeout: AUTH_TIMEOUT,
                     grace: DISCONNECT_GRACE,
                     watchdog: ANSWER_WATCHDOG,
+                    nonce: terminal_protocol::try_new_nonce,
                 },
                 secret_loader: None,
                 on_disconnect: None,
+                throttle: ConnectThrottle::default(),
             }),
             tracker: TaskTracker::new(),
             runtime: tokio::runtime::Handle::try_current().ok(),
@@ -156,6 +164,21 @@ impl PeerManager {
         let mut g = self.inner();
         g.settings.grace = grace;
         g.settings.watchdog = watchdog;
+    }
+
+    /// Per-phone `connect_request` rate: `burst` at once, then one per
+    /// `interval` (defaults 3 and 1 s; see [`crate::throttle`]). Requests over
+    /// it are dropped with a log line.
+    pub fn set_connect_rate(&self, burst: u32, interval: Duration) {
+        self.inner().throttle = ConnectThrottle::new(burst, interval);
+    }
+
+    /// Test seam: where `auth_challenge` nonces come from (default
+    /// [`terminal_protocol::try_new_nonce`]). A failing source closes each
+    /// peer whose channel opens, before anything reaches the handler.
+    #[doc(hidden)]
+    pub fn set_nonce_source(&self, source: NonceSource) {
+        self.inner().settings.nonce = source;
     }
 
     /// The mobile device id allowed to connect (may be empty or a sentinel).
@@ -297,12 +320,19 @@ impl PeerManager {
                 max_peers: g.settings.max_peers,
             });
             match (decision, secret) {
+                // Admitted, but building peers in a loop is refused (dropped,
+                // see `throttle`: the spec has no reason to send for it).
+                (Admission::Admit { .. }, Some(_))
+                    if !g.throttle.allow(driver::now(), device_id) =>
+                {
+                    Ok(None)
+                }
                 (Admission::Admit { .. }, Some(secret)) => {
                     let (peer, cmd_rx) = Peer::new(device_id.to_owned());
                     let peer = Arc::new(peer);
                     let old = g.peers.insert(device_id.to_owned(), peer.clone());
                     let settings = g.settings.clone();
-                    Ok((old, peer, cmd_rx, secret, settings))
+                    Ok(Some((old, peer, cmd_rx, secret, settings)))
                 }
                 (Admission::Reject(r), _) => Err(r),
                 (Admission::Admit { .. }, None) => Err(RejectReason::NotPaired),
@@ -317,7 +347,13 @@ impl PeerManager {
                 );
                 self.reject(device_id, reason);
             }
-            Ok((old, peer, cmd_rx, secret, settings)) => {
+            Ok(None) => {
+                tracing::info!(
+                    device_id,
+                    "connect_request dropped: more than the phone's connection rate"
+                );
+            }
+            Ok(Some((old, peer, cmd_rx, secret, settings))) => {
                 if let Some(old) = old {
                     // Reconnect: the old peer says nothing more and is torn down by
                     // its own (tracked) task, off the signaling path.

@@ -40,6 +40,26 @@ async fn ping_pong(ch: &rtc_transport::RtcChannel) {
     }
 }
 
+/// A request stuck in the handler (a tmux call that hangs for its 10 s
+/// timeout) does not hold up `pong`: it arrives while the handler still waits.
+#[tokio::test]
+async fn ping_is_answered_while_the_handler_hangs() {
+    let (net, _pm, handler, mut seen) = setup().await;
+    let release = Arc::new(tokio::sync::Notify::new());
+    *handler.hang_list_sessions.lock().unwrap() = Some(release.clone());
+    let mut phone = Phone::new(&net, PHONE, PhoneOpts::default());
+    let ch = phone.connect_and_auth(&SECRET).await;
+    ch.send(&Request::ListSessions.encode()).await.unwrap();
+    // The handler has the request and is stuck in it.
+    match tokio::time::timeout(WAIT, seen.recv()).await.unwrap() {
+        Some(Seen::Request(_, Request::ListSessions)) => {}
+        other => panic!("unexpected {other:?}"),
+    }
+    ping_pong(&ch).await;
+    ping_pong(&ch).await;
+    release.notify_one();
+}
+
 #[tokio::test]
 async fn happy_path_reaches_an_authenticated_channel() {
     let (net, pm, handler, mut seen) = setup().await;
@@ -136,6 +156,66 @@ async fn second_device_at_max_peers_is_rejected_already_connected() {
     assert_eq!(second.rejection().await, "already_connected");
     assert_eq!(pm.peer_count(), 1);
     ping_pong(&ch).await;
+}
+
+#[tokio::test]
+async fn connect_requests_over_the_phones_rate_build_no_peer() {
+    let (net, pm, handler, _seen) = setup().await;
+    // A long interval: nothing refills while the test runs.
+    pm.set_connect_rate(3, Duration::from_secs(3600));
+    let connect = |pm: &peer_manager::PeerManager| {
+        let mut m = signaling_proto::SignalingMessage::new("connect_request");
+        m.target_device_id = PHONE.to_owned();
+        pm.handle_signaling_message(m);
+    };
+    // Admission and the map insert happen inside the call, so each admitted
+    // request leaves a new peer behind at once.
+    let mut peers = Vec::new();
+    for _ in 0..3 {
+        connect(&pm);
+        let p = pm.peer(PHONE).expect("admitted");
+        assert!(peers.iter().all(|q| !Arc::ptr_eq(q, &p)), "a new peer");
+        peers.push(p);
+    }
+    let last = peers.last().unwrap().clone();
+    for _ in 0..5 {
+        connect(&pm);
+        let p = pm.peer(PHONE).unwrap();
+        assert!(Arc::ptr_eq(&p, &last), "over the rate: no new peer");
+        assert!(!p.is_closed());
+    }
+    assert_eq!(pm.peer_count(), 1);
+    // The rate is per phone: another allowed phone still gets its peer.
+    pm.set_max_peers(2);
+    pm.set_allowed_device_id(PHONE2);
+    let mut m = signaling_proto::SignalingMessage::new("connect_request");
+    m.target_device_id = PHONE2.to_owned();
+    pm.handle_signaling_message(m);
+    assert!(pm.peer(PHONE2).is_some());
+    pm.close_all().await;
+    assert_eq!(pm.peer_count(), 0);
+    assert_eq!(pm.task_count(), 0);
+    // Dropped, not refused: no connection_rejected went out.
+    assert_eq!(net.host_sent_count("connection_rejected", PHONE), 0);
+    assert_eq!(handler.requests(), 0);
+}
+
+#[tokio::test]
+async fn failing_random_source_closes_the_peer_before_any_request() {
+    let (net, pm, handler, _seen) = setup().await;
+    pm.set_nonce_source(|| Err(terminal_protocol::AuthError::Rng));
+    // Only the nonce failure can close this peer within the test's bound.
+    pm.set_auth_timeout(Duration::from_secs(3600));
+    let phone = Phone::new(&net, PHONE, PhoneOpts::default());
+    phone.connect_request().await;
+    wait_until("peer closed and reported", || {
+        handler.disconnects(PHONE) == 1
+    })
+    .await;
+    wait_until("peer removed", || pm.peer_count() == 0).await;
+    assert_eq!(handler.requests(), 0);
+    pm.close_all().await;
+    assert_eq!(handler.disconnects(PHONE), 1);
 }
 
 #[tokio::test]

@@ -19,7 +19,7 @@
 //! - [`url`]: API base, WebSocket URL and signed-path helpers.
 //! - [`pairing`]: pairing v2: QR payload with its token, pairing codes, X25519 +
 //!   HKDF secret over `Z ‖ T`, the phone's confirmation MAC.
-//! - [`name`]: device-name validation.
+//! - [`name`]: device-name validation (no controls, no bidi formatting characters).
 //! - [`error`]: the crate error type, [`ProtoError`].
 
 #![warn(missing_docs)]
@@ -48,7 +48,7 @@ pub use identity::{
 };
 pub use jwt::{Claims, JwtError, jwt_encode, jwt_expiry_unverified, jwt_verify};
 pub use message::SignalingMessage;
-pub use name::{truncate_name, validate_name};
+pub use name::{is_forbidden_name_char, truncate_name, validate_name};
 pub use pairing::{
     MAX_CONFIRMATION_LEN, PAIRING_CODE_ALPHABET, PAIRING_TOKEN_LEN, PairingToken, QrPayload,
     derive_pairing_secret, is_valid_pairing_code, new_pairing_code, new_pairing_token,

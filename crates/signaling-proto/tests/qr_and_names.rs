@@ -82,6 +82,13 @@ fn names() {
     assert!(validate_name("a\u{1f}b").is_err());
     assert!(validate_name("a\u{7f}").is_err());
     assert!(validate_name("tab\there").is_err());
-    assert!(validate_name("ok \u{80} too").is_ok());
+    // C1 controls and bidi formatting characters are refused too.
+    assert!(validate_name("ok \u{80} too").is_err());
+    assert!(validate_name("csi \u{9b}31m").is_err());
+    assert!(validate_name("evil\u{202e}txt.exe").is_err());
+    assert!(validate_name("\u{2066}isolate\u{2069}").is_err());
+    assert!(validate_name("mark\u{200f}").is_err());
+    assert!(validate_name("arabic mark\u{61c}").is_err());
+    assert!(validate_name("ok \u{a0} nbsp").is_ok());
     assert_eq!(truncate_name(&"x".repeat(70)).len(), 64);
 }

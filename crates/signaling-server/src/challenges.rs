@@ -1,5 +1,7 @@
 //! Outstanding challenge nonces: single use, bound to one device id, expiring,
-//! bounded per device and in total.
+//! bounded per device and in total. When the table is full the oldest nonce
+//! is dropped, so a flood of challenges never locks other clients out (their
+//! nonce lives only for the round trip between `challenge` and `token`).
 
 use std::collections::{HashMap, VecDeque};
 
@@ -12,8 +14,6 @@ use rand::RngCore as _;
 pub enum ChallengeError {
     /// Never issued, already used, expired, or issued for another device.
     Invalid,
-    /// Too many outstanding challenges server-wide.
-    Full,
 }
 
 struct Entry {
@@ -25,6 +25,9 @@ struct Entry {
 pub struct Challenges {
     by_nonce: HashMap<String, Entry>,
     by_device: HashMap<String, VecDeque<String>>,
+    /// Issue order; may hold nonces already consumed (skipped when evicting,
+    /// compacted when it grows past twice the bound).
+    order: VecDeque<String>,
     max_total: usize,
     max_per_device: usize,
 }
@@ -35,18 +38,25 @@ impl Challenges {
         Challenges {
             by_nonce: HashMap::new(),
             by_device: HashMap::new(),
-            max_total,
+            order: VecDeque::new(),
+            max_total: max_total.max(1),
             max_per_device: max_per_device.max(1),
         }
     }
 
     /// Issues a fresh 32-byte base64 nonce for `device_id`, valid until
     /// `now + ttl`. The device's oldest nonce is dropped past the per-device bound.
-    pub fn issue(&mut self, device_id: &str, now: i64, ttl: i64) -> Result<String, ChallengeError> {
+    /// When the table is full, expired nonces go first, then the oldest.
+    pub fn issue(&mut self, device_id: &str, now: i64, ttl: i64) -> String {
         if self.by_nonce.len() >= self.max_total {
             self.purge(now);
-            if self.by_nonce.len() >= self.max_total {
-                return Err(ChallengeError::Full);
+        }
+        while self.by_nonce.len() >= self.max_total {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(entry) = self.by_nonce.remove(&old) {
+                self.forget(&entry.device_id, &old);
             }
         }
         let mut raw = [0u8; 32];
@@ -59,6 +69,11 @@ impl Challenges {
             }
         }
         queue.push_back(nonce.clone());
+        self.order.push_back(nonce.clone());
+        if self.order.len() > self.max_total.saturating_mul(2) {
+            let live = &self.by_nonce;
+            self.order.retain(|n| live.contains_key(n));
+        }
         self.by_nonce.insert(
             nonce.clone(),
             Entry {
@@ -66,7 +81,16 @@ impl Challenges {
                 expires: now.saturating_add(ttl),
             },
         );
-        Ok(nonce)
+        nonce
+    }
+
+    fn forget(&mut self, device_id: &str, nonce: &str) {
+        if let Some(q) = self.by_device.get_mut(device_id) {
+            q.retain(|n| n != nonce);
+            if q.is_empty() {
+                self.by_device.remove(device_id);
+            }
+        }
     }
 
     /// Consumes `nonce` if it was issued for `device_id` and has not expired.
@@ -78,12 +102,7 @@ impl Challenges {
         now: i64,
     ) -> Result<(), ChallengeError> {
         let entry = self.by_nonce.remove(nonce).ok_or(ChallengeError::Invalid)?;
-        if let Some(q) = self.by_device.get_mut(&entry.device_id) {
-            q.retain(|n| n != nonce);
-            if q.is_empty() {
-                self.by_device.remove(&entry.device_id);
-            }
-        }
+        self.forget(&entry.device_id, nonce);
         if entry.device_id != device_id || entry.expires <= now {
             return Err(ChallengeError::Invalid);
         }
@@ -98,6 +117,7 @@ impl Challenges {
             q.retain(|n| live.contains_key(n));
             !q.is_empty()
         });
+        self.order.retain(|n| live.contains_key(n));
     }
 
     /// Outstanding nonces.
@@ -115,22 +135,24 @@ mod tests {
     #[test]
     fn single_use_per_device_and_expiry() {
         let mut c = Challenges::new(10, 2);
-        let n = c.issue("a", 0, 300).unwrap();
+        let n = c.issue("a", 0, 300);
         assert_eq!(c.consume("b", &n, 1), Err(ChallengeError::Invalid));
-        let n = c.issue("a", 0, 300).unwrap();
+        let n = c.issue("a", 0, 300);
         assert_eq!(c.consume("a", &n, 1), Ok(()));
         assert_eq!(c.consume("a", &n, 1), Err(ChallengeError::Invalid));
-        let n = c.issue("a", 0, 300).unwrap();
+        let n = c.issue("a", 0, 300);
         assert_eq!(c.consume("a", &n, 300), Err(ChallengeError::Invalid));
-        let first = c.issue("a", 0, 300).unwrap();
-        c.issue("a", 0, 300).unwrap();
-        c.issue("a", 0, 300).unwrap();
+        let first = c.issue("a", 0, 300);
+        c.issue("a", 0, 300);
+        c.issue("a", 0, 300);
         assert_eq!(c.consume("a", &first, 1), Err(ChallengeError::Invalid));
         assert_eq!(c.len(), 2);
         for i in 0..8 {
-            c.issue(&i.to_string(), 0, 300).unwrap();
+            c.issue(&i.to_string(), 0, 300);
         }
-        assert_eq!(c.issue("x", 0, 300), Err(ChallengeError::Full));
-        assert!(c.issue("x", 300, 300).is_ok());
+        // Full: the oldest nonce makes room; the newcomer is served.
+        let x = c.issue("x", 0, 300);
+        assert_eq!(c.len(), 10);
+        assert_eq!(c.consume("x", &x, 1), Ok(()));
     }
 }

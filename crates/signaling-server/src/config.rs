@@ -33,7 +33,8 @@ impl RateLimit {
 /// id for Bearer endpoints).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateLimits {
-    /// `false` turns every limit off (load tests).
+    /// `false` turns every limit off (load tests), including the per-socket
+    /// message rate of [`Limits::ws_messages_per_sec`].
     pub enabled: bool,
     /// `POST /auth/challenge`.
     pub challenge: RateLimit,
@@ -51,6 +52,8 @@ pub struct RateLimits {
     pub turn: RateLimit,
     /// `GET /ws` upgrades.
     pub ws: RateLimit,
+    /// New devices registered per address prefix (IPv4 /24, IPv6 /48).
+    pub register: RateLimit,
 }
 
 impl Default for RateLimits {
@@ -65,6 +68,7 @@ impl Default for RateLimits {
             device: RateLimit::per(10, 60),
             turn: RateLimit::per(20, 60),
             ws: RateLimit::per(8, 10),
+            register: RateLimit::per(30, 3600),
         }
     }
 }
@@ -100,8 +104,26 @@ pub struct Limits {
     pub max_challenges_per_device: usize,
     /// Live pairing codes in total.
     pub max_pairing_codes: usize,
-    /// Rate-limit windows tracked at once.
+    /// Rate-limit windows tracked at once (least recently used forgotten first).
     pub max_rate_keys: usize,
+    /// Open TCP connections in total (further ones are closed at accept).
+    pub max_connections: usize,
+    /// Open TCP connections per client address (IPv4, IPv6 /64); trusted
+    /// proxies are exempt (their clients are counted per request instead).
+    pub max_connections_per_client: usize,
+    /// Open WebSockets per client address (further upgrades get 429).
+    pub max_sockets_per_client: usize,
+    /// Messages per second a WebSocket may send, sustained (1008 past it).
+    pub ws_messages_per_sec: u32,
+    /// Messages a WebSocket may send in a burst above the sustained rate.
+    pub ws_message_burst: u32,
+    /// Failed `pair/complete` attempts per address prefix (IPv4 /24, IPv6
+    /// /48) per [`Limits::pairing_failure_window`].
+    pub pairing_failures_per_prefix: u32,
+    /// Failed `pair/complete` attempts server-wide per window.
+    pub pairing_failures_global: u32,
+    /// Window of the failed-pairing budgets.
+    pub pairing_failure_window: Duration,
 }
 
 impl Default for Limits {
@@ -117,6 +139,14 @@ impl Default for Limits {
             max_challenges_per_device: 8,
             max_pairing_codes: 10_000,
             max_rate_keys: 100_000,
+            max_connections: 25_000,
+            max_connections_per_client: 64,
+            max_sockets_per_client: 16,
+            ws_messages_per_sec: 20,
+            ws_message_burst: 100,
+            pairing_failures_per_prefix: 20,
+            pairing_failures_global: 1000,
+            pairing_failure_window: Duration::from_secs(600),
         }
     }
 }
@@ -159,6 +189,9 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+/// Shortest JWT secret accepted (bytes).
+pub const MIN_JWT_SECRET: usize = 32;
+
 /// Everything [`crate::Server::start`] needs.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -166,7 +199,8 @@ pub struct ServerConfig {
     pub bind: SocketAddr,
     /// SQLite file; `None` = in-memory database (lost on exit).
     pub database: Option<PathBuf>,
-    /// HS256 key for JWTs; empty = 32 random bytes at start.
+    /// HS256 key for JWTs, at least [`MIN_JWT_SECRET`] bytes; empty = 32
+    /// random bytes at start.
     pub jwt_secret: Vec<u8>,
     /// Request-signing secret; empty = signatures not checked.
     pub hmac_secret: String,
@@ -182,6 +216,20 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// Sockets not authenticated within this time are closed (4001).
     pub auth_timeout: Duration,
+    /// A request's headers must arrive within this time, counted from when the
+    /// server starts waiting for them (so it also bounds an idle keep-alive
+    /// connection and one that sends nothing); then the connection is closed.
+    pub header_timeout: Duration,
+    /// A request's body must arrive within this time (408 and close otherwise).
+    pub body_timeout: Duration,
+    /// Devices never paired are deleted this long after registering.
+    pub unpaired_device_ttl: Duration,
+    /// Proxies (`10.0.0.0/8`, `::1`) whose `Forwarded` / `X-Forwarded-For`
+    /// name the client; nobody else's are believed. Checked at start.
+    pub trusted_proxies: Vec<String>,
+    /// Read the JWT secret from this file (trailing newline ignored); wins
+    /// over `jwt_secret`. Read at start.
+    pub jwt_secret_file: Option<PathBuf>,
     /// Write deadline per outbound WS frame.
     pub write_timeout: Duration,
     /// TURN credentials.
@@ -214,7 +262,12 @@ impl Default for ServerConfig {
             pairing_ttl: consts::PAIRING_TIMEOUT,
             challenge_ttl: consts::CHALLENGE_TTL,
             idle_timeout: consts::SERVER_IDLE_TIMEOUT,
-            auth_timeout: Duration::from_secs(30),
+            auth_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            unpaired_device_ttl: Duration::from_secs(24 * 3600),
+            trusted_proxies: Vec::new(),
+            jwt_secret_file: None,
             write_timeout: Duration::from_secs(10),
             turn: TurnConfig {
                 ttl: consts::TURN_CREDENTIAL_TTL,
@@ -247,6 +300,24 @@ impl Default for ServerConfig {
 /// tls_cert = "/etc/muxlink/fullchain.pem"   # both or neither
 /// tls_key = "/etc/muxlink/privkey.pem"
 /// cors_origins = ["https://app.example.net"]
+/// jwt_secret_file = "/etc/muxlink/jwt-secret"
+/// trusted_proxies = ["127.0.0.1", "10.0.0.0/8"]
+/// header_timeout_secs = 10
+/// body_timeout_secs = 10
+/// auth_timeout_secs = 10
+/// unpaired_device_ttl_secs = 86400
+/// max_connections = 25000
+/// max_connections_per_client = 64
+/// max_sockets_per_client = 16
+/// ws_messages_per_sec = 20
+/// ws_message_burst = 100
+/// pairing_failures_per_prefix = 20
+/// pairing_failures_global = 1000
+/// pairing_failure_window_secs = 600
+/// registrations_per_prefix_per_hour = 30
+/// max_rate_keys = 100000
+/// max_challenges = 100000
+/// max_pairing_codes = 10000
 /// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -272,6 +343,24 @@ pub struct ConfigFile {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub cors_origins: Option<Vec<String>>,
+    pub jwt_secret_file: Option<PathBuf>,
+    pub trusted_proxies: Option<Vec<String>>,
+    pub header_timeout_secs: Option<u64>,
+    pub body_timeout_secs: Option<u64>,
+    pub auth_timeout_secs: Option<u64>,
+    pub unpaired_device_ttl_secs: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_client: Option<usize>,
+    pub max_sockets_per_client: Option<usize>,
+    pub ws_messages_per_sec: Option<u32>,
+    pub ws_message_burst: Option<u32>,
+    pub pairing_failures_per_prefix: Option<u32>,
+    pub pairing_failures_global: Option<u32>,
+    pub pairing_failure_window_secs: Option<u64>,
+    pub registrations_per_prefix_per_hour: Option<u32>,
+    pub max_rate_keys: Option<usize>,
+    pub max_challenges: Option<usize>,
+    pub max_pairing_codes: Option<usize>,
 }
 
 impl ConfigFile {
@@ -338,6 +427,61 @@ impl ConfigFile {
         }
         if let Some(v) = self.cors_origins {
             config.cors_origins = v;
+        }
+        if let Some(v) = self.jwt_secret_file {
+            config.jwt_secret_file = Some(v);
+        }
+        if let Some(v) = self.trusted_proxies {
+            config.trusted_proxies = v;
+        }
+        if let Some(v) = self.header_timeout_secs {
+            config.header_timeout = secs(v);
+        }
+        if let Some(v) = self.body_timeout_secs {
+            config.body_timeout = secs(v);
+        }
+        if let Some(v) = self.auth_timeout_secs {
+            config.auth_timeout = secs(v);
+        }
+        if let Some(v) = self.unpaired_device_ttl_secs {
+            config.unpaired_device_ttl = secs(v);
+        }
+        let l = &mut config.limits;
+        if let Some(v) = self.max_connections {
+            l.max_connections = v;
+        }
+        if let Some(v) = self.max_connections_per_client {
+            l.max_connections_per_client = v;
+        }
+        if let Some(v) = self.max_sockets_per_client {
+            l.max_sockets_per_client = v;
+        }
+        if let Some(v) = self.ws_messages_per_sec {
+            l.ws_messages_per_sec = v;
+        }
+        if let Some(v) = self.ws_message_burst {
+            l.ws_message_burst = v;
+        }
+        if let Some(v) = self.pairing_failures_per_prefix {
+            l.pairing_failures_per_prefix = v;
+        }
+        if let Some(v) = self.pairing_failures_global {
+            l.pairing_failures_global = v;
+        }
+        if let Some(v) = self.pairing_failure_window_secs {
+            l.pairing_failure_window = secs(v);
+        }
+        if let Some(v) = self.max_rate_keys {
+            l.max_rate_keys = v;
+        }
+        if let Some(v) = self.max_challenges {
+            l.max_challenges = v;
+        }
+        if let Some(v) = self.max_pairing_codes {
+            l.max_pairing_codes = v;
+        }
+        if let Some(v) = self.registrations_per_prefix_per_hour {
+            config.rate_limits.register = RateLimit::per(v, 3600);
         }
         if self.tls_cert.is_some() || self.tls_key.is_some() {
             let old = config.tls.take();

@@ -27,12 +27,38 @@ use signaling_proto::{
 };
 
 use crate::api_error::ApiError;
-use crate::rate_limit::Endpoint;
+use crate::client_key::ClientKey;
+use crate::rate_limit::{Endpoint, RateKey};
 use crate::state::{AppState, lock};
 use crate::store::{Device, DeviceType};
 
 type St = State<Arc<AppState>>;
-type Peer = ConnectInfo<SocketAddr>;
+
+/// The client of a request: the TCP peer, or the address a trusted proxy
+/// forwarded (see [`crate::client_key::TrustedProxies::client_ip`]).
+pub(crate) struct Client(pub ClientKey);
+
+impl axum::extract::FromRequestParts<Arc<AppState>> for Client {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        st: &Arc<AppState>,
+    ) -> Result<Client, ApiError> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .ok_or_else(|| ApiError::internal("request without a peer address"))?;
+        Ok(Client(st.proxies.client_key(peer, &parts.headers)))
+    }
+}
+
+impl Client {
+    fn rate(&self) -> RateKey {
+        RateKey::Client(self.0)
+    }
+}
 
 /// Builds the router for `state.config.api_version`.
 pub(crate) fn router(state: Arc<AppState>) -> Router {
@@ -64,6 +90,10 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
     app.fallback(not_found)
         .layer(middleware::map_response(json_errors))
         .layer(DefaultBodyLimit::max(MAX_HTTP_BODY))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            bounded_body,
+        ))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             crate::cors::layer,
@@ -99,6 +129,43 @@ async fn security_headers(State(st): St, mut resp: Response) -> Response {
         );
     }
     resp
+}
+
+/// Reads the whole request body within `config.body_timeout` (408 and the
+/// connection closed otherwise) and at most [`MAX_HTTP_BODY`] bytes (413),
+/// so a client trickling its body cannot hold a handler.
+async fn bounded_body(State(st): St, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let limit = st.config.body_timeout;
+    match tokio::time::timeout(limit, axum::body::to_bytes(body, MAX_HTTP_BODY)).await {
+        Ok(Ok(bytes)) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+        Ok(Err(e)) => {
+            // axum's error wraps http-body-util's `LengthLimitError`.
+            let too_large = e.to_string().contains("length limit");
+            let mut resp = if too_large {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
+            } else {
+                ApiError::bad_request("cannot read the request body")
+            }
+            .into_response();
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            resp
+        }
+        Err(_) => {
+            let mut resp = ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request body not received in time",
+            )
+            .into_response();
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            resp
+        }
+    }
 }
 
 async fn not_found() -> ApiError {
@@ -190,7 +257,31 @@ fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
 }
 
-fn bearer(st: &AppState, headers: &HeaderMap) -> Result<Claims, ApiError> {
+/// True when `device` never paired and has outlived
+/// `config.unpaired_device_ttl` (the sweep deletes it; until then it is gone).
+pub(crate) fn is_expired(st: &AppState, device: &Device) -> bool {
+    !device.ever_paired && device.created_at < st.unpaired_cutoff()
+}
+
+/// The device `id`, unless it does not exist or has expired unpaired.
+pub(crate) async fn live_device(st: &AppState, id: &str) -> Result<Option<Device>, ApiError> {
+    let id = id.to_owned();
+    let device = st.db.call(move |s| s.device(&id)).await?;
+    Ok(device.filter(|d| !is_expired(st, d)))
+}
+
+/// A valid Bearer token of a device that still exists (deleted, unpaired
+/// phones and expired devices are refused: 401).
+async fn bearer(st: &AppState, headers: &HeaderMap) -> Result<(Claims, Device), ApiError> {
+    let claims = bearer_claims(st, headers)?;
+    let device = live_device(st, &claims.device_id)
+        .await?
+        .filter(|d| d.device_type.as_str() == claims.device_type)
+        .ok_or_else(|| ApiError::unauthorized(ERR_UNKNOWN_DEVICE))?;
+    Ok((claims, device))
+}
+
+fn bearer_claims(st: &AppState, headers: &HeaderMap) -> Result<Claims, ApiError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -257,23 +348,16 @@ async fn health(State(st): St) -> Json<HealthResponse> {
 
 async fn challenge(
     State(st): St,
-    ConnectInfo(peer): Peer,
+    client: Client,
     body: Bytes,
 ) -> Result<Json<ChallengeResponse>, ApiError> {
-    st.rate(Endpoint::Challenge, &peer.ip().to_string())?;
+    st.rate(Endpoint::Challenge, client.rate())?;
     let req: ChallengeRequest = parse_body(&body)?;
     if !is_valid_device_id(&req.device_id) {
         return Err(ApiError::bad_request("invalid deviceId"));
     }
     let (now, ttl) = (st.now(), secs(st.config.challenge_ttl));
-    let nonce = lock(&st.challenges)
-        .issue(&req.device_id, now, ttl)
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too many pending challenges",
-            )
-        })?;
+    let nonce = lock(&st.challenges).issue(&req.device_id, now, ttl);
     Ok(Json(ChallengeResponse { nonce }))
 }
 
@@ -283,19 +367,16 @@ fn secs(d: std::time::Duration) -> i64 {
 
 async fn token(
     State(st): St,
-    ConnectInfo(peer): Peer,
+    client: Client,
     body: Bytes,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    st.rate(Endpoint::Token, &peer.ip().to_string())?;
+    st.rate(Endpoint::Token, client.rate())?;
     let req: TokenRequest = parse_body(&body)?;
     if !is_valid_device_id(&req.device_id) {
         return Err(ApiError::bad_request("invalid deviceId"));
     }
     consume_challenge(&st, &req.device_id, &req.nonce)?;
-    let id = req.device_id.clone();
-    let device = st
-        .db
-        .call(move |s| s.device(&id))
+    let device = live_device(&st, &req.device_id)
         .await?
         .ok_or_else(|| ApiError::unauthorized(ERR_UNKNOWN_DEVICE))?;
     verify_challenge(
@@ -318,10 +399,10 @@ async fn token(
 
 async fn pair_initiate(
     State(st): St,
-    ConnectInfo(peer): Peer,
+    client: Client,
     body: Bytes,
 ) -> Result<Json<PairInitiateResponse>, ApiError> {
-    st.rate(Endpoint::PairInitiate, &peer.ip().to_string())?;
+    st.rate(Endpoint::PairInitiate, client.rate())?;
     let req: PairInitiateRequest = parse_body(&body)?;
     let key = identity_keys(
         &req.device_id,
@@ -331,7 +412,10 @@ async fn pair_initiate(
     check_name(&req.name)?;
     consume_challenge(&st, &req.device_id, &req.nonce)?;
     let id = req.device_id.clone();
-    let existing = st.db.call(move |s| s.device(&id)).await?;
+    let stored = st.db.call(move |s| s.device(&id)).await?;
+    // A host that outlived its unpaired lifetime registers anew.
+    let expired = stored.as_ref().is_some_and(|d| is_expired(&st, d));
+    let existing = stored.filter(|_| !expired);
     // The device id is derived from the key, so a stored key equals the body key.
     let verify_key = existing.as_ref().map_or(key, |d| d.public_key);
     verify_challenge(&verify_key, &req.device_id, &req.nonce, &req.signature)
@@ -342,18 +426,30 @@ async fn pair_initiate(
     {
         return Err(ApiError::new(StatusCode::CONFLICT, "device type conflict"));
     }
+    if existing.is_none() {
+        st.rate(Endpoint::Register, RateKey::Prefix(client.0.prefix()))?;
+    }
     let host = Device {
         id: req.device_id.clone(),
         device_type: DeviceType::Host,
         public_key: key,
         name: req.name.clone().unwrap_or_default(),
+        created_at: st.now(),
+        ever_paired: false,
     };
     let host_name = if host.name.is_empty() {
         existing.map(|d| d.name).unwrap_or_default()
     } else {
         host.name.clone()
     };
-    st.db.call(move |s| s.upsert_device(&host)).await?;
+    st.db
+        .call(move |s| {
+            if expired {
+                s.delete_device(&host.id)?;
+            }
+            s.upsert_device(&host)
+        })
+        .await?;
     let (now, ttl) = (st.now(), secs(st.config.pairing_ttl));
     let code = lock(&st.codes)
         .create(&req.device_id, &req.x25519_public_key, &host_name, now, ttl)
@@ -366,10 +462,17 @@ async fn pair_initiate(
 
 async fn pair_complete(
     State(st): St,
-    ConnectInfo(peer): Peer,
+    client: Client,
     body: Bytes,
 ) -> Result<Json<PairCompleteResponse>, ApiError> {
-    st.rate(Endpoint::PairComplete, &peer.ip().to_string())?;
+    st.rate(Endpoint::PairComplete, client.rate())?;
+    let prefix = client.0.prefix();
+    lock(&st.guesses)
+        .check(prefix, st.now())
+        .map_err(|retry| ApiError {
+            message: "too many failed pairing attempts".to_owned(),
+            ..ApiError::rate_limited(retry)
+        })?;
     let req: PairCompleteRequest = parse_body(&body).map_err(|e| {
         if e.message.contains("missing field `confirmation`") {
             ApiError::bad_request(ERR_NO_CONFIRMATION)
@@ -391,24 +494,34 @@ async fn pair_complete(
         .map_err(|_| ApiError::unauthorized("invalid signature"))?;
     let id = req.device_id.clone();
     // Check the type before burning the code, so a conflict leaves it usable.
-    if st
-        .db
-        .call(move |s| s.device(&id))
-        .await?
+    let known = st.db.call(move |s| s.device(&id)).await?;
+    if known
+        .as_ref()
         .is_some_and(|d| d.device_type != DeviceType::Mobile)
     {
         return Err(ApiError::new(StatusCode::CONFLICT, "device type conflict"));
     }
+    if known.is_none() {
+        st.rate(Endpoint::Register, RateKey::Prefix(prefix))?;
+    }
     let now = st.now();
     let code = req.pairing_code.trim().to_ascii_uppercase();
-    let pending = lock(&st.codes)
-        .redeem(&code, now)
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, ERR_INVALID_PAIRING_CODE))?;
+    let redeemed = lock(&st.codes).redeem(&code, now);
+    let Some(pending) = redeemed else {
+        lock(&st.guesses).record_failure(prefix, now);
+        tracing::info!(client = %client.0, "pairing attempt with a wrong or expired code");
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            ERR_INVALID_PAIRING_CODE,
+        ));
+    };
     let mobile = Device {
         id: req.device_id.clone(),
         device_type: DeviceType::Mobile,
         public_key: key,
         name: req.name.clone().unwrap_or_default(),
+        created_at: now,
+        ever_paired: false,
     };
     let host_id = pending.host_id.clone();
     let replaced = st
@@ -429,6 +542,7 @@ async fn pair_complete(
             ..SignalingMessage::new(kind::DEVICE_UNPAIRED)
         };
         st.hub.send(&old, &notice);
+        drop_orphan_mobiles(&st, &[old]).await;
     }
     // The confirmation is relayed verbatim and kept nowhere else: the host
     // checks it (pairing.md §9.6), the server cannot.
@@ -467,15 +581,38 @@ fn notify_unpaired(
     }
 }
 
+/// Deletes each of `mobiles` that no longer has a pairing, so its token
+/// stops working, and closes its sockets (after anything already queued,
+/// e.g. `device_unpaired`).
+async fn drop_orphan_mobiles(st: &AppState, mobiles: &[String]) {
+    for id in mobiles {
+        let m = id.clone();
+        match st.db.call(move |s| s.delete_orphan_mobile(&m)).await {
+            Ok(true) => {
+                tracing::info!(mobile = %id, "deleted an unpaired phone");
+                st.hub
+                    .kill_device(id, CLOSE_DEVICE_NOT_FOUND, "device unpaired");
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "deleting an unpaired phone failed"),
+        }
+    }
+}
+
+/// `DELETE /auth/pairing`: removes the caller's pairings; each phone left
+/// without a pairing is deleted (its JWT stops working at once).
 async fn unpair(State(st): St, headers: HeaderMap) -> Result<Json<RemovedResponse>, ApiError> {
-    let claims = bearer(&st, &headers)?;
-    st.rate(Endpoint::Pairing, &claims.device_id)?;
+    let (claims, device) = bearer(&st, &headers).await?;
+    st.rate(Endpoint::Pairing, RateKey::Device(claims.device_id.clone()))?;
     let id = claims.device_id.clone();
-    let (device, removed) = st
-        .db
-        .call(move |s| Ok((s.device(&id)?, s.remove_pairings(&id)?)))
-        .await?;
-    notify_unpaired(&st, device.as_ref(), &removed, UNPAIR_HOST_UNPAIRED);
+    let removed = st.db.call(move |s| s.remove_pairings(&id)).await?;
+    notify_unpaired(&st, Some(&device), &removed, UNPAIR_HOST_UNPAIRED);
+    let mut mobiles: Vec<String> = removed.iter().map(|p| p.mobile_id.clone()).collect();
+    if device.device_type == DeviceType::Mobile {
+        mobiles.push(device.id.clone());
+    }
+    mobiles.dedup();
+    drop_orphan_mobiles(&st, &mobiles).await;
     Ok(Json(RemovedResponse {
         removed: !removed.is_empty(),
     }))
@@ -485,19 +622,26 @@ async fn delete_device(
     State(st): St,
     headers: HeaderMap,
 ) -> Result<Json<RemovedResponse>, ApiError> {
-    let claims = bearer(&st, &headers)?;
-    st.rate(Endpoint::Device, &claims.device_id)?;
+    let (claims, _) = bearer(&st, &headers).await?;
+    st.rate(Endpoint::Device, RateKey::Device(claims.device_id.clone()))?;
     let id = claims.device_id.clone();
     let (device, removed) = st
         .db
         .call(move |s| Ok((s.device(&id)?, s.delete_device(&id)?)))
         .await?;
+    let removed_pairings = removed.as_deref().unwrap_or_default();
     notify_unpaired(
         &st,
         device.as_ref(),
-        removed.as_deref().unwrap_or_default(),
+        removed_pairings,
         UNPAIR_HOST_UNINSTALLED,
     );
+    let mobiles: Vec<String> = removed_pairings
+        .iter()
+        .filter(|p| p.mobile_id != claims.device_id)
+        .map(|p| p.mobile_id.clone())
+        .collect();
+    drop_orphan_mobiles(&st, &mobiles).await;
     lock(&st.codes).cancel_host(&claims.device_id);
     st.hub
         .kill_device(&claims.device_id, CLOSE_DEVICE_NOT_FOUND, "device deleted");
@@ -510,8 +654,23 @@ async fn turn_credentials(
     State(st): St,
     headers: HeaderMap,
 ) -> Result<Json<TurnCredentials>, ApiError> {
-    let claims = bearer(&st, &headers)?;
-    st.rate(Endpoint::Turn, &claims.device_id)?;
+    let (claims, device) = bearer(&st, &headers).await?;
+    st.rate(Endpoint::Turn, RateKey::Device(claims.device_id.clone()))?;
+    // TURN relays cost bandwidth: only for a device that is paired now.
+    let id = device.id.clone();
+    let paired = st
+        .db
+        .call(move |s| match device.device_type {
+            DeviceType::Host => Ok(s.paired_mobile(&id)?.is_some()),
+            DeviceType::Mobile => Ok(!s.paired_hosts(&id)?.is_empty()),
+        })
+        .await?;
+    if !paired {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "turn credentials are only for paired devices",
+        ));
+    }
     let turn = &st.config.turn;
     if turn.secret.is_empty() {
         return Ok(Json(TurnCredentials {
@@ -538,7 +697,8 @@ async fn turn_credentials(
 
 async fn ws_upgrade(
     State(st): St,
-    ConnectInfo(peer): Peer,
+    client: Client,
+    conn: Option<axum::Extension<crate::server::ConnSlot>>,
     headers: HeaderMap,
     uri: Uri,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -558,9 +718,16 @@ async fn ws_upgrade(
         return ApiError::new(StatusCode::UPGRADE_REQUIRED, "websocket upgrade required")
             .into_response();
     };
-    if let Err(e) = st.rate(Endpoint::Ws, &peer.ip().to_string()) {
+    if let Err(e) = st.rate(Endpoint::Ws, client.rate()) {
         return e.into_response();
     }
+    let Some(client_slot) = st.client_sockets.acquire(Some(client.0)) else {
+        return ApiError {
+            message: "too many connections from this address".to_owned(),
+            ..ApiError::rate_limited(10)
+        }
+        .into_response();
+    };
     let Ok(permit) = Arc::clone(&st.sockets).try_acquire_owned() else {
         return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too many connections")
             .into_response();
@@ -577,6 +744,6 @@ async fn ws_upgrade(
         .max_frame_size(frame)
         .on_upgrade(move |socket| async move {
             crate::ws::serve_socket(st, socket, permit).await;
-            drop(tracked);
+            drop((tracked, client_slot, conn));
         })
 }

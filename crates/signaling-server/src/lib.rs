@@ -3,7 +3,10 @@
 //! axum + tokio, with SQLite storage. The `muxlink-signaling-server` binary,
 //! `muxlink serve`, tests and the demo all start it through [`Server::start`].
 //!
-//! It relays only between paired devices and never sees terminal bytes. It is
+//! It relays only between paired devices and never sees terminal bytes; it is
+//! not trusted with them either (pairing v2 and channel authentication v2 keep
+//! a hostile server out), so it treats the phone's pairing confirmation as
+//! opaque: checked for shape, relayed to the host, never stored. It is
 //! not a TURN server, and keeps no state beyond devices and pairings across
 //! restarts (challenges, pairing codes, rate windows live in memory). It also
 //! serves the static web client at `/` (phone browsers), which talks to the API
@@ -35,25 +38,34 @@
 
 mod api_error;
 mod challenges;
+pub mod client_key;
 pub mod clock;
 pub mod config;
 mod cors;
+mod guess_budget;
 mod http_api;
 mod hub;
+mod lru;
 mod pairing_codes;
 mod rate_limit;
 mod replay;
 pub mod server;
+mod slots;
 pub mod sqlite;
 mod state;
 pub mod store;
 pub mod tls;
+mod token_bucket;
 mod web_assets;
 mod ws;
 
+pub use client_key::{ClientKey, TrustedProxies};
 pub use clock::Clock;
-pub use config::{ConfigFile, Limits, RateLimit, RateLimits, ServerConfig, TlsFiles, TurnConfig};
+pub use config::{
+    ConfigFile, Limits, MIN_JWT_SECRET, RateLimit, RateLimits, ServerConfig, TlsFiles, TurnConfig,
+};
 pub use server::{RunningServer, Server, StartError};
 pub use sqlite::SqliteStore;
 pub use store::{Db, Device, DeviceType, Pairing, Store, StoreError};
 pub use tls::TlsError;
+pub use web_assets::files as web_client_files;

@@ -22,9 +22,15 @@ struct Args {
     /// SQLite database file (default: in-memory, lost on exit).
     #[arg(long, env = "MUXLINK_SERVER_DATABASE")]
     database: Option<PathBuf>,
-    /// JWT signing secret (default: random per start, so tokens die with the process).
+    /// JWT signing secret, at least 32 bytes (default: random per start, so
+    /// tokens die with the process). A flag's value is visible to every user
+    /// of this machine (`ps`): prefer --jwt-secret-file or the environment.
     #[arg(long, env = "MUXLINK_SERVER_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
+    /// File holding the JWT signing secret (trailing newline ignored); wins
+    /// over --jwt-secret.
+    #[arg(long, env = "MUXLINK_SERVER_JWT_SECRET_FILE", value_name = "FILE")]
+    jwt_secret_file: Option<PathBuf>,
     /// Request-signing secret shared with clients (empty: not checked).
     #[arg(long, env = "MUXLINK_SERVER_HMAC_SECRET", hide_env_values = true)]
     hmac_secret: Option<String>,
@@ -76,6 +82,64 @@ struct Args {
         value_name = "ORIGIN"
     )]
     cors_origins: Option<Vec<String>>,
+    /// Proxy address or CIDR whose Forwarded / X-Forwarded-For header names
+    /// the client; repeat the flag (env: comma-separated). Default: none.
+    #[arg(
+        long = "trusted-proxy",
+        env = "MUXLINK_SERVER_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_name = "CIDR"
+    )]
+    trusted_proxies: Option<Vec<String>>,
+    /// Seconds a client has to send a request's headers (also the idle
+    /// keep-alive limit).
+    #[arg(long, env = "MUXLINK_SERVER_HEADER_TIMEOUT_SECS")]
+    header_timeout_secs: Option<u64>,
+    /// Seconds a client has to send a request's body.
+    #[arg(long, env = "MUXLINK_SERVER_BODY_TIMEOUT_SECS")]
+    body_timeout_secs: Option<u64>,
+    /// Seconds a WebSocket has to send `auth`.
+    #[arg(long, env = "MUXLINK_SERVER_AUTH_TIMEOUT_SECS")]
+    auth_timeout_secs: Option<u64>,
+    /// Seconds after which a device that never paired is deleted.
+    #[arg(long, env = "MUXLINK_SERVER_UNPAIRED_DEVICE_TTL_SECS")]
+    unpaired_device_ttl_secs: Option<u64>,
+    /// Maximum open TCP connections in total.
+    #[arg(long, env = "MUXLINK_SERVER_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Maximum open TCP connections per client address (IPv6: per /64).
+    #[arg(long, env = "MUXLINK_SERVER_MAX_CONNECTIONS_PER_CLIENT")]
+    max_connections_per_client: Option<usize>,
+    /// Maximum open WebSockets per client address (IPv6: per /64).
+    #[arg(long, env = "MUXLINK_SERVER_MAX_SOCKETS_PER_CLIENT")]
+    max_sockets_per_client: Option<usize>,
+    /// Messages per second one WebSocket may send (sustained).
+    #[arg(long, env = "MUXLINK_SERVER_WS_MESSAGES_PER_SEC")]
+    ws_messages_per_sec: Option<u32>,
+    /// Burst of messages one WebSocket may send above the sustained rate.
+    #[arg(long, env = "MUXLINK_SERVER_WS_MESSAGE_BURST")]
+    ws_message_burst: Option<u32>,
+    /// Failed pairing attempts per /24 (IPv6: /48) per window.
+    #[arg(long, env = "MUXLINK_SERVER_PAIRING_FAILURES_PER_PREFIX")]
+    pairing_failures_per_prefix: Option<u32>,
+    /// Failed pairing attempts server-wide per window.
+    #[arg(long, env = "MUXLINK_SERVER_PAIRING_FAILURES_GLOBAL")]
+    pairing_failures_global: Option<u32>,
+    /// Window of the failed-pairing budgets, in seconds.
+    #[arg(long, env = "MUXLINK_SERVER_PAIRING_FAILURE_WINDOW_SECS")]
+    pairing_failure_window_secs: Option<u64>,
+    /// New devices per /24 (IPv6: /48) per hour.
+    #[arg(long, env = "MUXLINK_SERVER_REGISTRATIONS_PER_PREFIX_PER_HOUR")]
+    registrations_per_prefix_per_hour: Option<u32>,
+    /// Rate-limit windows tracked at once (least recently used forgotten).
+    #[arg(long, env = "MUXLINK_SERVER_MAX_RATE_KEYS")]
+    max_rate_keys: Option<usize>,
+    /// Outstanding challenges at once (oldest dropped).
+    #[arg(long, env = "MUXLINK_SERVER_MAX_CHALLENGES")]
+    max_challenges: Option<usize>,
+    /// Live pairing codes at once (closest to expiry dropped).
+    #[arg(long, env = "MUXLINK_SERVER_MAX_PAIRING_CODES")]
+    max_pairing_codes: Option<usize>,
 }
 
 fn build_config(args: Args) -> anyhow::Result<ServerConfig> {
@@ -112,6 +176,24 @@ fn build_config(args: Args) -> anyhow::Result<ServerConfig> {
         tls_cert,
         tls_key,
         cors_origins: args.cors_origins,
+        jwt_secret_file: args.jwt_secret_file,
+        trusted_proxies: args.trusted_proxies,
+        header_timeout_secs: args.header_timeout_secs,
+        body_timeout_secs: args.body_timeout_secs,
+        auth_timeout_secs: args.auth_timeout_secs,
+        unpaired_device_ttl_secs: args.unpaired_device_ttl_secs,
+        max_connections: args.max_connections,
+        max_connections_per_client: args.max_connections_per_client,
+        max_sockets_per_client: args.max_sockets_per_client,
+        ws_messages_per_sec: args.ws_messages_per_sec,
+        ws_message_burst: args.ws_message_burst,
+        pairing_failures_per_prefix: args.pairing_failures_per_prefix,
+        pairing_failures_global: args.pairing_failures_global,
+        pairing_failure_window_secs: args.pairing_failure_window_secs,
+        registrations_per_prefix_per_hour: args.registrations_per_prefix_per_hour,
+        max_rate_keys: args.max_rate_keys,
+        max_challenges: args.max_challenges,
+        max_pairing_codes: args.max_pairing_codes,
     };
     overrides.apply(&mut config)?;
     Ok(config)

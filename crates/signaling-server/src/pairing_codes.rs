@@ -1,5 +1,6 @@
 //! Live pairing codes (pairing.md §2): one per host, single use, expiring,
-//! bounded in number.
+//! bounded in number; when full, the code closest to expiry makes room (a
+//! flood of initiations never stops other hosts from pairing).
 
 use std::collections::HashMap;
 
@@ -34,8 +35,9 @@ impl PairingCodes {
         }
     }
 
-    /// Replaces any earlier code of the host with a fresh unique one; `None`
-    /// when the table is full of live codes.
+    /// Replaces any earlier code of the host with a fresh unique one; when the
+    /// table is full of live codes, the one expiring first is dropped. `None`
+    /// only if no unused code was drawn in 16 tries.
     pub fn create(
         &mut self,
         host_id: &str,
@@ -49,8 +51,20 @@ impl PairingCodes {
         }
         if self.by_code.len() >= self.max {
             self.purge(now);
-            if self.by_code.len() >= self.max {
-                return None;
+        }
+        while self.by_code.len() >= self.max.max(1) {
+            let oldest = self
+                .by_code
+                .iter()
+                .min_by_key(|(_, p)| p.expires)
+                .map(|(c, _)| c.clone());
+            match oldest {
+                Some(code) => {
+                    if let Some(p) = self.by_code.remove(&code) {
+                        self.by_host.remove(&p.host_id);
+                    }
+                }
+                None => break,
             }
         }
         // 32^6 ≈ 10^9 codes against at most `max` live ones: a few tries suffice.
@@ -111,9 +125,12 @@ mod tests {
         assert!(t.redeem(&b, 1).is_none());
         let c = t.create("h", "k", "n", 0, 300).unwrap();
         assert!(t.redeem(&c, 300).is_none());
-        t.create("x", "k", "n", 0, 300).unwrap();
-        t.create("y", "k", "n", 0, 300).unwrap();
-        assert!(t.create("z", "k", "n", 0, 300).is_none());
-        assert!(t.create("z", "k", "n", 301, 300).is_some());
+        let x = t.create("x", "k", "n", 0, 300).unwrap();
+        let y = t.create("y", "k", "n", 1, 300).unwrap();
+        // Full: the code closest to expiry (x) makes room for z.
+        let z = t.create("z", "k", "n", 2, 300).unwrap();
+        assert!(t.redeem(&x, 3).is_none());
+        assert_eq!(t.redeem(&y, 3).unwrap().host_id, "y");
+        assert_eq!(t.redeem(&z, 3).unwrap().host_id, "z");
     }
 }

@@ -1,9 +1,21 @@
-//! Fixed-window rate limiter keyed by (endpoint, client key), with a bounded
-//! number of tracked keys.
+//! Fixed-window rate limiter keyed by (endpoint, [`RateKey`]), with a bounded
+//! number of tracked keys: when full, the least recently used window is
+//! forgotten (never "refuse everyone"), see [`crate::lru`].
 
-use std::collections::HashMap;
-
+use crate::client_key::{ClientKey, PrefixKey};
 use crate::config::{RateLimit, RateLimits};
+use crate::lru::LruMap;
+
+/// Who a limit counts: a client address (before auth) or a device (Bearer).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RateKey {
+    /// A client address ([`ClientKey`]: IPv4, or IPv6 /64).
+    Client(ClientKey),
+    /// An address prefix (IPv4 /24, IPv6 /48): new-device registrations.
+    Prefix(PrefixKey),
+    /// An authenticated device id.
+    Device(String),
+}
 
 /// The limited endpoints of signaling.md §9.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -24,13 +36,14 @@ pub enum Endpoint {
     Turn,
     /// `GET /ws`.
     Ws,
+    /// A new device registered (pair/initiate or pair/complete).
+    Register,
 }
 
 /// Counters per (endpoint, key) for the current window.
 pub struct RateLimiter {
     limits: RateLimits,
-    windows: HashMap<(Endpoint, String), (i64, u32)>,
-    max_keys: usize,
+    windows: LruMap<(Endpoint, RateKey), (i64, u32)>,
 }
 
 impl RateLimiter {
@@ -38,27 +51,16 @@ impl RateLimiter {
     pub fn new(limits: RateLimits, max_keys: usize) -> RateLimiter {
         RateLimiter {
             limits,
-            windows: HashMap::new(),
-            max_keys,
+            windows: LruMap::new(max_keys),
         }
     }
 
     fn limit(&self, ep: Endpoint) -> RateLimit {
-        let l = &self.limits;
-        match ep {
-            Endpoint::Challenge => l.challenge,
-            Endpoint::Token => l.token,
-            Endpoint::PairInitiate => l.pair_initiate,
-            Endpoint::PairComplete => l.pair_complete,
-            Endpoint::Pairing => l.pairing,
-            Endpoint::Device => l.device,
-            Endpoint::Turn => l.turn,
-            Endpoint::Ws => l.ws,
-        }
+        limit_of(&self.limits, ep)
     }
 
     /// Counts one request; `Err(retry_after_secs)` when over the limit.
-    pub fn check(&mut self, ep: Endpoint, key: &str, now: i64) -> Result<(), u64> {
+    pub fn check(&mut self, ep: Endpoint, key: &RateKey, now: i64) -> Result<(), u64> {
         if !self.limits.enabled {
             return Ok(());
         }
@@ -66,15 +68,11 @@ impl RateLimiter {
         let window = i64::try_from(limit.window.as_secs())
             .unwrap_or(i64::MAX)
             .max(1);
-        let k = (ep, key.to_owned());
-        if !self.windows.contains_key(&k) && self.windows.len() >= self.max_keys {
+        if self.windows.len() >= self.windows.capacity() {
             self.purge(now);
-            if self.windows.len() >= self.max_keys {
-                // Fail closed: too many distinct clients at once.
-                return Err(u64::try_from(window).unwrap_or(1));
-            }
         }
-        let entry = self.windows.entry(k).or_insert((now, 0));
+        // When still full, the least recently used window is forgotten.
+        let entry = self.windows.entry((ep, key.clone()), || (now, 0));
         if now.saturating_sub(entry.0) >= window {
             *entry = (now, 0);
         }
@@ -88,23 +86,25 @@ impl RateLimiter {
 
     /// Forgets windows that have ended.
     pub fn purge(&mut self, now: i64) {
-        let limits = self.limits.clone();
-        let longest = [
-            limits.challenge,
-            limits.token,
-            limits.pair_initiate,
-            limits.pair_complete,
-            limits.pairing,
-            limits.device,
-            limits.turn,
-            limits.ws,
-        ]
-        .iter()
-        .map(|l| i64::try_from(l.window.as_secs()).unwrap_or(i64::MAX))
-        .max()
-        .unwrap_or(60);
-        self.windows
-            .retain(|_, (start, _)| now.saturating_sub(*start) < longest);
+        let limits = &self.limits;
+        self.windows.retain(|(ep, _), (start, _)| {
+            let window = i64::try_from(limit_of(limits, *ep).window.as_secs()).unwrap_or(i64::MAX);
+            now.saturating_sub(*start) < window
+        });
+    }
+}
+
+fn limit_of(l: &RateLimits, ep: Endpoint) -> RateLimit {
+    match ep {
+        Endpoint::Challenge => l.challenge,
+        Endpoint::Token => l.token,
+        Endpoint::PairInitiate => l.pair_initiate,
+        Endpoint::PairComplete => l.pair_complete,
+        Endpoint::Pairing => l.pairing,
+        Endpoint::Device => l.device,
+        Endpoint::Turn => l.turn,
+        Endpoint::Ws => l.ws,
+        Endpoint::Register => l.register,
     }
 }
 
@@ -112,18 +112,35 @@ impl RateLimiter {
 mod tests {
     use super::*;
 
+    fn dev(s: &str) -> RateKey {
+        RateKey::Device(s.to_owned())
+    }
+
     #[test]
     fn fixed_window() {
         let mut r = RateLimiter::new(RateLimits::default(), 10);
         for _ in 0..8 {
-            r.check(Endpoint::Ws, "ip", 100).unwrap();
+            r.check(Endpoint::Ws, &dev("ip"), 100).unwrap();
         }
-        assert_eq!(r.check(Endpoint::Ws, "ip", 103), Err(7));
-        r.check(Endpoint::Ws, "other", 103).unwrap();
-        r.check(Endpoint::Ws, "ip", 110).unwrap();
+        assert_eq!(r.check(Endpoint::Ws, &dev("ip"), 103), Err(7));
+        r.check(Endpoint::Ws, &dev("other"), 103).unwrap();
+        r.check(Endpoint::Ws, &dev("ip"), 110).unwrap();
         let mut off = RateLimiter::new(RateLimits::disabled(), 1);
         for _ in 0..100 {
-            off.check(Endpoint::Ws, "ip", 0).unwrap();
+            off.check(Endpoint::Ws, &dev("ip"), 0).unwrap();
         }
+    }
+
+    #[test]
+    fn a_full_table_forgets_old_keys_instead_of_refusing_everyone() {
+        let mut r = RateLimiter::new(RateLimits::default(), 4);
+        // A spammer over many addresses fills the table within one window.
+        for i in 0..100u8 {
+            let key = RateKey::Client(ClientKey::V4(std::net::Ipv4Addr::new(10, 0, 0, i)));
+            r.check(Endpoint::Challenge, &key, 0).unwrap();
+        }
+        // Somebody new is still served.
+        r.check(Endpoint::Challenge, &dev("newcomer"), 0).unwrap();
+        assert!(r.windows.len() <= 4);
     }
 }

@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::serve::ListenerExt as _;
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use rand::RngCore as _;
 use signaling_proto::consts::REPLAY_WINDOW_SECS;
 use tokio::sync::Semaphore;
@@ -14,12 +16,16 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::challenges::Challenges;
+use crate::client_key::{ClientKey, TrustedProxies};
+use crate::config::MIN_JWT_SECRET;
 use crate::config::ServerConfig;
 use crate::cors::CorsPolicy;
+use crate::guess_budget::{GuessBudget, GuessLimits};
 use crate::hub::Hub;
 use crate::pairing_codes::PairingCodes;
 use crate::rate_limit::RateLimiter;
 use crate::replay::ReplayCache;
+use crate::slots::{Slot, Slots};
 use crate::sqlite::SqliteStore;
 use crate::state::AppState;
 use crate::store::{Db, Store, StoreError};
@@ -43,6 +49,25 @@ pub enum StartError {
         origin: String,
         /// What is wrong with it.
         reason: &'static str,
+    },
+    /// A trusted proxy entry is not an address or CIDR.
+    #[error(transparent)]
+    TrustedProxy(#[from] crate::client_key::CidrError),
+    /// The JWT secret is too short to resist guessing.
+    #[error(
+        "the JWT secret is {len} bytes; use at least {MIN_JWT_SECRET} (e.g. `openssl rand -base64 48`)"
+    )]
+    WeakJwtSecret {
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// The JWT secret file cannot be read.
+    #[error("cannot read the JWT secret file {}: {source}", path.display())]
+    JwtSecretFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// OS error.
+        source: std::io::Error,
     },
     /// The listen address could not be bound.
     #[error("cannot bind {addr}: {source}")]
@@ -82,6 +107,27 @@ impl Server {
             origin: e.origin,
             reason: e.reason,
         })?;
+        let proxies = TrustedProxies::parse(&config.trusted_proxies)?;
+        let mut jwt_secret = config.jwt_secret.clone();
+        if let Some(path) = &config.jwt_secret_file {
+            let text = std::fs::read(path).map_err(|source| StartError::JwtSecretFile {
+                path: path.clone(),
+                source,
+            })?;
+            let end = text
+                .iter()
+                .rposition(|b| !matches!(b, b'\n' | b'\r'))
+                .map_or(0, |i| i + 1);
+            jwt_secret = text[..end].to_vec();
+            if jwt_secret.is_empty() {
+                return Err(StartError::WeakJwtSecret { len: 0 });
+            }
+        }
+        if !jwt_secret.is_empty() && jwt_secret.len() < MIN_JWT_SECRET {
+            return Err(StartError::WeakJwtSecret {
+                len: jwt_secret.len(),
+            });
+        }
         let tls = match &config.tls {
             Some(files) => Some(crate::tls::load_acceptor(files)?),
             None => None,
@@ -96,7 +142,6 @@ impl Server {
             addr: config.bind,
             source,
         })?;
-        let mut jwt_secret = config.jwt_secret.clone();
         if jwt_secret.is_empty() {
             jwt_secret = vec![0u8; 32];
             rand::rngs::OsRng.fill_bytes(&mut jwt_secret);
@@ -117,6 +162,19 @@ impl Server {
                 config.rate_limits.clone(),
                 limits.max_rate_keys,
             )),
+            guesses: Mutex::new(GuessBudget::new(
+                GuessLimits {
+                    per_prefix: limits.pairing_failures_per_prefix,
+                    global: limits.pairing_failures_global,
+                    window_secs: i64::try_from(limits.pairing_failure_window.as_secs())
+                        .unwrap_or(i64::MAX),
+                },
+                limits.max_rate_keys,
+            )),
+            connections: Slots::new(limits.max_connections, limits.max_connections_per_client),
+            client_sockets: Slots::new(usize::MAX, limits.max_sockets_per_client),
+            conn_tasks: tokio_util::task::TaskTracker::new(),
+            proxies,
             sockets: Arc::new(Semaphore::new(limits.max_sockets_total)),
             shutdown: shutdown.clone(),
             socket_tasks: tokio_util::task::TaskTracker::new(),
@@ -124,32 +182,8 @@ impl Server {
             config,
         });
         let app = crate::http_api::router(Arc::clone(&state));
-        let serve_shutdown = shutdown.clone();
         let scheme = if tls.is_some() { "https" } else { "http" };
-        let task = tokio::spawn(async move {
-            let make_service = app.into_make_service_with_connect_info::<SocketAddr>();
-            let stop = serve_shutdown.cancelled_owned();
-            let served = match tls {
-                None => {
-                    axum::serve(listener, make_service)
-                        .with_graceful_shutdown(stop)
-                        .await
-                }
-                Some(acceptor) => {
-                    // `tap_io` gives the TLS listener axum's `ConnectInfo<SocketAddr>`.
-                    let tls_listener =
-                        crate::tls::TlsListener::new(listener, acceptor).tap_io(|tls| {
-                            let _ = tls.get_ref().0.set_nodelay(true);
-                        });
-                    axum::serve(tls_listener, make_service)
-                        .with_graceful_shutdown(stop)
-                        .await
-                }
-            };
-            if let Err(e) = served {
-                tracing::error!(error = %e, "server stopped with an error");
-            }
-        });
+        let task = tokio::spawn(accept_loop(listener, tls, app, Arc::clone(&state)));
         let sweeper = tokio::spawn(sweep_loop(Arc::clone(&state)));
         tracing::info!(%local_addr, scheme, version = %state.config.api_version, web_client = crate::web_assets::is_built(), cors_origins = ?state.cors.origins(), "signaling server listening");
         Ok(RunningServer {
@@ -163,12 +197,119 @@ impl Server {
     }
 }
 
+/// Accepts TCP connections until shutdown: each takes a connection slot
+/// (total and per client address, trusted proxies exempt; none left = the
+/// connection is closed at once), then runs in its own task.
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    app: Router,
+    st: Arc<AppState>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = st.shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: back off a little
+                // instead of spinning (per-connection errors just repeat).
+                tracing::debug!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let key = (!st.proxies.contains(peer.ip())).then(|| ClientKey::of(peer.ip()));
+        let Some(slot) = st.connections.acquire(key) else {
+            tracing::debug!(%peer, "connection refused: connection cap reached");
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let conn = serve_connection(tcp, peer, slot, tls.clone(), app.clone(), Arc::clone(&st));
+        st.conn_tasks.spawn(conn);
+    }
+    st.conn_tasks.close();
+}
+
+/// One connection: the TLS handshake (bounded), then HTTP/1.1 with a
+/// header-read timeout (which also ends idle keep-alive connections) and
+/// upgrades; on shutdown it finishes the request in flight and closes.
+async fn serve_connection(
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    slot: Slot<ClientKey>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    app: Router,
+    st: Arc<AppState>,
+) {
+    match tls {
+        None => serve_http(TokioIo::new(tcp), peer, slot, app, &st).await,
+        Some(acceptor) => {
+            match crate::tls::handshake(&acceptor, tcp, crate::tls::HANDSHAKE_TIMEOUT).await {
+                Ok(stream) => serve_http(TokioIo::new(stream), peer, slot, app, &st).await,
+                Err(e) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+            }
+        }
+    }
+}
+
+/// The connection slot of the TCP connection a request came on; a WebSocket
+/// keeps it (a clone) for as long as it stays open.
+#[derive(Clone)]
+pub(crate) struct ConnSlot(#[allow(dead_code)] pub Arc<Slot<ClientKey>>);
+
+async fn serve_http<I>(
+    io: TokioIo<I>,
+    peer: SocketAddr,
+    slot: Slot<ClientKey>,
+    app: Router,
+    st: &AppState,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let slot = ConnSlot(Arc::new(slot));
+    let service =
+        hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            req.extensions_mut().insert(slot.clone());
+            let mut app = app.clone();
+            // Router is always ready (`poll_ready` is `Ready(Ok)`).
+            tower::Service::call(&mut app, req)
+        });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(st.config.header_timeout)
+        .keep_alive(true);
+    let conn = builder.serve_connection(io, service).with_upgrades();
+    tokio::pin!(conn);
+    let served = tokio::select! {
+        served = conn.as_mut() => served,
+        _ = st.shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            match tokio::time::timeout(Duration::from_secs(5), conn.as_mut()).await {
+                Ok(served) => served,
+                Err(_) => return,
+            }
+        }
+    };
+    if let Err(e) = served {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
 async fn sweep_loop(state: Arc<AppState>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    // Expired table entries are also dropped on access; the sweep keeps
+    // memory low and deletes devices nobody paired in time.
+    let every = (state.config.unpaired_device_ttl / 4)
+        .clamp(Duration::from_secs(1), Duration::from_secs(30));
+    let mut tick = tokio::time::interval(every);
     loop {
         tokio::select! {
             _ = state.shutdown.cancelled() => return,
-            _ = tick.tick() => state.sweep(),
+            _ = tick.tick() => state.sweep().await,
         }
     }
 }
@@ -200,6 +341,11 @@ impl RunningServer {
         self.scheme == "https"
     }
 
+    /// Open TCP connections right now.
+    pub fn connection_count(&self) -> usize {
+        self.state.connections.in_use()
+    }
+
     /// Authenticated WebSocket connections right now.
     pub fn socket_count(&self) -> usize {
         self.state.hub.socket_count()
@@ -210,8 +356,10 @@ impl RunningServer {
         self.shutdown.cancel();
         let sockets = &self.state.socket_tasks;
         sockets.close();
+        let conns = &self.state.conn_tasks;
         let stopped = async {
             let _ = self.task.await;
+            conns.wait().await;
             sockets.wait().await;
         };
         let _ = tokio::time::timeout(Duration::from_secs(10), stopped).await;

@@ -13,7 +13,9 @@ CREATE TABLE IF NOT EXISTS devices (
     id          TEXT PRIMARY KEY,
     device_type TEXT NOT NULL CHECK (device_type IN ('host', 'mobile')),
     public_key  BLOB NOT NULL,
-    name        TEXT NOT NULL DEFAULT ''
+    name        TEXT NOT NULL DEFAULT '',
+    created_at  INTEGER NOT NULL DEFAULT 0,
+    ever_paired INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS pairings (
     host_id    TEXT PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE,
@@ -55,6 +57,7 @@ impl SqliteStore {
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(db_err)?;
         conn.execute_batch(SCHEMA).map_err(db_err)?;
+        migrate(&conn)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
         })
@@ -67,22 +70,46 @@ impl SqliteStore {
     }
 }
 
+/// Databases made before devices had `created_at` / `ever_paired` get the
+/// columns; their devices count as registered now, and as paired when they are.
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let has_column = conn
+        .prepare("SELECT 1 FROM pragma_table_info('devices') WHERE name = 'ever_paired'")
+        .and_then(|mut s| s.exists([]))
+        .map_err(db_err)?;
+    if has_column {
+        return Ok(());
+    }
+    conn.execute_batch(
+        "BEGIN;
+         ALTER TABLE devices ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0;
+         ALTER TABLE devices ADD COLUMN ever_paired INTEGER NOT NULL DEFAULT 0;
+         UPDATE devices SET created_at = CAST(strftime('%s', 'now') AS INTEGER);
+         UPDATE devices SET ever_paired = 1 WHERE id IN
+             (SELECT host_id FROM pairings UNION SELECT mobile_id FROM pairings);
+         COMMIT;",
+    )
+    .map_err(db_err)
+}
+
 fn read_device(conn: &Connection, id: &str) -> Result<Option<Device>, StoreError> {
     let row = conn
         .query_row(
-            "SELECT device_type, public_key, name FROM devices WHERE id = ?1",
+            "SELECT device_type, public_key, name, created_at, ever_paired FROM devices WHERE id = ?1",
             [id],
             |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, Vec<u8>>(1)?,
                     r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, bool>(4)?,
                 ))
             },
         )
         .optional()
         .map_err(db_err)?;
-    let Some((kind, key, name)) = row else {
+    let Some((kind, key, name, created_at, ever_paired)) = row else {
         return Ok(None);
     };
     let device_type = DeviceType::parse(&kind)
@@ -94,6 +121,8 @@ fn read_device(conn: &Connection, id: &str) -> Result<Option<Device>, StoreError
         device_type,
         public_key,
         name,
+        created_at,
+        ever_paired,
     }))
 }
 
@@ -114,12 +143,13 @@ fn upsert(conn: &Connection, device: &Device) -> Result<(), StoreError> {
         }
         None => {
             conn.execute(
-                "INSERT INTO devices (id, device_type, public_key, name) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO devices (id, device_type, public_key, name, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![
                     device.id,
                     device.device_type.as_str(),
                     &device.public_key[..],
-                    device.name
+                    device.name,
+                    device.created_at
                 ],
             )
             .map_err(db_err)?;
@@ -221,6 +251,11 @@ impl Store for SqliteStore {
             params![host_id, mobile.id, now_unix],
         )
         .map_err(db_err)?;
+        tx.execute(
+            "UPDATE devices SET ever_paired = 1 WHERE id IN (?1, ?2)",
+            params![host_id, mobile.id],
+        )
+        .map_err(db_err)?;
         tx.commit().map_err(db_err)?;
         Ok(previous.filter(|p| *p != mobile.id))
     }
@@ -267,6 +302,36 @@ impl Store for SqliteStore {
             .map_err(db_err)?;
         stmt.exists(params![a, b]).map_err(db_err)
     }
+
+    fn delete_unpaired(&self, created_before: i64) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(db_err)?;
+        let ids = {
+            let mut stmt = tx
+                .prepare_cached(
+                    "DELETE FROM devices WHERE ever_paired = 0 AND created_at < ?1 RETURNING id",
+                )
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map([created_before], |r| r.get(0))
+                .map_err(db_err)?;
+            rows.collect::<Result<Vec<String>, _>>().map_err(db_err)?
+        };
+        tx.commit().map_err(db_err)?;
+        Ok(ids)
+    }
+
+    fn delete_orphan_mobile(&self, id: &str) -> Result<bool, StoreError> {
+        let n = self
+            .conn()
+            .execute(
+                "DELETE FROM devices WHERE id = ?1 AND device_type = 'mobile'
+                 AND NOT EXISTS (SELECT 1 FROM pairings WHERE mobile_id = ?1)",
+                [id],
+            )
+            .map_err(db_err)?;
+        Ok(n > 0)
+    }
 }
 
 #[cfg(test)]
@@ -279,7 +344,53 @@ mod tests {
             device_type: t,
             public_key: [1; 32],
             name: String::new(),
+            created_at: 100,
+            ever_paired: false,
         }
+    }
+
+    #[test]
+    fn never_paired_devices_expire_and_orphan_mobiles_go() {
+        let s = SqliteStore::in_memory().unwrap();
+        s.upsert_device(&dev("old", DeviceType::Host)).unwrap();
+        s.upsert_device(&dev("h", DeviceType::Host)).unwrap();
+        s.complete_pairing("h", &dev("m", DeviceType::Mobile), 1)
+            .unwrap();
+        assert!(s.device("h").unwrap().unwrap().ever_paired);
+        assert_eq!(s.delete_unpaired(100).unwrap(), Vec::<String>::new());
+        assert_eq!(s.delete_unpaired(101).unwrap(), ["old"]);
+        // Paired devices stay, even after the pairing is removed.
+        assert!(!s.delete_orphan_mobile("m").unwrap());
+        s.remove_pairings("h").unwrap();
+        assert_eq!(s.delete_unpaired(1000).unwrap(), Vec::<String>::new());
+        assert!(!s.delete_orphan_mobile("h").unwrap());
+        assert!(s.delete_orphan_mobile("m").unwrap());
+        assert!(s.device("m").unwrap().is_none());
+    }
+
+    #[test]
+    fn an_old_database_gains_the_new_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE devices (id TEXT PRIMARY KEY, device_type TEXT NOT NULL,
+                    public_key BLOB NOT NULL, name TEXT NOT NULL DEFAULT '');
+                 CREATE TABLE pairings (host_id TEXT PRIMARY KEY, mobile_id TEXT NOT NULL,
+                    created_at INTEGER NOT NULL);
+                 INSERT INTO devices VALUES ('h', 'host', zeroblob(32), ''),
+                    ('m', 'mobile', zeroblob(32), ''), ('x', 'host', zeroblob(32), '');
+                 INSERT INTO pairings VALUES ('h', 'm', 1);",
+            )
+            .unwrap();
+        }
+        let s = SqliteStore::open(&path).unwrap();
+        assert!(s.device("h").unwrap().unwrap().ever_paired);
+        assert!(!s.device("x").unwrap().unwrap().ever_paired);
+        assert!(s.device("x").unwrap().unwrap().created_at > 1_700_000_000);
+        drop(s);
+        SqliteStore::open(&path).unwrap();
     }
 
     #[test]

@@ -8,12 +8,15 @@ use tokio_util::task::TaskTracker;
 
 use crate::api_error::ApiError;
 use crate::challenges::Challenges;
+use crate::client_key::{ClientKey, TrustedProxies};
 use crate::config::ServerConfig;
 use crate::cors::CorsPolicy;
+use crate::guess_budget::GuessBudget;
 use crate::hub::Hub;
 use crate::pairing_codes::PairingCodes;
-use crate::rate_limit::{Endpoint, RateLimiter};
+use crate::rate_limit::{Endpoint, RateKey, RateLimiter};
 use crate::replay::ReplayCache;
+use crate::slots::Slots;
 use crate::store::Db;
 
 /// Shared server state.
@@ -28,6 +31,16 @@ pub(crate) struct AppState {
     pub codes: Mutex<PairingCodes>,
     pub replay: Mutex<ReplayCache>,
     pub limiter: Mutex<RateLimiter>,
+    /// Failed `pair/complete` budgets.
+    pub guesses: Mutex<GuessBudget>,
+    /// Open TCP connections, per client address (trusted proxies exempt).
+    pub connections: Slots<ClientKey>,
+    /// Open WebSockets per client address.
+    pub client_sockets: Slots<ClientKey>,
+    /// Every connection task (the accept loop's children).
+    pub conn_tasks: TaskTracker,
+    /// Whose forwarding headers are believed.
+    pub proxies: TrustedProxies,
     /// One permit per open WebSocket.
     pub sockets: Arc<Semaphore>,
     pub shutdown: CancellationToken,
@@ -49,18 +62,38 @@ impl AppState {
     }
 
     /// Counts a request against `ep`'s limit for `key`.
-    pub fn rate(&self, ep: Endpoint, key: &str) -> Result<(), ApiError> {
+    pub fn rate(&self, ep: Endpoint, key: RateKey) -> Result<(), ApiError> {
         let now = self.now();
         lock(&self.limiter)
-            .check(ep, key, now)
+            .check(ep, &key, now)
             .map_err(ApiError::rate_limited)
     }
 
-    /// Drops expired challenges, codes and rate windows.
-    pub fn sweep(&self) {
+    /// Registration time before which a never-paired device is expired.
+    pub fn unpaired_cutoff(&self) -> i64 {
+        let ttl = i64::try_from(self.config.unpaired_device_ttl.as_secs()).unwrap_or(i64::MAX);
+        self.now().saturating_sub(ttl)
+    }
+
+    /// Drops expired challenges, codes, rate windows and guess budgets, and
+    /// deletes devices that were never paired within their lifetime.
+    pub async fn sweep(&self) {
         let now = self.now();
         lock(&self.challenges).purge(now);
         lock(&self.codes).purge(now);
         lock(&self.limiter).purge(now);
+        lock(&self.guesses).purge(now);
+        let cutoff = self.unpaired_cutoff();
+        match self.db.call(move |s| s.delete_unpaired(cutoff)).await {
+            Ok(gone) => {
+                for id in gone {
+                    tracing::info!(device = %id, "deleted a device that never paired");
+                    let code = signaling_proto::consts::CLOSE_DEVICE_NOT_FOUND;
+                    self.hub.kill_device(&id, code, "device expired");
+                    lock(&self.codes).cancel_host(&id);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "deleting unpaired devices failed"),
+        }
     }
 }

@@ -44,6 +44,11 @@ pub struct Device {
     pub public_key: [u8; 32],
     /// Display name ("" when unknown).
     pub name: String,
+    /// Unix seconds of the first registration (kept by later upserts).
+    pub created_at: i64,
+    /// True once the device took part in a pairing (devices never paired are
+    /// deleted after [`crate::ServerConfig::unpaired_device_ttl`]).
+    pub ever_paired: bool,
 }
 
 /// A host ↔ mobile pairing (one mobile per host).
@@ -78,8 +83,9 @@ pub enum StoreError {
 pub trait Store: Send + Sync + 'static {
     /// Looks a device up.
     fn device(&self, id: &str) -> Result<Option<Device>, StoreError>;
-    /// Inserts the device, or updates its name (when non-empty) if it exists
-    /// with the same type; [`StoreError::TypeConflict`] otherwise.
+    /// Inserts the device (with its `created_at`; `ever_paired` is set by
+    /// pairing only), or updates its name (when non-empty) if it exists with
+    /// the same type; [`StoreError::TypeConflict`] otherwise.
     fn upsert_device(&self, device: &Device) -> Result<(), StoreError>;
     /// Sets a device's name.
     fn set_name(&self, id: &str, name: &str) -> Result<(), StoreError>;
@@ -103,6 +109,11 @@ pub trait Store: Send + Sync + 'static {
     fn paired_hosts(&self, mobile_id: &str) -> Result<Vec<String>, StoreError>;
     /// True when `a` and `b` are paired with each other (either order).
     fn is_paired(&self, a: &str, b: &str) -> Result<bool, StoreError>;
+    /// Deletes every device never paired that registered before
+    /// `created_before` (Unix seconds); returns their ids.
+    fn delete_unpaired(&self, created_before: i64) -> Result<Vec<String>, StoreError>;
+    /// Deletes `id` if it is a mobile without any pairing left; true if deleted.
+    fn delete_orphan_mobile(&self, id: &str) -> Result<bool, StoreError>;
 }
 
 /// Async handle to a [`Store`]: each call runs on tokio's blocking pool.

@@ -186,6 +186,22 @@ pub fn load_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
+/// Completes the TLS handshake on `tcp` within `limit` (a timeout is an
+/// `io::ErrorKind::TimedOut` error).
+pub async fn handshake(
+    acceptor: &TlsAcceptor,
+    tcp: TcpStream,
+    limit: Duration,
+) -> io::Result<TlsStream<TcpStream>> {
+    match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
+        Ok(result) => result,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "TLS handshake timed out",
+        )),
+    }
+}
+
 type Handshake =
     Pin<Box<dyn Future<Output = (SocketAddr, Result<TlsStream<TcpStream>, io::Error>)> + Send>>;
 
@@ -212,17 +228,10 @@ impl TlsListener {
     }
 
     fn start_handshake(&mut self, stream: TcpStream, peer: SocketAddr) {
-        let accept = self.acceptor.accept(stream);
+        let acceptor = self.acceptor.clone();
         let limit = self.handshake_timeout;
         self.pending.push(Box::pin(async move {
-            let done = match tokio::time::timeout(limit, accept).await {
-                Ok(result) => result,
-                Err(_) => Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "TLS handshake timed out",
-                )),
-            };
-            (peer, done)
+            (peer, handshake(&acceptor, stream, limit).await)
         }));
     }
 }

@@ -19,6 +19,10 @@ use tokio::time::{Instant, sleep_until, timeout};
 use crate::hub::{Kill, Outbound, SocketHandle};
 use crate::state::AppState;
 use crate::store::DeviceType;
+use crate::token_bucket::TokenBucket;
+
+/// Close code for a policy violation (RFC 6455): too many messages.
+const CLOSE_POLICY: u16 = 1008;
 
 static NEXT_SOCKET_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
@@ -37,6 +41,9 @@ struct Conn {
     /// Unread bytes remain in the socket (oversized frame): closing the TCP
     /// connection at once would reset it and lose the close frame.
     linger: bool,
+    /// Messages this socket may still send (1008 when empty); `None` when
+    /// rate limits are off.
+    bucket: Option<TokenBucket>,
 }
 
 /// How long an oversized-frame socket stays open after its close frame, so
@@ -58,11 +65,20 @@ pub(crate) async fn serve_socket(
         tx,
         kill: Arc::new(Kill::default()),
     };
+    let limits = &st.config.limits;
+    let bucket = st.config.rate_limits.enabled.then(|| {
+        TokenBucket::new(
+            limits.ws_messages_per_sec,
+            limits.ws_message_burst,
+            Instant::now().into_std(),
+        )
+    });
     let mut conn = Conn {
         st,
         handle,
         auth: None,
         linger: false,
+        bucket,
     };
     let close = conn.read_loop(&mut stream).await;
     conn.finish(close, writer).await;
@@ -127,6 +143,17 @@ impl Conn {
                 frame = stream.next() => frame,
             };
             last_seen = Instant::now();
+            if matches!(
+                &frame,
+                Some(Ok(Message::Text(_) | Message::Binary(_) | Message::Ping(_)))
+            ) && self
+                .bucket
+                .as_mut()
+                .is_some_and(|b| !b.take(last_seen.into_std()))
+            {
+                self.error("Rate limit exceeded");
+                return Some((CLOSE_POLICY, "rate limit exceeded"));
+            }
             match frame {
                 None | Some(Ok(Message::Close(_))) => return None,
                 Some(Err(e)) if is_too_large(&e) => {
@@ -214,15 +241,14 @@ impl Conn {
             }
             return None;
         }
-        let id = claims.device_id.clone();
-        let device = match self.st.db.call(move |s| s.device(&id)).await {
+        let device = match crate::http_api::live_device(&self.st, &claims.device_id).await {
             Ok(Some(d)) => d,
             Ok(None) => {
                 self.error("Device not found");
                 return Some((CLOSE_DEVICE_NOT_FOUND, "device not found"));
             }
             Err(e) => {
-                tracing::error!(error = %e, "device lookup failed");
+                tracing::error!(error = ?e, "device lookup failed");
                 self.error("Internal error");
                 return Some((CLOSE_SOCKET_ERROR, "internal error"));
             }
@@ -370,6 +396,7 @@ impl Conn {
             handle,
             auth,
             linger,
+            ..
         } = self;
         if let Some(auth) = auth {
             let last = st.hub.unregister(&auth.device_id, handle.id);

@@ -78,7 +78,12 @@ async fn run() {
             "--rate-limits",
             "false",
             "--jwt-secret",
-            "load-test-secret",
+            "load-test-secret-0123456789abcdefghij",
+            // Every socket comes from 127.0.0.1.
+            "--max-sockets-per-client",
+            "1000",
+            "--max-connections-per-client",
+            "1000",
         ],
         &[],
     );

@@ -103,14 +103,9 @@ async fn new_pairing_replaces_old_mobile() {
             ..SignalingMessage::new("device_unpaired")
         }
     );
-    // The old phone is no longer paired.
-    old_ws
-        .send(&SignalingMessage {
-            target_device_id: host.id.clone(),
-            ..SignalingMessage::new("connect_request")
-        })
-        .await;
-    assert_eq!(old_ws.msg().await.reason, "not_paired");
+    // The old phone, paired with nobody now, is deleted and disconnected.
+    assert_eq!(old_ws.closed().await, Some(4004));
+    assert_eq!(http.token_resp(&old).await.status, 401);
     ts.server.shutdown().await;
 }
 
@@ -212,12 +207,21 @@ async fn unpair_and_delete_device() {
         ("device_unpaired", "host_unpaired")
     );
     assert_eq!(notice.host_device_id, host.id);
+    // The phone, paired with nobody now, is deleted: its socket closes and
+    // its token stops working.
+    assert_eq!(phone.closed().await, Some(4004));
+    let r = http
+        .send("GET", "/turn/credentials", None, Some(&mt), Sign::Now)
+        .await;
+    assert_eq!((r.status, r.error()), (401, "unknown device"));
     let r = http
         .send("DELETE", "/auth/pairing", None, Some(&ht), Sign::Now)
         .await;
     assert_eq!(r.body, json!({ "removed": false }));
 
     http.pair(&host, &mobile).await;
+    let mt = http.token(&mobile).await;
+    let mut phone = Ws::authed(&ts, &mt, "phone").await;
     let mut agent = Ws::authed(&ts, &ht, "laptop").await;
     assert_eq!(phone.msg().await.kind, "host_online");
     let r = http

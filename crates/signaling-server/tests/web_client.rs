@@ -2,7 +2,8 @@
 //! the server signs requests: the built page and its assets when `web/dist`
 //! was embedded, else a page saying how to build it; unknown assets are 404 JSON.
 //! Page and assets carry the strict Content-Security-Policy, `nosniff` and
-//! `no-referrer` (HSTS only over TLS: see tests/tls.rs).
+//! `no-referrer` (HSTS only over TLS: see tests/tls.rs). Text files go out
+//! brotli- or gzip-compressed when the client accepts it.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -160,6 +161,79 @@ async fn page_and_assets_carry_security_headers() {
         assert_eq!(header(&headers, "x-content-type-options"), Some("nosniff"));
         assert_eq!(header(&headers, "referrer-policy"), Some("no-referrer"));
         assert_eq!(header(&headers, "strict-transport-security"), None);
+    })
+    .await
+    .unwrap();
+    ts.server.shutdown().await;
+}
+
+/// GET with an `Accept-Encoding`: status, `Content-Encoding`, `Vary`, raw body.
+fn get_encoded(url: &str, accept: &str) -> (u16, Option<String>, Option<String>, Vec<u8>) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut resp = agent
+        .get(url)
+        .header("accept-encoding", accept)
+        .call()
+        .unwrap();
+    let h = |n: &str| {
+        resp.headers()
+            .get(n)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let (ce, vary) = (h("content-encoding"), h("vary"));
+    (
+        resp.status().as_u16(),
+        ce,
+        vary,
+        resp.body_mut().read_to_vec().unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_and_bundle_are_compressed_when_accepted() {
+    use std::io::Read as _;
+    let ts = TestServer::start(test_config()).await;
+    let url = ts.url.clone();
+    tokio::task::spawn_blocking(move || {
+        let files = signaling_server::web_client_files();
+        let Some((bundle, plain)) = files.iter().find(|(p, _)| p.ends_with(".js")) else {
+            println!("web client not built: nothing to compress");
+            return;
+        };
+        let bundle_url = format!("{url}/{bundle}");
+        let (status, ce, vary, body) = get_encoded(&bundle_url, "gzip, deflate, br");
+        assert_eq!((status, ce.as_deref()), (200, Some("br")));
+        assert_eq!(vary.as_deref(), Some("accept-encoding"));
+        assert!(
+            body.len() * 2 < plain.len(),
+            "{} vs {}",
+            body.len(),
+            plain.len()
+        );
+        let mut decoded = Vec::new();
+        brotli::Decompressor::new(&body[..], 4096)
+            .read_to_end(&mut decoded)
+            .unwrap();
+        assert_eq!(&decoded, plain);
+
+        let (status, ce, _, body) = get_encoded(&bundle_url, "gzip;q=1, br;q=0");
+        assert_eq!((status, ce.as_deref()), (200, Some("gzip")));
+        let mut decoded = Vec::new();
+        flate2::read::GzDecoder::new(&body[..])
+            .read_to_end(&mut decoded)
+            .unwrap();
+        assert_eq!(&decoded, plain);
+
+        let (_, ce, _, body) = get_encoded(&bundle_url, "identity");
+        assert_eq!((ce, &body[..]), (None, *plain));
+        let (_, ce, vary, _) = get_encoded(&format!("{url}/"), "br");
+        assert_eq!(
+            (ce.as_deref(), vary.as_deref()),
+            (Some("br"), Some("accept-encoding"))
+        );
     })
     .await
     .unwrap();

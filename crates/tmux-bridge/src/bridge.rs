@@ -14,10 +14,14 @@ use tokio::sync::broadcast;
 use crate::control::{Control, Expect, Reply, SpawnArgs, tmux_command};
 use crate::control_parser::Block;
 use crate::error::{BridgeError, Result};
+use crate::fifo_dir::FifoDir;
 use crate::notification::Notification;
 use crate::output::PaneOutput;
 use crate::quote::quote;
-use crate::snapshot::{CURSOR_FORMAT, CursorState, build_snapshot};
+use crate::snapshot::{
+    CAPTURE_BLOCKS, CURSOR_FORMAT, CursorState, build_snapshot, capture_commands,
+    delete_buffer_line, read_capture,
+};
 use crate::tree::{list_format, parse_tree};
 
 /// Every tmux call finishes (or fails) within this time.
@@ -412,25 +416,44 @@ impl TmuxBridge {
     /// The attach snapshot (spec terminal-protocol §6 step 8). If
     /// [`TmuxBridge::open_output`] was called for this pane and its snapshot
     /// was not taken yet, that one is returned: it matches the stream
-    /// exactly. Otherwise a fresh capture (not synchronised with any stream).
+    /// exactly. Otherwise a fresh capture (not synchronised with any stream),
+    /// read through a private file like the attach snapshot.
     pub async fn snapshot(&self, pane_id: &str) -> Result<Vec<u8>> {
         if let Some(s) = lock(&self.inner.snapshots).remove(pane_id) {
             return Ok(s);
         }
-        let p = quote(pane_id);
+        // The screen goes through a buffer into a private file, never into
+        // a control-mode reply (see `snapshot`).
+        let dir = FifoDir::create()?;
+        let buffer = dir.marker().to_owned();
         let line = format!(
-            "capture-pane -e -p -t {p} ; display -p -t {p} {}",
+            "{} ; display -p -t {} {}",
+            capture_commands(pane_id, &buffer, &dir.capture_file())?,
+            quote(pane_id),
             quote(CURSOR_FORMAT)
         );
         let blocks = self.group(line).await?;
-        let [capture, cursor] = <[Block; 2]>::try_from(blocks).map_err(|b| {
-            let err = b.into_iter().find(|b| !b.ok).map(|b| b.text());
-            map_pane_error(pane_id, BridgeError::Tmux(err.unwrap_or_default()))
-        })?;
-        let capture = ok_block(capture).map_err(|e| map_pane_error(pane_id, e))?;
-        let cursor = CursorState::parse(first_line(&cursor)?.as_bytes())
+        if let Some(bad) = blocks.iter().find(|b| !b.ok) {
+            let err = map_pane_error(pane_id, BridgeError::Tmux(bad.text()));
+            if blocks.first().is_some_and(|b| b.ok) {
+                // Captured, but the list stopped before deleting the buffer.
+                let _ = self.group(delete_buffer_line(&buffer)).await;
+            }
+            return Err(err);
+        }
+        if blocks.len() != CAPTURE_BLOCKS + 1 {
+            return Err(BridgeError::Protocol(format!(
+                "{} reply blocks to capture-pane",
+                blocks.len()
+            )));
+        }
+        let cursor = blocks
+            .last()
+            .and_then(|b| b.lines.first())
+            .and_then(|l| CursorState::parse(l))
             .ok_or_else(|| BridgeError::Protocol("cursor state".into()))?;
-        Ok(build_snapshot(&capture.lines, cursor))
+        let lines = read_capture(&dir.capture_file()).await?;
+        Ok(build_snapshot(&lines, cursor))
     }
 
     /// Kills a session. `target` is a session id (`$3`) or an exact name

@@ -1,5 +1,38 @@
 //! Sans-IO parser for tmux control-mode output: splits the line stream into
 //! command reply blocks (`%begin … %end/%error`) and notifications.
+//!
+//! **Framing, and why pane text must stay out of it.** tmux frames a reply
+//! as `%begin <time> <number> <flags>`, the output lines verbatim (only a
+//! `\n` ends a line; nothing is escaped), then `%end`/`%error` with the same
+//! three values. A block here ends only at a line repeating its `%begin`'s
+//! values exactly, so a line copied from another reply cannot end it. That
+//! is no defence against text a pane chooses: the time is the current second
+//! and the number a server-wide command counter, both predictable (the
+//! tests print a screenful of guesses and hit). So no reply may carry a line
+//! a pane chooses. Audit against tmux 3.3a of what the bridge runs:
+//! - `capture-pane -p` printed the screen into the reply: replaced by a
+//!   capture through a paste buffer into a private file (`snapshot`).
+//! - `list-panes -a -F` (the tree): pane titles (OSC 0/2) cannot hold a
+//!   newline; session and window names are stored `vis`-escaped; the
+//!   process name (`pane_current_command`, raw `argv[0]` up to its first
+//!   space) can hold newlines, so the format strips control characters from
+//!   every text field (`tree`).
+//! - `display -p` formats: ids, numbers, the layout, and the pane option
+//!   `@muxlink-pipe`, which only a tmux command can set.
+//! - `%error` text: tmux's messages about our own arguments.
+//!
+//! Outside blocks, pane output could come only as `%output` (and
+//! `%extended-output`), which the client turns off at attach (`no-output`).
+//! Names in `%session-changed`, `%session-renamed`, `%window-renamed` and
+//! the tree subscription's value are `vis`-escaped by tmux; `%message` needs
+//! a `display-message` command aimed at this client; a control client has no
+//! terminal, so passthrough and other terminal writes never reach it. A
+//! program in a pane that runs tmux commands itself (it inherits `$TMUX`)
+//! controls the server anyway and is out of scope; the guarantee is about
+//! what a pane *prints* (a remote shell, a file shown with `cat`).
+//!
+//! A `%end`/`%error` line outside any block means the framing was lost; it
+//! is logged and dropped, never passed on as a notification.
 
 use crate::notification::Notification;
 
@@ -94,6 +127,13 @@ impl ControlParser {
             });
             return None;
         }
+        if line.starts_with(b"%end ") || line.starts_with(b"%error ") {
+            tracing::warn!(
+                line = %String::from_utf8_lossy(line),
+                "tmux reply end outside a reply; control-mode framing lost"
+            );
+            return None;
+        }
         if line.first() == Some(&b'%') {
             return Some(Parsed::Notification(Notification::parse(line)));
         }
@@ -150,5 +190,40 @@ mod tests {
                 }),
             ]
         );
+    }
+
+    #[test]
+    fn only_the_exact_guard_ends_a_block() {
+        let mut p = ControlParser::default();
+        let out = feed(
+            &mut p,
+            "%begin 5 9 1\n%end 5 9 0\n%end 5 9 1 \n%error 5 9\n%end 5 90 1\n %end 5 9 1\n\
+             %exit\n%begin 5 9 1\n%end 5 9 1\n",
+        );
+        assert_eq!(
+            out,
+            vec![Parsed::Block(Block {
+                ok: true,
+                flags: 1,
+                lines: [
+                    "%end 5 9 0",
+                    "%end 5 9 1 ",
+                    "%error 5 9",
+                    "%end 5 90 1",
+                    " %end 5 9 1",
+                    "%exit",
+                    "%begin 5 9 1"
+                ]
+                .map(|l| l.as_bytes().to_vec())
+                .to_vec()
+            })]
+        );
+        // Outside a block a reply end is not a notification.
+        assert_eq!(p.feed_line(b"%end 5 9 1"), None);
+        assert_eq!(p.feed_line(b"%error 5 10 1"), None);
+        assert!(matches!(
+            p.feed_line(b"%exit"),
+            Some(Parsed::Notification(Notification::ControlExited { .. }))
+        ));
     }
 }

@@ -7,6 +7,11 @@
 //! pane option [`MARKER_OPTION`] in the command line that starts the pipe, so
 //! a later agent can tell its own kind of pipe (and whose it was) from a pipe
 //! anyone else started.
+//!
+//! The directory also receives the attach snapshot: tmux's `save-buffer`
+//! writes the screen capture to [`FifoDir::capture_file`], so pane content
+//! reaches the bridge through a file only the agent's uid can reach, never
+//! through the control client's line protocol (see `snapshot`).
 
 use std::collections::BTreeSet;
 use std::io::ErrorKind;
@@ -25,6 +30,12 @@ pub(crate) const MARKER_OPTION: &str = "@muxlink-pipe";
 /// Prefix of every FIFO directory name.
 const PREFIX: &str = "muxlink-";
 
+/// Name of the FIFO inside a directory.
+const FIFO_NAME: &str = "out";
+
+/// Name of the screen capture file inside a directory.
+const CAPTURE_NAME: &str = "screen";
+
 static DIR_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Markers of the pipes that live `PaneOutput`s of this process hold. A
@@ -37,8 +48,8 @@ fn live() -> MutexGuard<'static, BTreeSet<String>> {
     LIVE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A FIFO directory held by this process; removed (with its FIFO) and
-/// dropped from the live list on drop.
+/// A FIFO directory held by this process; removed (with its FIFO and
+/// capture file) and dropped from the live list on drop.
 #[derive(Debug)]
 pub(crate) struct FifoDir {
     dir: PathBuf,
@@ -63,7 +74,7 @@ impl FifoDir {
             // directory is ours alone.
             match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
                 Ok(()) => {
-                    let fifo = dir.join("out");
+                    let fifo = dir.join(FIFO_NAME);
                     if let Err(e) = nix::unistd::mkfifo(
                         &fifo,
                         nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR,
@@ -89,6 +100,12 @@ impl FifoDir {
         &self.fifo
     }
 
+    /// Where tmux writes a screen capture for this directory's owner (not
+    /// created until tmux writes it).
+    pub(crate) fn capture_file(&self) -> PathBuf {
+        self.dir.join(CAPTURE_NAME)
+    }
+
     /// The value of [`MARKER_OPTION`] for this pipe: the directory's name
     /// (only `[a-z0-9-]`, so it is safe inside tmux formats and quotes).
     pub(crate) fn marker(&self) -> &str {
@@ -99,6 +116,7 @@ impl FifoDir {
 impl Drop for FifoDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.fifo);
+        let _ = std::fs::remove_file(self.capture_file());
         let _ = std::fs::remove_dir(&self.dir);
         live().remove(&self.marker);
     }
@@ -194,8 +212,10 @@ fn remove_dead_fifo_dirs_in(base: &Path) -> usize {
         if !meta.file_type().is_dir() || meta.uid() != uid {
             continue;
         }
-        // Only what we put there: the FIFO, then the then-empty directory.
-        let _ = std::fs::remove_file(dir.join("out"));
+        // Only what we put there: the FIFO and a capture, then the
+        // then-empty directory.
+        let _ = std::fs::remove_file(dir.join(FIFO_NAME));
+        let _ = std::fs::remove_file(dir.join(CAPTURE_NAME));
         if std::fs::remove_dir(&dir).is_ok() {
             removed += 1;
         }

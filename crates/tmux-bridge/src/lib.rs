@@ -13,7 +13,8 @@
 //! - `notification` — [`Notification`], the typed change events.
 //! - `output` — [`PaneOutput`]: FIFO stream of a pane, atomic with its snapshot.
 //! - `fifo_dir` — the FIFOs' private directories, pipe markers, clean-up after killed agents.
-//! - `snapshot` — the attach snapshot bytes (terminal-protocol §6 step 8).
+//! - `snapshot` — the attach snapshot bytes (terminal-protocol §6 step 8), captured
+//!   through a private file, never through a control-mode reply.
 //! - `title_filter` — [`TitleFilter`], strips `ESC k … ESC \` across chunks.
 //! - `tree` — the `list-panes -a` format and its parser.
 //! - `quote` — tmux argument quoting.

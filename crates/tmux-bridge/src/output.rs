@@ -10,7 +10,10 @@ use crate::control_parser::Block;
 use crate::error::{BridgeError, Result};
 use crate::fifo_dir::{FifoDir, MARKER_OPTION, marker_is_stale};
 use crate::quote::quote;
-use crate::snapshot::{CURSOR_FORMAT, CursorState, build_snapshot};
+use crate::snapshot::{
+    CAPTURE_BLOCKS, CURSOR_FORMAT, CursorState, build_snapshot, capture_commands,
+    delete_buffer_line, read_capture,
+};
 
 /// Largest chunk [`PaneOutput::read`] returns.
 pub const MAX_CHUNK: usize = 64 * 1024;
@@ -29,8 +32,9 @@ const START_ATTEMPTS: usize = 3;
 
 /// What the start command line did.
 enum Started {
-    /// Our pipe is installed; the screen it was started at.
-    Snapshot(Vec<u8>),
+    /// Our pipe is installed and the screen it was started at is in the
+    /// capture file; the cursor state at that point.
+    Captured(CursorState),
     /// The pane was already piped; its marker (empty: not a bridge pipe).
     Busy(String),
 }
@@ -39,13 +43,21 @@ enum Started {
 ///
 /// **Ordering guarantee.** `open` sends one tmux command line:
 /// `if-shell -F '#{pane_pipe}' <report busy> 'pipe-pane -O …; set -p
-/// @muxlink-pipe …; capture-pane -e -p; display -p <cursor>'`. tmux runs a
-/// command list to the end before it reads any more pane output, so the
-/// check, the pipe start and the capture happen at one point of the pane's
-/// byte stream: every byte read from this stream was produced after the
-/// snapshot, and every byte before it is in the snapshot. Nothing is lost
-/// and nothing is shown twice. The snapshot is available once, from
+/// @muxlink-pipe …; capture-pane -e -b <buf>; save-buffer -b <buf> <file>;
+/// delete-buffer -b <buf>; display -p <cursor>'`. tmux runs a command list
+/// to the end before it reads any more pane output, so the check, the pipe
+/// start and the capture happen at one point of the pane's byte stream:
+/// every byte read from this stream was produced after the snapshot, and
+/// every byte before it is in the snapshot. Nothing is lost and nothing is
+/// shown twice. The snapshot is available once, from
 /// [`PaneOutput::take_snapshot`] or [`TmuxBridge::snapshot`].
+///
+/// **Pane text never frames the control client.** The screen goes through a
+/// paste buffer into the file `screen` of the private FIFO directory (see
+/// `snapshot`), never into a control-mode reply, so a pane showing
+/// `%end …`, `%exit` or `%begin` lines cannot end a reply or fake a
+/// notification; the buffer is named after the directory (unique) and
+/// deleted in the same command list.
 ///
 /// **Pipes left by a killed agent.** The same command line marks the pane
 /// with the option `@muxlink-pipe` (the FIFO directory's name, which holds
@@ -106,21 +118,36 @@ impl PaneOutput {
                 .bridge
                 .group(self.start_line(replace.as_deref())?)
                 .await?;
-            match self.parse_start(blocks)? {
-                Started::Snapshot(snapshot) => {
+            // [if-shell, pipe-pane, …]: the pipe is installed even when a
+            // later command of the list failed; closing must remove it.
+            let installed = blocks.len() > 2 && blocks[1].ok;
+            if installed {
+                self.closed = false;
+            }
+            match self.parse_start(blocks) {
+                Ok(Started::Captured(cursor)) => {
                     if let Some(stale) = &replace {
                         tracing::info!(pane = %self.pane_id, %stale, "replaced the pipe of a dead agent");
                     }
-                    self.closed = false;
+                    let lines = read_capture(&self.fifo.capture_file()).await?;
                     self.wait_marker().await?;
-                    return Ok(snapshot);
+                    return Ok(build_snapshot(&lines, cursor));
                 }
-                Started::Busy(marker)
+                Ok(Started::Busy(marker))
                     if replace.as_deref() != Some(marker.as_str()) && marker_is_stale(&marker) =>
                 {
                     replace = Some(marker);
                 }
-                Started::Busy(_) => break,
+                Ok(Started::Busy(_)) => break,
+                Err(e) => {
+                    if installed {
+                        // The list may have stopped between the capture and
+                        // the buffer's deletion.
+                        let line = delete_buffer_line(self.fifo.marker());
+                        let _ = self.bridge.group(line).await;
+                    }
+                    return Err(e);
+                }
             }
         }
         Err(BridgeError::AlreadyPiped(self.pane_id.clone()))
@@ -139,9 +166,11 @@ impl PaneOutput {
         let marker = self.fifo.marker();
         let shell = format!("exec >'{fifo}'; printf {}; exec cat", MARKER as char);
         // `pipe-pane -O` first closes any pipe the pane has, in this same list.
+        // The screen goes to a file, never into a reply (see `snapshot`).
+        let capture = capture_commands(&self.pane_id, marker, &self.fifo.capture_file())?;
         let inner = format!(
             "pipe-pane -O -t {p} {} ; set -p -t {p} {MARKER_OPTION} {} ; \
-             capture-pane -e -p -t {p} ; display -p -t {p} {}",
+             {capture} ; display -p -t {p} {}",
             quote(&shell),
             quote(marker),
             quote(CURSOR_FORMAT)
@@ -188,16 +217,21 @@ impl PaneOutput {
         {
             return Ok(Started::Busy(String::from_utf8_lossy(marker).into_owned()));
         }
-        // [if-shell, pipe-pane, set, capture-pane, display].
-        let [_, _, _, capture, cursor] = <[Block; 5]>::try_from(blocks)
-            .map_err(|b| BridgeError::Protocol(format!("{} reply blocks to pipe-pane", b.len())))?;
-        let line = cursor
-            .lines
-            .first()
+        // [if-shell, pipe-pane, set, capture-pane, save-buffer,
+        // delete-buffer, display].
+        if blocks.len() != 3 + CAPTURE_BLOCKS + 1 {
+            return Err(BridgeError::Protocol(format!(
+                "{} reply blocks to pipe-pane",
+                blocks.len()
+            )));
+        }
+        let line = blocks
+            .last()
+            .and_then(|cursor| cursor.lines.first())
             .ok_or_else(|| BridgeError::Protocol("cursor state".into()))?;
         let cursor =
             CursorState::parse(line).ok_or_else(|| BridgeError::Protocol("cursor state".into()))?;
-        Ok(Started::Snapshot(build_snapshot(&capture.lines, cursor)))
+        Ok(Started::Captured(cursor))
     }
 
     async fn wait_marker(&mut self) -> Result<()> {

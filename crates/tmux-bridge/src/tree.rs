@@ -1,5 +1,23 @@
 //! The session tree from ONE `list-panes -a -F` call: the format string and a
 //! parser that tolerates any bytes tmux lets into names.
+//!
+//! **Pane-controlled text in the reply.** The reply is read inside the
+//! control client's `%begin … %end` block, where only a newline ends a line
+//! and nothing is escaped. What tmux 3.3a lets into the fields:
+//! - `pane_title`: set by the pane (OSC 0/2); tmux drops newlines inside the
+//!   sequence and refuses titles with control characters, so `%end 1 2 1`
+//!   can appear but never at the start of a line.
+//! - `session_name`, `window_name` (a pane may rename its window with
+//!   `ESC k` when `allow-rename` is on; automatic names come from the
+//!   process name): tmux stores them `vis`-escaped (`\n` as two characters).
+//! - `pane_current_command`: the foreground process's `argv[0]`, raw up to
+//!   its first space: it can hold newlines and this format's own separators,
+//!   so a process could forge whole records (no space, so never a reply's
+//!   `%end <time> <number> <flags>` line).
+//!
+//! Every text field is therefore passed through `#{s/<C0 and DEL>/_/:…}`
+//! (tmux ≥ 2.9), which turns control characters into `_` on tmux's side: no
+//! field can hold a newline, `RS` or `FS`, whatever a later tmux lets in.
 
 use terminal_protocol::{Pane, PaneSize, Session, Window};
 
@@ -8,6 +26,15 @@ use terminal_protocol::{Pane, PaneSize, Session, Window};
 const RS: char = '\u{1e}';
 /// Separates fields.
 const FS: char = '\u{1f}';
+
+/// Fields holding text a pane or a user can choose; the format strips their
+/// control characters.
+const TEXT_FIELDS: [&str; 4] = [
+    "session_name",
+    "window_name",
+    "pane_title",
+    "pane_current_command",
+];
 
 const FIELDS: [&str; 16] = [
     "session_id",
@@ -25,21 +52,38 @@ const FIELDS: [&str; 16] = [
     "pane_width",
     "pane_height",
     "pane_title",
-    // Last: a process name can hold any byte, and `splitn` gives the last
-    // field whatever separators it contains.
+    // Last: a process name can hold any byte (but NUL and space), and
+    // `splitn` gives the last field whatever separators it contains.
     "pane_current_command",
 ];
 
-/// The `-F` format: `RS f1 FS f2 … FS f16`.
+/// `#{s/[<every C0 control but NUL, and DEL>]/_/:` — opens a format that
+/// replaces those characters by `_` (the bytes themselves are in the
+/// format; `quote` writes them as octal escapes on the command line).
+fn strip_controls_open() -> String {
+    let mut s = String::from("#{s/[");
+    s.extend((1u8..0x20).chain([0x7f]).map(char::from));
+    s.push_str("]/_/:");
+    s
+}
+
+/// The `-F` format: `RS f1 FS f2 … FS f16`, text fields without control
+/// characters.
 pub(crate) fn list_format() -> String {
+    let strip = strip_controls_open();
     let mut s = String::new();
     s.push(RS);
     for (i, f) in FIELDS.iter().enumerate() {
         if i > 0 {
             s.push(FS);
         }
-        s.push_str("#{");
-        s.push_str(f);
+        if TEXT_FIELDS.contains(f) {
+            s.push_str(&strip);
+            s.push_str(f);
+        } else {
+            s.push_str("#{");
+            s.push_str(f);
+        }
         s.push('}');
     }
     s
@@ -120,7 +164,19 @@ mod tests {
     fn format_has_all_fields() {
         let f = list_format();
         assert!(f.starts_with(RS));
-        assert_eq!(f.matches(FS).count(), 15);
+        // 15 separators, and each of the 4 text fields names FS in its class.
+        assert_eq!(f.matches(FS).count(), 15 + TEXT_FIELDS.len());
+        for field in FIELDS {
+            let plain = format!("#{{{field}}}");
+            let stripped = format!("]/_/:{field}}}");
+            assert!(
+                f.contains(&plain) != f.contains(&stripped),
+                "{field} once, plain or stripped"
+            );
+            assert_eq!(f.contains(&stripped), TEXT_FIELDS.contains(&field));
+        }
+        assert!(f.contains("#{s/[\u{1}\u{2}"));
+        assert!(f.contains("\u{1f}\u{7f}]/_/:pane_title}"));
     }
 
     #[test]

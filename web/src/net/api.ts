@@ -3,6 +3,7 @@
 import {
   b64encode, newPairingKey, pairConfirmation, pairingSecretV2, signChallenge, signedHeaders, type Identity,
 } from "../proto/crypto";
+import { nameProblem } from "../proto/name";
 import { apiBase, apiPath, type QrPayload } from "../proto/qr";
 import { PAIRING_VERSION, type PairingRecord } from "./store";
 
@@ -94,6 +95,9 @@ export async function pair(
   name: string,
   hmacSecret: string,
 ): Promise<PairingRecord> {
+  // The server refuses a bad name too; saying why here is clearer.
+  const problem = name ? nameProblem(name) : null;
+  if (problem) throw new PairingError(problem);
   const serverUrl = qr.serverUrl;
   const opts = { serverUrl, hmacSecret };
   // A fresh pairing key per attempt, dropped when this returns.

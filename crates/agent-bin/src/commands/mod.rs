@@ -8,6 +8,7 @@ pub mod passthrough;
 pub mod serve;
 pub mod status;
 pub mod unpair;
+pub mod web;
 
 use std::time::Duration;
 
@@ -25,7 +26,18 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
             db,
             tls_cert,
             tls_key,
-        } => serve::serve(&bind, db.as_deref(), tls_cert, tls_key, &o).await,
+            cors_origins,
+        } => {
+            let opts = serve::ServeOptions {
+                bind,
+                db,
+                tls_cert,
+                tls_key,
+                cors_origins,
+            };
+            serve::serve(opts, &o).await
+        }
+        Command::Web(crate::cli::WebCommand::Export { dir }) => web::export(&dir),
         command => {
             let cfg = Config::load(&o)?;
             match command {
@@ -49,7 +61,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
                 Command::Start => background::start(&cfg, &o, false).map(|_| ()),
                 Command::Stop => background::stop(&cfg),
                 Command::Tmux(args) => passthrough::passthrough(&cfg, &o, &args),
-                Command::Init | Command::Serve { .. } => Ok(()),
+                Command::Init | Command::Serve { .. } | Command::Web(_) => Ok(()),
             }
         }
     }

@@ -50,7 +50,7 @@ pub async fn pair(cfg: &Config, opts: &PairOptions) -> Result<(), CliError> {
     let host_id = store::device_id(&key.verifying_key().to_bytes());
     let old = store.load_paired()?;
     if let Some(d) = &old {
-        let label = d.name.clone().unwrap_or_else(|| d.device_id.clone());
+        let label = crate::printable::printable(d.name.as_deref().unwrap_or(&d.device_id));
         confirm(
             &format!("already paired with {label}; replace it"),
             opts.yes,
@@ -157,7 +157,7 @@ async fn wait_connected(client: &SignalingClient, run: &mut RunHandle) -> Result
 fn show(payload: &str, url: &str, payload_only: bool) {
     let mut out = std::io::stdout().lock();
     if !payload_only {
-        if let Some(qr) = crate::qr::render(url) {
+        if let Some(qr) = crate::qr::render(url, std::io::stdout().is_terminal()) {
             let _ = writeln!(out, "{qr}");
         }
         let _ = writeln!(

@@ -2,23 +2,40 @@
 //! in the foreground until Ctrl-C or SIGTERM, over https/wss when given a
 //! certificate and key.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::Overrides;
 use crate::error::CliError;
 
+/// What `muxlink serve` was given.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// `host:port` to listen on.
+    pub bind: String,
+    /// SQLite file; in memory when `None`.
+    pub db: Option<PathBuf>,
+    /// PEM certificate chain (goes with `tls_key`).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (goes with `tls_cert`).
+    pub tls_key: Option<PathBuf>,
+    /// Origins of web clients hosted elsewhere that get CORS answers.
+    pub cors_origins: Vec<String>,
+}
+
 /// Runs the server; prints `listening on <URL>` (`https://…` with TLS) on
 /// stdout once it accepts connections.
 /// `tls_cert` and `tls_key` go together; the files are checked before listening.
-pub async fn serve(
-    bind: &str,
-    db: Option<&Path>,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
-    o: &Overrides,
-) -> Result<(), CliError> {
+pub async fn serve(opts: ServeOptions, o: &Overrides) -> Result<(), CliError> {
+    let ServeOptions {
+        bind,
+        db,
+        tls_cert,
+        tls_key,
+        cors_origins,
+    } = opts;
+    let bind = bind.as_str();
     let addr: std::net::SocketAddr = bind.parse().map_err(|_| {
         CliError::Other(format!(
             "invalid --bind address {bind:?}: use host:port, e.g. 127.0.0.1:8080"
@@ -30,10 +47,11 @@ pub async fn serve(
         bind: addr,
         hmac_secret: o.hmac_secret.clone().unwrap_or_default(),
         tls,
+        cors_origins,
         ..Default::default()
     };
     if let Some(db) = db {
-        config.database = Some(db.to_path_buf());
+        config.database = Some(db);
     }
     let server = signaling_server::Server::start(config)
         .await
@@ -56,7 +74,13 @@ mod tests {
 
     async fn refused(cert: Option<PathBuf>, key: Option<PathBuf>) -> String {
         let o = Overrides::default();
-        match serve("127.0.0.1:0", None, cert, key, &o).await {
+        let opts = ServeOptions {
+            bind: "127.0.0.1:0".into(),
+            tls_cert: cert,
+            tls_key: key,
+            ..Default::default()
+        };
+        match serve(opts, &o).await {
             Err(CliError::Other(text)) => text,
             other => panic!("unexpected: {other:?}"),
         }

@@ -54,21 +54,24 @@ pub fn status(cfg: &Config, json: bool) -> Result<(), CliError> {
         println!("{text}");
         return Ok(());
     }
+    // Everything below that came from a file is escaped: a name relayed by a
+    // phone or a hand-edited record must not drive the terminal.
+    let p = crate::printable::printable;
     match &report.device_id {
         Some(id) => println!("identity:  {id}"),
         None => println!("identity:  not initialised (run `muxlink init --server URL`)"),
     }
     println!(
         "server:    {}",
-        report.server_url.as_deref().unwrap_or("not set")
+        p(report.server_url.as_deref().unwrap_or("not set"))
     );
-    println!("tmux:      tmux -L {}", report.tmux_socket);
+    println!("tmux:      tmux -L {}", p(&report.tmux_socket));
     match &report.paired_device {
         Some(d) => println!(
             "paired:    {} ({}), since {}",
-            crate::printable::printable(d.name.as_deref().unwrap_or("unnamed phone")),
-            d.device_id,
-            d.paired_at
+            p(d.name.as_deref().unwrap_or("unnamed phone")),
+            p(&d.device_id),
+            p(&d.paired_at)
         ),
         None => println!("paired:    no phone (run `muxlink pair`)"),
     }
@@ -77,16 +80,17 @@ pub fn status(cfg: &Config, json: bool) -> Result<(), CliError> {
         None => println!("agent:     not running (`muxlink start` starts it)"),
     }
     if let Some(s) = &report.signaling {
-        println!("signaling: {s}");
+        println!("signaling: {}", p(s));
     }
     if report.agent_running {
         if report.peers.is_empty() {
             println!("peers:     none connected");
         }
-        for p in &report.peers {
-            match &p.attached_pane {
-                Some(pane) => println!("peer:      {} {} attached to {pane}", p.device_id, p.state),
-                None => println!("peer:      {} {}", p.device_id, p.state),
+        for peer in &report.peers {
+            let (id, state) = (p(&peer.device_id), p(&peer.state));
+            match &peer.attached_pane {
+                Some(pane) => println!("peer:      {id} {state} attached to {}", p(pane)),
+                None => println!("peer:      {id} {state}"),
             }
         }
     }

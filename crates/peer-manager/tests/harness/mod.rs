@@ -48,11 +48,13 @@ pub enum Seen {
     Disconnected(String),
 }
 
-/// Handler that answers `ping` with `pong`, echoes `input` as `output`, and
-/// records everything.
+/// Handler that echoes `input` as `output`, can hang in `list_sessions`, and
+/// records everything (`ping` never reaches it).
 pub struct TestHandler {
     pub seen: Mutex<Vec<Seen>>,
     tx: mpsc::Sender<Seen>,
+    /// While set, `list_sessions` waits here (a tmux call that hangs).
+    pub hang_list_sessions: Mutex<Option<Arc<tokio::sync::Notify>>>,
 }
 
 impl TestHandler {
@@ -62,6 +64,7 @@ impl TestHandler {
             Arc::new(Self {
                 seen: Mutex::new(Vec::new()),
                 tx,
+                hang_list_sessions: Mutex::new(None),
             }),
             rx,
         )
@@ -94,9 +97,17 @@ impl TestHandler {
 #[async_trait::async_trait]
 impl ProtocolHandler for TestHandler {
     async fn handle_message(&self, peer: Arc<Peer>, request: Request) {
+        // Inputs of the round-trip benchmark are not recorded one by one.
+        if !matches!(request, Request::Input { .. }) {
+            self.record(Seen::Request(peer.device_id.clone(), request.clone()));
+        }
         match &request {
-            Request::Ping => {
-                let _ = peer.send_message(&Event::Pong { latency: 0 }).await;
+            Request::Ping => panic!("ping must be answered by the peer manager"),
+            Request::ListSessions => {
+                let hang = self.hang_list_sessions.lock().unwrap().clone();
+                if let Some(release) = hang {
+                    release.notified().await;
+                }
             }
             Request::Input { data } => {
                 let _ = peer
@@ -104,10 +115,6 @@ impl ProtocolHandler for TestHandler {
                     .await;
             }
             _ => {}
-        }
-        // Pings of the round-trip benchmark are not recorded one by one.
-        if !matches!(request, Request::Ping | Request::Input { .. }) {
-            self.record(Seen::Request(peer.device_id.clone(), request));
         }
     }
 

@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-pub const JWT_SECRET: &[u8] = b"test-jwt-secret-0123456789";
+pub const JWT_SECRET: &[u8] = b"test-jwt-secret-0123456789-abcdefgh";
 /// How long a test waits for an event before failing.
 pub const WAIT: Duration = Duration::from_secs(5);
 
