@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use mobile_client::{ClientError, PairingRecord, PhoneClient, PhoneConnection};
+use mobile_client::{ClientError, PairingRecord, PhoneClient, PhoneConfig, PhoneConnection};
 use muxlink_e2e::attacks::{
     Confirmation, FakeAuthOk, FakeHost, Fingerprints, Flow, KeySubstitution, Mitm, MitmOptions,
     Recording,
@@ -46,6 +46,11 @@ const AUTH_OK_WAIT: Duration = Duration::from_secs(25);
 const REFUSED: &str = "a pairing attempt with a key that does not match this QR code was refused; \
      the signaling server may be tampering";
 
+/// The request-signing secret of every stage: the relay must forward each
+/// signed request and WebSocket upgrade exactly once (the server keeps a
+/// replay cache of the nonces).
+const HMAC_SECRET: &str = "hostile-server-e2e-signing";
+
 /// Everything on this machine, with the relay in the server's place: the host
 /// and (through the QR payload) the phone know only the relay's URL.
 struct Stage {
@@ -63,6 +68,7 @@ impl Stage {
         let pane = tmux.new_session("work", 100, 30).unwrap();
         let server = Server::start(ServerConfig {
             rate_limits: RateLimits::disabled(),
+            hmac_secret: HMAC_SECRET.into(),
             ..ServerConfig::default()
         })
         .await
@@ -70,6 +76,11 @@ impl Stage {
         let relay = SignalingRelay::start(&server.url()).await.unwrap();
         let mut home = Home::new(BIN, &tmux.socket).unwrap();
         home.server = Some(relay.url());
+        std::fs::write(
+            home.path().join("config.toml"),
+            format!("hmac_secret = {HMAC_SECRET:?}\n"),
+        )
+        .unwrap();
         init(&home, T).unwrap();
         Stage {
             tmux,
@@ -81,15 +92,21 @@ impl Stage {
         }
     }
 
+    fn phone_config(&self) -> PhoneConfig {
+        let mut cfg = phone_config(self.phone_dir.path(), "hostile-phone");
+        cfg.hmac_secret = HMAC_SECRET.into();
+        cfg
+    }
+
     fn phone(&self) -> PhoneClient {
-        PhoneClient::open(phone_config(self.phone_dir.path(), "hostile-phone")).unwrap()
+        PhoneClient::open(self.phone_config()).unwrap()
     }
 
     /// Pairs honestly through the relay and starts the agent.
     async fn paired() -> (Stage, PhoneClient, PairingRecord, Running) {
         let stage = Stage::start().await;
         let (mut pair, payload) = start_pairing(&stage.home, PAIR_ARGS, T).unwrap();
-        let cfg = phone_config(stage.phone_dir.path(), "hostile-phone");
+        let cfg = stage.phone_config();
         let (phone, record) = pair_phone(cfg, &payload, &mut pair, T).await.unwrap();
         assert!(blocking(|| pair.child.wait()).unwrap().success());
         let mut agent = stage.home.spawn(&["run"]).unwrap();
@@ -515,6 +532,7 @@ async fn browser_behind_mitm(fingerprints: Fingerprints) {
         .current_dir(root().join("web"))
         .env("RELAY_URL", stage.relay.url())
         .env("PAYLOAD", &payload)
+        .env("HMAC_SECRET", HMAC_SECRET)
         .env("EXPECT", expect)
         .env("CHROMIUM", chromium())
         .env("SHOTS", &shots);

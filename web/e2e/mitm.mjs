@@ -9,15 +9,16 @@
 // EXPECT=no-channel (a relay whose description Chromium refuses outright) it
 // watches the page for OBSERVE_MS instead and only checks that nothing of the
 // host ever appears. It prints MITM_REFUSED or MITM_FAILED.
-// Env: RELAY_URL, PAYLOAD, EXPECT (unverified | no-channel), CHROMIUM (default
-// /usr/bin/chromium), SHOTS (screenshot dir, optional). Modelled on
-// e2e/browser.mjs.
+// Env: RELAY_URL, PAYLOAD, HMAC_SECRET (request signing, optional), EXPECT
+// (unverified | no-channel), CHROMIUM (default /usr/bin/chromium), SHOTS
+// (screenshot dir, optional). Modelled on e2e/browser.mjs.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
 const RELAY_URL = process.env.RELAY_URL ?? "";
 const PAYLOAD = process.env.PAYLOAD ?? "";
+const HMAC_SECRET = process.env.HMAC_SECRET ?? "";
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const SHOTS = process.env.SHOTS;
 const EXPECT = process.env.EXPECT ?? "unverified";
@@ -45,6 +46,10 @@ async function main(browser) {
   step("chromium opens the QR URL through the relay and pairs");
   await page.goto(`${RELAY_URL}/#${encodeURIComponent(PAYLOAD)}`);
   await page.waitForSelector("#pair", { timeout: STEP_MS });
+  if (HMAC_SECRET) {
+    await page.locator("details").evaluate((d) => { d.open = true; });
+    await page.fill("#hmac", HMAC_SECRET);
+  }
   await page.fill("#payload", PAYLOAD);
   await page.click("#pair");
   console.log("BROWSER_PAIRING");
