@@ -123,8 +123,14 @@ async fn requests_before_auth_close_the_peer_and_never_reach_tmux() {
             .connect_with(sig, Misbehave::before_auth(msgs))
             .await
         {
-            // Rtc: a large pre-auth send may fail once the host has closed.
-            Err(ClientError::Handshake(_) | ClientError::Closed | ClientError::Rtc(_)) => {}
+            // Rtc: a large pre-auth send may fail once the host has closed;
+            // Intercepted: the host closed after our proof without auth_ok.
+            Err(
+                ClientError::Handshake(_)
+                | ClientError::Closed
+                | ClientError::Rtc(_)
+                | ClientError::Intercepted(_),
+            ) => {}
             other => panic!("{what}: expected the host to close the peer, got {other:?}"),
         }
     }

@@ -89,7 +89,7 @@ async function main() {
   // WebSocket upgrade (in the query: browsers cannot set WebSocket headers).
   const hmacSecret = "web-e2e-signing-secret";
   const serverArgs = ["--bind", `127.0.0.1:${port}`, "--rate-limits", "false", "--database", db,
-    "--jwt-secret", "web-e2e-jwt-secret", "--hmac-secret", hmacSecret];
+    "--jwt-secret", "web-e2e-jwt-secret-of-at-least-32-bytes", "--hmac-secret", hmacSecret];
   let server = start(SERVER, serverArgs);
   await server.wait((l) => l.includes("listening"), "the server");
 
@@ -109,7 +109,7 @@ async function main() {
   // Pairing v2: code|hostKey|hostId|serverUrl|base64(T), all 5 fields required.
   if (payload.split("|").length !== 5) fail(`expected a 5-field pairing payload, got ${payload}`);
 
-  step("chromium opens the QR URL and pairs");
+  step("chromium at 360×640: a 4-field payload in the QR URL is refused");
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
@@ -117,43 +117,100 @@ async function main() {
       "--disable-features=WebRtcHideLocalIpsWithMdns"],
   });
   cleanups.unshift(() => browser.close());
-  const ctx = await browser.newContext({ viewport: { width: 375, height: 740 }, deviceScaleFactor: 2, hasTouch: true });
-  const page = await ctx.newPage();
+  // A small phone: 360 px wide (the layout must fit it; the extra keys scroll sideways).
+  const PORTRAIT = { width: 360, height: 640 };
+  const ctx = await browser.newContext({ viewport: PORTRAIT, deviceScaleFactor: 2, hasTouch: true, isMobile: true });
   // Content-Security-Policy violations (the server's CSP must let the page and xterm.js work).
   const cspViolations = [];
-  page.on("console", (m) => {
-    if (process.env.E2E_VERBOSE) console.log(`    [page] ${m.text()}`);
-    if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text());
-  });
-  await page.goto(`${url}/#${encodeURIComponent(payload)}`);
-  await page.waitForSelector("#pair");
-  await page.locator("details").evaluate((d) => { d.open = true; });
-  await page.fill("#hmac", hmacSecret);
-  await page.screenshot({ path: join(shots, "pairing.png") });
+  const watch = (p) => {
+    p.on("console", (m) => {
+      if (process.env.E2E_VERBOSE) console.log(`    [page] ${m.text()}`);
+      if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text());
+    });
+    return p;
+  };
+  const noticeMatches = (p, re) => p.waitForFunction((src) => new RegExp(src).test(document.getElementById("notice")?.textContent ?? ""),
+    re.source, { timeout: STEP_MS });
+  /** The QR URL left the address bar (history.replaceState), so a reload does not pair again. */
+  const fragmentGone = async (p) => {
+    const u = new URL(p.url());
+    if (u.hash !== "" || u.pathname !== "/") fail(`the pairing payload stayed in the address bar: ${p.url()}`);
+  };
+  let page = watch(await ctx.newPage());
   // A payload without the pairing token (an older muxlink) is refused before anything is sent.
-  await page.fill("#payload", payload.split("|").slice(0, 4).join("|"));
-  await page.click("#pair");
-  await page.waitForFunction(() => /older muxlink/.test(document.getElementById("notice")?.textContent ?? ""),
-    null, { timeout: STEP_MS });
-  // A code the server does not know reads as wrong or expired, and nothing is stored.
+  await page.goto(`${url}/#${payload.split("|").slice(0, 4).join("|")}`);
+  await noticeMatches(page, /older muxlink/);
+  await fragmentGone(page);
+  if ((await page.textContent("#state")) !== "not paired") fail("a 4-field payload got further than the pairing page");
+
+  step("a QR URL opened in the open tab (hashchange) pairs at once; the server wants its signing secret");
+  // A code the server does not know: the page pairs at once (no tap), the server
+  // asks for a request signature, the page shows the secret field and pairs as
+  // soon as the secret is entered; the code then reads as wrong or expired.
   const code = payload.split("|")[0];
-  await page.fill("#payload", payload.replace(code, code === "AAAAAA" ? "BBBBBB" : "AAAAAA"));
-  await page.click("#pair");
-  await page.waitForFunction(() => /wrong or expired/.test(document.getElementById("notice")?.textContent ?? ""),
-    null, { timeout: STEP_MS });
-  await page.fill("#payload", payload);
-  await page.click("#pair");
+  const wrong = payload.replace(code, code === "AAAAAA" ? "BBBBBB" : "AAAAAA");
+  await page.evaluate((h) => { location.hash = h; }, wrong);
+  await page.waitForSelector('#pairing[data-need-secret="missing"] #hmac', { timeout: STEP_MS });
+  await noticeMatches(page, /signing secret/);
+  await fragmentGone(page);
+  await page.screenshot({ path: join(shots, "secret-needed.png") });
+  await page.fill("#hmac", hmacSecret);
+  await page.press("#hmac", "Enter");
+  await noticeMatches(page, /wrong or expired/);
+  await page.close();
+
+  step("chromium opens the QR URL and pairs with no tap");
+  page = watch(await ctx.newPage());
+  // The URL the QR code holds, as the host writes it: the payload's |+/= left raw.
+  const pairRequests = [];
+  page.on("request", (r) => { if (r.url().includes("/auth/pair/complete")) pairRequests.push(r.url()); });
+  await page.goto(`${url}/#${payload}`);
+  // Nothing is clicked or typed here: the page pairs by itself.
   await pair.wait((l) => l.startsWith("PAIRED "), "PAIRED from `muxlink pair`");
+  if (pairRequests.length !== 1) fail(`expected one pair/complete request, saw ${pairRequests.length}`);
+  await fragmentGone(page);
   // No agent runs yet: the page says the computer is offline (and keeps retrying).
   await page.waitForFunction(() => document.getElementById("state")?.textContent === "computer offline",
     null, { timeout: STEP_MS });
+  if (await page.isVisible("#latency")) fail("the latency readout shows while disconnected");
   await page.screenshot({ path: join(shots, "host-offline.png") });
+
+  step("favicon and web app manifest: same origin, installable");
+  const appFiles = await page.evaluate(async () => {
+    const icon = document.querySelector('link[rel="icon"]')?.href;
+    const manifest = document.querySelector('link[rel="manifest"]')?.href;
+    const get = async (u) => {
+      const r = await fetch(u);
+      return { url: u, status: r.status, type: r.headers.get("content-type"), text: await r.text() };
+    };
+    return { icon: icon && (await get(icon)), manifest: manifest && (await get(manifest)) };
+  });
+  if (!appFiles.icon || appFiles.icon.status !== 200 || !/^image\/svg\+xml/.test(appFiles.icon.type ?? "") || !new URL(appFiles.icon.url).href.startsWith(`${url}/`))
+    fail(`no favicon from the page's origin: ${JSON.stringify(appFiles.icon)}`);
+  if (!appFiles.manifest || appFiles.manifest.status !== 200) fail(`no web app manifest: ${JSON.stringify(appFiles.manifest)}`);
+  const manifest = JSON.parse(appFiles.manifest.text);
+  if (manifest.display !== "standalone" || !manifest.name || !manifest.theme_color || !manifest.icons?.length)
+    fail(`incomplete manifest: ${appFiles.manifest.text}`);
+  const cdp = await ctx.newCDPSession(page);
+  const parsed = await cdp.send("Page.getAppManifest");
+  if (parsed.errors?.length) fail(`manifest errors: ${JSON.stringify(parsed.errors)}`);
+  const installability = await cdp.send("Page.getInstallabilityErrors").catch((e) => ({ error: String(e) }));
+  console.log(`    installability: ${JSON.stringify(installability)}`);
+  // Playwright's contexts are incognito ("in-incognito"); any other reason is a fault of the page.
+  const notInstallable = (installability.installabilityErrors ?? []).filter((e) => e.errorId !== "in-incognito");
+  if (notInstallable.length) fail(`not installable: ${JSON.stringify(notInstallable)}`);
+  await cdp.detach();
 
   step("agent runs; the page lists the sessions");
   const agent = start(MUXLINK, ["run"], env);
   await agent.wait((l) => l.includes("agent ready"), "the agent");
   // The page retries with backoff while the computer is offline.
   await page.waitForSelector('[data-session="web"]', { timeout: STEP_MS });
+  // Connected: the latency readout shows (it is hidden while disconnected).
+  await page.waitForFunction(() => {
+    const l = document.getElementById("latency");
+    return l && !l.hidden && /^\d+ ms$/.test(l.textContent ?? "");
+  }, null, { timeout: STEP_MS });
   await page.screenshot({ path: join(shots, "sessions.png") });
 
   step("attach, type, read back from the xterm buffer");
@@ -175,6 +232,35 @@ async function main() {
   if (!seen) fail(`output never came back; screen:\n${await screenText()}\nnotice: ${await page.textContent("#notice")}\ntmux:\n${tmux("capture-pane", "-p", "-t", pane)}`);
   await page.screenshot({ path: join(shots, "terminal-portrait.png") });
 
+  step("360 px: the page does not overflow sideways; the extra keys row scrolls");
+  const layout = await page.evaluate(() => {
+    const k = document.getElementById("keys");
+    return { page: document.documentElement.scrollWidth, view: innerWidth, keys: k.scrollWidth, keysView: k.clientWidth,
+      labels: [...k.querySelectorAll("button")].map((b) => b.textContent) };
+  });
+  if (layout.page > layout.view) fail(`the page is wider than the 360 px screen: ${JSON.stringify(layout)}`);
+  for (const l of ["PgUp", "PgDn", "^B"]) if (!layout.labels.includes(l)) fail(`no ${l} key: ${layout.labels}`);
+  if (layout.keys > layout.keysView) {
+    await page.$eval("#keys", (k) => { k.scrollLeft = k.scrollWidth; });
+    await page.screenshot({ path: join(shots, "terminal-keys-scrolled.png") });
+  }
+
+  step("extra keys: ^B sends 0x02, PgUp and PgDn their escape sequences");
+  await page.keyboard.type("cat -v");
+  await page.keyboard.press("Enter");
+  await until(() => tmux("display-message", "-p", "-t", pane, "#{pane_current_command}") === "cat", "cat to start");
+  await page.click('#keys button:text-is("^B")');
+  await page.click('#keys button:text-is("PgUp")');
+  await page.click('#keys button:text-is("PgDn")');
+  await page.focus(".xterm-helper-textarea");
+  await page.keyboard.press("Enter");
+  // cat -v prints the bytes it got: Ctrl-B as ^B, ESC as ^[.
+  await until(() => tmux("capture-pane", "-p", "-t", pane).split("\n").some((l) => l === "^B^[[5~^[[6~"),
+    "cat -v to print ^B^[[5~^[[6~");
+  await page.click('#keys button:text-is("Ctrl")');
+  await page.keyboard.type("c");
+  await until(() => tmux("display-message", "-p", "-t", pane, "#{pane_current_command}") === "sh", "Ctrl-C to end cat");
+
   step("extra keys: Ctrl then c interrupts a running command");
   await page.keyboard.type("sleep 30");
   await page.keyboard.press("Enter");
@@ -185,7 +271,7 @@ async function main() {
 
   step("rotate: the resize reaches tmux");
   const before = tmux("display-message", "-p", "-t", pane, "#{pane_width}");
-  await page.setViewportSize({ width: 740, height: 375 });
+  await page.setViewportSize({ width: PORTRAIT.height, height: PORTRAIT.width });
   await page.waitForFunction((w) => {
     const c = document.getElementById("term")?.dataset.cols;
     return c !== undefined && c !== w;
@@ -194,12 +280,30 @@ async function main() {
   await until(() => tmux("display-message", "-p", "-t", pane, "#{pane_width}") === String(cols),
     `tmux pane width ${cols} (was ${before})`);
   await page.screenshot({ path: join(shots, "terminal-landscape.png") });
-  await page.setViewportSize({ width: 375, height: 740 });
+  await page.setViewportSize(PORTRAIT);
 
   step("reload: reconnects without pairing again");
   await page.reload();
   await page.waitForSelector('[data-session="web"]', { timeout: STEP_MS });
   await page.screenshot({ path: join(shots, "phone.png") });
+
+  step("a QR URL for another computer: one question before replacing the pairing");
+  const home2 = mkdtempSync(join(tmpdir(), "muxlink-web-e2e-2-"));
+  cleanups.push(() => rmSync(home2, { recursive: true, force: true }));
+  const env2 = { ...env, MUXLINK_HOME: home2, MUXLINK_HOST_NAME: "web-e2e-other" };
+  execFileSync(MUXLINK, ["init"], { env: { ...process.env, ...env2 } });
+  const pair2 = start(MUXLINK, ["pair", "--yes", "--payload-only"], env2);
+  const payload2 = (await pair2.wait((l) => l.startsWith("PAIRING_PAYLOAD "), "the second pairing payload")).slice("PAIRING_PAYLOAD ".length);
+  await page.evaluate((h) => { location.hash = h; }, encodeURIComponent(payload2));
+  await page.waitForSelector("#replace", { timeout: STEP_MS });
+  await fragmentGone(page);
+  await page.screenshot({ path: join(shots, "replace-question.png") });
+  await page.click("#replace-no");
+  await page.waitForSelector("#replace", { state: "detached", timeout: STEP_MS });
+  if (pair2.lines.some((l) => l.startsWith("PAIRED "))) fail("the other computer was paired although the user kept the pairing");
+  await page.waitForSelector('[data-session="web"]', { timeout: STEP_MS });
+  if ((await page.textContent("#state")) !== "connected") fail("keeping the pairing lost the connection");
+  pair2.child.kill("SIGTERM");
 
   step("signaling server restarts: the peer stays up, the page reopens its socket");
   const signalingOpen = () => document.getElementById("state")?.dataset.signaling === "open";
@@ -231,11 +335,23 @@ async function main() {
   await page.reload();
   await page.waitForFunction(() => document.getElementById("state")?.dataset.state === "error", null, { timeout: STEP_MS });
   const state = await page.textContent("#state");
+  if (await page.isVisible("#latency")) fail("the latency readout shows while not connected");
   const notice = await page.textContent("#notice");
   if (state !== "not verified" || !/could not prove the pairing key/.test(notice ?? ""))
     fail(`expected the could-not-prove message, got ${state}: ${notice}`);
   if (await page.$(".xterm")) fail("a terminal is still on screen after the key check failed");
   await page.screenshot({ path: join(shots, "wrong-key.png") });
+
+  step("the other computer's QR URL again: replacing the pairing pairs with it");
+  // A new `muxlink pair` there: the server restart above dropped the earlier pairing code.
+  const pair3 = start(MUXLINK, ["pair", "--yes", "--payload-only"], env2);
+  const payload3 = (await pair3.wait((l) => l.startsWith("PAIRING_PAYLOAD "), "the third pairing payload")).slice("PAIRING_PAYLOAD ".length);
+  await page.evaluate((h) => { location.hash = h; }, payload3);
+  await page.waitForSelector("#replace", { timeout: STEP_MS });
+  await page.click("#replace-yes");
+  await pair3.wait((l) => l.startsWith("PAIRED "), "PAIRED from the second computer's `muxlink pair`");
+  await page.waitForFunction(() => /web-e2e-other/.test(document.querySelector("#waiting h2")?.textContent ?? ""), null, { timeout: STEP_MS });
+  await fragmentGone(page);
   if (cspViolations.length) fail(`Content-Security-Policy violations:\n${cspViolations.join("\n")}`);
   console.log(`ok: web client e2e passed; screenshots in ${shots}`);
 }

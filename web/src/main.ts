@@ -7,7 +7,8 @@ import { FitAddon } from "@xterm/addon-fit";
 import type { Identity } from "./proto/crypto";
 import type { Session } from "./proto/msgpack";
 import { nameProblem } from "./proto/name";
-import { parsePayload, payloadFromFragment, PayloadError } from "./proto/qr";
+import { HOW_TO_PAIR, parsePayload, PayloadError, type QrPayload } from "./proto/qr";
+import { fragmentAction, watchFragment, type FragmentAction, type PairedHost } from "./fragment";
 import { ApiError, PairingError, fetchToken, iceServers, pair } from "./net/api";
 import { ConnectError, HostConnection, type ConnEvent } from "./net/connection";
 import { Signaling, SignalingError } from "./net/signaling";
@@ -40,6 +41,13 @@ function setState(state: "idle" | "connecting" | "connected" | "error", text: st
   s.dataset.state = state;
   s.textContent = text;
   app.state = state;
+  // The latency readout means something only while connected.
+  if (state !== "connected") showLatency(undefined);
+}
+function showLatency(ms: number | undefined): void {
+  const l = $("latency");
+  l.textContent = ms === undefined ? "" : `${Math.round(ms)} ms`;
+  l.hidden = ms === undefined;
 }
 function notice(text: string, kind: "error" | "info" = "error"): void {
   const n = $("notice");
@@ -80,46 +88,208 @@ function markSignaling(open: boolean): void {
 
 // ---- pairing ----------------------------------------------------------------
 
-function pairingPage(prefill = ""): void {
+/** The payload of the last QR URL opened, kept in memory (never in the URL) to prefill the pairing page. */
+let scanned = "";
+/** The pairing in flight: a second QR URL or tap waits for it instead of racing it. */
+let pairing: Promise<void> | undefined;
+
+/** Why the pairing page shows the signing-secret field. */
+type SecretNeed = "missing" | "invalid" | undefined;
+
+function pairingPage(prefill = scanned, need: SecretNeed = undefined): void {
   const payload = el("textarea", { rows: 4, placeholder: "ABC234|hostKey…|hostId…|https://server|token…", value: prefill, id: "payload" });
   const name = el("input", { id: "name", value: "phone browser", maxLength: 64 });
   void get<string>("name").then((n) => n && (name.value = n));
-  const hmac = el("input", { id: "hmac", placeholder: "empty unless the server signs requests" });
-  void get<string>("hmacSecret").then((s) => (hmac.value = s ?? ""));
+  const hmac = el("input", { id: "hmac", type: "password", autocomplete: "off", placeholder: "empty unless the server signs requests" });
+  void get<string>("hmacSecret").then((s) => (hmac.value = need === "invalid" ? "" : s ?? ""));
   const go = el("button", { className: "primary", id: "pair", textContent: "Pair" });
-  go.onclick = async () => {
-    go.disabled = true;
-    notice("");
-    try {
-      const qr = parsePayload(payload.value);
-      const phoneName = name.value.trim();
-      const problem = phoneName ? nameProblem(phoneName) : null;
-      if (problem) throw new PairingError(problem);
-      await put("hmacSecret", hmac.value);
-      await put("name", phoneName);
-      setState("connecting", "pairing…");
-      const record = await pair(qr, app.identity!, phoneName, hmac.value);
-      await savePairing(record);
-      app.record = record;
-      app.stopped = false;
-      notice(`Paired with ${record.hostName || record.hostDeviceId}.`, "info");
-      waitingPage();
-      void connect();
-    } catch (e) {
-      setState("error", "not paired");
-      notice(pairingMessage(e));
-    } finally {
-      go.disabled = false;
-    }
+  const submit = () => {
+    void startPairing(payload.value, { name: name.value, hmacSecret: hmac.value });
   };
-  show(el("section", { className: "page" },
+  go.onclick = submit;
+  hmac.onkeydown = (e) => {
+    if (e.key === "Enter") submit();
+  };
+  const secretLabel = el("label", { id: "secret-label" }, "Server signing secret", hmac);
+  const cancel = el("button", { textContent: `Back to ${hostLabel(app.record)}` });
+  cancel.onclick = () => {
+    notice("");
+    resumeCurrent();
+  };
+  show(el("section", { className: "page", id: "pairing", ...(need ? { "data-need-secret": need } : {}) },
     el("h2", {}, "Pair with your computer"),
-    el("p", { className: "hint" }, "Run `muxlink pair` on the computer and scan its QR code with the camera, or paste the whole payload line it printed (the code alone is not enough)."),
+    ...(need
+      ? [el("p", { className: "hint" }, "Type the signing secret, then press Enter or tap Pair. The phone remembers it."), secretLabel]
+      : [el("p", { className: "hint" }, "Run `muxlink pair` on the computer, then scan its QR code with the phone's camera, or paste the whole payload line it prints here (the code alone cannot pair).")]),
     payload,
     el("label", {}, "This phone's name", name),
-    el("details", {}, el("summary", {}, "Server signing secret"), hmac),
-    go,
+    ...(need ? [] : [el("details", {}, el("summary", {}, "Server signing secret"), secretLabel)]),
+    el("div", { className: "row" }, go, ...(app.record ? [cancel] : [])),
   ));
+  if (need) hmac.focus();
+}
+
+/** The paired computer's name for the user. */
+function hostLabel(r: { hostName?: string; hostDeviceId: string } | undefined): string {
+  if (!r) return "the computer";
+  return r.hostName || `the computer ${r.hostDeviceId.slice(0, 8)}…`;
+}
+
+/** Back from the pairing page or the replace question to the current pairing. */
+function resumeCurrent(): void {
+  if (!app.record) {
+    pairingPage();
+    return;
+  }
+  app.stopped = false;
+  app.backoff = 1000;
+  if (app.conn?.isOpen) {
+    if (app.attachedPane && termWrap) show(termWrap);
+    else sessionsPage();
+    app.conn.send({ type: "list_sessions" });
+  } else {
+    waitingPage();
+    void connect();
+  }
+}
+
+/**
+ * Pairs with the payload (typed, pasted or from a QR URL). The name and the
+ * signing secret come from the page when given, else from what the phone stored.
+ */
+function startPairing(text: string, fields?: { name: string; hmacSecret: string }): Promise<void> {
+  if (pairing) {
+    notice("A pairing is already under way: wait for it to finish.", "info");
+    return pairing;
+  }
+  pairing = pairOnce(text, fields).finally(() => (pairing = undefined));
+  return pairing;
+}
+
+async function pairOnce(text: string, fields?: { name: string; hmacSecret: string }): Promise<void> {
+  const go = document.getElementById("pair") as HTMLButtonElement | null;
+  if (go) go.disabled = true;
+  notice("");
+  try {
+    const qr = parsePayload(text);
+    scanned = text.trim();
+    // The current connection (if any) stops while pairing; a failed attempt can go back to it.
+    if (app.conn || app.signaling || connecting) {
+      dropConnection();
+      // An attempt in flight ends on its own (it sees `stopped`); then close what it opened.
+      await connecting?.catch(() => undefined);
+      dropConnection();
+    }
+    const phoneName = (fields?.name ?? (await get<string>("name")) ?? "phone browser").trim();
+    const problem = phoneName ? nameProblem(phoneName) : null;
+    if (problem) throw new PairingError(problem);
+    const hmacSecret = fields?.hmacSecret ?? (await get<string>("hmacSecret")) ?? "";
+    if (fields) {
+      await put("hmacSecret", hmacSecret);
+      await put("name", phoneName);
+    }
+    setState("connecting", "pairing…");
+    show(el("section", { className: "page", id: "pairing-now" },
+      el("h2", {}, "Pairing…"),
+      el("p", { className: "hint" }, `With the computer ${qr.hostDeviceId.slice(0, 8)}… on ${qr.serverUrl}.`)));
+    const record = await pair(qr, app.identity!, phoneName, hmacSecret);
+    // Only now is the old pairing (if any) let go: a failed attempt keeps it.
+    dropConnection();
+    await savePairing(record);
+    app.record = record;
+    app.stopped = false;
+    app.backoff = 1000;
+    scanned = "";
+    notice(`Paired with ${hostLabel(record)}.`, "info");
+    waitingPage();
+    void connect();
+  } catch (e) {
+    const need = secretNeed(e);
+    if (!app.conn?.isOpen) setState("error", app.record ? "not connected" : "not paired");
+    notice(pairingMessage(e));
+    pairingPage(text.trim(), need);
+  } finally {
+    if (go) go.disabled = false;
+  }
+}
+
+/** Whether pairing failed for want of (or on a wrong) request-signing secret. */
+function secretNeed(e: unknown): SecretNeed {
+  if (!(e instanceof ApiError) || e.status !== 401) return undefined;
+  if (e.error === "missing client signature") return "missing";
+  if (e.error === "invalid client signature") return "invalid";
+  return undefined;
+}
+
+/** Closes the current connection and terminal (before a new pairing replaces the old one). */
+function dropConnection(): void {
+  app.stopped = true;
+  clearTimeout(app.retry);
+  const conn = app.conn;
+  app.conn = undefined;
+  conn?.close();
+  const sig = app.signaling;
+  app.signaling = undefined;
+  sig?.close();
+  markSignaling(false);
+  app.term?.dispose();
+  app.term = undefined;
+  termWrap = undefined;
+  app.attachedPane = undefined;
+  app.sessions = [];
+}
+
+/** One screen asking before a QR code for another computer replaces the current pairing. */
+function replaceQuestion(qr: QrPayload, payload: string, current: PairedHost): void {
+  document.getElementById("replace")?.remove();
+  const yes = el("button", { className: "primary", id: "replace-yes", textContent: "Pair with the new computer" });
+  const no = el("button", { id: "replace-no", textContent: `Keep ${hostLabel(current)}` });
+  const dialog = el("section", { className: "page", id: "replace", role: "dialog", "aria-modal": "true", "aria-labelledby": "replace-title" },
+    el("h2", { id: "replace-title" }, "Replace the current pairing?"),
+    el("p", {}, `This phone is paired with ${hostLabel(current)}. The QR code you opened is for another computer (${qr.hostDeviceId.slice(0, 8)}… on ${qr.serverUrl}).`),
+    el("p", { className: "hint" }, `Pairing with it replaces the pairing with ${hostLabel(current)}: this phone can then no longer connect to it until you pair again.`),
+    el("div", { className: "row" }, yes, no));
+  const close = () => dialog.remove();
+  yes.onclick = () => {
+    close();
+    void startPairing(payload);
+  };
+  no.onclick = () => {
+    close();
+    scanned = "";
+    notice("");
+    if (!app.conn?.isOpen && !connecting) resumeCurrent();
+  };
+  document.body.append(dialog);
+  yes.focus();
+}
+
+/** A fragment from the QR URL (at load or on `hashchange`): pair, ask, or say why not. */
+function takeFragment(hash: string): FragmentAction["kind"] {
+  const action = fragmentAction(hash, app.record);
+  switch (action.kind) {
+    case "none":
+      break;
+    case "refuse":
+      notice(action.message);
+      if (!app.record) {
+        setState("idle", "not paired");
+        pairingPage("");
+      }
+      break;
+    case "already-paired":
+      scanned = action.payload;
+      notice(`This phone is already paired with ${hostLabel(app.record)}: there is nothing to pair. (Forget the pairing first to pair again.)`, "info");
+      break;
+    case "confirm-replace":
+      scanned = action.payload;
+      replaceQuestion(action.qr, action.payload, action.current);
+      break;
+    case "pair":
+      void startPairing(action.payload);
+      break;
+  }
+  return action.kind;
 }
 
 /** Drops the connection and the stored pairing, back to the pairing page. */
@@ -127,11 +297,10 @@ function forgetButton(): HTMLButtonElement {
   const b = el("button", { className: "danger", textContent: "Forget pairing" });
   b.onclick = async () => {
     if (!confirm("Forget the pairing with this computer?")) return;
-    app.stopped = true;
-    app.conn?.close();
-    app.signaling?.close();
+    dropConnection();
     await forgetPairing();
     app.record = undefined;
+    setState("idle", "not paired");
     pairingPage();
   };
   return b;
@@ -139,23 +308,28 @@ function forgetButton(): HTMLButtonElement {
 
 /** Shown while the first connection to the paired computer is being made. */
 function waitingPage(): void {
-  const name = app.record?.hostName || app.record?.hostDeviceId || "the computer";
   const forget = forgetButton();
   show(el("section", { className: "page", id: "waiting" },
-    el("h2", {}, `Paired with ${name}`),
+    el("h2", {}, `Paired with ${hostLabel(app.record)}`),
     el("p", { className: "hint" }, "Connecting to the computer. Start `muxlink` there if it is not running."),
     el("div", { className: "row" }, forget)));
 }
 
 function pairingMessage(e: unknown): string {
   if (e instanceof PairingError || e instanceof PayloadError) return e.message;
+  const need = secretNeed(e);
+  if (need === "missing")
+    return "This muxlink server only accepts signed requests: enter its signing secret (the one `muxlink` on the computer is set up with) below, and the phone pairs.";
+  if (need === "invalid") return "The server refused the signing secret: check it and enter it again.";
   if (e instanceof ApiError) {
+    if (e.status === 401 && e.error === "invalid timestamp")
+      return "The server refused the request's time: set this phone's clock right and try again.";
     if (e.status === 0) return "The muxlink server cannot be reached. Check the address and your network.";
     if (e.status === 409) return "This phone is registered as a computer on that server.";
     if (e.status === 429) return "Too many attempts: wait a minute and try again.";
     return `Pairing failed: ${e.message}`;
   }
-  return `That is not a pairing payload: ${(e as Error).message}`;
+  return `That is not a pairing payload (${(e as Error).message}): ${HOW_TO_PAIR}.`;
 }
 
 // ---- connecting -------------------------------------------------------------
@@ -173,7 +347,7 @@ async function connectOnce(): Promise<void> {
   const record = app.record;
   if (!record) {
     setState("idle", "not paired");
-    notice("This phone is not paired yet.", "info");
+    notice(`This phone is not paired yet: ${HOW_TO_PAIR}.`, "info");
     pairingPage();
     return;
   }
@@ -184,6 +358,10 @@ async function connectOnce(): Promise<void> {
   try {
     if (!app.signaling?.open) await openSignaling(opts);
     const conn = await HostConnection.connect(app.signaling!, record.hostDeviceId, record.secret, app.ice);
+    if (app.stopped || app.record !== record) {
+      conn.close(); // a pairing or "forget" came in meanwhile
+      return;
+    }
     app.conn = conn;
     app.backoff = 1000;
     conn.onevent = onEvent;
@@ -207,6 +385,7 @@ async function connectOnce(): Promise<void> {
     if (app.attachedPane) attach(app.attachedPane, true);
     else conn.send({ type: "list_sessions" });
   } catch (e) {
+    if (app.stopped) return; // a pairing or "forget" stopped this attempt: nothing to report
     failed(e);
   }
 }
@@ -261,6 +440,7 @@ function failed(e: unknown): void {
     app.conn?.close();
     app.term?.dispose();
     app.term = undefined;
+    termWrap = undefined;
     app.attachedPane = undefined;
     setState("error", "not verified");
     notice(e.message);
@@ -301,8 +481,11 @@ function scheduleRetry(): void {
 function pairAgainPage(heading = ""): void {
   const again = el("button", { className: "primary", textContent: "Pair again" });
   again.onclick = async () => {
+    dropConnection();
     await forgetPairing();
     app.record = undefined;
+    setState("idle", "not paired");
+    notice(scanned ? "" : `To pair again, ${HOW_TO_PAIR}.`, "info");
     pairingPage();
   };
   const retry = el("button", { textContent: "Retry" });
@@ -348,7 +531,7 @@ function onEvent(ev: ConnEvent): void {
       app.conn?.send({ type: "list_sessions" });
       break;
     case "pong":
-      $("latency").textContent = app.conn?.latencyMs !== undefined ? `${Math.round(app.conn.latencyMs)} ms` : "";
+      showLatency(app.state === "connected" ? app.conn?.latencyMs : undefined);
       break;
     case "error":
       notice(`${ev.code}: ${ev.message}`);
@@ -370,6 +553,7 @@ function onEvent(ev: ConnEvent): void {
 function sessionsPage(): void {
   app.term?.dispose();
   app.term = undefined;
+  termWrap = undefined;
   const list = app.sessions.map((s) => {
     const panes = s.windows.flatMap((w) =>
       w.panes.map((p) => {
@@ -419,6 +603,9 @@ function markSize(cols: number, rows: number): void {
   t.dataset.rows = String(rows);
 }
 
+/** The terminal page while it exists (shown again after the replace question is declined). */
+let termWrap: HTMLElement | undefined;
+
 const enc = new TextEncoder();
 const mods = { ctrl: false, alt: false };
 
@@ -454,10 +641,10 @@ const clamp = (n: number) => Math.max(1, Math.min(500, n));
 function terminalPage(): void {
   const host = el("div", { id: "term" });
   const keys = el("div", { id: "keys" });
-  const key = (label: string, seq: string) => {
-    const b = el("button", { textContent: label });
+  const key = (label: string, seq: string, title = "", raw = false) => {
+    const b = el("button", { textContent: label, ...(title ? { title, "aria-label": title } : {}) });
     b.onclick = () => {
-      app.conn?.input(enc.encode(withMods(seq)));
+      app.conn?.input(enc.encode(raw ? seq : withMods(seq)));
       clearMods();
       app.term?.focus();
     };
@@ -478,10 +665,14 @@ function terminalPage(): void {
     app.attachedPane = undefined;
     sessionsPage();
   };
+  // One row that scrolls sideways on a narrow phone (360 px shows about half of it).
   keys.append(back, key("Esc", "\x1b"), key("Tab", "\t"), toggle("Ctrl", "ctrl"), toggle("Alt", "alt"),
+    key("^B", "\x02", "tmux prefix (Ctrl-B)", true),
     key("←", "\x1b[D"), key("↑", "\x1b[A"), key("↓", "\x1b[B"), key("→", "\x1b[C"),
+    key("PgUp", "\x1b[5~", "Page Up"), key("PgDn", "\x1b[6~", "Page Down"),
     key("|", "|"), key("~", "~"), key("/", "/"), key("-", "-"));
-  show(el("div", { id: "term-wrap" }, host, keys));
+  termWrap = el("div", { id: "term-wrap" }, host, keys);
+  show(termWrap);
   const term = new Terminal({ fontSize: 14, cursorBlink: true, scrollback: 2000, convertEol: false,
     theme: { background: "#111418" } });
   const fit = new FitAddon();
@@ -523,7 +714,7 @@ setInterval(() => {
   if (app.conn?.isOpen) app.conn.send({ type: "ping" });
 }, PING_MS);
 
-// ---- start ------------------------------------------------------------------
+// ---- start ----------------------------------------------------------------
 
 async function start(): Promise<void> {
   if (!globalThis.crypto?.subtle) {
@@ -538,28 +729,28 @@ async function start(): Promise<void> {
     notice(`This browser cannot create an Ed25519 key (${(e as Error).message}). Use a current Chrome, Safari or Firefox.`);
     return;
   }
-  // The QR URL carries the payload in the fragment, which never reaches the server;
-  // it is taken out of the address bar and history at once.
-  const fragment = location.hash.slice(1);
-  if (fragment) history.replaceState(null, "", location.pathname + location.search);
   markSignaling(false);
+  showLatency(undefined);
   const stored = await loadPairing();
   app.record = stored === "outdated" ? undefined : stored;
-  if (fragment) {
-    setState("idle", "not paired");
-    let prefill = "";
-    try {
-      prefill = payloadFromFragment(fragment); // percent-decoded exactly once
-      if (app.record) notice("Pairing again replaces the current pairing.", "info");
-    } catch (e) {
-      notice((e as Error).message);
-    }
-    pairingPage(prefill);
+  // The QR URL carries the payload in the fragment, which never reaches the
+  // server. A valid payload pairs at once (no tap); the fragment then leaves
+  // the address bar, so a reload does not pair again. A QR URL opened later in
+  // this tab arrives as `hashchange`.
+  let fromQr = "none" as FragmentAction["kind"];
+  watchFragment(window, (hash) => {
+    fromQr = takeFragment(hash);
+  });
+  if (fromQr === "pair" || fromQr === "confirm-replace") {
+    // Pairing started, or the replace question is up: the current pairing
+    // (if any) connects once the user keeps it.
+    if (fromQr === "confirm-replace") waitingPage();
     return;
   }
+  if (fromQr === "refuse" && !app.record) return;
   if (stored === "outdated") {
     setState("idle", "not paired");
-    notice("This phone was paired by an older muxlink, whose pairing is no longer accepted. Run `muxlink pair` on the computer and pair again.");
+    notice(`This phone was paired by an older muxlink, whose pairing is no longer accepted: ${HOW_TO_PAIR}.`);
     pairingPage();
     return;
   }

@@ -10,7 +10,7 @@ import {
 import {
   authMac, authTail, ChallengeError, checkAuthOk, HostProofError, PhoneAuth, sdpFingerprint,
 } from "../src/proto/channelauth";
-import { OLD_PAYLOAD_MESSAGE, parsePayload, payloadFromFragment, PayloadError } from "../src/proto/qr";
+import { CODE_ALONE_MESSAGE, OLD_PAYLOAD_MESSAGE, parsePayload, payloadFromFragment, PayloadError } from "../src/proto/qr";
 
 const h = (s: string) => unhex(s.replace(/\s+/g, ""));
 const range = (from: number, n = 32): Bytes => Uint8Array.from({ length: n }, (_, i) => from + i);
@@ -96,7 +96,13 @@ describe("pairing v2 payload", () => {
     const four = PAYLOAD.split("|").slice(0, 4).join("|");
     expect(() => parsePayload(four)).toThrow(OLD_PAYLOAD_MESSAGE);
     expect(() => parsePayload(four.split("|").slice(0, 3).join("|"))).toThrow(OLD_PAYLOAD_MESSAGE);
-    expect(() => parsePayload("ABC234")).toThrow(/a code alone cannot pair/);
+    expect(() => parsePayload("ABC234")).toThrow(CODE_ALONE_MESSAGE);
+    expect(() => parsePayload("abc234")).toThrow(CODE_ALONE_MESSAGE);
+    for (const m of [OLD_PAYLOAD_MESSAGE, CODE_ALONE_MESSAGE]) {
+      expect(m).toMatch(/scan the QR code/);
+      expect(m).toMatch(/paste the whole payload line/);
+      expect(m).not.toMatch(/enter the code/i);
+    }
     expect(OLD_PAYLOAD_MESSAGE).toMatch(/older muxlink/);
   });
   it("refuses empty fields and bad values", () => {
@@ -111,7 +117,7 @@ describe("pairing v2 payload", () => {
     expect(() => parsePayload(with_(4, "8PHy8/T19vf4+fr7/P3+"))).toThrow(/16 bytes/);
     expect(() => parsePayload(with_(4, b64encode(range(0, 17))))).toThrow(/16 bytes/);
     expect(() => parsePayload(with_(4, "8PHy8/T19vf4+fr7/P3+/x=="))).toThrow(/16 bytes/);
-    expect(() => parsePayload(`${PAYLOAD}|extra`)).toThrow(/5 '\|'-separated fields/);
+    expect(() => parsePayload(`${PAYLOAD}|extra`)).toThrow(/5 fields separated by '\|'/);
   });
 });
 

@@ -47,3 +47,103 @@ mod tests {
         );
     }
 }
+
+/// The unused-dependency check (`cargo machete`'s job, done here so CI needs
+/// no extra tool): every dependency a package declares must be named in its
+/// Rust sources as `name::` or `use name` (with `-` read as `_`), unless the
+/// package lists it under `[package.metadata.cargo-machete] ignored`.
+#[cfg(test)]
+mod unused_dependencies {
+    use std::path::{Path, PathBuf};
+
+    use crate::run::project_root;
+
+    fn sources(dir: &Path, out: &mut String) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name == "target" || name.starts_with('.') {
+                continue;
+            }
+            if path.is_dir() {
+                sources(&path, out);
+            } else if name.ends_with(".rs") {
+                out.push_str(&std::fs::read_to_string(&path).unwrap_or_default());
+                out.push('\n');
+            }
+        }
+    }
+
+    fn manifests(root: &Path) -> Vec<PathBuf> {
+        let mut out = vec![root.join("xtask/Cargo.toml"), root.join("tests/Cargo.toml")];
+        if let Ok(entries) = std::fs::read_dir(root.join("crates")) {
+            for e in entries.flatten() {
+                let m = e.path().join("Cargo.toml");
+                if m.exists() {
+                    out.push(m);
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Dependency names of the `[dependencies]`, `[dev-dependencies]` and
+    /// `[build-dependencies]` tables.
+    fn declared(manifest: &toml::Table) -> Vec<String> {
+        ["dependencies", "dev-dependencies", "build-dependencies"]
+            .iter()
+            .filter_map(|t| manifest.get(*t).and_then(|v| v.as_table()))
+            .flat_map(|t| t.keys().cloned())
+            .collect()
+    }
+
+    fn ignored(manifest: &toml::Table) -> Vec<String> {
+        manifest
+            .get("package")
+            .and_then(|p| p.get("metadata"))
+            .and_then(|m| m.get("cargo-machete"))
+            .and_then(|m| m.get("ignored"))
+            .and_then(|i| i.as_array())
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
+    }
+
+    fn named(text: &str, ident: &str) -> bool {
+        text.contains(&format!("{ident}::"))
+            || text.contains(&format!("use {ident}"))
+            || text.contains(&format!("extern crate {ident}"))
+    }
+
+    #[test]
+    fn every_declared_dependency_is_used() {
+        let root = project_root();
+        let mut unused = Vec::new();
+        for manifest_path in manifests(&root) {
+            let text = std::fs::read_to_string(&manifest_path).unwrap_or_default();
+            let Ok(manifest) = text.parse::<toml::Table>() else {
+                unused.push(format!("{}: not valid TOML", manifest_path.display()));
+                continue;
+            };
+            let dir = manifest_path.parent().unwrap_or(&root);
+            let mut code = String::new();
+            sources(dir, &mut code);
+            let skip = ignored(&manifest);
+            for dep in declared(&manifest) {
+                let ident = dep.replace('-', "_");
+                if !skip.contains(&dep) && !named(&code, &ident) {
+                    let rel = manifest_path.strip_prefix(&root).unwrap_or(&manifest_path);
+                    unused.push(format!("{}: {dep}", rel.display()));
+                }
+            }
+        }
+        assert!(
+            unused.is_empty(),
+            "dependencies no source names (remove them, or list them under [package.metadata.cargo-machete] ignored with a comment why): {unused:#?}"
+        );
+    }
+}

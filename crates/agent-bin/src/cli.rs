@@ -137,6 +137,8 @@ pub enum Command {
     /// The same server the tests and demo use. Prints `listening on <URL>` once ready.
     /// With --tls-cert and --tls-key it serves https/wss (phone browsers need a
     /// secure origin); without them plain HTTP, e.g. behind a TLS-terminating proxy.
+    /// Every other setting (limits, timeouts, trusted proxies, JWT secret file)
+    /// comes from the server's TOML file named by MUXLINK_SERVER_CONFIG.
     Serve {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]

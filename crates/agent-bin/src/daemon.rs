@@ -46,6 +46,8 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
         return Err(CliError::NotPaired);
     }
     let device_id = store::device_id(&key.verifying_key().to_bytes());
+    // Private dirs and files before anything is written (a warning per fix).
+    store::secure_dirs(&cfg.paths)?;
     let _lock = pidfile::acquire(&cfg.paths.pid_file())?;
 
     let bridge = TmuxBridge::start(&cfg.tmux_socket).await.map_err(|e| {

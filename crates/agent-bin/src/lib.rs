@@ -11,7 +11,9 @@
 //! - `commands`: one module per command (`init`, `pair`, `unpair`, `status`,
 //!   `start`/`stop`, `serve`, tmux passthrough).
 //! - `config`: `config.toml` + `MUXLINK_*` env + flags → [`config::Config`].
-//! - `store`: identity key, pairing secrets and `paired_devices.json` (0600, atomic writes).
+//! - `store`: identity key, pairing secrets and `paired_devices.json`, and the
+//!   file rules: dirs 0700 and ours (looser tightened with a warning, another
+//!   user's refused), files 0600 written atomically through `tempfile`.
 //! - `pairing`: pairing v2 on the host: X25519 key and token per attempt, QR
 //!   payload and web URL, the check of each relayed `pair_complete`.
 //! - `printable`: escaping of names from elsewhere before they are printed.

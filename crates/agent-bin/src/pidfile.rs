@@ -1,8 +1,13 @@
 //! The agent pidfile: an exclusive `flock` held for the agent's lifetime, so two
 //! agents never run on one data dir, and other commands can ask who runs.
+//!
+//! It is the one file written in place rather than renamed over (the lock
+//! belongs to the inode, so a replaced file would let a second agent lock a
+//! new one): it is opened with `O_NOFOLLOW` (a symlink there is refused) and
+//! mode 0600, and an older, looser file is tightened through its descriptor.
 
 use std::io::{Read, Seek, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use nix::fcntl::{Flock, FlockArg};
@@ -26,8 +31,12 @@ pub fn acquire(path: &Path) -> Result<PidLock, CliError> {
         .create(true)
         .truncate(false)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
         .map_err(|e| CliError::io("open", path, &e))?;
+    // fchmod: the mode above applies only to a file created now.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| CliError::io("change the mode of", path, &e))?;
     let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(l) => l,
         Err((mut f, _)) => {
@@ -105,5 +114,23 @@ mod tests {
         drop(lock);
         assert_eq!(running_pid(&path), None);
         let _again = acquire(&path).unwrap();
+    }
+
+    #[test]
+    fn pidfile_is_0600_and_a_symlink_there_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.pid");
+        std::fs::write(&path, b"").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let lock = acquire(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        drop(lock);
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"keep").unwrap();
+        let link = dir.path().join("linked.pid");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        assert!(acquire(&link).is_err());
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
     }
 }

@@ -1,9 +1,15 @@
 //! The host's files in the data dir (pairing.md §4): the Ed25519 identity, the
-//! file secret store (`shared-secret-<deviceId>`) and `paired_devices.json`.
-//! Every file is mode 0600 and written via temp file + rename.
+//! file secret store (`shared-secret-<deviceId>`) and `paired_devices.json`,
+//! and the two rules every file muxlink writes follows:
+//! - its directory is ours and 0700 ([`ensure_private_dir`]: a looser one we
+//!   own is tightened with a warning, one owned by another user is refused);
+//! - the file is 0600 and replaced atomically ([`write_private`]: a
+//!   `tempfile` with an unpredictable name in the same directory, created
+//!   with `O_EXCL`, then renamed over the target, so a symlink planted at
+//!   either name is never followed).
 
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -131,17 +137,17 @@ impl Store {
     fn repair_public_key(&self, key: &SigningKey) -> Result<(), CliError> {
         let path = self.path(PUBLIC_KEY_FILE);
         let public = key.verifying_key().to_bytes();
-        match std::fs::read(&path) {
-            Ok(b) if b == public => {
-                let meta = std::fs::metadata(&path).map_err(|e| CliError::io("read", &path, &e))?;
-                if meta.permissions().mode() & 0o077 != 0 {
-                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-                        .map_err(|e| CliError::io("chmod", &path, &e))?;
-                }
-                Ok(())
-            }
-            _ => write_private(&path, &public),
+        // A plain 0600 file with the right bytes is kept; anything else (a
+        // symlink, a looser mode, other bytes) is replaced, never chmod'ed
+        // through a link.
+        let intact = std::fs::symlink_metadata(&path)
+            .is_ok_and(|m| m.file_type().is_file() && m.permissions().mode() & 0o077 == 0)
+            && std::fs::read(&path).is_ok_and(|b| b == public);
+        if intact {
+            return Ok(());
         }
+        self.ensure_dir()?;
+        write_private(&path, &public)
     }
 
     /// Creates a fresh identity. Refuses to overwrite an existing key file.
@@ -244,45 +250,164 @@ impl Store {
     }
 }
 
-/// Creates `dir` (and parents) with mode 0700 for the leaf.
-pub fn ensure_private_dir(dir: &Path) -> Result<(), CliError> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| CliError::io("create", dir, &e))
+/// What [`check_private_dir`] decided about an existing directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirVerdict {
+    /// Ours and 0700 (or tighter).
+    Private,
+    /// Ours but group/other bits set (the current mode): tighten to 0700.
+    Loose(u32),
+    /// Owned by another user (that uid): refuse.
+    Foreign(u32),
 }
 
-use std::os::unix::fs::DirBuilderExt;
+/// The rule for an existing directory with owner `uid` and `mode`, for a
+/// process whose effective uid is `me`.
+pub fn check_private_dir(uid: u32, mode: u32, me: u32) -> DirVerdict {
+    if uid != me {
+        DirVerdict::Foreign(uid)
+    } else if mode & 0o077 != 0 {
+        DirVerdict::Loose(mode & 0o7777)
+    } else {
+        DirVerdict::Private
+    }
+}
 
-/// Writes `bytes` to `path` with mode 0600 via a temp file in the same dir and rename.
+fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions, cannot fail and touches no memory of ours.
+    unsafe { libc::geteuid() }
+}
+
+/// Makes `dir` a private directory of this user: creates it (and parents)
+/// with mode 0700 when missing; tightens an existing one we own that is
+/// looser than 0700, with a warning; refuses one owned by another user.
+pub fn ensure_private_dir(dir: &Path) -> Result<(), CliError> {
+    let meta = match std::fs::metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| CliError::io("create", dir, &e));
+        }
+        Err(e) => return Err(CliError::io("read", dir, &e)),
+    };
+    if !meta.is_dir() {
+        return Err(CliError::Other(format!(
+            "{} is not a directory; muxlink keeps its files there",
+            dir.display()
+        )));
+    }
+    match check_private_dir(meta.uid(), meta.mode(), effective_uid()) {
+        DirVerdict::Private => Ok(()),
+        DirVerdict::Loose(mode) => {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| CliError::io("change the mode of", dir, &e))?;
+            tracing::warn!(
+                "{} was mode {mode:04o}, readable by others; tightened to 0700",
+                dir.display()
+            );
+            Ok(())
+        }
+        DirVerdict::Foreign(owner) => Err(CliError::Other(format!(
+            "refusing to use {}: it belongs to uid {owner}, not to this user (uid {}); \
+             use a directory of your own (MUXLINK_HOME, --data-dir or --config-dir)",
+            dir.display(),
+            effective_uid()
+        ))),
+    }
+}
+
+/// True for the names of files muxlink keeps in its config and data dirs.
+pub fn is_our_file(name: &str) -> bool {
+    matches!(
+        name,
+        crate::config::CONFIG_FILE
+            | PRIVATE_KEY_FILE
+            | PUBLIC_KEY_FILE
+            | PAIRED_FILE
+            | "agent.pid"
+            | "agent-status.json"
+            | "agent.log"
+    ) || name.starts_with("shared-secret-")
+}
+
+/// Tightens to 0600, with a warning each, the files of ours in `dir` (see
+/// [`is_our_file`]) that an older version or a hand edit left readable by
+/// others. Only regular files we own are touched, through a descriptor opened
+/// with `O_NOFOLLOW`; a missing `dir` is fine.
+pub fn tighten_our_files(dir: &Path) -> Result<(), CliError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(CliError::io("read", dir, &e)),
+    };
+    let me = effective_uid();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !is_our_file(&name.to_string_lossy()) {
+            continue;
+        }
+        let Ok(meta) = entry.metadata() else { continue };
+        let mode = meta.mode() & 0o7777;
+        if !meta.file_type().is_file() || meta.uid() != me || mode & 0o077 == 0 {
+            continue;
+        }
+        let path = entry.path();
+        let tightened = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .and_then(|f| f.set_permissions(std::fs::Permissions::from_mode(0o600)));
+        tightened.map_err(|e| CliError::io("change the mode of", &path, &e))?;
+        tracing::warn!("{} was mode {mode:04o}; tightened to 0600", path.display());
+    }
+    Ok(())
+}
+
+/// Makes the config and data dirs private ([`ensure_private_dir`]) and
+/// tightens our files in them ([`tighten_our_files`]).
+pub fn secure_dirs(paths: &crate::config::Paths) -> Result<(), CliError> {
+    for dir in [&paths.config_dir, &paths.data_dir] {
+        ensure_private_dir(dir)?;
+        tighten_our_files(dir)?;
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` with mode 0600, atomically: a [`tempfile`] with
+/// an unpredictable name in the same directory (created with `O_EXCL`, so no
+/// symlink is followed), synced, then renamed over `path` (which replaces a
+/// symlink there instead of writing through it). The caller has made the
+/// directory private ([`ensure_private_dir`]).
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        // The mode above applies only to new files; make sure of it.
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        CliError::io("write", path, &e)
-    })
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .permissions(std::fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)
+        .map_err(|e| CliError::io("create a temporary file in", dir, &e))?;
+    // On any error below, dropping `tmp` removes the temporary file.
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(|e| CliError::io("write", path, &e))?;
+    tmp.persist(path)
+        .map_err(|e| CliError::io("write", path, &e.error))?;
+    // Make the rename itself durable (best effort: some filesystems refuse).
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -328,6 +453,134 @@ mod tests {
         store.load_identity().unwrap();
         let mode = std::fs::metadata(&pubf).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn write_private_is_0600_whatever_the_old_file_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.json");
+        std::fs::write(&path, b"old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        write_private(&path, b"new").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        assert_eq!(mode(&path), 0o600);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("f.json")]);
+    }
+
+    /// The old writer used `.<name>.tmp<pid>` and opened it without `O_EXCL`:
+    /// a symlink planted there made it write the secret through the link.
+    #[test]
+    fn symlinks_at_the_target_or_a_guessable_temp_name_are_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("victim");
+        std::fs::write(&victim, b"keep").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let target = dir.path().join(PAIRED_FILE);
+        let guess = dir
+            .path()
+            .join(format!(".{PAIRED_FILE}.tmp{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &guess).unwrap();
+        std::os::unix::fs::symlink(&victim, &target).unwrap();
+        write_private(&target, b"[]").unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+        assert_eq!(mode(&victim), 0o644);
+        let meta = std::fs::symlink_metadata(&target).unwrap();
+        assert!(meta.file_type().is_file(), "the link was replaced");
+        assert_eq!(mode(&target), 0o600);
+        assert_eq!(std::fs::read(&target).unwrap(), b"[]");
+    }
+
+    #[test]
+    fn public_key_symlink_is_replaced_not_chmod_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let key = store.create_identity().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("victim");
+        std::fs::write(&victim, key.verifying_key().to_bytes()).unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let pubf = dir.path().join(PUBLIC_KEY_FILE);
+        std::fs::remove_file(&pubf).unwrap();
+        std::os::unix::fs::symlink(&victim, &pubf).unwrap();
+        store.load_identity().unwrap();
+        assert_eq!(mode(&victim), 0o644, "not chmod'ed through the link");
+        assert!(
+            std::fs::symlink_metadata(&pubf)
+                .unwrap()
+                .file_type()
+                .is_file()
+        );
+        assert_eq!(mode(&pubf), 0o600);
+    }
+
+    #[test]
+    fn dir_rule() {
+        assert_eq!(check_private_dir(1000, 0o40700, 1000), DirVerdict::Private);
+        assert_eq!(check_private_dir(1000, 0o40500, 1000), DirVerdict::Private);
+        assert_eq!(
+            check_private_dir(1000, 0o40755, 1000),
+            DirVerdict::Loose(0o755)
+        );
+        assert_eq!(
+            check_private_dir(1000, 0o40710, 1000),
+            DirVerdict::Loose(0o710)
+        );
+        assert_eq!(check_private_dir(0, 0o40700, 1000), DirVerdict::Foreign(0));
+        assert_eq!(
+            check_private_dir(1001, 0o40777, 1000),
+            DirVerdict::Foreign(1001)
+        );
+    }
+
+    #[test]
+    fn loose_dir_is_tightened_and_missing_dirs_are_created_0700() {
+        let dir = tempfile::tempdir().unwrap();
+        let loose = dir.path().join("loose");
+        std::fs::create_dir(&loose).unwrap();
+        std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o755)).unwrap();
+        ensure_private_dir(&loose).unwrap();
+        assert_eq!(mode(&loose), 0o700);
+        let deep = dir.path().join("a/b/c");
+        ensure_private_dir(&deep).unwrap();
+        assert_eq!(mode(&deep), 0o700);
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"").unwrap();
+        assert!(ensure_private_dir(&file).is_err());
+    }
+
+    #[test]
+    fn loose_files_of_ours_are_tightened_others_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        for name in [
+            PAIRED_FILE,
+            "config.toml",
+            "shared-secret-x",
+            "agent.log",
+            "notes.txt",
+        ] {
+            std::fs::write(p.join(name), b"x").unwrap();
+            std::fs::set_permissions(p.join(name), std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let victim = tempfile::NamedTempFile::new().unwrap();
+        std::fs::set_permissions(victim.path(), std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::os::unix::fs::symlink(victim.path(), p.join(PUBLIC_KEY_FILE)).unwrap();
+        tighten_our_files(p).unwrap();
+        for name in [PAIRED_FILE, "config.toml", "shared-secret-x", "agent.log"] {
+            assert_eq!(mode(&p.join(name)), 0o600, "{name}");
+        }
+        assert_eq!(mode(&p.join("notes.txt")), 0o644, "not ours");
+        assert_eq!(mode(victim.path()), 0o644, "link not followed");
+        assert!(tighten_our_files(&p.join("missing")).is_ok());
     }
 
     #[test]

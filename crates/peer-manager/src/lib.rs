@@ -17,7 +17,7 @@
 //! - `lifecycle` — pure per-peer timers: grace, ICE restart, watchdog, cleanup once.
 //! - `candidates` — pure bounds on remote ICE candidates: 64 buffered before the
 //!   answer, 64 added after it, per ICE round; extra ones dropped.
-//! - `throttle` — pure per-phone `connect_request` rate (burst 3, then 1/s);
+//! - `throttle` — pure per-phone `connect_request` rate (burst 6, then 1/s);
 //!   requests over it are dropped with a log (the spec has no reason for them).
 //! - `cleaner` — pure sweep rule and the periodic [`ConnectionCleaner`] task.
 //! - `ice_servers` — TURN credential fetch, 10 min process-wide cache, STUN fallback.

@@ -167,7 +167,7 @@ impl PeerManager {
     }
 
     /// Per-phone `connect_request` rate: `burst` at once, then one per
-    /// `interval` (defaults 3 and 1 s; see [`crate::throttle`]). Requests over
+    /// `interval` (defaults 6 and 1 s; see [`crate::throttle`]). Requests over
     /// it are dropped with a log line.
     pub fn set_connect_rate(&self, burst: u32, interval: Duration) {
         self.inner().throttle = ConnectThrottle::new(burst, interval);

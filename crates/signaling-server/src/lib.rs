@@ -14,25 +14,40 @@
 //!
 //! It speaks plain HTTP/WebSocket, or https/wss itself when
 //! [`ServerConfig::tls`] names a PEM certificate chain and key (rustls with
-//! the ring provider; files are checked at start-up, handshakes run beside the
-//! accept loop with a 10 s bound). Without it, put a TLS-terminating reverse
-//! proxy in front: phone browsers need a secure origin for WebCrypto.
+//! the ring provider; files are checked at start-up, handshakes run in each
+//! connection's task with a 10 s bound). Without it, put a TLS-terminating
+//! reverse proxy in front: phone browsers need a secure origin for WebCrypto.
+//!
+//! It is meant to face the open internet: its own HTTP/1.1 accept loop (hyper)
+//! caps open connections in total and per client address, closes a connection
+//! whose request head does not arrive within [`ServerConfig::header_timeout`]
+//! (which also ends idle keep-alive connections) and answers 408 to a body
+//! slower than [`ServerConfig::body_timeout`]. A client is a [`ClientKey`]
+//! (IPv4 address or IPv6 /64; behind [`ServerConfig::trusted_proxies`], the
+//! forwarded address). Every in-memory table evicts its oldest entries when
+//! full instead of refusing everyone. Failed pairing attempts have a budget
+//! per /24 (/48) and server-wide; devices that never pair expire.
 //!
 //! Layout:
 //! - [`config`]: [`ServerConfig`] (library) and [`ConfigFile`] (TOML).
-//! - [`server`]: [`Server::start`] and [`RunningServer`].
+//! - [`server`]: [`Server::start`], [`RunningServer`], the accept loop.
 //! - [`store`]: the [`Store`] trait, [`Device`], and [`Db`] (blocking calls off the executor).
 //! - [`sqlite`]: [`SqliteStore`], the rusqlite implementation.
-//! - [`tls`]: certificate loading ([`TlsError`]) and the TLS listener for axum.
+//! - [`tls`]: certificate loading ([`TlsError`]) and the bounded handshake.
+//! - [`client_key`]: [`ClientKey`], prefixes, [`TrustedProxies`] and forwarded headers.
 //! - [`clock`]: shiftable wall clock for expiry tests.
-//! - `http_api`: routes, request-signing layer, JSON errors.
+//! - `http_api`: routes, request-signing layer, body timeout, JSON errors.
 //! - `ws`: one WebSocket connection (auth, presence, relay, limits).
 //! - `hub`: online sockets per device, non-blocking fan-out.
-//! - `challenges`, `pairing_codes`, `replay`, `rate_limit`: bounded in-memory tables.
+//! - `challenges`, `pairing_codes`, `replay`, `rate_limit`, `guess_budget`:
+//!   bounded in-memory tables; `lru`: the evicting map under them.
+//! - `slots`: connection and socket counts per client; `token_bucket`: the
+//!   per-socket message rate.
 //! - `api_error`: HTTP error responses.
 //! - `cors`: CORS for the configured web-client origins and the `Origin` check of `/ws`.
 //! - `web_assets`: the embedded web client served at `/` (built by `cargo xtask web`;
-//!   `build.rs` embeds `web/dist` when present, else a page saying how to build it).
+//!   `build.rs` embeds `web/dist` when present, pre-compressed, else a page
+//!   saying how to build it).
 
 #![warn(missing_docs)]
 

@@ -178,3 +178,58 @@ fn binary_refuses_a_malformed_cors_origin_in_one_line() {
     assert!(err.contains("\"https://app.example.net/web\""), "{err}");
     assert!(err.contains("scheme://host[:port]"), "{err}");
 }
+
+#[test]
+fn a_short_jwt_secret_is_refused_and_help_warns_about_the_flag() {
+    let bin = env!("CARGO_BIN_EXE_muxlink-signaling-server");
+    let out = std::process::Command::new(bin)
+        .args(["--bind", "127.0.0.1:0", "--jwt-secret", "short-secret"])
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "it never listened");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("12 bytes; use at least 32"), "{err}");
+
+    let help = std::process::Command::new(bin)
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    assert!(help.contains("visible to every user"), "{help}");
+    assert!(help.contains("--jwt-secret-file"), "{help}");
+    assert!(help.contains("--trusted-proxy"), "{help}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_jwt_secret_comes_from_a_file_by_flag_or_env() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("jwt-secret");
+    let secret = "a-jwt-secret-of-forty-bytes-0123456789ab";
+    std::fs::write(&file, format!("{secret}\n")).unwrap();
+    let path = file.to_str().unwrap();
+    for (args, envs) in [
+        (vec!["--jwt-secret-file", path], vec![]),
+        (vec![], vec![("MUXLINK_SERVER_JWT_SECRET_FILE", path)]),
+    ] {
+        let mut all = vec!["--bind", "127.0.0.1:0"];
+        all.extend(args);
+        let proc = ServerProcess::spawn(&all, &envs);
+        let http = Http {
+            url: proc.url.clone(),
+            version: "v1".into(),
+            hmac: String::new(),
+            clock: signaling_server::Clock::system(),
+            ca: None,
+        };
+        let host = DeviceKeys::random();
+        http.initiate(&host, "laptop").await;
+        let token = http.token(&host).await;
+        let now = http.clock.now_unix();
+        // Signed with the file's secret, without its trailing newline.
+        let claims = signaling_proto::jwt_verify(secret.as_bytes(), &token, now).unwrap();
+        assert_eq!(claims.device_id, host.id);
+    }
+}

@@ -126,7 +126,9 @@ export async function pair(
     });
   } catch (e) {
     if (e instanceof ApiError && e.status === 404)
-      throw new PairingError("The pairing code is wrong or expired. Run `muxlink pair` again on the computer.");
+      throw new PairingError(
+        "This QR code is wrong or expired (or was already used): run `muxlink pair` on the computer again " +
+          "and scan the new QR code, or paste the payload line it prints.");
     throw e;
   }
   // The camera read the QR code; the server may lie (pairing.md §8.1).

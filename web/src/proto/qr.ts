@@ -4,10 +4,17 @@ import { b64decode, PAIRING_TOKEN_BYTES, type Bytes } from "./crypto";
 
 export const CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 
-/** Shown for a payload from before pairing v2 (no token `T`), or a bare code. */
+/** What works for pairing, said wherever the page talks about codes (a code alone cannot pair in v2). */
+export const HOW_TO_PAIR =
+  "scan the QR code that `muxlink pair` shows on the computer, or paste the whole payload line it prints";
+
+/** Shown for a payload from before pairing v2 (no token `T`). */
 export const OLD_PAYLOAD_MESSAGE =
-  "This pairing code is from an older muxlink: scan the QR code again, or paste the whole payload line " +
-  "that `muxlink pair` prints (a code alone cannot pair).";
+  `This pairing payload is from an older muxlink and cannot pair: ${HOW_TO_PAIR}.`;
+
+/** Shown for a pairing code typed or pasted on its own. */
+export const CODE_ALONE_MESSAGE =
+  `A code alone cannot pair: ${HOW_TO_PAIR}.`;
 
 export interface QrPayload {
   code: string;
@@ -51,14 +58,15 @@ export function parsePayload(text: string): QrPayload {
   if (hash >= 0) t = payloadFromFragment(t.slice(hash));
   if (t.length > 2048) throw new PayloadError("The pairing payload is too long.");
   const f = t.split("|");
-  if (f.length <= 4 && (f.length !== 1 || isCode(f[0].toUpperCase()))) throw new PayloadError(OLD_PAYLOAD_MESSAGE);
-  if (f.length !== 5) throw new PayloadError("A pairing payload has 5 '|'-separated fields: copy the whole line that `muxlink pair` prints.");
+  if (f.length === 1 && isCode(f[0].toUpperCase())) throw new PayloadError(CODE_ALONE_MESSAGE);
+  if (f.length > 1 && f.length <= 4) throw new PayloadError(OLD_PAYLOAD_MESSAGE);
+  if (f.length !== 5) throw new PayloadError(`That is not a pairing payload (5 fields separated by '|'): ${HOW_TO_PAIR}.`);
   const names = ["pairing code", "host key", "host device id", "server url", "pairing token"];
   f.forEach((v, i) => {
     if (v === "") throw new PayloadError(`The pairing payload's ${names[i]} is empty.`);
   });
   const [code, key, id, url, tok] = f;
-  if (!isCode(code)) throw new PayloadError("The pairing code must be 6 characters from the code alphabet.");
+  if (!isCode(code)) throw new PayloadError(`The pairing payload's first field is not a pairing code: ${HOW_TO_PAIR}.`);
   let hostKey: Bytes;
   try {
     hostKey = b64decode(key);

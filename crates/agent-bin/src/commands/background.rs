@@ -31,13 +31,9 @@ pub fn start(cfg: &Config, o: &Overrides, quiet: bool) -> Result<i32, CliError> 
     if store.load_paired()?.is_none() {
         return Err(CliError::NotPaired);
     }
-    crate::store::ensure_private_dir(&cfg.paths.data_dir)?;
+    crate::store::secure_dirs(&cfg.paths)?;
     let log_path = cfg.paths.log_file();
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(|e| CliError::io("open", &log_path, &e))?;
+    let log = open_log(&log_path)?;
     let log2 = log
         .try_clone()
         .map_err(|e| CliError::io("open", &log_path, &e))?;
@@ -98,6 +94,23 @@ pub fn start(cfg: &Config, o: &Overrides, quiet: bool) -> Result<i32, CliError> 
         println!("agent started (pid {pid}); logs in {}", log_path.display());
     }
     Ok(pid)
+}
+
+/// Opens the agent's log for appending: created 0600 whatever the umask, an
+/// older looser file tightened through its descriptor, and a symlink planted
+/// there refused (`O_NOFOLLOW`) rather than followed.
+pub fn open_log(path: &std::path::Path) -> Result<std::fs::File, CliError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| CliError::io("open", path, &e))?;
+    log.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| CliError::io("change the mode of", path, &e))?;
+    Ok(log)
 }
 
 /// Stops the running agent with SIGTERM and waits for it to release the pidfile.

@@ -28,6 +28,8 @@ pub fn init(o: &Overrides) -> Result<(), CliError> {
     }
     // Validate the merged result before persisting.
     let cfg = Config::merge(paths.clone(), file.clone(), o)?;
+    // Both dirs are made private (and our files 0600) even when nothing new is written.
+    store::secure_dirs(&paths)?;
     if changed || !config_path.exists() {
         write_config(&paths, &file)?;
     }

@@ -46,6 +46,7 @@ pub async fn pair(cfg: &Config, opts: &PairOptions) -> Result<(), CliError> {
     }
     let store = Store::new(&cfg.paths.data_dir);
     let key = store.load_identity()?;
+    store::secure_dirs(&cfg.paths)?;
     let server = cfg.require_server()?.to_string();
     let host_id = store::device_id(&key.verifying_key().to_bytes());
     let old = store.load_paired()?;

@@ -1,6 +1,8 @@
 //! `muxlink serve`: the bundled signaling server (the signaling-server library)
 //! in the foreground until Ctrl-C or SIGTERM, over https/wss when given a
-//! certificate and key.
+//! certificate and key. Every other server setting (limits, timeouts, trusted
+//! proxies, JWT secret file) comes from the standalone server's TOML file
+//! named by `MUXLINK_SERVER_CONFIG`, under the flags.
 
 use std::path::PathBuf;
 
@@ -43,13 +45,17 @@ pub async fn serve(opts: ServeOptions, o: &Overrides) -> Result<(), CliError> {
     })?;
     let tls = signaling_server::TlsFiles::from_pair(tls_cert, tls_key)
         .map_err(|e| CliError::Other(e.to_string()))?;
-    let mut config = signaling_server::ServerConfig {
-        bind: addr,
-        hmac_secret: o.hmac_secret.clone().unwrap_or_default(),
-        tls,
-        cors_origins,
-        ..Default::default()
-    };
+    let mut config = server_file()?;
+    config.bind = addr;
+    if let Some(secret) = &o.hmac_secret {
+        config.hmac_secret = secret.clone();
+    }
+    if tls.is_some() {
+        config.tls = tls;
+    }
+    if !cors_origins.is_empty() {
+        config.cors_origins = cors_origins;
+    }
     if let Some(db) = db {
         config.database = Some(db);
     }
@@ -65,6 +71,24 @@ pub async fn serve(opts: ServeOptions, o: &Overrides) -> Result<(), CliError> {
     }
     server.shutdown().await;
     Ok(())
+}
+
+/// The server settings of the TOML file named by `MUXLINK_SERVER_CONFIG`
+/// (the same file `muxlink-signaling-server --config` reads), or defaults.
+fn server_file() -> Result<signaling_server::ServerConfig, CliError> {
+    let mut config = signaling_server::ServerConfig::default();
+    let Some(path) = std::env::var_os("MUXLINK_SERVER_CONFIG") else {
+        return Ok(config);
+    };
+    let path = PathBuf::from(path);
+    let shown = path.display();
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| CliError::Other(format!("cannot read MUXLINK_SERVER_CONFIG {shown}: {e}")))?;
+    signaling_server::ConfigFile::from_toml(&text)
+        .map_err(|e| CliError::Other(format!("invalid MUXLINK_SERVER_CONFIG {shown}: {e}")))?
+        .apply(&mut config)
+        .map_err(|e| CliError::Other(e.to_string()))?;
+    Ok(config)
 }
 
 #[cfg(test)]

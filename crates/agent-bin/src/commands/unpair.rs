@@ -12,6 +12,7 @@ use crate::store::Store;
 pub fn unpair(cfg: &Config, yes: bool) -> Result<(), CliError> {
     let store = Store::new(&cfg.paths.data_dir);
     let key = store.load_identity()?;
+    crate::store::secure_dirs(&cfg.paths)?;
     let Some(device) = store.load_paired()? else {
         println!("no phone is paired; nothing to do");
         return Ok(());
