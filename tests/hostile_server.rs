@@ -163,7 +163,7 @@ async fn connect(
         .expect("connect did not finish in time")
 }
 
-/// The decoded `type`s of what the host sent, for messages.
+/// The decoded `type`s of what the host sent through the relay.
 fn host_sent(rec: &Recording) -> Vec<String> {
     rec.types(Flow::HostToPhone)
 }
@@ -252,7 +252,8 @@ async fn substituted_pairing_key_is_refused_and_the_genuine_one_pairs() {
     assert_eq!(genuine.len(), 1, "{genuine:?}");
 
     // More forgeries on the same wait: a forged and a missing confirmation with
-    // the relay's key, and the phone's key with a forged confirmation.
+    // the relay's key, and the phone's key with a forged confirmation (the
+    // forgery is the spec's §9.1 vector `C`: well-formed, made for other keys).
     let mut forged: serde_json::Value = serde_json::from_str(&genuine[0]).unwrap();
     forged["mobileX25519PublicKey"] = attack.relay_public.clone().into();
     forged["mobileConfirmation"] = "QsO8l31s/WKvrPA9L+6RFga8NJQEAgAbIunhzjZVMUo=".into();
