@@ -137,7 +137,9 @@ async fn pair_connect_attach_type_resize_detach_kill_unpair() {
     assert!(tmux.run(&["has-session", "-t", "work"]).is_err());
 
     // Unpair through the CLI: the agent reloads (SIGUSR2) and drops the phone,
-    // and a new connection attempt is refused.
+    // and a new connection attempt is refused (the server deletes a phone left
+    // without a pairing and closes its signaling socket, or the host says
+    // `not_paired` if the request got there first).
     let o = blocking(|| home.output(&["unpair", "--yes"], T)).unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     tokio::time::timeout(T, conn.closed())
@@ -145,7 +147,8 @@ async fn pair_connect_attach_type_resize_detach_kill_unpair() {
         .expect("the agent kept the unpaired phone");
     match phone.connect(sig.clone()).await {
         Err(ClientError::Rejected(reason)) => assert_eq!(reason, "not_paired"),
-        other => panic!("expected a not_paired rejection, got {other:?}"),
+        Err(ClientError::Signaling(_) | ClientError::AuthRejected(_)) => {}
+        other => panic!("expected the unpaired phone to be refused, got {other:?}"),
     }
 
     let st = blocking(|| agent.terminate(T)).unwrap();

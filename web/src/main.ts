@@ -100,7 +100,7 @@ function pairingPage(prefill = scanned, need: SecretNeed = undefined): void {
   const payload = el("textarea", { rows: 4, placeholder: "ABC234|hostKey…|hostId…|https://server|token…", value: prefill, id: "payload" });
   const name = el("input", { id: "name", value: "phone browser", maxLength: 64 });
   void get<string>("name").then((n) => n && (name.value = n));
-  const hmac = el("input", { id: "hmac", type: "password", autocomplete: "off", placeholder: "empty unless the server signs requests" });
+  const hmac = el("input", { id: "hmac", type: "password", autocomplete: "off", placeholder: need ? "the server's signing secret" : "empty unless the server signs requests" });
   void get<string>("hmacSecret").then((s) => (hmac.value = need === "invalid" ? "" : s ?? ""));
   const go = el("button", { className: "primary", id: "pair", textContent: "Pair" });
   const submit = () => {

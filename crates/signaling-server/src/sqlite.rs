@@ -77,9 +77,17 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
         .prepare("SELECT 1 FROM pragma_table_info('devices') WHERE name = 'ever_paired'")
         .and_then(|mut s| s.exists([]))
         .map_err(db_err)?;
-    if has_column {
-        return Ok(());
+    if !has_column {
+        add_columns(conn)?;
     }
+    // The sweep's query: never-paired devices by registration time.
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS devices_unpaired ON devices(created_at) WHERE ever_paired = 0;",
+    )
+    .map_err(db_err)
+}
+
+fn add_columns(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(
         "BEGIN;
          ALTER TABLE devices ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0;
