@@ -15,8 +15,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+pub mod attacks;
 pub mod faults;
 pub mod pairing;
+pub mod relay;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
