@@ -57,7 +57,7 @@ impl Handler {
             return;
         }
         *last = Some(shape);
-        let links: Vec<Arc<dyn PeerLink>> = self.slots().values().map(|s| s.link.clone()).collect();
+        let links: Vec<Arc<dyn PeerLink>> = self.table().links();
         if links.is_empty() {
             return;
         }

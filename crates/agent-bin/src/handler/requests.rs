@@ -1,0 +1,116 @@
+//! The requests that use an attachment without starting or ending one by
+//! themselves, and those that need none (terminal-protocol.md §6): list,
+//! input, resize, kill and create.
+
+use std::sync::Arc;
+
+use terminal_protocol::{ErrorCode, MAX_DIM, MAX_INPUT_SIZE, MIN_DIM, valid_target_id};
+
+use super::ending::Cause;
+use super::{Handler, PeerLink, send, send_error, sessions_event};
+
+impl Handler {
+    /// Sends a fresh `sessions`, or `error list_sessions_failed`.
+    pub(super) async fn send_sessions(&self, link: &Arc<dyn PeerLink>) {
+        match self.inner.bridge.list_sessions().await {
+            Ok(sessions) => send(link, &sessions_event(sessions)).await,
+            Err(e) => list_failed(link, &e).await,
+        }
+    }
+
+    /// `list_sessions`: also the moment a pane that vanished without its
+    /// stream noticing yet is found, and its attachment ended.
+    pub(super) async fn list_sessions(&self, link: &Arc<dyn PeerLink>) {
+        let sessions = match self.inner.bridge.list_sessions().await {
+            Ok(s) => s,
+            Err(e) => return list_failed(link, &e).await,
+        };
+        let attached = self.table().attached(link.device_id(), link);
+        if let Some(a) = attached {
+            let present = sessions
+                .iter()
+                .flat_map(|s| &s.windows)
+                .flat_map(|w| &w.panes)
+                .any(|p| p.id == a.pane_id);
+            // Checked by generation: the stream may have ended it meanwhile
+            // (it is the same vanished pane), and then it already said so.
+            let ending = if present {
+                None
+            } else {
+                self.table().end(&a.id, Cause::PaneAbsent)
+            };
+            if let Some(ending) = ending {
+                self.end(ending).await;
+            }
+        }
+        send(link, &sessions_event(sessions)).await;
+    }
+
+    pub(super) async fn input(&self, link: &Arc<dyn PeerLink>, data: &[u8]) {
+        // `input_too_large` comes before `not_attached` (§11.2).
+        if data.len() > MAX_INPUT_SIZE {
+            let message = "input larger than 16384 bytes";
+            return send_error(link, ErrorCode::InputTooLarge, message).await;
+        }
+        let Some(a) = self.table().attached(link.device_id(), link) else {
+            return send_error(link, ErrorCode::NotAttached, "no pane attached").await;
+        };
+        if let Err(e) = self.inner.bridge.send_input(&a.pane_id, data).await {
+            tracing::info!(pane = %a.pane_id, error = %e, "input failed");
+            let message = format!("cannot send input to {}", a.pane_id);
+            send_error(link, ErrorCode::InputFailed, &message).await;
+        }
+    }
+
+    pub(super) async fn resize(&self, link: &Arc<dyn PeerLink>, cols: u16, rows: u16) {
+        let dims_ok = |v: u16| (MIN_DIM..=MAX_DIM).contains(&v);
+        if !dims_ok(cols) || !dims_ok(rows) {
+            return send_error(link, ErrorCode::ResizeFailed, "size must be 1..=500").await;
+        }
+        let Some(a) = self.table().attached(link.device_id(), link) else {
+            return send_error(link, ErrorCode::NotAttached, "no pane attached").await;
+        };
+        // The same dims again would only make tmux redraw: a silent no-op.
+        if (a.cols, a.rows) == (cols, rows) {
+            return;
+        }
+        if let Err(e) = self.inner.bridge.force_size(&a.pane_id, cols, rows).await {
+            tracing::info!(pane = %a.pane_id, error = %e, "resize failed");
+            let message = format!("cannot resize {}", a.pane_id);
+            return send_error(link, ErrorCode::ResizeFailed, &message).await;
+        }
+        self.table().resized(&a.id, cols, rows);
+    }
+
+    pub(super) async fn kill_session(&self, link: &Arc<dyn PeerLink>, session: String) {
+        if !valid_target_id(&session) {
+            return send_error(link, ErrorCode::KillSessionFailed, "invalid session id").await;
+        }
+        match self.inner.bridge.kill_session(&session).await {
+            Ok(()) => send(link, &terminal_protocol::Event::SessionEnded { session }).await,
+            Err(e) => {
+                tracing::info!(session = %session, error = %e, "kill session failed");
+                let message = format!("cannot kill session {session}");
+                send_error(link, ErrorCode::KillSessionFailed, &message).await;
+            }
+        }
+    }
+
+    pub(super) async fn create_session(&self, link: &Arc<dyn PeerLink>) {
+        match self.inner.bridge.create_session().await {
+            Ok(session) => send(link, &terminal_protocol::Event::SessionCreated { session }).await,
+            Err(e) => {
+                tracing::info!(error = %e, "create session failed");
+                let message = "cannot create a session";
+                send_error(link, ErrorCode::CreateSessionFailed, message).await;
+            }
+        }
+    }
+}
+
+/// `error list_sessions_failed`; tmux's own words stay in the log (§8).
+async fn list_failed(link: &Arc<dyn PeerLink>, e: &tmux_bridge::BridgeError) {
+    tracing::warn!(error = %e, "list sessions failed");
+    let message = "cannot list tmux sessions";
+    send_error(link, ErrorCode::ListSessionsFailed, message).await;
+}
