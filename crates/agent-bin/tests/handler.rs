@@ -467,3 +467,45 @@ async fn tree_changes_are_pushed_to_the_phone() {
     cancel.cancel();
     watcher.await.unwrap();
 }
+
+#[tokio::test]
+async fn reattach_releases_the_previous_panes_size() {
+    let (mut r, first) = rig("reattach", 65_536).await;
+    let second = r.tmux.session("second");
+    let window_size = |r: &Rig, pane: &str| {
+        r.tmux
+            .run(&["show-options", "-w", "-t", pane, "window-size"])
+    };
+    r.req(Rig::attach(&first, 70, 20)).await;
+    assert!(matches!(r.next().await, Event::Attached { .. }));
+    assert_eq!(r.tmux.size(&first), "70x20");
+    assert!(!window_size(&r, &first).is_empty(), "the size is forced");
+
+    // A new attach of the same phone ends the first one silently (§6 attach
+    // step 2): no `detached`, no `pane_closed`, and its size is released.
+    r.req(Rig::attach(&second, 60, 18)).await;
+    loop {
+        match r.next().await {
+            Event::Attached { pane_id, .. } => {
+                assert_eq!(pane_id, second);
+                break;
+            }
+            Event::Output { .. } => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    let opt = window_size(&r, &first);
+    assert!(opt.is_empty(), "window-size still set: {opt:?}");
+    assert_eq!(r.tmux.size(&second), "60x18");
+    assert_eq!(
+        r.handler.attachments(),
+        vec![(r.link.device_id().to_string(), Some(second.clone()))]
+    );
+
+    // Input now goes to the second pane.
+    r.req(Request::Input {
+        data: b"echo re$((2+3))attached\r".to_vec(),
+    })
+    .await;
+    r.output_until("re5attached", None).await;
+}
