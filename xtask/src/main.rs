@@ -6,6 +6,7 @@
 mod bench;
 mod demo;
 mod fuzz;
+mod man;
 mod run;
 mod test;
 mod tidy;
@@ -21,6 +22,7 @@ commands:
   demo              run server, agent, tmux and a phone on this machine and report
   test              fmt check, clippy -D warnings, every unit, integration and e2e test
   lint              fmt check, clippy, rustdoc warnings, cargo deny (if installed)
+  man               man pages from the CLI: target/man/muxlink.1 and one per command
   e2e               only the end-to-end tests in tests/ (real tmux, server, WebRTC)
   fuzz <target> <s> run one cargo-fuzz target for <s> seconds (needs nightly + cargo-fuzz)
   fuzz --list       list the fuzz targets
@@ -41,6 +43,7 @@ fn main() -> Result<()> {
         "fuzz" => fuzz::fuzz(rest),
         "demo" => demo::demo(),
         "bench" => bench::bench(),
+        "man" => man::man(),
         "web" => web::web(),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");

@@ -165,6 +165,29 @@ pub enum Command {
     /// The web client: write it out to host on an origin you trust.
     #[command(subcommand)]
     Web(WebCommand),
+    /// Run the agent as a user service that starts at login (systemd or launchd).
+    ///
+    /// `install` writes a systemd user unit (`~/.config/systemd/user/muxlink.service`)
+    /// on Linux, a launchd agent (`~/Library/LaunchAgents/muxlink.agent.plist`)
+    /// on macOS, then enables and starts it; `uninstall` stops it and removes the file.
+    /// The service runs `muxlink run`, which reads the same config as every command.
+    #[command(subcommand)]
+    Service(ServiceCommand),
+    /// Print the shell completion script for SHELL to stdout.
+    ///
+    /// bash: `muxlink completions bash > ~/.local/share/bash-completion/completions/muxlink`;
+    /// zsh: `muxlink completions zsh > ~/.zfunc/_muxlink` (a directory on $fpath);
+    /// fish: `muxlink completions fish > ~/.config/fish/completions/muxlink.fish`.
+    Completions {
+        /// The shell to complete in.
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (muxlink.1 and one per command) into DIR.
+    #[command(name = "__man", hide = true)]
+    Man {
+        /// Directory to write into (created if missing).
+        dir: PathBuf,
+    },
     /// Anything else goes to `tmux -L muxlink`.
     #[command(external_subcommand)]
     Tmux(Vec<OsString>),
@@ -183,6 +206,19 @@ pub enum WebCommand {
         /// Directory to write into (created if missing; existing files are replaced).
         dir: PathBuf,
     },
+}
+
+/// `muxlink service …`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum ServiceCommand {
+    /// Write the user service, enable it and start it now.
+    ///
+    /// Needs an initialised and paired host (the service would only fail and
+    /// restart otherwise) and no agent started with `muxlink start`.
+    /// Without systemctl (or launchctl) the commands to run are printed instead.
+    Install,
+    /// Stop and disable the user service and remove its file.
+    Uninstall,
 }
 
 impl Cli {

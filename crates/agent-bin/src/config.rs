@@ -72,12 +72,20 @@ pub struct Overrides {
 pub struct Paths {
     /// Holds `config.toml`.
     pub config_dir: PathBuf,
-    /// Holds keys, the pairing record, the pidfile, the status file and the log.
+    /// Holds keys and the pairing record.
     pub data_dir: PathBuf,
+    /// Holds the pidfile and the status file: `$XDG_RUNTIME_DIR/muxlink`, or
+    /// the data dir when that is unset or a data dir was given.
+    pub runtime_dir: PathBuf,
+    /// Holds the background agent's log: `$XDG_STATE_HOME/muxlink` (default
+    /// `~/.local/state/muxlink`), or the data dir when a data dir was given.
+    pub state_dir: PathBuf,
 }
 
 impl Paths {
-    /// Resolves the directories: explicit dir > `MUXLINK_HOME` > XDG dirs.
+    /// Resolves the directories: explicit dir > `MUXLINK_HOME` > XDG dirs. An
+    /// explicit data dir (or `MUXLINK_HOME`) also holds the runtime and state
+    /// files, so such an installation stays in its own directories.
     pub fn resolve(o: &Overrides) -> Result<Paths, CliError> {
         let xdg = || directories::ProjectDirs::from("", "", "muxlink");
         let config_dir = match (&o.config_dir, &o.home) {
@@ -94,9 +102,29 @@ impl Paths {
                 .map(|p| p.data_dir().to_path_buf())
                 .ok_or(CliError::NoHomeDir)?,
         };
+        let (runtime_dir, state_dir) = if o.data_dir.is_some() || o.home.is_some() {
+            (data_dir.clone(), data_dir.clone())
+        } else {
+            let env_dir = |var: &str| {
+                std::env::var_os(var)
+                    .map(PathBuf::from)
+                    .filter(|p| p.is_absolute())
+            };
+            let runtime =
+                env_dir("XDG_RUNTIME_DIR").map_or_else(|| data_dir.clone(), |d| d.join("muxlink"));
+            let state = match env_dir("XDG_STATE_HOME") {
+                Some(d) => d.join("muxlink"),
+                None => directories::BaseDirs::new()
+                    .map(|b| b.home_dir().join(".local/state/muxlink"))
+                    .ok_or(CliError::NoHomeDir)?,
+            };
+            (runtime, state)
+        };
         Ok(Paths {
             config_dir,
             data_dir,
+            runtime_dir,
+            state_dir,
         })
     }
 
@@ -107,17 +135,17 @@ impl Paths {
 
     /// Path of the agent pidfile (locked while an agent runs).
     pub fn pid_file(&self) -> PathBuf {
-        self.data_dir.join("agent.pid")
+        self.runtime_dir.join("agent.pid")
     }
 
     /// Path of the agent's JSON status file.
     pub fn status_file(&self) -> PathBuf {
-        self.data_dir.join("agent-status.json")
+        self.runtime_dir.join("agent-status.json")
     }
 
     /// Log file of the background agent (`muxlink start`).
     pub fn log_file(&self) -> PathBuf {
-        self.data_dir.join("agent.log")
+        self.state_dir.join("agent.log")
     }
 }
 
@@ -270,6 +298,8 @@ mod tests {
         Paths {
             config_dir: "/c".into(),
             data_dir: "/d".into(),
+            runtime_dir: "/d".into(),
+            state_dir: "/d".into(),
         }
     }
 
@@ -311,6 +341,10 @@ mod tests {
         let p = Paths::resolve(&o).unwrap();
         assert_eq!(p.config_dir, PathBuf::from("/h"));
         assert_eq!(p.data_dir, PathBuf::from("/x"));
+        // An explicit data dir keeps the agent's runtime and state files too.
+        assert_eq!(p.pid_file(), PathBuf::from("/x/agent.pid"));
+        assert_eq!(p.status_file(), PathBuf::from("/x/agent-status.json"));
+        assert_eq!(p.log_file(), PathBuf::from("/x/agent.log"));
     }
 
     #[test]

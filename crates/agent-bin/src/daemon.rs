@@ -49,6 +49,7 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
     // Private dirs and files before anything is written (a warning per fix).
     store::secure_dirs(&cfg.paths)?;
     let _lock = pidfile::acquire(&cfg.paths.pid_file())?;
+    let _data_lock = pidfile::lock_data_dir(&cfg.paths.data_dir)?;
 
     let bridge = TmuxBridge::start(&cfg.tmux_socket).await.map_err(|e| {
         CliError::Other(format!(

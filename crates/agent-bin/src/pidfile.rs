@@ -1,5 +1,7 @@
-//! The agent pidfile: an exclusive `flock` held for the agent's lifetime, so two
-//! agents never run on one data dir, and other commands can ask who runs.
+//! The agent pidfile (`agent.pid` in the runtime dir): an exclusive `flock`
+//! held for the agent's lifetime, so two agents never run on one data dir, and
+//! other commands can ask who runs. A second lock on the data dir itself
+//! ([`lock_data_dir`]) covers two agents whose runtime dirs differ.
 //!
 //! It is the one file written in place rather than renamed over (the lock
 //! belongs to the inode, so a replaced file would let a second agent lock a
@@ -53,6 +55,28 @@ pub fn acquire(path: &Path) -> Result<PidLock, CliError> {
     })();
     res.map_err(|e| CliError::io("write", path, &e))?;
     Ok(PidLock { _lock: lock })
+}
+
+/// A held lock on the data directory itself, released on drop.
+#[derive(Debug)]
+pub struct DirLock {
+    _lock: Flock<std::fs::File>,
+}
+
+/// Locks the data directory (an exclusive `flock` on the directory, no file
+/// written), so two agents never serve one identity even when their pidfiles
+/// are in different runtime dirs (one started with `XDG_RUNTIME_DIR` set, one
+/// without). Taken after [`acquire`], so the usual case reports the pid.
+pub fn lock_data_dir(dir: &Path) -> Result<DirLock, CliError> {
+    let file = std::fs::File::open(dir).map_err(|e| CliError::io("open", dir, &e))?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(DirLock { _lock: lock }),
+        Err(_) => Err(CliError::Other(format!(
+            "another muxlink agent already uses {} with its pidfile elsewhere \
+             (started with a different XDG_RUNTIME_DIR?); stop it first",
+            dir.display()
+        ))),
+    }
 }
 
 /// The pid of the running agent, if one holds the lock.
@@ -114,6 +138,16 @@ mod tests {
         drop(lock);
         assert_eq!(running_pid(&path), None);
         let _again = acquire(&path).unwrap();
+    }
+
+    #[test]
+    fn data_dir_lock_is_exclusive() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = lock_data_dir(dir.path()).unwrap();
+        let err = lock_data_dir(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("XDG_RUNTIME_DIR"), "{err}");
+        drop(lock);
+        let _again = lock_data_dir(dir.path()).unwrap();
     }
 
     #[test]

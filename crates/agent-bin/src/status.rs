@@ -1,5 +1,6 @@
-//! The agent's JSON status file (`agent-status.json` in the data dir): written
-//! by the daemon when its state changes, read by `muxlink status`.
+//! The agent's JSON status file (`agent-status.json` in the runtime dir,
+//! beside the pidfile): written by the daemon when its state changes, read by
+//! `muxlink status`.
 
 use serde::{Deserialize, Serialize};
 

@@ -1,12 +1,17 @@
 //! `muxlink start` / `stop`: the agent as a background process, found through
 //! its locked pidfile. `start` waits on a pipe the agent writes to once ready
 //! (see `readiness`); `stop` waits for the pidfile lock to be released.
+//!
+//! The agent logs to `agent.log` in the state dir, rotated by size
+//! (`logging::RotatingFile`); its stdout and stderr start on that file too, so
+//! whatever it prints before logging is set up (a refusal, a panic) is there.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::config::{Config, Overrides};
 use crate::error::CliError;
+use crate::logging::open_log;
 use crate::pidfile;
 use crate::readiness::{Readiness, ReadyPipe};
 use crate::store::Store;
@@ -32,6 +37,9 @@ pub fn start(cfg: &Config, o: &Overrides, quiet: bool) -> Result<i32, CliError> 
         return Err(CliError::NotPaired);
     }
     crate::store::secure_dirs(&cfg.paths)?;
+    for dir in [&cfg.paths.runtime_dir, &cfg.paths.state_dir] {
+        crate::store::ensure_private_dir(dir)?;
+    }
     let log_path = cfg.paths.log_file();
     let log = open_log(&log_path)?;
     let log2 = log
@@ -44,8 +52,18 @@ pub fn start(cfg: &Config, o: &Overrides, quiet: bool) -> Result<i32, CliError> 
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log2)
-        .env("MUXLINK_CONFIG_DIR", &cfg.paths.config_dir)
-        .env("MUXLINK_DATA_DIR", &cfg.paths.data_dir);
+        .env(crate::logging::ENV_LOG_FILE, &log_path);
+    // Only directories given explicitly are passed on: the agent resolves the
+    // XDG ones itself, and so finds its pidfile where this process looked.
+    for (var, dir) in [
+        (crate::config::ENV_HOME, &o.home),
+        (crate::config::ENV_CONFIG_DIR, &o.config_dir),
+        (crate::config::ENV_DATA_DIR, &o.data_dir),
+    ] {
+        if let Some(d) = dir {
+            cmd.env(var, d);
+        }
+    }
     for (var, val) in [
         ("MUXLINK_SERVER", &o.server_url),
         ("MUXLINK_HMAC_SECRET", &o.hmac_secret),
@@ -94,23 +112,6 @@ pub fn start(cfg: &Config, o: &Overrides, quiet: bool) -> Result<i32, CliError> 
         println!("agent started (pid {pid}); logs in {}", log_path.display());
     }
     Ok(pid)
-}
-
-/// Opens the agent's log for appending: created 0600 whatever the umask, an
-/// older looser file tightened through its descriptor, and a symlink planted
-/// there refused (`O_NOFOLLOW`) rather than followed.
-pub fn open_log(path: &std::path::Path) -> Result<std::fs::File, CliError> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|e| CliError::io("open", path, &e))?;
-    log.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| CliError::io("change the mode of", path, &e))?;
-    Ok(log)
 }
 
 /// Stops the running agent with SIGTERM and waits for it to release the pidfile.

@@ -1,11 +1,13 @@
 //! One module per CLI command; `dispatch` maps the parsed CLI to them.
 
 pub mod background;
+pub mod completions;
 pub mod confirm;
 pub mod init;
 pub mod pair;
 pub mod passthrough;
 pub mod serve;
+pub mod service;
 pub mod status;
 pub mod unpair;
 pub mod web;
@@ -38,6 +40,9 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
             serve::serve(opts, &o).await
         }
         Command::Web(crate::cli::WebCommand::Export { dir }) => web::export(&dir),
+        Command::Completions { shell } => completions::completions(shell),
+        Command::Man { dir } => completions::man(&dir),
+        Command::Service(c) => service::service(c, &o),
         command => {
             let cfg = Config::load(&o)?;
             match command {
@@ -61,7 +66,12 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
                 Command::Start => background::start(&cfg, &o, false).map(|_| ()),
                 Command::Stop => background::stop(&cfg),
                 Command::Tmux(args) => passthrough::passthrough(&cfg, &o, &args),
-                Command::Init | Command::Serve { .. } | Command::Web(_) => Ok(()),
+                Command::Init
+                | Command::Serve { .. }
+                | Command::Web(_)
+                | Command::Completions { .. }
+                | Command::Man { .. }
+                | Command::Service(_) => Ok(()),
             }
         }
     }
