@@ -126,7 +126,8 @@ pub enum Command {
     Run,
     /// Start the agent in the background.
     ///
-    /// Logs go to agent.log in the data directory. Does nothing if it already runs.
+    /// Logs go to agent.log in the state directory (`~/.local/state/muxlink`),
+    /// rotated at 5 MiB. Does nothing if it already runs.
     Start,
     /// Stop the background agent.
     ///

@@ -9,7 +9,8 @@
 //! Layout:
 //! - `cli`: clap definitions of every command and global option.
 //! - `commands`: one module per command (`init`, `pair`, `unpair`, `status`,
-//!   `start`/`stop`, `serve`, tmux passthrough).
+//!   `start`/`stop`, `serve`, `service`, `completions` and the man pages, tmux
+//!   passthrough).
 //! - `config`: `config.toml` + `MUXLINK_*` env + flags → [`config::Config`].
 //! - `store`: identity key, pairing secrets and `paired_devices.json`, and the
 //!   file rules: dirs 0700 and ours (looser tightened with a warning, another
@@ -21,14 +22,16 @@
 //! - `qr`: QR code rendering for the terminal.
 //! - `handler`: the `ProtocolHandler` (attachments, output streaming, every request).
 //! - `daemon`: `muxlink run` (wiring, signals, status file).
-//! - `pidfile`: the flock'd pidfile so two agents never run.
+//! - `pidfile`: the flock'd pidfile (runtime dir) and data-dir lock so two
+//!   agents never run.
 //! - `status`: the JSON status file shared by the daemon and `muxlink status`.
 //! - `entry`: [`main_entry`], the process entry of the binary (typos of our
 //!   commands are refused before anything goes to tmux).
 //! - `tmux_commands`: which words pass through to tmux (the installed tmux's
 //!   own commands, aliases and unique prefixes).
 //! - `error`: [`error::CliError`], one clear line per failure.
-//! - `logging`: tracing to stderr (`RUST_LOG` / `-v`).
+//! - `logging`: tracing (`RUST_LOG` / `-v`) to stderr, the journal's stderr, or
+//!   the background agent's size-rotated log file.
 
 #![warn(missing_docs)]
 
