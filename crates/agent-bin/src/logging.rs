@@ -122,13 +122,30 @@ pub fn default_filter(verbose: u8, daemon: bool) -> String {
 
 /// Installs the global subscriber on the sink [`Sink::detect`] picks.
 /// Daemons log at info by default, other commands at warn.
+///
+/// Call it once at start-up, before any thread exists: for a daemon it takes
+/// [`ENV_LOG_FILE`] out of the process environment.
 pub fn init(verbose: u8, daemon: bool) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(default_filter(verbose, daemon)));
     let fmt = tracing_subscriber::fmt()
         .with_target(false)
         .with_env_filter(filter);
-    let _ = match Sink::detect() {
+    let mut sink = Sink::detect();
+    if daemon {
+        // The log file is this agent's alone: a tmux server the agent starts
+        // (and every shell in it) must not inherit the variable, or a
+        // `muxlink` typed there would log into the agent's file.
+        // SAFETY: called from `main_entry` before the runtime or any other
+        // thread exists, so nothing reads the environment concurrently.
+        unsafe { std::env::remove_var(ENV_LOG_FILE) };
+    } else if matches!(sink, Sink::File(_)) {
+        // Only the agent (`muxlink run`) logs to the file.
+        sink = Sink::Stderr {
+            ansi: std::io::stderr().is_terminal(),
+        };
+    }
+    let _ = match sink {
         Sink::Stderr { ansi } => fmt.with_ansi(ansi).with_writer(std::io::stderr).try_init(),
         Sink::Journal => fmt
             .with_ansi(false)
