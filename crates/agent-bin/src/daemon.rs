@@ -164,12 +164,6 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
 
     // `sessions` pushed to the phones when tmux reports a tree change.
     let tree_watcher = handler.spawn_tree_watcher(cancel.clone());
-    // The peers' connection cleaner: a 30 s safety sweep (peer-lifecycle §7).
-    let cleaner = peer_manager::ConnectionCleaner::spawn(
-        pm.clone(),
-        peer_manager::cleaner::CLEANER_INTERVAL,
-        cancel.clone(),
-    );
     let outcome: Result<(), CliError> = loop {
         tokio::select! {
             _ = term.recv() => break Ok(()),
@@ -212,7 +206,6 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
     pm.close_all().await;
     handler.end_all().await;
     cancel.cancel();
-    let _ = cleaner.await;
     let _ = tree_watcher.await;
     client.close();
     if !run_task.is_finished() {

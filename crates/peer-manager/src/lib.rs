@@ -1,54 +1,64 @@
-//! WebRTC peers of the host agent: admission, offer/answer, channel authentication, lifecycle.
+//! WebRTC peers of the host agent: admission, offer/answer, trickle ICE, channel
+//! authentication, lifecycle timers and cleanup.
 //!
 //! The host is always the offerer. [`PeerManager`] takes the signaling messages of
-//! the host's signaling connection, admits the paired phone (peer-lifecycle.md §1),
-//! creates a [`Peer`] with the ordered reliable DataChannel `terminal` through
-//! `rtc-transport`, runs trickle ICE both ways, authenticates the channel on open
-//! (terminal-protocol.md §12: the phone's proof over both nonces and both DTLS
-//! fingerprints, then the host's own in `auth_ok`) and only then hands decoded requests to the
-//! [`ProtocolHandler`], per peer, in arrival order, from a per-peer task.
+//! the host's signaling connection, admits the paired phone (peer-lifecycle.md §1)
+//! and spawns ONE task per peer. That task owns the peer connection (through
+//! `rtc-transport`, with the ordered reliable DataChannel `terminal`) and drives
+//! the peer's [`PeerCore`](core::PeerCore): one sans-IO state machine from the
+//! offer through trickle ICE, grace, ICE restart and watchdog, channel
+//! authentication (terminal-protocol.md §12: the phone's proof over both nonces
+//! and both DTLS fingerprints, then the host's own in `auth_ok`) and the idle
+//! rules, to exactly one close. Authenticated requests reach the
+//! [`ProtocolHandler`] in arrival order from a per-peer dispatcher task; `ping` is
+//! answered by the peer task itself, never behind the handler.
 //!
 //! Not for: tmux, the meaning of requests (the handler's job), the signaling
 //! socket itself (`signaling-client`), or naming `webrtc` (only `rtc-transport`).
 //!
-//! Layout:
+//! Layout (imports go one way: manager → task → core; nothing imports back):
+//! - `core` — [`PeerCore`](core::PeerCore), its timer table, and its parts
+//!   `auth_gate` (channel authentication, direction gate, decode-error replies)
+//!   and `candidates` (≤ 64 remote candidates before the answer and ≤ 64 after,
+//!   per ICE round).
 //! - `admission` — pure `connect_request` rules: allowed device, secret, limit, reconnect.
-//! - `auth_gate` — pure channel-authentication gate, direction gate, decode-error replies.
-//! - `lifecycle` — pure per-peer timers: grace, ICE restart, watchdog, cleanup once.
-//! - `candidates` — pure bounds on remote ICE candidates: 64 buffered before the
-//!   answer, 64 added after it, per ICE round; extra ones dropped.
 //! - `throttle` — pure per-phone `connect_request` rate (burst 6, then 1/s);
 //!   requests over it are dropped with a log (the spec has no reason for them).
-//! - `cleaner` — pure sweep rule and the periodic [`ConnectionCleaner`] task.
+//! - `manager` — [`PeerManager`]: admission, routing to peer inboxes, the peer
+//!   map with identity checks, the close reports, `close_all`.
+//! - `task` — the per-peer tokio task: select over inbox, WebRTC events, channel,
+//!   timeout and close; performs the core's actions; reports the close up.
+//! - `dispatch` — the per-peer dispatcher task in front of the handler.
+//! - `events`, `config` — what a task reports up, and what it is given.
+//! - `peer` — [`Peer`]: the handler's handle (send with backpressure and size limit, close).
 //! - `ice_servers` — TURN credential fetch, 10 min process-wide cache, STUN fallback.
-//! - `peer` — [`Peer`]: send with backpressure and size limit, close.
-//! - `manager` — [`PeerManager`]: routing, peer map with identity checks, `close_all`.
-//! - `driver` — per-peer tokio tasks (control, reader, dispatcher) driving the cores.
 //! - `handler`, `error` — the [`MessageSender`] / [`ProtocolHandler`] seams, errors.
 //!
-//! Core call contract (`Lifecycle`, `AuthGate`): feed every input with the current
-//! `Instant` (and wall clock where asked), run the returned actions in order, then
-//! sleep until `poll_timeout()` and call `handle_timeout(now)`; early calls are
-//! harmless. Cores never read a clock. Terminal outcomes (cleanup, auth success or
-//! failure) are reported exactly once.
+//! Core call contract ([`PeerCore`](core::PeerCore)): feed every input with the
+//! current `std::time::Instant` (the driver takes tokio's clock and converts it,
+//! so `tokio::time::pause` applies), drain `poll_action()` performing each action
+//! and feeding its result back, then sleep until `poll_timeout()` and call
+//! `handle_timeout`; early calls are harmless. The core never reads a clock; its
+//! close is reported exactly once, and a closed peer leaves the map before the
+//! handler hears `peer_disconnected`.
 
 #![warn(missing_docs)]
 
 pub mod admission;
-pub mod auth_gate;
-pub mod candidates;
-pub mod cleaner;
-mod driver;
+mod config;
+pub mod core;
+mod dispatch;
 pub mod error;
+mod events;
 mod handler;
 pub mod ice_servers;
-pub mod lifecycle;
 mod manager;
 mod peer;
+mod task;
 pub mod throttle;
 
-pub use cleaner::ConnectionCleaner;
+pub use config::NonceSource;
 pub use error::{PeerError, SendError};
 pub use handler::{MessageSender, ProtocolHandler};
-pub use manager::{DisconnectHook, JwtFn, NonceSource, PeerManager, SecretLoader};
+pub use manager::{DisconnectHook, JwtFn, PeerManager, SecretLoader};
 pub use peer::Peer;

@@ -1,25 +1,27 @@
-//! `PeerManager`: admission of `connect_request`s, routing of answers and
-//! candidates to per-peer tasks, peer map with identity checks, `close_all`.
+//! `PeerManager`: admission of `connect_request`s, routing of this phone's
+//! answers and candidates to its peer task, the peer map with identity checks,
+//! the close reports coming up from the tasks, `close_all`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rtc_transport::{Candidate, RtcConfig};
+use rtc_transport::RtcConfig;
 use signaling_proto::SignalingMessage;
-use signaling_proto::consts::MAX_SDP_LEN;
-use terminal_protocol::{AUTH_TIMEOUT, AuthError, Event, NONCE_LEN};
+use terminal_protocol::Event;
+use tokio::sync::{mpsc, watch};
 use tokio_util::task::TaskTracker;
 
 use crate::admission::{self, Admission, AdmissionRequest, RejectReason};
-use crate::cleaner::{self, SweepReason};
-use crate::driver;
+use crate::config::{NonceSource, PeerSettings, RtcSource};
+use crate::core::{CloseReason, CoreConfig};
 use crate::error::PeerError;
+use crate::events::{EVENT_QUEUE, PeerEvent};
 use crate::handler::{MessageSender, ProtocolHandler};
 use crate::ice_servers;
-use crate::lifecycle::{ANSWER_WATCHDOG, DISCONNECT_GRACE};
-use crate::peer::{Peer, PeerCmd};
+use crate::peer::Peer;
+use crate::task::{self, PeerTask};
 use crate::throttle::ConnectThrottle;
 
 /// Loads the 32-byte pairing secret of a mobile device id.
@@ -28,21 +30,15 @@ pub type SecretLoader = Arc<dyn Fn(&str) -> Option<[u8; 32]> + Send + Sync>;
 pub type DisconnectHook = Arc<dyn Fn(&str) + Send + Sync>;
 /// Returns the current signaling JWT (empty when none).
 pub type JwtFn = Arc<dyn Fn() -> String + Send + Sync>;
-/// Where the host's `auth_challenge` nonces come from (the OS CSPRNG; tests
-/// swap in a failing source).
-pub type NonceSource = fn() -> Result<[u8; NONCE_LEN], AuthError>;
-
 /// Tunables; the defaults are the spec's values.
 #[derive(Debug, Clone)]
-pub(crate) struct Settings {
-    pub max_peers: usize,
-    pub rtc_override: Option<RtcConfig>,
-    pub stun_url: String,
-    pub relay_only: bool,
-    pub auth_timeout: Duration,
-    pub grace: Duration,
-    pub watchdog: Duration,
-    pub nonce: NonceSource,
+struct Settings {
+    max_peers: usize,
+    rtc_override: Option<RtcConfig>,
+    stun_url: String,
+    relay_only: bool,
+    core: CoreConfig,
+    nonce: NonceSource,
 }
 
 struct Inner {
@@ -61,16 +57,22 @@ struct Inner {
 /// authenticated requests reach the [`ProtocolHandler`].
 pub struct PeerManager {
     me: Weak<PeerManager>,
-    pub(crate) signaling: Arc<dyn MessageSender>,
-    pub(crate) server_url: String,
-    pub(crate) jwt_fn: JwtFn,
-    pub(crate) handler: Arc<dyn ProtocolHandler>,
-    pub(crate) hmac_secret: String,
+    signaling: Arc<dyn MessageSender>,
+    server_url: String,
+    jwt_fn: JwtFn,
+    handler: Arc<dyn ProtocolHandler>,
+    hmac_secret: String,
     inner: Mutex<Inner>,
-    pub(crate) tracker: TaskTracker,
+    tracker: TaskTracker,
     runtime: Option<tokio::runtime::Handle>,
     closing: AtomicBool,
     close_all_lock: tokio::sync::Mutex<()>,
+    /// Where peer tasks report; the receiver moves into the report loop when
+    /// the first peer is spawned.
+    events_tx: mpsc::Sender<PeerEvent>,
+    events_rx: Mutex<Option<mpsc::Receiver<PeerEvent>>>,
+    /// Bumped whenever the peer map or a peer's state changes.
+    changes: Arc<watch::Sender<u64>>,
 }
 
 impl std::fmt::Debug for PeerManager {
@@ -92,6 +94,7 @@ impl PeerManager {
         handler: Arc<dyn ProtocolHandler>,
         hmac_secret: &str,
     ) -> Arc<PeerManager> {
+        let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         Arc::new_cyclic(|me| PeerManager {
             me: me.clone(),
             signaling,
@@ -107,9 +110,7 @@ impl PeerManager {
                     rtc_override: None,
                     stun_url: ice_servers::default_stun_url(server_url),
                     relay_only: false,
-                    auth_timeout: AUTH_TIMEOUT,
-                    grace: DISCONNECT_GRACE,
-                    watchdog: ANSWER_WATCHDOG,
+                    core: CoreConfig::default(),
                     nonce: terminal_protocol::try_new_nonce,
                 },
                 secret_loader: None,
@@ -120,6 +121,9 @@ impl PeerManager {
             runtime: tokio::runtime::Handle::try_current().ok(),
             closing: AtomicBool::new(false),
             close_all_lock: tokio::sync::Mutex::new(()),
+            events_tx,
+            events_rx: Mutex::new(Some(events_rx)),
+            changes: Arc::new(watch::Sender::new(0)),
         })
     }
 
@@ -155,15 +159,20 @@ impl PeerManager {
 
     /// Key-possession deadline (default 10 s; tests shorten it).
     pub fn set_auth_timeout(&self, d: Duration) {
-        self.inner().settings.auth_timeout = d;
+        self.inner().settings.core.auth_timeout = d;
     }
 
     /// Disconnect grace and ICE-restart answer watchdog (defaults 10 s and 20 s;
     /// tests shorten them).
     pub fn set_lifecycle_timers(&self, grace: Duration, watchdog: Duration) {
         let mut g = self.inner();
-        g.settings.grace = grace;
-        g.settings.watchdog = watchdog;
+        g.settings.core.grace = grace;
+        g.settings.core.watchdog = watchdog;
+    }
+
+    /// Ping idle limit of authenticated peers (default 60 s; tests shorten it).
+    pub fn set_idle_timeout(&self, d: Duration) {
+        self.inner().settings.core.idle = d;
     }
 
     /// Per-phone `connect_request` rate: `burst` at once, then one per
@@ -203,17 +212,14 @@ impl PeerManager {
         self.inner().on_disconnect = Some(hook);
     }
 
-    /// Tell the handler (and the hook) that `peer` went away, at most once per
-    /// peer. The caller has just removed it as its device's current peer.
-    pub(crate) async fn report_disconnect(&self, peer: &Arc<Peer>) {
-        if peer.disconnect_reported.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        self.handler.peer_disconnected(&peer.device_id).await;
-        let hook = self.inner().on_disconnect.clone();
-        if let Some(hook) = hook {
-            hook(&peer.device_id);
-        }
+    /// A version number bumped whenever a peer is added or removed or a
+    /// peer's state changes; `muxlink status` can refresh on it.
+    pub fn subscribe_changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    fn bump(&self) {
+        self.changes.send_modify(|v| *v = v.wrapping_add(1));
     }
 
     /// Number of tracked peers.
@@ -256,6 +262,7 @@ impl PeerManager {
         if let Some(p) = removed {
             p.silence();
             p.close();
+            self.bump();
         }
     }
 
@@ -275,6 +282,7 @@ impl PeerManager {
         self.tracker.reopen();
         // Peers whose task never started (no runtime) are dropped here.
         self.inner().peers.clear();
+        self.bump();
         self.closing.store(false, Ordering::SeqCst);
     }
 
@@ -283,8 +291,7 @@ impl PeerManager {
     pub fn handle_signaling_message(&self, msg: SignalingMessage) {
         match msg.kind.as_str() {
             "connect_request" => self.on_connect_request(&msg.target_device_id),
-            "sdp_answer" => self.on_answer(msg),
-            "ice_candidate" => self.on_remote_candidate(msg),
+            "sdp_answer" | "ice_candidate" => self.route(msg),
             "presence_ack" => {}
             other => tracing::debug!(kind = other, "signaling message ignored"),
         }
@@ -322,17 +329,15 @@ impl PeerManager {
             match (decision, secret) {
                 // Admitted, but building peers in a loop is refused (dropped,
                 // see `throttle`: the spec has no reason to send for it).
-                (Admission::Admit { .. }, Some(_))
-                    if !g.throttle.allow(driver::now(), device_id) =>
-                {
+                (Admission::Admit { .. }, Some(_)) if !g.throttle.allow(task::now(), device_id) => {
                     Ok(None)
                 }
                 (Admission::Admit { .. }, Some(secret)) => {
-                    let (peer, cmd_rx) = Peer::new(device_id.to_owned());
+                    let (peer, inbox) = Peer::new(device_id.to_owned());
                     let peer = Arc::new(peer);
                     let old = g.peers.insert(device_id.to_owned(), peer.clone());
-                    let settings = g.settings.clone();
-                    Ok(Some((old, peer, cmd_rx, secret, settings)))
+                    let settings = self.peer_settings(&g.settings);
+                    Ok(Some((old, peer, inbox, secret, settings)))
                 }
                 (Admission::Reject(r), _) => Err(r),
                 (Admission::Admit { .. }, None) => Err(RejectReason::NotPaired),
@@ -353,7 +358,7 @@ impl PeerManager {
                     "connect_request dropped: more than the phone's connection rate"
                 );
             }
-            Ok(Some((old, peer, cmd_rx, secret, settings))) => {
+            Ok(Some((old, peer, inbox, secret, settings))) => {
                 if let Some(old) = old {
                     // Reconnect: the old peer says nothing more and is torn down by
                     // its own (tracked) task, off the signaling path.
@@ -361,10 +366,21 @@ impl PeerManager {
                     old.silence();
                     old.close();
                 }
-                let Some(me) = self.me.upgrade() else { return };
-                let fut = driver::run_peer(me, peer.clone(), cmd_rx, secret, settings);
+                self.bump();
+                let fut = task::run(PeerTask {
+                    peer: peer.clone(),
+                    inbox,
+                    secret,
+                    settings,
+                    signaling: self.signaling.clone(),
+                    handler: self.handler.clone(),
+                    events: self.events_tx.clone(),
+                    changes: self.changes.clone(),
+                    tracker: self.tracker.clone(),
+                });
                 match self.runtime_handle() {
                     Some(rt) => {
+                        self.start_report_loop(&rt);
                         self.tracker.spawn_on(fut, &rt);
                     }
                     None => {
@@ -383,7 +399,7 @@ impl PeerManager {
             .or_else(|| self.runtime.clone())
     }
 
-    pub(crate) fn reject(&self, device_id: &str, reason: RejectReason) {
+    fn reject(&self, device_id: &str, reason: RejectReason) {
         let mut m = SignalingMessage::new("connection_rejected");
         m.target_device_id = device_id.to_owned();
         m.reason = reason.as_str().to_owned();
@@ -392,63 +408,78 @@ impl PeerManager {
         }
     }
 
-    fn on_answer(&self, msg: SignalingMessage) {
-        let device_id = msg.target_device_id;
-        if msg.sdp.is_empty() || msg.sdp.len() > MAX_SDP_LEN {
+    /// Hands a message of a phone to its peer's task (dropped with a log when
+    /// the phone has no peer or its inbox is full).
+    fn route(&self, msg: SignalingMessage) {
+        let Some(peer) = self.peer(&msg.target_device_id) else {
+            tracing::info!(
+                device_id = msg.target_device_id,
+                "signaling for unknown peer dropped"
+            );
+            return;
+        };
+        if let Err(e) = peer.inbox.try_send(msg) {
             tracing::warn!(
-                device_id,
-                len = msg.sdp.len(),
-                "sdp_answer refused: size out of range"
+                device_id = peer.device_id,
+                "peer signaling queue full or closed: {e}"
+            );
+        }
+    }
+
+    /// What a new peer's task gets.
+    fn peer_settings(&self, s: &Settings) -> PeerSettings {
+        let rtc = match &s.rtc_override {
+            Some(c) => RtcSource::Fixed(c.clone()),
+            None => RtcSource::Fetch {
+                server_url: self.server_url.clone(),
+                jwt: (self.jwt_fn)(),
+                hmac_secret: self.hmac_secret.clone(),
+                stun_url: s.stun_url.clone(),
+                relay_only: s.relay_only,
+            },
+        };
+        PeerSettings {
+            core: s.core,
+            rtc,
+            nonce: s.nonce,
+        }
+    }
+
+    /// Starts the loop that applies the peer tasks' reports (once).
+    fn start_report_loop(&self, rt: &tokio::runtime::Handle) {
+        let rx = self
+            .events_rx
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(rx) = rx {
+            rt.spawn(report_loop(self.me.clone(), rx));
+        }
+    }
+
+    /// A peer closed: remove it if it is still its device's current peer and,
+    /// only then (so whoever the report wakes no longer sees it), tell the
+    /// handler and the hook. A replaced or `close_peer`d peer is not reported.
+    async fn on_peer_closed(&self, peer: &Arc<Peer>, reason: CloseReason) {
+        if !self.remove_if_current(peer) {
+            tracing::debug!(
+                device_id = peer.device_id,
+                ?reason,
+                "closed peer was no longer current"
             );
             return;
         }
-        self.route(&device_id, PeerCmd::Answer(msg.sdp));
-    }
-
-    fn on_remote_candidate(&self, msg: SignalingMessage) {
-        if msg.candidate.is_empty() {
-            return;
-        }
-        let candidate = if msg.candidate.starts_with("candidate:") {
-            msg.candidate
-        } else {
-            format!("candidate:{}", msg.candidate)
-        };
-        let c = Candidate {
-            candidate,
-            sdp_mid: (!msg.sdp_mid.is_empty()).then_some(msg.sdp_mid),
-            sdp_m_line_index: msg.sdp_m_line_index,
-        };
-        self.route(&msg.target_device_id, PeerCmd::Candidate(c));
-    }
-
-    fn route(&self, device_id: &str, cmd: PeerCmd) {
-        let Some(peer) = self.peer(device_id) else {
-            tracing::info!(device_id, "signaling for unknown peer dropped");
-            return;
-        };
-        if let Err(e) = peer.cmd_tx.try_send(cmd) {
-            tracing::warn!(device_id, "peer signaling queue full or closed: {e}");
-        }
-    }
-
-    /// Send a signaling message on behalf of `peer` unless it was silenced.
-    pub(crate) fn send_signal(&self, peer: &Peer, msg: SignalingMessage) -> bool {
-        if peer.is_silenced() {
-            return false;
-        }
-        match self.signaling.send(msg) {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::warn!(device_id = peer.device_id, "signaling send failed: {e}");
-                false
-            }
+        self.bump();
+        self.handler.peer_disconnected(&peer.device_id).await;
+        let hook = self.inner().on_disconnect.clone();
+        if let Some(hook) = hook {
+            hook(&peer.device_id);
         }
     }
 
     /// Remove `peer` from the map only if it is still its device's entry
     /// (check and remove under one lock).
-    pub(crate) fn remove_if_current(&self, peer: &Arc<Peer>) -> bool {
+    fn remove_if_current(&self, peer: &Arc<Peer>) -> bool {
         let mut g = self.inner();
         if g.peers
             .get(&peer.device_id)
@@ -460,20 +491,20 @@ impl PeerManager {
             false
         }
     }
+}
 
-    /// One cleaner sweep at `now` (see [`cleaner::sweep`]).
-    pub async fn sweep_once(&self, now: Instant) -> Vec<(String, SweepReason)> {
-        let peers: Vec<Arc<Peer>> = self.inner().peers.values().cloned().collect();
-        let snaps: Vec<_> = peers.iter().map(|p| p.snapshot()).collect();
-        let verdicts = cleaner::sweep(now, &snaps);
-        for (device_id, reason) in &verdicts {
-            tracing::info!(device_id, ?reason, "connection cleaner closes peer");
-            if let Some(p) = peers.iter().find(|p| &p.device_id == device_id) {
-                // The peer's task reports `peer_disconnected` (if still current)
-                // and removes it with the identity check.
-                p.close();
+/// Applies the peer tasks' reports in arrival order, answering each so the task
+/// (tracked by `close_all`) ends only after its report was applied. Holds the
+/// manager weakly, and ends when every sender (the manager and its tasks) is gone.
+async fn report_loop(me: Weak<PeerManager>, mut rx: mpsc::Receiver<PeerEvent>) {
+    while let Some(ev) = rx.recv().await {
+        match ev {
+            PeerEvent::Closed { peer, reason, done } => {
+                if let Some(m) = me.upgrade() {
+                    m.on_peer_closed(&peer, reason).await;
+                }
+                let _ = done.send(());
             }
         }
-        verdicts
     }
 }

@@ -1,35 +1,26 @@
 //! One mobile's peer as the handler sees it: send with backpressure, size limit,
-//! close; plus the small shared status the manager and cleaner read.
+//! close; plus a mirror of its core's state that the manager reads (written only
+//! by the peer's own task).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
-use std::time::Instant;
 
-use rtc_transport::{Candidate, RtcChannel, RtcError};
+use rtc_transport::{RtcChannel, RtcError};
+use signaling_proto::SignalingMessage;
 use terminal_protocol::{DEFAULT_PEER_MAX_MESSAGE, Event, MAX_MESSAGE_SIZE};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::cleaner::PeerSnapshot;
+use crate::core::LinkState;
 use crate::error::PeerError;
 
-/// Signaling input for a peer's driver task, in arrival order.
+/// Capacity of a peer's signaling inbox (answers + candidates).
+pub(crate) const INBOX: usize = 128;
+
 #[derive(Debug)]
-pub(crate) enum PeerCmd {
-    /// `sdp_answer` (size already checked).
-    Answer(String),
-    /// `ice_candidate` from the phone.
-    Candidate(Candidate),
-}
-
-/// Capacity of a peer's signaling command queue (answers + candidates).
-pub(crate) const CMD_QUEUE: usize = 128;
-
-#[derive(Debug, Default)]
 struct Status {
-    state: Option<&'static str>,
-    authenticated_at: Option<Instant>,
-    last_ping: Option<Instant>,
+    state: LinkState,
+    authenticated: bool,
 }
 
 /// A WebRTC peer connection to one mobile device.
@@ -44,24 +35,25 @@ pub struct Peer {
     channel: OnceLock<RtcChannel>,
     cancel: CancellationToken,
     silenced: AtomicBool,
-    pub(crate) disconnect_reported: AtomicBool,
-    pub(crate) cmd_tx: mpsc::Sender<PeerCmd>,
+    pub(crate) inbox: mpsc::Sender<SignalingMessage>,
     status: Mutex<Status>,
 }
 
 impl Peer {
-    pub(crate) fn new(device_id: String) -> (Self, mpsc::Receiver<PeerCmd>) {
-        let (cmd_tx, cmd_rx) = mpsc::channel(CMD_QUEUE);
+    pub(crate) fn new(device_id: String) -> (Self, mpsc::Receiver<SignalingMessage>) {
+        let (inbox, inbox_rx) = mpsc::channel(INBOX);
         let peer = Self {
             device_id,
             channel: OnceLock::new(),
             cancel: CancellationToken::new(),
             silenced: AtomicBool::new(false),
-            disconnect_reported: AtomicBool::new(false),
-            cmd_tx,
-            status: Mutex::new(Status::default()),
+            inbox,
+            status: Mutex::new(Status {
+                state: LinkState::New,
+                authenticated: false,
+            }),
         };
-        (peer, cmd_rx)
+        (peer, inbox_rx)
     }
 
     /// Encode `event` and send it, waiting for buffer room (≤ 5 s, then
@@ -124,7 +116,7 @@ impl Peer {
 
     /// True once key possession succeeded.
     pub fn is_authenticated(&self) -> bool {
-        self.with_status(|s| s.authenticated_at.is_some())
+        self.with_status(|s| s.authenticated)
     }
 
     pub(crate) fn cancel_token(&self) -> &CancellationToken {
@@ -145,29 +137,18 @@ impl Peer {
         self.silenced.load(Ordering::SeqCst)
     }
 
-    pub(crate) fn set_state(&self, state: &'static str) {
-        self.with_status(|s| s.state = Some(state));
+    /// Mirror the core's state (its own task only).
+    pub(crate) fn mirror(&self, state: LinkState, authenticated: bool) -> bool {
+        self.with_status(|s| {
+            let changed = s.state != state || s.authenticated != authenticated;
+            s.state = state;
+            s.authenticated = authenticated;
+            changed
+        })
     }
 
     pub(crate) fn state_str(&self) -> &'static str {
-        self.with_status(|s| s.state.unwrap_or("new"))
-    }
-
-    pub(crate) fn mark_authenticated(&self, now: Instant) {
-        self.with_status(|s| s.authenticated_at = Some(now));
-    }
-
-    pub(crate) fn touch_ping(&self, now: Instant) {
-        self.with_status(|s| s.last_ping = Some(now));
-    }
-
-    pub(crate) fn snapshot(&self) -> PeerSnapshot {
-        self.with_status(|s| PeerSnapshot {
-            device_id: self.device_id.clone(),
-            state: s.state.unwrap_or("new").to_owned(),
-            authenticated_at: s.authenticated_at,
-            last_ping: s.last_ping,
-        })
+        self.with_status(|s| s.state.as_str())
     }
 
     fn with_status<R>(&self, f: impl FnOnce(&mut Status) -> R) -> R {

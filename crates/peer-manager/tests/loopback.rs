@@ -452,7 +452,6 @@ async fn reconnect_replaces_the_old_peer_and_stale_callbacks_do_not_evict_the_ne
     // someone closes it again. None of it may touch the new peer.
     old_ch.close();
     old_peer.close();
-    pm.sweep_once(Instant::now()).await;
     ping_pong(&ch).await;
     let current = pm.peer(PHONE).unwrap();
     assert!(Arc::ptr_eq(&current, &new_peer));
@@ -488,17 +487,19 @@ async fn direction_gate_and_decode_errors_after_auth() {
     assert_eq!(handler.requests(), 0);
 }
 
+/// The idle rule is a timer of the peer's core (the pure rule is tested in
+/// `core_rules.rs`); here only its wiring, with a short knob.
 #[tokio::test]
-async fn connection_cleaner_closes_authenticated_peer_that_never_pings() {
+async fn authenticated_peer_that_never_pings_is_closed_by_its_idle_timer() {
     let (net, pm, handler, _seen) = setup().await;
+    pm.set_idle_timeout(Duration::from_millis(400));
+    let mut changes = pm.subscribe_changes();
     let mut phone = Phone::new(&net, PHONE, PhoneOpts::default());
     let ch = phone.connect_and_auth(&SECRET).await;
-    // Not yet due.
-    assert!(pm.sweep_once(Instant::now()).await.is_empty());
-    let later = Instant::now() + Duration::from_secs(61);
-    let swept = pm.sweep_once(later).await;
-    assert_eq!(swept.len(), 1);
     wait_closed(&ch).await;
+    // Status watchers hear of the change.
+    assert!(changes.has_changed().unwrap());
+    changes.mark_unchanged();
     wait_until("peer removed", || pm.peer_count() == 0).await;
     assert_eq!(handler.disconnects(PHONE), 1);
 }

@@ -1,5 +1,5 @@
-//! Bounds on a peer's remote ICE candidates: at most 64 buffered before the
-//! remote description is set (peer-lifecycle.md §2), and at most 64 more added
+//! The remote-candidate part of [`PeerCore`](super::PeerCore): at most 64
+//! buffered before the remote description is set (peer-lifecycle.md §2), and at most 64 more added
 //! once it is set (muxlink: each one makes the ICE agent probe another address,
 //! so a phone or server flooding candidates must not grow that work). Extra
 //! candidates are dropped; both counts start again at an ICE restart.
