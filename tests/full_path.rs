@@ -112,8 +112,9 @@ async fn pair_connect_attach_type_resize_detach_kill_unpair() {
     output_until(&conn, "e2e-42-ok").await;
 
     conn.resize(70, 20).await.unwrap();
-    // Requests are handled in order: once the pong is back the resize is done.
-    conn.ping().await.unwrap();
+    // Requests are handled in order: once `sessions` is back the resize is
+    // done (`ping` is answered at once, ahead of queued requests).
+    conn.list_sessions().await.unwrap();
     assert_eq!(tmux.pane_size(&pane).unwrap(), "70x20");
 
     // `muxlink status` sees the running agent, its signaling and the attached pane.

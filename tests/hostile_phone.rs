@@ -60,12 +60,13 @@ fn attach_with_float_cols(pane: &str) -> Vec<u8> {
     m
 }
 
-/// Sends one raw message, then a ping as a barrier (requests are handled in
-/// order), and returns the error codes the message caused. Fails if the
-/// channel closed.
+/// Sends one raw message, then `list_sessions` as a barrier (requests and
+/// error replies are handled in order; `ping` is not a barrier: the host
+/// answers it at once, ahead of queued replies), and returns the error codes
+/// the message caused. Fails if the channel closed.
 async fn errors_for(conn: &PhoneConnection, raw: &[u8]) -> Vec<String> {
     conn.send_raw(raw).await.unwrap();
-    conn.ping().await.unwrap();
+    conn.list_sessions().await.unwrap();
     queued_events(conn)
         .await
         .into_iter()
@@ -277,7 +278,7 @@ async fn malformed_and_oversize_frames_after_auth_get_errors_on_an_open_channel(
     // cannot reassemble it at the receiver anyway), so the host's pre-decode
     // size check cannot be reached over a real channel; the channel survives.
     assert!(conn.send_raw(&vec![0x81; MAX_MESSAGE + 1]).await.is_err());
-    conn.ping().await.unwrap();
+    conn.list_sessions().await.unwrap();
     assert!(!conn.is_closed());
 
     // The same connection still works normally.
@@ -305,7 +306,8 @@ async fn resize_flood_is_absorbed_and_the_last_size_wins() {
         for _ in 0..50 {
             conn.resize(501, 0).await.unwrap();
         }
-        conn.ping().await.unwrap();
+        // A barrier behind every resize (ping would overtake them).
+        conn.list_sessions().await.unwrap();
     };
     // Drain events meanwhile: a full event queue would pause the channel.
     let drain = async {
