@@ -23,12 +23,42 @@ pub fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
-fn agent(timeout: Duration) -> ureq::Agent {
+/// A blocking HTTP agent for the signaling server: `timeout` bounds each whole
+/// call, error statuses come back as responses, and `https://` trusts
+/// [`trusted_roots`] (the bundled Mozilla list and the operating system's store).
+pub fn agent(timeout: Duration) -> ureq::Agent {
+    let tls = ureq::tls::TlsConfig::builder()
+        .root_certs(trusted_roots())
+        .build();
     ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
         .http_status_as_error(false)
+        .tls_config(tls)
         .build()
         .into()
+}
+
+/// The root certificates `https://` calls trust: the bundled Mozilla roots
+/// (webpki-root-certs) plus the operating system's store (rustls-native-certs,
+/// which honours `SSL_CERT_FILE` / `SSL_CERT_DIR`), so a server with a
+/// private-CA certificate (e.g. mkcert) whose root is installed works. Loaded
+/// once per process; an unreadable system store leaves the bundled roots.
+pub fn trusted_roots() -> ureq::tls::RootCerts {
+    static ROOTS: std::sync::OnceLock<ureq::tls::RootCerts> = std::sync::OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let native = rustls_native_certs::load_native_certs();
+            if !native.errors.is_empty() {
+                tracing::debug!(errors = ?native.errors, "some system root certificates could not be loaded");
+            }
+            let bundled = webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter();
+            bundled
+                .chain(native.certs.iter())
+                .map(|der| ureq::tls::Certificate::from_der(der.as_ref()).to_owned())
+                .collect::<Vec<_>>()
+                .into()
+        })
+        .clone()
 }
 
 /// Sends one request signed with the muxlink HMAC headers and returns
@@ -37,7 +67,7 @@ fn agent(timeout: Duration) -> ureq::Agent {
 /// `url` is the full URL, `path` the signed path (e.g. `/v1/auth/token`,
 /// see [`signaling_proto::api_path`]). An empty `secret` sends no signing
 /// headers. `bearer` adds `Authorization: Bearer <jwt>`; `body` is sent as
-/// JSON. `https://` URLs use rustls with the bundled Mozilla root certificates.
+/// JSON. `https://` URLs use rustls with [`trusted_roots`] (bundled and system roots).
 /// HTTP timeout 10 s; honours the proxy environment variables.
 pub fn signed_request(
     method: &str,

@@ -21,7 +21,8 @@ pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// What one dial needs.
 #[derive(Debug, Clone)]
 pub(crate) struct DialTarget {
-    /// `ws://host:port/v1/ws`, or `wss://…` (TLS via rustls, bundled roots).
+    /// `ws://host:port/v1/ws`, or `wss://…` (TLS via rustls; the bundled Mozilla
+    /// roots and the operating system's store, see `http::trusted_roots`).
     pub url: String,
     /// The signed path, `/v1/ws`.
     pub path: String,
