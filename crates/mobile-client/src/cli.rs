@@ -4,6 +4,7 @@
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::{Event, PhoneClient, PhoneConfig, Request, RtcConfig, Session};
@@ -18,14 +19,24 @@ const PING_EVERY: Duration = Duration::from_secs(20);
 #[derive(Parser)]
 #[command(
     name = "muxlink-phone",
+    version,
     about = "The muxlink phone client in a terminal"
 )]
 struct Cli {
-    /// Config directory (identity key, pairing record).
-    #[arg(long, env = "MUXLINK_PHONE_DIR")]
+    /// Config directory (identity key, pairing record) [default: the XDG config
+    /// dir, e.g. ~/.config/muxlink-phone].
+    #[arg(long, env = "MUXLINK_PHONE_DIR", value_name = "DIR")]
     config_dir: Option<PathBuf>,
-    /// Request-signing secret shared with the signaling server.
-    #[arg(long, env = "MUXLINK_HMAC_SECRET", default_value = "")]
+    /// Request-signing secret of the signaling server, if it has one (prefer
+    /// the env var: flags show in `ps`).
+    #[arg(
+        long,
+        env = "MUXLINK_HMAC_SECRET",
+        default_value = "",
+        hide_default_value = true,
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
     hmac_secret: String,
     /// Device name.
     #[arg(long, default_value = "muxlink-phone")]
@@ -41,7 +52,7 @@ struct Cli {
 enum Cmd {
     /// Pair with a host from its QR payload text.
     Pair {
-        /// `CODE|hostKey|hostId|serverUrl`.
+        /// The `payload:` line `muxlink pair` prints.
         payload: String,
     },
     /// List the host's sessions, windows and panes.
@@ -57,20 +68,63 @@ enum Cmd {
 }
 
 /// Runs `muxlink-phone` with the process arguments (parses them, exits on `--help`
-/// or a usage error like any clap program).
+/// or a usage error like any clap program). A failure is printed as one line,
+/// `muxlink-phone: <what went wrong>`, and the process exits with status 1, so
+/// this returns only on success.
 pub fn main_entry() -> Result<()> {
+    if main() != ExitCode::SUCCESS {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// [`main_entry`] for a `main` that returns the exit code.
+pub fn main() -> ExitCode {
+    match run_cli() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("muxlink-phone: {}", error_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// An error and its causes as one line, each cause added only when the
+/// message so far does not already say it.
+fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        let text = text.trim();
+        if text.is_empty() || line.contains(text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(text);
+    }
+    line.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The config directory: `--config-dir` / `MUXLINK_PHONE_DIR`, else the XDG
+/// config directory (`$XDG_CONFIG_HOME/muxlink-phone`, `~/.config/muxlink-phone`).
+fn config_dir(given: Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(dir) = given {
+        return Ok(dir);
+    }
+    directories::ProjectDirs::from("", "", "muxlink-phone")
+        .map(|p| p.config_dir().to_path_buf())
+        .context("cannot find a home directory; pass --config-dir or set MUXLINK_PHONE_DIR")
+}
+
+fn run_cli() -> Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
-    let dir = match cli.config_dir.clone() {
-        Some(d) => d,
-        None => {
-            let home = std::env::var_os("HOME").context("HOME is not set; pass --config-dir")?;
-            PathBuf::from(home).join(".config").join("muxlink-phone")
-        }
-    };
+    let dir = config_dir(cli.config_dir.clone())?;
     let mut config = PhoneConfig::new(dir);
     config.hmac_secret = cli.hmac_secret.clone();
     config.name = cli.name.clone();
@@ -246,7 +300,33 @@ async fn attach(client: &PhoneClient, pane: Option<String>, compress: bool) -> R
 
 #[cfg(test)]
 mod tests {
-    use super::printable;
+    use super::{Cli, config_dir, error_line, printable};
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn cli_is_consistent_and_has_a_version() {
+        Cli::command().debug_assert();
+        assert!(Cli::command().get_version().is_some());
+    }
+
+    #[test]
+    fn an_error_is_one_line_without_repeats() {
+        let e = anyhow::anyhow!("cannot reach http://x: connection refused")
+            .context("cannot reach http://x: connection refused")
+            .context("pairing failed");
+        assert_eq!(
+            error_line(&e),
+            "pairing failed: cannot reach http://x: connection refused"
+        );
+        let e = anyhow::anyhow!("two\nlines");
+        assert_eq!(error_line(&e), "two lines");
+    }
+
+    #[test]
+    fn the_config_dir_flag_wins() {
+        let d = config_dir(Some("/tmp/x".into())).unwrap();
+        assert_eq!(d, std::path::PathBuf::from("/tmp/x"));
+    }
 
     #[test]
     fn host_names_are_printed_escaped() {

@@ -26,10 +26,8 @@ pub async fn pair(
     name: Option<&str>,
     hmac_secret: &str,
 ) -> Result<PairingRecord, ClientError> {
-    let qr = QrPayload::parse(payload.trim()).map_err(|e| ClientError::Payload(e.to_string()))?;
-    let host_key = qr
-        .host_x25519_bytes()
-        .map_err(|e| ClientError::Payload(e.to_string()))?;
+    let qr = QrPayload::parse(payload.trim()).map_err(payload_error)?;
+    let host_key = qr.host_x25519_bytes().map_err(payload_error)?;
     if let Some(n) = name {
         signaling_proto::validate_name(n).map_err(|e| ClientError::Payload(e.to_string()))?;
     }
@@ -93,4 +91,13 @@ pub async fn pair(
         server_url: qr.server_url.clone(),
         secret: *secret_key,
     })
+}
+
+/// A payload error without its own "invalid pairing payload" prefix, which
+/// [`ClientError::Payload`] adds.
+fn payload_error(e: signaling_proto::ProtoError) -> ClientError {
+    match e {
+        signaling_proto::ProtoError::InvalidQr(why) => ClientError::Payload(why.to_owned()),
+        other => ClientError::Payload(other.to_string()),
+    }
 }
