@@ -194,14 +194,73 @@ pub fn service(command: ServiceCommand, o: &Overrides) -> Result<(), CliError> {
     }
 }
 
+/// The overrides the service will see: the explicit directories only.
+fn dirs_only(o: &Overrides) -> Overrides {
+    Overrides {
+        home: o.home.clone(),
+        config_dir: o.config_dir.clone(),
+        data_dir: o.data_dir.clone(),
+        ..Overrides::default()
+    }
+}
+
+/// Settings given here by flag or environment that the service, reading
+/// only config.toml, will not have: one line each.
+fn settings_the_service_lacks(o: &Overrides, service: &Config) -> Vec<String> {
+    let mut notes = Vec::new();
+    let mut differs = |given: Option<&str>, has: &str, var: &str, key: &str| {
+        if given.is_some_and(|g| g != has) {
+            notes.push(format!(
+                "note: {var} is set here, but the service reads only config.toml: \
+                 put `{key}` there for the service to use it"
+            ));
+        }
+    };
+    differs(
+        o.server_url.as_deref(),
+        service.server_url.as_deref().unwrap_or(""),
+        "MUXLINK_SERVER / --server",
+        "server_url",
+    );
+    differs(
+        o.hmac_secret.as_deref(),
+        &service.hmac_secret,
+        "MUXLINK_HMAC_SECRET / --hmac-secret",
+        "hmac_secret",
+    );
+    differs(
+        o.host_name.as_deref(),
+        &service.host_name,
+        "MUXLINK_HOST_NAME",
+        "host_name",
+    );
+    differs(
+        o.tmux_socket.as_deref(),
+        &service.tmux_socket,
+        "MUXLINK_TMUX_SOCKET / --tmux-socket",
+        "tmux_socket",
+    );
+    notes
+}
+
 fn install(manager: Manager, file: &Path, o: &Overrides) -> Result<(), CliError> {
-    let cfg = Config::load(o)?;
+    // What the service will run with: config.toml and the explicit dirs.
+    let cfg = Config::load(&dirs_only(o))?;
     // Refuse now what would make the service fail and restart for ever.
     let store = Store::new(&cfg.paths.data_dir);
     store.load_identity()?;
-    cfg.require_server()?;
+    if cfg.server_url.is_none() {
+        return Err(CliError::Other(format!(
+            "no server_url in {}: the service reads only that file; \
+             run `muxlink init --server URL` first",
+            cfg.paths.config_file().display()
+        )));
+    }
     if store.load_paired()?.is_none() {
         return Err(CliError::NotPaired);
+    }
+    for note in settings_the_service_lacks(o, &cfg) {
+        eprintln!("muxlink: {note}");
     }
     let reinstall = file.exists();
     if !reinstall && let Some(pid) = pidfile::running_pid(&cfg.paths.pid_file()) {
@@ -423,6 +482,32 @@ mod tests {
         ] {
             assert!(plist.contains(part), "{part} missing:\n{plist}");
         }
+    }
+
+    #[test]
+    fn settings_only_in_this_shell_are_named() {
+        let paths = crate::config::Paths {
+            config_dir: "/c".into(),
+            data_dir: "/d".into(),
+            runtime_dir: "/d".into(),
+            state_dir: "/d".into(),
+        };
+        let file = crate::config::FileConfig {
+            server_url: Some("https://s.example".into()),
+            host_name: Some("desk".into()),
+            ..Default::default()
+        };
+        let service = Config::merge(paths, file, &Overrides::default()).unwrap();
+        let o = Overrides {
+            server_url: Some("https://s.example".into()),
+            hmac_secret: Some("secret".into()),
+            host_name: Some("desk".into()),
+            ..Default::default()
+        };
+        let notes = settings_the_service_lacks(&o, &service);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("MUXLINK_HMAC_SECRET") && notes[0].contains("`hmac_secret`"));
+        assert!(!notes[0].contains("secret\""), "the value is not shown");
     }
 
     #[test]
