@@ -4,16 +4,20 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{ArgAction, Parser, Subcommand};
+use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::Overrides;
 
 /// Your tmux sessions on your phone, end-to-end encrypted over WebRTC.
-///
-/// Any command not listed below is passed to tmux on muxlink's own socket
-/// (`muxlink new -s work` runs `tmux -L muxlink new -s work`), starting the agent if needed.
 #[derive(Debug, Parser)]
-#[command(name = "muxlink", version, allow_external_subcommands = true)]
+#[command(
+    name = "muxlink",
+    version,
+    allow_external_subcommands = true,
+    next_help_heading = "Global options",
+    after_help = "Any other command goes to tmux on muxlink's own socket, starting the agent \
+                  if needed: `muxlink new -s work` runs `tmux -L muxlink new -s work`."
+)]
 pub struct Cli {
     /// More logging (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, action = ArgAction::Count, global = true)]
@@ -44,13 +48,20 @@ pub struct Cli {
     /// tmux socket name used with `tmux -L` (default "muxlink").
     #[arg(long, env = "MUXLINK_TMUX_SOCKET", global = true, value_name = "NAME")]
     pub tmux_socket: Option<String>,
-    /// Request-signing secret of the server deployment.
+    /// Request-signing secret of the server, if it has one (prefer the env var:
+    /// flags show in `ps`).
+    ///
+    /// Needed when the server was started with a request-signing (HMAC) secret;
+    /// it refuses unsigned requests with 401 `missing client signature`. Set it
+    /// in MUXLINK_HMAC_SECRET or as `hmac_secret` in config.toml rather than with
+    /// this flag: a value on the command line is visible to every user of this
+    /// machine (`ps`). `muxlink serve` uses it as the server's own secret.
     #[arg(
         long,
         env = "MUXLINK_HMAC_SECRET",
         global = true,
         hide_env_values = true,
-        hide = true
+        value_name = "SECRET"
     )]
     pub hmac_secret: Option<String>,
     /// Name shown to the phone (default: the hostname).
@@ -209,6 +220,99 @@ pub enum WebCommand {
     },
 }
 
+/// Global options that do nothing for a subcommand (by arg id): hidden in
+/// that subcommand's help and refused on its command line (the environment
+/// variables stay harmless). Subcommands not listed take every global option.
+const NOT_FOR: &[(&str, &[&str])] = &[
+    ("init", &["tmux_socket", "hmac_secret"]),
+    ("pair", &["tmux_socket"]),
+    ("unpair", &["tmux_socket"]),
+    ("status", &["hmac_secret"]),
+    ("stop", &["server", "tmux_socket", "hmac_secret"]),
+    (
+        "serve",
+        &["server", "tmux_socket", "config_dir", "data_dir"],
+    ),
+    ("web", AGENT_OPTIONS),
+    ("completions", AGENT_OPTIONS),
+];
+
+/// The global options about the agent's config, server and tmux.
+const AGENT_OPTIONS: &[&str] = &[
+    "server",
+    "tmux_socket",
+    "hmac_secret",
+    "config_dir",
+    "data_dir",
+];
+
+/// The global options `subcommand` does not use.
+fn not_for(subcommand: &str) -> &'static [&'static str] {
+    NOT_FOR
+        .iter()
+        .find(|(name, _)| *name == subcommand)
+        .map_or(&[], |(_, ids)| *ids)
+}
+
+/// The `muxlink` command as parsed and shown: [`Cli`] with each subcommand's
+/// help listing its own options first, then under "Global options" only the
+/// global ones it uses.
+pub fn command() -> clap::Command {
+    let mut cmd = Cli::command();
+    let globals: Vec<clap::Arg> = cmd
+        .get_arguments()
+        .filter(|a| a.is_global_set())
+        .cloned()
+        .collect();
+    for sub in cmd.get_subcommands_mut() {
+        for id in not_for(sub.get_name()) {
+            // A subcommand that has an arg of the same id gets no copy of the
+            // global one: this hidden local stand-in takes its place (and the
+            // refusal in `try_parse_from` reports its use).
+            if let Some(arg) = globals.iter().find(|a| a.get_id() == *id) {
+                let stand_in = arg.clone().global(false).hide(true);
+                *sub = std::mem::take(sub).arg(stand_in);
+            }
+        }
+    }
+    cmd
+}
+
+/// Parses `args` (program name first) with [`command`]; a global option given
+/// on the command line to a subcommand that does not use it is an error.
+pub fn try_parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let mut cmd = command();
+    let matches = cmd.try_get_matches_from_mut(args)?;
+    if let Some((name, _)) = matches.subcommand() {
+        for id in not_for(name) {
+            if matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine) {
+                let flag = cmd
+                    .get_arguments()
+                    .find(|a| a.get_id() == *id)
+                    .and_then(|a| a.get_long())
+                    .unwrap_or(id);
+                let mut sub = cmd.find_subcommand(name).cloned().unwrap_or_default();
+                let usage = sub.render_usage();
+                return Err(clap::Error::raw(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    format!("--{flag} does nothing for `muxlink {name}`\n\n{usage}\n"),
+                ));
+            }
+        }
+    }
+    Cli::from_arg_matches(&matches)
+}
+
+/// [`try_parse_from`] on the process arguments; exits with clap's message
+/// (and code) on `--help`, `--version` or a usage error.
+pub fn parse() -> Cli {
+    try_parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
+}
+
 /// `muxlink service …`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
 pub enum ServiceCommand {
@@ -246,6 +350,48 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+        command().debug_assert();
+    }
+
+    #[test]
+    fn global_options_show_only_where_they_apply() {
+        let mut cmd = command();
+        cmd.build();
+        let serve = cmd
+            .find_subcommand_mut("serve")
+            .unwrap()
+            .render_help()
+            .to_string();
+        assert!(
+            !serve.contains("--server") && !serve.contains("--tmux-socket"),
+            "{serve}"
+        );
+        assert!(serve.contains("--hmac-secret"), "{serve}");
+        let own = serve.find("--bind").unwrap();
+        let global = serve.find("Global options").unwrap();
+        assert!(own < global, "{serve}");
+        let run = cmd
+            .find_subcommand_mut("run")
+            .unwrap()
+            .render_help()
+            .to_string();
+        for flag in ["--server", "--tmux-socket", "--hmac-secret", "--config-dir"] {
+            assert!(run.contains(flag), "{flag}: {run}");
+        }
+    }
+
+    #[test]
+    fn a_global_option_that_does_nothing_is_refused() {
+        let e = try_parse_from(["muxlink", "serve", "--server", "https://x"]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("--server does nothing for `muxlink serve`"),
+            "{e}"
+        );
+        let cli = try_parse_from(["muxlink", "init", "--server", "localhost:8080"]).unwrap();
+        assert_eq!(cli.server.as_deref(), Some("localhost:8080"));
+        let cli = try_parse_from(["muxlink", "--server", "x", "new", "-s", "w"]).unwrap();
+        assert!(matches!(cli.command, Command::Tmux(_)));
     }
 
     #[test]

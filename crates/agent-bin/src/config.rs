@@ -18,6 +18,9 @@ pub const ENV_HOME: &str = "MUXLINK_HOME";
 pub const ENV_CONFIG_DIR: &str = "MUXLINK_CONFIG_DIR";
 /// Environment variable: data directory (keys, pairing record, pidfile, status).
 pub const ENV_DATA_DIR: &str = "MUXLINK_DATA_DIR";
+/// Environment variable: the STUN URL used when TURN credentials cannot be
+/// fetched (over `stun_url` in `config.toml`).
+pub const ENV_STUN_URL: &str = "MUXLINK_STUN_URL";
 
 /// The `config.toml` contents; every key is optional.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -44,6 +47,10 @@ pub struct FileConfig {
     /// Diagnostics: relay-only ICE.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub relay_only: Option<bool>,
+    /// STUN server used when `/turn/credentials` fails (`stun:host[:port]`);
+    /// default `stun:<signaling host>:3478`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stun_url: Option<String>,
 }
 
 /// Overrides taken from flags and environment (clap fills both).
@@ -168,13 +175,19 @@ pub struct Config {
     pub loopback_only: bool,
     /// Relay-only ICE (diagnostics).
     pub relay_only: bool,
+    /// Fallback STUN URL (`MUXLINK_STUN_URL` > `stun_url`); None = the
+    /// peer manager's default, `stun:<signaling host>:3478`.
+    pub stun_url: Option<String>,
 }
 
 impl Config {
     /// Loads `config.toml` (absent = defaults) and applies the overrides.
     pub fn load(o: &Overrides) -> Result<Config, CliError> {
         let paths = Paths::resolve(o)?;
-        let file = read_file_config(&paths.config_file())?;
+        let mut file = read_file_config(&paths.config_file())?;
+        if let Some(url) = std::env::var(ENV_STUN_URL).ok().filter(|u| !u.is_empty()) {
+            file.stun_url = Some(url);
+        }
         Self::merge(paths, file, o)
     }
 
@@ -214,8 +227,13 @@ impl Config {
                 "max_peers = {max_peers} must be between 1 and 20"
             )));
         }
+        let stun_url = match file.stun_url {
+            Some(url) => Some(validate_stun_url(&url)?),
+            None => None,
+        };
         Ok(Config {
             paths,
+            stun_url,
             server_url,
             hmac_secret: o
                 .hmac_secret
@@ -250,16 +268,44 @@ pub fn read_file_config(path: &Path) -> Result<FileConfig, CliError> {
     };
     toml::from_str(&text).map_err(|e| CliError::ConfigUnreadable {
         path: path.to_path_buf(),
-        reason: e.message().to_string(),
+        reason: toml_error_line(&text, &e),
     })
 }
 
+/// A TOML error as one line that keeps its place: `line 3, column 14: <message>`.
+fn toml_error_line(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim().replace('\n', "; ");
+    let Some(span) = e.span() else {
+        return message;
+    };
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!("line {line}, column {column}: {message}")
+}
+
 /// Checks a server URL: `http`/`https` with a host, no query/fragment; returns
-/// it without a trailing slash.
+/// it without a trailing slash. A URL without a scheme (`localhost:8080`,
+/// `signal.example.net`) gets `http://` for a loopback host and `https://`
+/// otherwise.
 pub fn validate_server_url(raw: &str) -> Result<String, CliError> {
     let bad = |why: &str| CliError::BadUrl {
         url: raw.to_string(),
         reason: why.to_string(),
+    };
+    let trimmed = raw.trim();
+    let with_scheme;
+    let raw = if !trimmed.contains("://") && !trimmed.is_empty() && !trimmed.contains(' ') {
+        let probe =
+            url::Url::parse(&format!("http://{trimmed}")).map_err(|e| bad(&e.to_string()))?;
+        let scheme = match probe.host() {
+            Some(host) if is_loopback(&host) => "http",
+            _ => "https",
+        };
+        with_scheme = format!("{scheme}://{trimmed}");
+        with_scheme.as_str()
+    } else {
+        raw
     };
     let url = url::Url::parse(raw).map_err(|e| bad(&e.to_string()))?;
     if url.scheme() != "http" && url.scheme() != "https" {
@@ -272,6 +318,87 @@ pub fn validate_server_url(raw: &str) -> Result<String, CliError> {
         return Err(bad("it must not carry a query or fragment"));
     }
     Ok(raw.trim_end_matches('/').to_string())
+}
+
+/// Checks a fallback STUN URL (`MUXLINK_STUN_URL` or `stun_url`):
+/// `stun:host[:port]` (the WebRTC stack speaks STUN over UDP only).
+pub fn validate_stun_url(raw: &str) -> Result<String, CliError> {
+    let url = raw.trim();
+    let rest = url.strip_prefix("stun:").unwrap_or_default();
+    if rest.is_empty() || rest.starts_with('/') || rest.contains(['?', '#', ' ', '@']) {
+        return Err(CliError::BadConfig(format!(
+            "STUN URL {:?} (MUXLINK_STUN_URL / stun_url): write it as stun:host[:port], e.g. stun:signal.example.net:3478",
+            crate::printable::printable(raw)
+        )));
+    }
+    Ok(url.to_string())
+}
+
+/// True for `localhost` (and its subdomains), 127.0.0.0/8 and ::1.
+fn is_loopback(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Domain(d) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost")
+        }
+        url::Host::Ipv4(a) => a.is_loopback(),
+        url::Host::Ipv6(a) => a.is_loopback(),
+    }
+}
+
+/// True for addresses only reachable on a local network: 10/8, 172.16/12,
+/// 192.168/16, 169.254/16, 100.64/10 (carrier NAT), fc00::/7, fe80::/10 and
+/// `.local` / `.lan` / `.home.arpa` names.
+fn is_private(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Domain(d) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            [".local", ".lan", ".home.arpa", ".internal"]
+                .iter()
+                .any(|suffix| d.ends_with(suffix))
+                || !d.contains('.')
+        }
+        url::Host::Ipv4(a) => {
+            a.is_private()
+                || a.is_link_local()
+                || (a.octets()[0] == 100 && (a.octets()[1] & 0xc0) == 64)
+        }
+        url::Host::Ipv6(a) => {
+            let first = a.segments()[0];
+            (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// One warning line when `server_url` (already validated) cannot work from a
+/// phone: a loopback host (only this computer reaches it), plain `http://` to
+/// another host (phone browsers give the web client WebCrypto only on https),
+/// or a private-network address (the phone must be on that network).
+pub fn phone_reachability_warning(server_url: &str) -> Option<String> {
+    let url = url::Url::parse(server_url).ok()?;
+    let host = url.host()?;
+    let shown = url.host_str().unwrap_or_default();
+    if is_loopback(&host) {
+        return Some(format!(
+            "warning: {shown} is this computer's loopback address: a phone cannot reach it (only `muxlink-phone` on this machine can); use a name or address the phone can reach"
+        ));
+    }
+    let private = is_private(&host);
+    if url.scheme() == "http" {
+        let lan = if private {
+            ", and a private address is reachable only from the same network"
+        } else {
+            ""
+        };
+        return Some(format!(
+            "warning: {server_url} is plain http: phone browsers allow the web client's cryptography only over https (use `muxlink serve --tls-cert/--tls-key` or a TLS proxy){lan}"
+        ));
+    }
+    private.then(|| {
+        format!(
+            "warning: {shown} is a private-network address: the phone must be on the same network (or VPN) to reach it"
+        )
+    })
 }
 
 /// A display name per signaling.md §2 ([`signaling_proto::validate_name`]):
@@ -332,6 +459,49 @@ mod tests {
     }
 
     #[test]
+    fn a_url_without_a_scheme_gets_one() {
+        for (given, stored) in [
+            ("localhost:8080", "http://localhost:8080"),
+            ("127.0.0.1:8080/", "http://127.0.0.1:8080"),
+            ("[::1]:9", "http://[::1]:9"),
+            ("signal.example.net", "https://signal.example.net"),
+            ("192.168.1.5:8443", "https://192.168.1.5:8443"),
+        ] {
+            assert_eq!(validate_server_url(given).unwrap(), stored, "{given}");
+        }
+    }
+
+    #[test]
+    fn urls_a_phone_cannot_use_get_one_warning() {
+        let w = |u: &str| phone_reachability_warning(u).unwrap_or_default();
+        assert!(w("http://localhost:8080").contains("loopback"));
+        assert!(w("https://127.0.0.1").contains("loopback"));
+        assert!(w("http://signal.example.net").contains("https"));
+        let lan = w("http://192.168.1.5:8080");
+        assert!(
+            lan.contains("https") && lan.contains("same network"),
+            "{lan}"
+        );
+        assert!(w("https://10.0.0.2").contains("private-network"));
+        assert!(w("https://box.local").contains("private-network"));
+        assert_eq!(
+            phone_reachability_warning("https://signal.example.net"),
+            None
+        );
+        assert_eq!(phone_reachability_warning("https://203.0.113.9:443"), None);
+    }
+
+    #[test]
+    fn toml_errors_keep_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("config.toml");
+        std::fs::write(&f, "# c\nserver_url = \"http://x\"\nmax_peers = [\n").unwrap();
+        let err = read_file_config(&f).unwrap_err().to_string();
+        assert!(err.contains("line 3, column"), "{err}");
+        assert!(!err.contains('\n'), "{err:?}");
+    }
+
+    #[test]
     fn home_puts_everything_in_one_dir() {
         let o = Overrides {
             home: Some("/h".into()),
@@ -376,6 +546,29 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(err.contains("config.toml") && err.contains(shown), "{err}");
+        }
+    }
+
+    #[test]
+    fn stun_url_is_checked() {
+        let file = |u: &str| FileConfig {
+            stun_url: Some(u.into()),
+            ..Default::default()
+        };
+        let c = Config::merge(
+            paths(),
+            file("stun:stun.example.net:3478"),
+            &Overrides::default(),
+        );
+        assert_eq!(
+            c.unwrap().stun_url.as_deref(),
+            Some("stun:stun.example.net:3478")
+        );
+        let c = Config::merge(paths(), FileConfig::default(), &Overrides::default());
+        assert_eq!(c.unwrap().stun_url, None);
+        for bad in ["http://x", "stun:", "x:3478", "stun://x"] {
+            let e = Config::merge(paths(), file(bad), &Overrides::default()).unwrap_err();
+            assert!(e.to_string().contains("stun:host"), "{bad}: {e}");
         }
     }
 

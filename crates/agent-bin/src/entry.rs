@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 
 use crate::cli::{Cli, Command};
 use crate::tmux_commands::{Lookup, TmuxCommands};
@@ -15,7 +15,7 @@ pub fn main_entry() -> ExitCode {
     if let Some(code) = help_for_tmux_command(&args) {
         return code;
     }
-    let cli = Cli::parse();
+    let cli = crate::cli::parse();
     if let Command::Tmux(tmux_args) = &cli.command
         && let Some(code) = refuse_non_tmux_word(&cli, tmux_args)
     {

@@ -42,9 +42,17 @@ pub enum CliError {
         /// The data dir that lacks the key.
         dir: PathBuf,
     },
-    /// A key or record file has the wrong content.
+    /// The identity key file has the wrong content.
     #[error("{} is corrupt ({reason}): move it away and run `muxlink init` to create a new identity, then pair again", path.display())]
     CorruptFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The pairing record is unreadable; the identity is fine.
+    #[error("{} is corrupt ({reason}): run `muxlink pair` to pair the phone again (it replaces the record; the identity is kept)", path.display())]
+    CorruptRecord {
         /// The file.
         path: PathBuf,
         /// What is wrong.
@@ -70,6 +78,34 @@ pub enum CliError {
         /// Transport error.
         reason: String,
     },
+    /// The server accepted the connection but sent no answer in time.
+    #[error(
+        "the signaling server at {url} did not answer {what} within {secs} s (it accepts connections but does not respond: is it overloaded, or not a muxlink server?)"
+    )]
+    NoAnswer {
+        /// Server URL.
+        url: String,
+        /// Which request, e.g. "the token request".
+        what: &'static str,
+        /// The timeout.
+        secs: u64,
+    },
+    /// The server checks request signatures and this host sends none.
+    #[error(
+        "the server requires a request-signing secret ({error}): set MUXLINK_HMAC_SECRET or hmac_secret in config.toml to the server's secret"
+    )]
+    SigningSecretMissing {
+        /// The server's error text.
+        error: String,
+    },
+    /// The server refused this host's request signature.
+    #[error(
+        "the server refused this host's request signature ({error}): MUXLINK_HMAC_SECRET or hmac_secret in config.toml must be the server's request-signing secret"
+    )]
+    SigningSecretWrong {
+        /// The server's error text.
+        error: String,
+    },
     /// The server answered with an error.
     #[error("the signaling server refused {what}: {status} {error}")]
     Server {
@@ -89,9 +125,17 @@ pub enum CliError {
     /// User said no.
     #[error("cancelled")]
     Cancelled,
-    /// Pairing did not complete in time.
+    /// `pair --timeout` passed before a phone paired (the code is still valid).
     #[error("pairing timed out: no phone scanned the code in time; run `muxlink pair` again")]
     PairingTimeout,
+    /// The pairing code's lifetime on the server passed before a phone paired.
+    #[error(
+        "the pairing code expired ({secs} s passed without a phone pairing); run `muxlink pair` again"
+    )]
+    PairingCodeExpired {
+        /// The code's lifetime.
+        secs: u64,
+    },
     /// The agent is already running.
     #[error("the muxlink agent is already running (pid {0}); `muxlink stop` stops it")]
     AlreadyRunning(i32),

@@ -212,18 +212,18 @@ impl Store {
             Err(e) => return Err(CliError::io("read", &path, &e)),
         };
         let list: Vec<PairedDevice> =
-            serde_json::from_str(&text).map_err(|e| CliError::CorruptFile {
+            serde_json::from_str(&text).map_err(|e| CliError::CorruptRecord {
                 path: path.clone(),
                 reason: e.to_string(),
             })?;
         if list.len() > 1 {
-            return Err(CliError::CorruptFile {
+            return Err(CliError::CorruptRecord {
                 path,
                 reason: "more than one paired device".into(),
             });
         }
         match list.into_iter().next() {
-            Some(d) if !valid_device_id(&d.device_id) => Err(CliError::CorruptFile {
+            Some(d) if !valid_device_id(&d.device_id) => Err(CliError::CorruptRecord {
                 path,
                 reason: format!("bad device id {:?}", d.device_id),
             }),

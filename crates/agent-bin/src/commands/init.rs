@@ -19,8 +19,12 @@ pub fn init(o: &Overrides) -> Result<(), CliError> {
         None
     };
     let mut changed = false;
-    if let Some(url) = &o.server_url {
-        let url = config::validate_server_url(url)?;
+    let mut scheme_added = None;
+    if let Some(given) = &o.server_url {
+        let url = config::validate_server_url(given)?;
+        if !given.contains("://") {
+            scheme_added = Some(url.split("://").next().unwrap_or("https").to_owned());
+        }
         if file.server_url.as_deref() != Some(url.as_str()) {
             file.server_url = Some(url);
             changed = true;
@@ -49,7 +53,25 @@ pub fn init(o: &Overrides) -> Result<(), CliError> {
     let _ = writeln!(out, "config: {}", config_path.display());
     match &cfg.server_url {
         Some(url) => {
-            let _ = writeln!(out, "server: {url}");
+            match &scheme_added {
+                Some(scheme) => {
+                    let why = if scheme == "http" {
+                        "a loopback host"
+                    } else {
+                        "any host but loopback"
+                    };
+                    let _ = writeln!(
+                        out,
+                        "server: {url} (stored with {scheme}://, the default for {why})"
+                    );
+                }
+                None => {
+                    let _ = writeln!(out, "server: {url}");
+                }
+            }
+            if let Some(warning) = config::phone_reachability_warning(url) {
+                eprintln!("{warning}");
+            }
             let _ = writeln!(
                 out,
                 "next: run `muxlink pair` and scan the code with your phone"

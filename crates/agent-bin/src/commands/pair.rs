@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use signaling_client::{Identity, SignalingClient};
 use signaling_proto::SignalingMessage;
+use signaling_proto::consts::PAIRING_TIMEOUT;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -48,8 +49,24 @@ pub async fn pair(cfg: &Config, opts: &PairOptions) -> Result<(), CliError> {
     let key = store.load_identity()?;
     store::secure_dirs(&cfg.paths)?;
     let server = cfg.require_server()?.to_string();
+    // Scripts (--payload-only) pair `muxlink-phone` on loopback on purpose.
+    if !opts.payload_only
+        && let Some(warning) = crate::config::phone_reachability_warning(&server)
+    {
+        eprintln!("{warning}");
+    }
     let host_id = store::device_id(&key.verifying_key().to_bytes());
-    let old = store.load_paired()?;
+    let old = match store.load_paired() {
+        Err(CliError::CorruptRecord { path, reason }) => {
+            // Pairing again is the cure for a broken record: replace it.
+            confirm(
+                &format!("{} is corrupt ({reason}); replace it", path.display()),
+                opts.yes,
+            )?;
+            None
+        }
+        other => other?,
+    };
     if let Some(d) = &old {
         let label = crate::printable::printable(d.name.as_deref().unwrap_or(&d.device_id));
         confirm(
@@ -67,6 +84,8 @@ pub async fn pair(cfg: &Config, opts: &PairOptions) -> Result<(), CliError> {
             .await
             .map_err(|e| CliError::Other(format!("pairing request failed: {e}")))??
     };
+    // The server keeps the code this long from now (signaling.md §4).
+    let code_expires = tokio::time::Instant::now() + PAIRING_TIMEOUT;
 
     // Open the signaling socket before showing the code so no pair_complete is missed.
     let (tx, mut rx) = mpsc::channel::<SignalingMessage>(8);
@@ -101,7 +120,7 @@ pub async fn pair(cfg: &Config, opts: &PairOptions) -> Result<(), CliError> {
         opts.payload_only,
     );
 
-    let phone = wait_verified(&mut rx, &mut run, opts, &attempt, &host_id).await;
+    let phone = wait_verified(&mut rx, &mut run, opts, code_expires, &attempt, &host_id).await;
     client.close();
     drop(guard);
     drop(attempt);
@@ -146,7 +165,7 @@ async fn wait_connected(client: &SignalingClient, run: &mut RunHandle) -> Result
             _ => CliError::Other("the signaling connection ended".into()),
         }),
         _ = tokio::time::sleep(Duration::from_secs(20)) => Err(CliError::Other(
-            "could not open the signaling connection within 20 s; check the server and its HMAC secret".into(),
+            "could not open the signaling connection within 20 s; check the server URL and, if the server has one, its request-signing secret (MUXLINK_HMAC_SECRET or hmac_secret in config.toml)".into(),
         )),
     }
 }
@@ -173,17 +192,29 @@ fn show(payload: &str, url: &str, payload_only: bool) {
 }
 
 /// Waits for a `pair_complete` that passes [`PairingAttempt::accept`]; each
-/// refused one prints one line and the wait goes on until the deadline.
+/// refused one prints one line and the wait goes on until the deadline: the
+/// earlier of `--timeout` and `code_expires`, when the server forgets the code
+/// (then the countdown stops and the error says the code expired).
 async fn wait_verified(
     rx: &mut mpsc::Receiver<SignalingMessage>,
     run: &mut RunHandle,
     opts: &PairOptions,
+    code_expires: tokio::time::Instant,
     attempt: &PairingAttempt,
     host_id: &str,
 ) -> Result<AcceptedPhone, CliError> {
     let tty = std::io::stderr().is_terminal() && !opts.payload_only;
     let start = tokio::time::Instant::now();
-    let deadline = start + opts.timeout;
+    let deadline = (start + opts.timeout).min(code_expires);
+    let deadline_error = || {
+        if deadline >= code_expires {
+            CliError::PairingCodeExpired {
+                secs: PAIRING_TIMEOUT.as_secs(),
+            }
+        } else {
+            CliError::PairingTimeout
+        }
+    };
     let tick = if tty {
         Duration::from_secs(1)
     } else {
@@ -226,7 +257,7 @@ async fn wait_verified(
                     _ => CliError::Other("the signaling connection ended".into()),
                 });
             }
-            _ = tokio::time::sleep_until(deadline) => break Err(CliError::PairingTimeout),
+            _ = tokio::time::sleep_until(deadline) => break Err(deadline_error()),
             _ = tokio::time::sleep_until(next_tick) => {}
             _ = tokio::signal::ctrl_c() => break Err(CliError::Cancelled),
         }
@@ -235,4 +266,47 @@ async fn wait_verified(
         eprintln!();
     }
     result
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    async fn wait_until_deadline(timeout: Duration, code_life: Duration) -> CliError {
+        let (_tx, mut rx) = mpsc::channel(1);
+        let mut run: RunHandle = tokio::spawn(std::future::pending());
+        let opts = PairOptions {
+            yes: true,
+            payload_only: true,
+            timeout,
+            web_url: None,
+        };
+        let expires = tokio::time::Instant::now() + code_life;
+        let attempt = PairingAttempt::generate();
+        let err = wait_verified(&mut rx, &mut run, &opts, expires, &attempt, "host")
+            .await
+            .map(|_| ())
+            .unwrap_err();
+        run.abort();
+        err
+    }
+
+    #[tokio::test]
+    async fn the_code_lifetime_ends_the_wait_with_its_own_message() {
+        let start = tokio::time::Instant::now();
+        let err = wait_until_deadline(Duration::from_secs(30), Duration::from_millis(300)).await;
+        assert!(
+            matches!(err, CliError::PairingCodeExpired { secs: 300 }),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "the pairing code expired (300 s passed without a phone pairing); run `muxlink pair` again"
+        );
+        assert!(start.elapsed() < Duration::from_secs(5));
+        // A --timeout shorter than the code's life is a plain timeout.
+        let err = wait_until_deadline(Duration::from_millis(300), Duration::from_secs(30)).await;
+        assert!(matches!(err, CliError::PairingTimeout), "{err:?}");
+    }
 }

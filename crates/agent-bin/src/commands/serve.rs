@@ -38,11 +38,7 @@ pub async fn serve(opts: ServeOptions, o: &Overrides) -> Result<(), CliError> {
         cors_origins,
     } = opts;
     let bind = bind.as_str();
-    let addr: std::net::SocketAddr = bind.parse().map_err(|_| {
-        CliError::Other(format!(
-            "invalid --bind address {bind:?}: use host:port, e.g. 127.0.0.1:8080"
-        ))
-    })?;
+    let addr = resolve_bind(bind)?;
     let tls = signaling_server::TlsFiles::from_pair(tls_cert, tls_key)
         .map_err(|e| CliError::Other(e.to_string()))?;
     let mut config = server_file()?;
@@ -71,6 +67,43 @@ pub async fn serve(opts: ServeOptions, o: &Overrides) -> Result<(), CliError> {
     }
     server.shutdown().await;
     Ok(())
+}
+
+/// `host:port` → the address to listen on: an IP address as given, or a host
+/// name resolved (its first IPv4 address when it has one, so `localhost` is
+/// 127.0.0.1).
+fn resolve_bind(bind: &str) -> Result<std::net::SocketAddr, CliError> {
+    use std::net::ToSocketAddrs as _;
+    if let Ok(addr) = bind.parse() {
+        return Ok(addr);
+    }
+    let usage = "use host:port, e.g. 127.0.0.1:8080, localhost:8080 or 0.0.0.0:443";
+    let has_port = bind
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if !has_port {
+        return Err(CliError::Other(format!(
+            "invalid --bind address {bind:?}: {usage}"
+        )));
+    }
+    let addrs: Vec<std::net::SocketAddr> = bind
+        .to_socket_addrs()
+        .map_err(|e| {
+            CliError::Other(format!(
+                "invalid --bind address {bind:?}: cannot resolve the host ({e}); {usage}"
+            ))
+        })?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| {
+            CliError::Other(format!(
+                "invalid --bind address {bind:?}: the host has no address; {usage}"
+            ))
+        })
 }
 
 /// The server settings of the TOML file named by `MUXLINK_SERVER_CONFIG`
@@ -107,6 +140,29 @@ mod tests {
         match serve(opts, &o).await {
             Err(CliError::Other(text)) => text,
             other => panic!("unexpected: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bind_takes_host_names() {
+        assert_eq!(
+            resolve_bind("localhost:8080").unwrap(),
+            "127.0.0.1:8080".parse::<std::net::SocketAddr>().unwrap()
+        );
+        assert_eq!(
+            resolve_bind("[::1]:9").unwrap(),
+            "[::1]:9".parse::<std::net::SocketAddr>().unwrap()
+        );
+        for bad in [
+            "localhost",
+            "8080",
+            ":8080",
+            "localhost:http",
+            "no-such-host.invalid:80",
+        ] {
+            let e = resolve_bind(bad).unwrap_err().to_string();
+            assert!(e.contains("invalid --bind address"), "{bad}: {e}");
+            assert_eq!(e.lines().count(), 1, "{e}");
         }
     }
 
