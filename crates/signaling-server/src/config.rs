@@ -9,6 +9,7 @@ use serde::Deserialize;
 use signaling_proto::consts;
 
 use crate::clock::Clock;
+use crate::stun_responder::StunBind;
 use crate::tls::TlsError;
 
 /// A fixed-window rate limit: at most `max` requests per `window`.
@@ -248,6 +249,15 @@ pub struct ServerConfig {
     /// headers at all and no `Origin` check. [`crate::Server::start`] checks
     /// and normalises them (lowercase, no trailing `/` or default port).
     pub cors_origins: Vec<String>,
+    /// The UDP STUN responder ([`crate::stun_responder`]). The default,
+    /// [`StunBind::Auto`], answers on port 3478 of every address when
+    /// [`ServerConfig::bind`] has a fixed port and stays off for port 0
+    /// (tests, the demo), so parallel servers never fight over 3478.
+    pub stun_bind: StunBind,
+    /// How often the TLS certificate and key files are checked for a change
+    /// (a renewal); a changed, valid pair is used for new connections, a bad
+    /// one is logged and the old pair kept. Zero = never reload.
+    pub tls_reload_interval: Duration,
 }
 
 impl Default for ServerConfig {
@@ -278,6 +288,8 @@ impl Default for ServerConfig {
             clock: Clock::system(),
             tls: None,
             cors_origins: Vec::new(),
+            stun_bind: StunBind::Auto,
+            tls_reload_interval: Duration::from_secs(30),
         }
     }
 }
@@ -300,6 +312,8 @@ impl Default for ServerConfig {
 /// tls_cert = "/etc/muxlink/fullchain.pem"   # both or neither
 /// tls_key = "/etc/muxlink/privkey.pem"
 /// cors_origins = ["https://app.example.net"]
+/// stun_bind = "0.0.0.0:3478"                # or "off"; default: see ServerConfig::stun_bind
+/// tls_reload_secs = 30                      # 0 = never re-read the certificate files
 /// jwt_secret_file = "/etc/muxlink/jwt-secret"
 /// trusted_proxies = ["127.0.0.1", "10.0.0.0/8"]
 /// header_timeout_secs = 10
@@ -361,6 +375,8 @@ pub struct ConfigFile {
     pub max_rate_keys: Option<usize>,
     pub max_challenges: Option<usize>,
     pub max_pairing_codes: Option<usize>,
+    pub stun_bind: Option<StunBind>,
+    pub tls_reload_secs: Option<u64>,
 }
 
 impl ConfigFile {
@@ -479,6 +495,12 @@ impl ConfigFile {
         }
         if let Some(v) = self.max_pairing_codes {
             l.max_pairing_codes = v;
+        }
+        if let Some(v) = self.stun_bind {
+            config.stun_bind = v;
+        }
+        if let Some(v) = self.tls_reload_secs {
+            config.tls_reload_interval = secs(v);
         }
         if let Some(v) = self.registrations_per_prefix_per_hour {
             config.rate_limits.register = RateLimit::per(v, 3600);

@@ -6,7 +6,8 @@
 //! It relays only between paired devices and never sees terminal bytes; it is
 //! not trusted with them either (pairing v2 and channel authentication v2 keep
 //! a hostile server out), so it treats the phone's pairing confirmation as
-//! opaque: checked for shape, relayed to the host, never stored. It is
+//! opaque: checked for shape, relayed to the host, never stored. It answers
+//! STUN Binding requests on UDP ([`ServerConfig::stun_bind`]) but is
 //! not a TURN server, and keeps no state beyond devices and pairings across
 //! restarts (challenges, pairing codes, rate windows live in memory). It also
 //! serves the static web client at `/` (phone browsers), which talks to the API
@@ -36,6 +37,8 @@
 //! - [`tls`]: certificate loading ([`TlsError`]) and the bounded handshake.
 //! - [`client_key`]: [`ClientKey`], prefixes, [`TrustedProxies`] and forwarded headers.
 //! - [`clock`]: shiftable wall clock for expiry tests.
+//! - [`stun_responder`]: [`StunBind`] and the UDP STUN Binding responder
+//!   (XOR-MAPPED-ADDRESS, per-client rate limit), so `stun:<host>:3478` works.
 //! - `http_api`: routes, request-signing layer, body timeout, JSON errors.
 //! - `ws`: one WebSocket connection (auth, presence, relay, limits).
 //! - `hub`: online sockets per device, non-blocking fan-out.
@@ -69,6 +72,7 @@ mod slots;
 pub mod sqlite;
 mod state;
 pub mod store;
+pub mod stun_responder;
 pub mod tls;
 mod token_bucket;
 mod web_assets;
@@ -82,5 +86,6 @@ pub use config::{
 pub use server::{RunningServer, Server, StartError};
 pub use sqlite::SqliteStore;
 pub use store::{Db, Device, DeviceType, Pairing, Store, StoreError};
+pub use stun_responder::{StunBind, StunBindError};
 pub use tls::TlsError;
 pub use web_assets::files as web_client_files;

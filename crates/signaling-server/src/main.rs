@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Parser;
-use signaling_server::{ConfigFile, Server, ServerConfig};
+use signaling_server::{ConfigFile, Server, ServerConfig, StunBind};
 
 /// The muxlink signaling server. Flags override env, env overrides the file.
 #[derive(Debug, Parser)]
@@ -67,6 +67,14 @@ struct Args {
     /// TURN REST shared secret (time-limited credentials per request).
     #[arg(long, env = "MUXLINK_SERVER_TURN_SECRET", hide_env_values = true)]
     turn_secret: Option<String>,
+    /// UDP address of the STUN responder (Binding requests only), or "off".
+    /// Default: 0.0.0.0:3478 when --bind has a fixed port (best effort: a
+    /// port already taken only logs a warning), off for port 0.
+    #[arg(long, env = "MUXLINK_SERVER_STUN_BIND", value_name = "ADDR|off")]
+    stun_bind: Option<StunBind>,
+    /// Seconds between checks of the TLS files for a renewal (0: never).
+    #[arg(long, env = "MUXLINK_SERVER_TLS_RELOAD_SECS")]
+    tls_reload_secs: Option<u64>,
     /// PEM certificate chain: serve https/wss (needs --tls-key).
     #[arg(long, env = "MUXLINK_SERVER_TLS_CERT", value_name = "FILE")]
     tls_cert: Option<PathBuf>,
@@ -194,6 +202,8 @@ fn build_config(args: Args) -> anyhow::Result<ServerConfig> {
         max_rate_keys: args.max_rate_keys,
         max_challenges: args.max_challenges,
         max_pairing_codes: args.max_pairing_codes,
+        stun_bind: args.stun_bind,
+        tls_reload_secs: args.tls_reload_secs,
     };
     overrides.apply(&mut config)?;
     Ok(config)
@@ -245,7 +255,8 @@ async fn run() -> anyhow::Result<()> {
         .await
         // The error's own text already names its cause (and the file to fix).
         .map_err(|e| anyhow::anyhow!("cannot start the signaling server: {e}"))?;
-    // Scripts and tests read this line to find the port.
+    // Scripts and tests read this line (and only this one) to find the port;
+    // the STUN responder's address is logged by the library.
     println!("listening on {}", server.url());
     stop_signal().await;
     tracing::info!("shutting down");

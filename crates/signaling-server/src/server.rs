@@ -69,6 +69,16 @@ pub enum StartError {
         /// OS error.
         source: std::io::Error,
     },
+    /// The STUN responder's UDP address could not be bound.
+    #[error(
+        "cannot bind the STUN responder to UDP {addr}: {source}; choose another address with --stun-bind (MUXLINK_SERVER_STUN_BIND, stun_bind) or turn it off with \"off\""
+    )]
+    StunBind {
+        /// Requested address.
+        addr: SocketAddr,
+        /// OS error.
+        source: std::io::Error,
+    },
     /// The listen address could not be bound.
     #[error("cannot bind {addr}: {source}")]
     Bind {
@@ -128,9 +138,12 @@ impl Server {
                 len: jwt_secret.len(),
             });
         }
-        let tls = match &config.tls {
-            Some(files) => Some(crate::tls::load_acceptor(files)?),
-            None => None,
+        let (tls, reloader) = match &config.tls {
+            Some(files) => {
+                let (acceptor, reloader) = crate::tls::load_reloading(files)?;
+                (Some(acceptor), Some(reloader))
+            }
+            None => (None, None),
         };
         let listener = tokio::net::TcpListener::bind(config.bind)
             .await
@@ -142,6 +155,10 @@ impl Server {
             addr: config.bind,
             source,
         })?;
+        let stun_socket = crate::stun_responder::bind(config.stun_bind, config.bind)
+            .await
+            .map_err(|(addr, source)| StartError::StunBind { addr, source })?;
+        let stun_addr = stun_socket.as_ref().and_then(|s| s.local_addr().ok());
         if jwt_secret.is_empty() {
             jwt_secret = vec![0u8; 32];
             rand::rngs::OsRng.fill_bytes(&mut jwt_secret);
@@ -185,9 +202,27 @@ impl Server {
         let scheme = if tls.is_some() { "https" } else { "http" };
         let task = tokio::spawn(accept_loop(listener, tls, app, Arc::clone(&state)));
         let sweeper = tokio::spawn(sweep_loop(Arc::clone(&state)));
+        let mut helpers = Vec::new();
+        if let Some(socket) = stun_socket {
+            tracing::info!(stun = ?stun_addr, "STUN responder listening on UDP");
+            helpers.push(tokio::spawn(crate::stun_responder::run(
+                socket,
+                shutdown.clone(),
+            )));
+        }
+        if let Some(reloader) = &reloader
+            && !state.config.tls_reload_interval.is_zero()
+        {
+            helpers.push(tokio::spawn(
+                Arc::clone(reloader).watch(state.config.tls_reload_interval, shutdown.clone()),
+            ));
+        }
         tracing::info!(%local_addr, scheme, version = %state.config.api_version, web_client = crate::web_assets::is_built(), cors_origins = ?state.cors.origins(), "signaling server listening");
         Ok(RunningServer {
             local_addr,
+            stun_addr,
+            reloader,
+            helpers,
             scheme,
             shutdown,
             task,
@@ -317,6 +352,9 @@ async fn sweep_loop(state: Arc<AppState>) {
 /// A started server.
 pub struct RunningServer {
     local_addr: SocketAddr,
+    stun_addr: Option<SocketAddr>,
+    reloader: Option<Arc<crate::tls::CertReloader>>,
+    helpers: Vec<JoinHandle<()>>,
     scheme: &'static str,
     shutdown: CancellationToken,
     task: JoinHandle<()>,
@@ -328,6 +366,19 @@ impl RunningServer {
     /// The bound address (the real port when configured with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The UDP address of the STUN responder (the real port when configured
+    /// with port 0); `None` when it is off.
+    pub fn stun_addr(&self) -> Option<SocketAddr> {
+        self.stun_addr
+    }
+
+    /// The TLS certificate handle (to check for renewed files now, without
+    /// waiting for the next [`ServerConfig::tls_reload_interval`]); `None`
+    /// without TLS.
+    pub fn tls_reloader(&self) -> Option<&Arc<crate::tls::CertReloader>> {
+        self.reloader.as_ref()
     }
 
     /// Bare base URL, e.g. `http://127.0.0.1:PORT`, or `https://…` with TLS
@@ -364,6 +415,9 @@ impl RunningServer {
         };
         let _ = tokio::time::timeout(Duration::from_secs(10), stopped).await;
         let _ = self.sweeper.await;
+        for helper in self.helpers {
+            let _ = helper.await;
+        }
         tracing::info!("signaling server stopped");
     }
 }

@@ -1,7 +1,15 @@
-//! Native TLS (https/wss) for the server: [`load_acceptor`] reads the PEM
-//! certificate chain and private key once at start-up (so a bad file stops the
+//! Native TLS (https/wss) for the server: [`load_reloading`] reads the PEM
+//! certificate chain and private key at start-up (so a bad file stops the
 //! start, not the first connection), and [`TlsListener`] is the axum listener
 //! that completes TLS handshakes beside the TCP accept loop.
+//!
+//! Certificates are renewed without a restart: [`CertReloader`] is the
+//! rustls certificate resolver, and [`CertReloader::watch`] reads the two
+//! (small) files and compares their content every
+//! [`crate::ServerConfig::tls_reload_interval`]; a changed pair that loads
+//! and matches replaces the old one for new handshakes in one step, a bad
+//! one (half-written, key not matching) is logged and the old pair kept until
+//! the files change again.
 //!
 //! rustls runs with the ring provider only. A handshake that fails (a plain
 //! HTTP client, garbage, an untrusted certificate on the client side) is
@@ -12,7 +20,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
@@ -22,7 +30,10 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::pem::{self, PemObject as _};
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::server::{ClientHello, ResolvesServerCert};
+use tokio_rustls::rustls::sign::CertifiedKey;
 use tokio_rustls::server::TlsStream;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::TlsFiles;
 
@@ -144,9 +155,8 @@ fn detail(e: &pem::Error) -> String {
     }
 }
 
-/// Reads and checks the certificate chain and key; the acceptor serves
-/// HTTP/1.1 (plain requests and WebSocket upgrades).
-pub fn load_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
+/// Reads and checks the certificate chain and key.
+fn load_certified_key(files: &TlsFiles) -> Result<CertifiedKey, TlsError> {
     let cert_pem = read("certificate", &files.cert)?;
     let no_cert = |detail: String| TlsError::NoCertificate {
         path: files.cert.clone(),
@@ -163,27 +173,167 @@ pub fn load_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
         path: files.key.clone(),
         detail: detail(&e),
     })?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    CertifiedKey::from_der(chain, key, &provider()).map_err(|e| match e {
+        rustls::Error::InconsistentKeys(_) => TlsError::KeyMismatch {
+            cert: files.cert.clone(),
+            key: files.key.clone(),
+        },
+        source => TlsError::Unusable {
+            cert: files.cert.clone(),
+            key: files.key.clone(),
+            source,
+        },
+    })
+}
+
+fn provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::ring::default_provider()
+}
+
+/// A fingerprint of a file's content (`None`: unreadable). Content, not
+/// modification time: a quick rewrite of a same-length file can keep its
+/// mtime (coarse timestamps), and certbot's symlink swap keeps the link's.
+/// Not a security check, only change detection.
+type Stamp = Option<u64>;
+
+fn stamp(path: &Path) -> Stamp {
+    use std::hash::{Hash as _, Hasher as _};
+    let bytes = std::fs::read(path).ok()?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    Some(h.finish())
+}
+
+/// The server's certificate: the pair last loaded from [`TlsFiles`], handed
+/// to every new handshake, replaced in one step by [`CertReloader::reload_if_changed`]
+/// (connections already open keep the certificate they were shown).
+pub struct CertReloader {
+    files: TlsFiles,
+    current: RwLock<Arc<CertifiedKey>>,
+    /// The files' stamps when last tried (loaded or refused), so a bad pair
+    /// is reported once per change, not at every check.
+    seen: Mutex<(Stamp, Stamp)>,
+}
+
+impl std::fmt::Debug for CertReloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertReloader")
+            .field("files", &self.files)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ResolvesServerCert for CertReloader {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        // A poisoned lock still holds a complete pair (writers only swap an Arc).
+        let guard = self.current.read().unwrap_or_else(|p| p.into_inner());
+        Some(Arc::clone(&guard))
+    }
+}
+
+/// What a reload check did.
+#[derive(Debug)]
+pub enum Reload {
+    /// Neither file changed since the last check.
+    Unchanged,
+    /// The new pair is in use for new connections.
+    Reloaded,
+    /// The files changed but the new pair is unusable; the old one stays.
+    Kept(TlsError),
+}
+
+impl CertReloader {
+    /// Loads the pair once; an unusable pair is an error (the start fails).
+    pub fn load(files: &TlsFiles) -> Result<CertReloader, TlsError> {
+        let seen = (stamp(&files.cert), stamp(&files.key));
+        let key = load_certified_key(files)?;
+        Ok(CertReloader {
+            files: files.clone(),
+            current: RwLock::new(Arc::new(key)),
+            seen: Mutex::new(seen),
+        })
+    }
+
+    /// The DER of the certificate new connections get.
+    pub fn current_certificate(&self) -> Option<CertificateDer<'static>> {
+        let guard = self.current.read().unwrap_or_else(|p| p.into_inner());
+        guard.cert.first().cloned()
+    }
+
+    /// Re-reads the files when their content changed since the last check,
+    /// and swaps the pair in when it is usable.
+    pub fn reload_if_changed(&self) -> Reload {
+        let now = (stamp(&self.files.cert), stamp(&self.files.key));
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            if *seen == now {
+                return Reload::Unchanged;
+            }
+            *seen = now;
+        }
+        match load_certified_key(&self.files) {
+            Ok(key) => {
+                *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(key);
+                Reload::Reloaded
+            }
+            Err(e) => Reload::Kept(e),
+        }
+    }
+
+    /// Checks the files every `every` until `shutdown`, logging each reload
+    /// and each refused pair.
+    pub async fn watch(self: Arc<Self>, every: Duration, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let me = Arc::clone(&self);
+            // File reads are blocking; they are small and rare.
+            let Ok(outcome) = tokio::task::spawn_blocking(move || me.reload_if_changed()).await
+            else {
+                continue;
+            };
+            match outcome {
+                Reload::Unchanged => {}
+                Reload::Reloaded => tracing::info!(
+                    cert = %self.files.cert.display(),
+                    "TLS certificate reloaded; new connections use it"
+                ),
+                Reload::Kept(e) => tracing::error!(
+                    error = %e,
+                    "TLS certificate files changed but cannot be used; still serving the previous certificate"
+                ),
+            }
+        }
+    }
+}
+
+/// Reads and checks the certificate chain and key; the acceptor serves
+/// HTTP/1.1 (plain requests and WebSocket upgrades) with the pair held by
+/// the returned [`CertReloader`].
+pub fn load_reloading(files: &TlsFiles) -> Result<(TlsAcceptor, Arc<CertReloader>), TlsError> {
+    let reloader = Arc::new(CertReloader::load(files)?);
     let unusable = |source| TlsError::Unusable {
         cert: files.cert.clone(),
         key: files.key.clone(),
         source,
     };
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(provider()))
         .with_safe_default_protocol_versions()
         .map_err(unusable)?
         .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(|e| match e {
-            rustls::Error::InconsistentKeys(_) => TlsError::KeyMismatch {
-                cert: files.cert.clone(),
-                key: files.key.clone(),
-            },
-            other => unusable(other),
-        })?;
+        .with_cert_resolver(Arc::clone(&reloader) as Arc<dyn ResolvesServerCert>);
     // axum serves HTTP/1.1 only; saying so lets browsers skip an h2 attempt.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(config)))
+    Ok((TlsAcceptor::from(Arc::new(config)), reloader))
+}
+
+/// [`load_reloading`] without the handle (a certificate that never changes).
+pub fn load_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
+    load_reloading(files).map(|(acceptor, _)| acceptor)
 }
 
 /// Completes the TLS handshake on `tcp` within `limit` (a timeout is an
