@@ -34,7 +34,10 @@ pub enum FetchError {
     Empty,
 }
 
-/// The fallback STUN URL for `server_url`: `stun:<host>:3478`.
+/// The fallback STUN URL for `server_url`: `stun:<host>:3478`, which the
+/// bundled server (`muxlink serve`) answers with its STUN responder. The
+/// agent replaces it with `stun_url` / `MUXLINK_STUN_URL` through
+/// `PeerManager::set_stun_url`.
 pub fn default_stun_url(server_url: &str) -> String {
     let rest = server_url
         .split_once("://")
