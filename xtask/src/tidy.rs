@@ -109,7 +109,11 @@ mod unused_dependencies {
             .and_then(|m| m.get("cargo-machete"))
             .and_then(|m| m.get("ignored"))
             .and_then(|i| i.as_array())
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
