@@ -203,6 +203,59 @@ fn a_server_that_never_answers_is_named_with_the_step() {
     insta::assert_snapshot!(shown(&o, &h, Some(&addr)));
 }
 
+/// On a terminal (util-linux `script` gives one), a call still waiting after
+/// a second says what it waits for, before the timeout line.
+#[test]
+fn a_slow_server_shows_progress_on_a_terminal() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: util-linux `script` (a pseudo-terminal) is not installed");
+        return;
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            held.push(conn);
+        }
+    });
+    let h = home();
+    let url = format!("http://{addr}");
+    assert!(
+        h.output(&["init", "--server", &url], T)
+            .unwrap()
+            .status
+            .success()
+    );
+    let o = wait_output(
+        std::process::Command::new("script")
+            .args(["-qec", &format!("{BIN} pair --yes"), "/dev/null"])
+            .envs(h.cmd(&[]).get_envs().filter_map(|(k, v)| Some((k, v?))))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+        T,
+    )
+    .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).replace('\r', "");
+    assert!(
+        text.contains(&format!(
+            "contacting http://{addr}/v1/auth/challenge (the challenge request)…"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("did not answer the challenge request within 10 s"),
+        "{text}"
+    );
+}
+
 #[test]
 fn a_broken_config_toml_keeps_line_and_column() {
     let h = home();

@@ -119,7 +119,13 @@ pub fn signed_request_with_timeout(
     };
     // A failed TLS handshake or certificate check is transient like any
     // other transport failure: the proxy or its certificate may be fixed.
-    let mut response = result.map_err(|e| transport(e.to_string()))?;
+    let mut response = result.map_err(|e| match e {
+        ureq::Error::Timeout(_) => transport(format!(
+            "no answer within {} s (the server accepts connections but does not respond)",
+            timeout.as_secs()
+        )),
+        other => transport(other.to_string()),
+    })?;
     let status = response.status().as_u16();
     let text = response
         .body_mut()
@@ -279,6 +285,28 @@ mod tests {
         assert!(!err.is_permanent());
         // The client opened with a TLS handshake record (a ClientHello).
         assert_eq!(server.join().unwrap(), 0x16);
+    }
+
+    #[test]
+    fn a_server_that_never_answers_is_a_timeout_in_words() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1/health", listener.local_addr().unwrap());
+        let held = std::thread::spawn(move || listener.accept().map(|(conn, _)| conn));
+        let err = signed_request_with_timeout(
+            "GET",
+            &url,
+            "/v1/health",
+            "",
+            None,
+            None,
+            Duration::from_secs(1),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, HttpError::Transport { detail, .. } if detail.starts_with("no answer within 1 s")),
+            "{err:?}"
+        );
+        drop(held.join());
     }
 
     #[test]

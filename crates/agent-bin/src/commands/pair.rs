@@ -110,7 +110,7 @@ pub async fn pair(cfg: &Config, opts: &PairOptions) -> Result<(), CliError> {
     });
     let guard = cancel.clone().drop_guard();
 
-    wait_connected(&client, &mut run).await?;
+    wait_connected(&client, &mut run, &server).await?;
 
     let payload = attempt.payload(&code, &host_id, &server);
     let web_base = opts.web_url.as_deref().unwrap_or(&server);
@@ -150,7 +150,11 @@ pub async fn pair(cfg: &Config, opts: &PairOptions) -> Result<(), CliError> {
 
 type RunHandle = tokio::task::JoinHandle<Result<(), signaling_client::SignalingError>>;
 
-async fn wait_connected(client: &SignalingClient, run: &mut RunHandle) -> Result<(), CliError> {
+async fn wait_connected(
+    client: &SignalingClient,
+    run: &mut RunHandle,
+    server: &str,
+) -> Result<(), CliError> {
     let mut state = client.subscribe_state();
     let connected = async {
         state
@@ -158,7 +162,16 @@ async fn wait_connected(client: &SignalingClient, run: &mut RunHandle) -> Result
             .await
             .map(|_| ())
     };
+    // A slow socket says what it is waiting for on a terminal.
+    let progress = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if std::io::stderr().is_terminal() {
+            eprintln!("contacting {server} (the signaling socket)…");
+        }
+        std::future::pending::<std::convert::Infallible>().await
+    };
     tokio::select! {
+        never = progress => match never {},
         r = connected => r.map_err(|_| CliError::Other("the signaling connection ended".into())),
         r = &mut *run => Err(match r {
             Ok(Err(e)) => CliError::Other(format!("signaling failed: {e}")),
