@@ -8,9 +8,10 @@
 //! them and [`Identity`]).
 //!
 //! The server URL may be `http://` or `https://` (the socket is then
-//! `wss://`): TLS is rustls with the bundled Mozilla root certificates
-//! (webpki-roots), not the OS store. A failed TLS handshake or certificate
-//! check is a transient failure, retried like any other.
+//! `wss://`): TLS is rustls trusting the bundled Mozilla root certificates
+//! and the operating system's store (so a private CA such as mkcert's works
+//! once installed; see [`http::trusted_roots`]). A failed TLS handshake or
+//! certificate check is a transient failure, retried like any other.
 //!
 //! Layout:
 //! - [`core`]: the sans-IO state machine holding every timing rule (no I/O,
