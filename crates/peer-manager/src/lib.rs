@@ -22,6 +22,8 @@
 //!   and `candidates` (≤ 64 remote candidates before the answer and ≤ 64 after,
 //!   per ICE round).
 //! - `admission` — pure `connect_request` rules: allowed device, secret, limit, reconnect.
+//! - `map` — pure identity rules of the peer map: a peer leaves (and is
+//!   reported) only while it is its device's current peer.
 //! - `throttle` — pure per-phone `connect_request` rate (burst 6, then 1/s);
 //!   requests over it are dropped with a log (the spec has no reason for them).
 //! - `manager` — [`PeerManager`]: admission, routing to peer inboxes, the peer
@@ -53,6 +55,7 @@ mod events;
 mod handler;
 pub mod ice_servers;
 mod manager;
+pub mod map;
 mod peer;
 mod task;
 pub mod throttle;

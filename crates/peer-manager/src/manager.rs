@@ -20,6 +20,7 @@ use crate::error::PeerError;
 use crate::events::{EVENT_QUEUE, PeerEvent};
 use crate::handler::{MessageSender, ProtocolHandler};
 use crate::ice_servers;
+use crate::map::PeerMap;
 use crate::peer::Peer;
 use crate::task::{self, PeerTask};
 use crate::throttle::ConnectThrottle;
@@ -42,7 +43,7 @@ struct Settings {
 }
 
 struct Inner {
-    peers: HashMap<String, Arc<Peer>>,
+    peers: PeerMap<Peer>,
     allowed: String,
     settings: Settings,
     secret_loader: Option<SecretLoader>,
@@ -103,7 +104,7 @@ impl PeerManager {
             handler,
             hmac_secret: hmac_secret.to_owned(),
             inner: Mutex::new(Inner {
-                peers: HashMap::new(),
+                peers: PeerMap::default(),
                 allowed: String::new(),
                 settings: Settings {
                     max_peers: admission::DEFAULT_MAX_PEERS,
@@ -273,7 +274,7 @@ impl PeerManager {
     pub async fn close_all(&self) {
         let _serial = self.close_all_lock.lock().await;
         self.closing.store(true, Ordering::SeqCst);
-        let peers: Vec<Arc<Peer>> = self.inner().peers.values().cloned().collect();
+        let peers: Vec<Arc<Peer>> = self.inner().peers.iter().map(|(_, p)| p.clone()).collect();
         for p in &peers {
             p.close();
         }
@@ -322,7 +323,7 @@ impl PeerManager {
                 allowed_device_id: &g.allowed,
                 device_id,
                 secret_loaded: secret.is_some(),
-                has_peer: g.peers.contains_key(device_id),
+                has_peer: g.peers.contains(device_id),
                 peer_count: g.peers.len(),
                 max_peers: g.settings.max_peers,
             });
@@ -335,7 +336,7 @@ impl PeerManager {
                 (Admission::Admit { .. }, Some(secret)) => {
                     let (peer, inbox) = Peer::new(device_id.to_owned());
                     let peer = Arc::new(peer);
-                    let old = g.peers.insert(device_id.to_owned(), peer.clone());
+                    let old = g.peers.insert(device_id, peer.clone());
                     let settings = self.peer_settings(&g.settings);
                     Ok(Some((old, peer, inbox, secret, settings)))
                 }
@@ -481,15 +482,7 @@ impl PeerManager {
     /// (check and remove under one lock).
     fn remove_if_current(&self, peer: &Arc<Peer>) -> bool {
         let mut g = self.inner();
-        if g.peers
-            .get(&peer.device_id)
-            .is_some_and(|p| Arc::ptr_eq(p, peer))
-        {
-            g.peers.remove(&peer.device_id);
-            true
-        } else {
-            false
-        }
+        g.peers.remove_if_current(&peer.device_id, peer)
     }
 }
 
