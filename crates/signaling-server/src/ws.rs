@@ -21,7 +21,8 @@ use crate::state::AppState;
 use crate::store::DeviceType;
 use crate::token_bucket::TokenBucket;
 
-/// Close code for a policy violation (RFC 6455): too many messages.
+/// Close code for a policy violation (RFC 6455): too many messages, or a
+/// second `auth` with another device's token.
 const CLOSE_POLICY: u16 = 1008;
 
 static NEXT_SOCKET_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -232,14 +233,14 @@ impl Conn {
             self.error("Invalid token");
             return Some((CLOSE_AUTH_FAILED, "invalid token"));
         };
-        if let Some(auth) = &self.auth {
-            // Re-auth on an open socket (token refresh) is fine for the same device.
-            if auth.device_id == claims.device_id {
-                self.reply(&auth_ok());
-            } else {
-                self.error("Already authenticated");
-            }
-            return None;
+        if self
+            .auth
+            .as_ref()
+            .is_some_and(|auth| auth.device_id != claims.device_id)
+        {
+            // One socket speaks for one device for its whole life.
+            self.error("Token is for another device");
+            return Some((CLOSE_POLICY, "token is for another device"));
         }
         let device = match crate::http_api::live_device(&self.st, &claims.device_id).await {
             Ok(Some(d)) => d,
@@ -256,6 +257,14 @@ impl Conn {
         if device.device_type.as_str() != claims.device_type {
             self.error("Invalid token");
             return Some((CLOSE_AUTH_FAILED, "invalid token"));
+        }
+        if self.auth.is_some() {
+            // A second `auth` on an authenticated socket is a JWT refresh
+            // (same device, checked above): the new token was verified like
+            // the first, the socket stays registered, and nobody is told the
+            // device went offline or came online.
+            self.reply(&auth_ok());
+            return None;
         }
         let max = self.st.config.limits.max_sockets_per_device;
         if !self.st.hub.register(&device.id, self.handle.clone(), max) {
