@@ -7,10 +7,8 @@
 use std::io::Write;
 use std::path::Path;
 
-use clap::CommandFactory;
 use clap_complete::Shell;
 
-use crate::cli::Cli;
 use crate::error::CliError;
 
 /// Prints the completion script for `shell` to stdout.
@@ -23,7 +21,7 @@ pub fn completions(shell: Shell) -> Result<(), CliError> {
 
 /// Writes the completion script for `shell` to `out`.
 pub fn write_completions(shell: Shell, out: &mut dyn Write) {
-    let mut cmd = visible(&Cli::command());
+    let mut cmd = visible(&crate::cli::command());
     clap_complete::generate(shell, &mut cmd, "muxlink", out);
 }
 
@@ -42,7 +40,7 @@ fn visible(cmd: &clap::Command) -> clap::Command {
 /// into `dir`, creating it when missing; prints each file written.
 pub fn man(dir: &Path) -> Result<(), CliError> {
     std::fs::create_dir_all(dir).map_err(|e| CliError::io("create", dir, &e))?;
-    clap_mangen::generate_to(Cli::command(), dir)
+    clap_mangen::generate_to(crate::cli::command(), dir)
         .map_err(|e| CliError::io("write the man pages into", dir, &e))?;
     let mut pages: Vec<String> = std::fs::read_dir(dir)
         .map_err(|e| CliError::io("read", dir, &e))?
