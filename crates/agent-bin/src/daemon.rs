@@ -186,7 +186,7 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
                 break match r {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(e)) => Err(CliError::Other(format!(
-                        "signaling stopped: {e} (check the server URL, the HMAC secret, or run `muxlink init`)"
+                        "signaling stopped: {e} (check the server URL, the request-signing secret MUXLINK_HMAC_SECRET or hmac_secret in config.toml, or run `muxlink init`)"
                     ))),
                     Err(e) => Err(CliError::Other(format!("signaling task failed: {e}"))),
                 };
