@@ -13,6 +13,13 @@
 //! username is `<expiry>:<its device id>`, so coturn's log shows that each
 //! end used the credentials the server computed for it.
 //!
+//! A third case runs `web/e2e/turn.mjs`: the web client in headless
+//! Chromium, its peer connections forced to relay-only by the script's init
+//! script (the page has no such switch), through the same kind of coturn;
+//! the script checks that the selected candidate pair is relay on both sides.
+//! It needs what `tests/browser.rs` needs and skips the same way (unless
+//! `MUXLINK_REQUIRE_BROWSER` is set).
+//!
 //! Without `turnserver` on the PATH the tests print why and pass, unless
 //! `MUXLINK_REQUIRE_TURN=1` (CI), where that is a failure.
 
@@ -460,4 +467,84 @@ async fn a_session_runs_through_coturn_with_rest_credentials() {
             coturn.log_text()
         );
     }
+}
+
+/// `muxlink-signaling-server` beside this test's binary (as in tests/browser.rs).
+fn server_bin() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("MUXLINK_SERVER_BIN") {
+        return Some(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().ok()?;
+    Some(exe.parent()?.parent()?.join("muxlink-signaling-server"))
+}
+
+/// What the browser case lacks (as in tests/browser.rs), if anything.
+fn browser_missing(web: &Path, chromium: &Path, server: Option<&Path>) -> Vec<String> {
+    let mut missing = Vec::new();
+    let node = Command::new("node").arg("--version").output();
+    if !node.is_ok_and(|o| o.status.success()) {
+        missing.push("node (Node.js 20+)".to_owned());
+    }
+    if !web.join("node_modules/playwright-core").is_dir() {
+        missing.push("web/node_modules (run `cargo xtask web`)".to_owned());
+    }
+    if !web.join("dist/index.html").is_file() {
+        missing.push("web/dist (run `cargo xtask web`, then rebuild)".to_owned());
+    }
+    if !chromium.is_file() {
+        missing.push(format!("{} (apt install chromium)", chromium.display()));
+    }
+    if !server.is_some_and(Path::is_file) {
+        missing.push("muxlink-signaling-server (cargo build -p signaling-server)".to_owned());
+    }
+    missing
+}
+
+#[test]
+fn the_web_client_runs_through_coturn_relay_only_in_chromium() {
+    let Some(bin) = turnserver() else { return };
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../web");
+    let chromium = std::env::var_os("CHROMIUM")
+        .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
+    let server = server_bin();
+    let missing = browser_missing(&web, &chromium, server.as_deref());
+    if !missing.is_empty() {
+        let text = format!("the browser TURN test needs: {}", missing.join(", "));
+        assert!(
+            std::env::var_os("MUXLINK_REQUIRE_BROWSER").is_none(),
+            "{text}"
+        );
+        eprintln!("SKIPPED: {text}");
+        return;
+    }
+    let (user, password) = ("muxlink-web".to_owned(), "muxlink-web-pass".to_owned());
+    let coturn = Coturn::start(
+        &bin,
+        &Auth::Static {
+            user: user.clone(),
+            password: password.clone(),
+        },
+    );
+    let status = Command::new("node")
+        .arg("e2e/turn.mjs")
+        .current_dir(&web)
+        .env("MUXLINK_BIN", BIN)
+        .env("MUXLINK_SERVER_BIN", server.unwrap_or_default())
+        .env("CHROMIUM", &chromium)
+        .env("TURN_PORT", coturn.port.to_string())
+        .env("TURN_USER", &user)
+        .env("TURN_PASSWORD", &password)
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "web/e2e/turn.mjs failed ({status}); see its output above; coturn:\n{}",
+        coturn.log_text()
+    );
+    // The browser and the agent both allocated on this coturn.
+    let users = coturn.allocated_users();
+    assert!(
+        users.iter().filter(|u| **u == user).count() >= 2,
+        "allocations: {users:?}"
+    );
 }

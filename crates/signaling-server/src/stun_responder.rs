@@ -141,7 +141,7 @@ pub(crate) async fn bind(
 /// What to do with one datagram.
 #[derive(Debug, PartialEq, Eq)]
 enum Verdict {
-    /// Send this many bytes of the response buffer back.
+    /// Send the response (`Responder::response.raw`) back to the source.
     Answer,
     /// Not a Binding request (or malformed): drop.
     Ignore,
