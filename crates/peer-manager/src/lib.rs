@@ -27,7 +27,8 @@
 //! - `throttle` — pure per-phone `connect_request` rate (burst 6, then 1/s);
 //!   requests over it are dropped with a log (the spec has no reason for them).
 //! - `manager` — [`PeerManager`]: admission, routing to peer inboxes, the peer
-//!   map with identity checks, the close reports, `close_all`.
+//!   map, `close_all`; `manager/reports` applies the tasks' close reports,
+//!   `manager/tunables` holds the setters.
 //! - `task` — the per-peer tokio task: select over inbox, WebRTC events, channel,
 //!   timeout and close; performs the core's actions; reports the close up.
 //! - `dispatch` — the per-peer dispatcher task in front of the handler.

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
 
 use rtc_transport::RtcConfig;
 use signaling_proto::SignalingMessage;
@@ -15,7 +14,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::admission::{self, Admission, AdmissionRequest, RejectReason};
 use crate::config::{NonceSource, PeerSettings, RtcSource};
-use crate::core::{CloseReason, CoreConfig};
+use crate::core::CoreConfig;
 use crate::error::PeerError;
 use crate::events::{EVENT_QUEUE, PeerEvent};
 use crate::handler::{MessageSender, ProtocolHandler};
@@ -24,6 +23,9 @@ use crate::map::PeerMap;
 use crate::peer::Peer;
 use crate::task::{self, PeerTask};
 use crate::throttle::ConnectThrottle;
+
+mod reports;
+mod tunables;
 
 /// Loads the 32-byte pairing secret of a mobile device id.
 pub type SecretLoader = Arc<dyn Fn(&str) -> Option<[u8; 32]> + Send + Sync>;
@@ -134,83 +136,6 @@ impl PeerManager {
         self.inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Simultaneous peers allowed (default 1, clamped to 1..=20).
-    pub fn set_max_peers(&self, n: usize) {
-        self.inner().settings.max_peers = admission::clamp_max_peers(n);
-    }
-
-    /// Use this WebRTC configuration for new peers and skip the TURN fetch (tests:
-    /// loopback settings).
-    pub fn set_rtc_config_override(&self, config: RtcConfig) {
-        self.inner().settings.rtc_override = Some(config);
-    }
-
-    /// STUN URL used when TURN credentials cannot be fetched
-    /// (default `stun:<server host>:3478`).
-    pub fn set_stun_url(&self, url: &str) {
-        self.inner().settings.stun_url = url.to_owned();
-    }
-
-    /// Force ICE transport policy `relay` (diagnostics).
-    pub fn set_relay_only(&self, on: bool) {
-        self.inner().settings.relay_only = on;
-    }
-
-    /// Key-possession deadline (default 10 s; tests shorten it).
-    pub fn set_auth_timeout(&self, d: Duration) {
-        self.inner().settings.core.auth_timeout = d;
-    }
-
-    /// Disconnect grace and ICE-restart answer watchdog (defaults 10 s and 20 s;
-    /// tests shorten them).
-    pub fn set_lifecycle_timers(&self, grace: Duration, watchdog: Duration) {
-        let mut g = self.inner();
-        g.settings.core.grace = grace;
-        g.settings.core.watchdog = watchdog;
-    }
-
-    /// Ping idle limit of authenticated peers (default 60 s; tests shorten it).
-    pub fn set_idle_timeout(&self, d: Duration) {
-        self.inner().settings.core.idle = d;
-    }
-
-    /// Per-phone `connect_request` rate: `burst` at once, then one per
-    /// `interval` (defaults 6 and 1 s; see [`crate::throttle`]). Requests over
-    /// it are dropped with a log line.
-    pub fn set_connect_rate(&self, burst: u32, interval: Duration) {
-        self.inner().throttle = ConnectThrottle::new(burst, interval);
-    }
-
-    /// Test seam: where `auth_challenge` nonces come from (default
-    /// [`terminal_protocol::try_new_nonce`]). A failing source closes each
-    /// peer whose channel opens, before anything reaches the handler.
-    #[doc(hidden)]
-    pub fn set_nonce_source(&self, source: NonceSource) {
-        self.inner().settings.nonce = source;
-    }
-
-    /// The mobile device id allowed to connect (may be empty or a sentinel).
-    pub fn allowed_device_id(&self) -> String {
-        self.inner().allowed.clone()
-    }
-
-    /// Set the allowed mobile device id (empty or `!…` sentinel = nobody).
-    pub fn set_allowed_device_id(&self, id: &str) {
-        self.inner().allowed = id.to_owned();
-    }
-
-    /// Where the pairing secret of a device comes from (none = every device is
-    /// `not_paired`).
-    pub fn set_secret_loader(&self, loader: SecretLoader) {
-        self.inner().secret_loader = Some(loader);
-    }
-
-    /// Also call `hook(device_id)` whenever the handler hears `peer_disconnected`
-    /// (same once-per-peer rule).
-    pub fn set_on_peer_disconnect(&self, hook: DisconnectHook) {
-        self.inner().on_disconnect = Some(hook);
     }
 
     /// A version number bumped whenever a peer is added or removed or a
@@ -446,58 +371,10 @@ impl PeerManager {
         }
     }
 
-    /// Starts the loop that applies the peer tasks' reports (once).
-    fn start_report_loop(&self, rt: &tokio::runtime::Handle) {
-        let rx = self
-            .events_rx
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        if let Some(rx) = rx {
-            rt.spawn(report_loop(self.me.clone(), rx));
-        }
-    }
-
-    /// A peer closed: remove it if it is still its device's current peer and,
-    /// only then (so whoever the report wakes no longer sees it), tell the
-    /// handler and the hook. A replaced or `close_peer`d peer is not reported.
-    async fn on_peer_closed(&self, peer: &Arc<Peer>, reason: CloseReason) {
-        if !self.remove_if_current(peer) {
-            tracing::debug!(
-                device_id = peer.device_id,
-                ?reason,
-                "closed peer was no longer current"
-            );
-            return;
-        }
-        self.bump();
-        self.handler.peer_disconnected(&peer.device_id).await;
-        let hook = self.inner().on_disconnect.clone();
-        if let Some(hook) = hook {
-            hook(&peer.device_id);
-        }
-    }
-
     /// Remove `peer` from the map only if it is still its device's entry
     /// (check and remove under one lock).
     fn remove_if_current(&self, peer: &Arc<Peer>) -> bool {
         let mut g = self.inner();
         g.peers.remove_if_current(&peer.device_id, peer)
-    }
-}
-
-/// Applies the peer tasks' reports in arrival order, answering each so the task
-/// (tracked by `close_all`) ends only after its report was applied. Holds the
-/// manager weakly, and ends when every sender (the manager and its tasks) is gone.
-async fn report_loop(me: Weak<PeerManager>, mut rx: mpsc::Receiver<PeerEvent>) {
-    while let Some(ev) = rx.recv().await {
-        match ev {
-            PeerEvent::Closed { peer, reason, done } => {
-                if let Some(m) = me.upgrade() {
-                    m.on_peer_closed(&peer, reason).await;
-                }
-                let _ = done.send(());
-            }
-        }
     }
 }
