@@ -338,6 +338,7 @@ impl Driver {
                 Action::Deliver(req) => self.dispatch(Dispatch::Request(req)),
                 Action::Reply(ev) => self.dispatch(Dispatch::Reply(ev)),
                 Action::Authenticated => {
+                    self.mirror();
                     if let Some(rx) = self.dispatch_rx.take() {
                         let h = self.handler.clone();
                         let run = run_dispatcher(h, self.peer.clone(), rx);

@@ -321,11 +321,12 @@ impl PeerCore {
         match verdict {
             GateVerdict::Authenticated(ok) => {
                 tracing::info!(device_id = self.device_id, "peer authenticated");
+                // Marked first, then `auth_ok` before any other event (§12 step 4).
+                self.actions.push_back(Action::Authenticated);
                 self.actions.push_back(Action::Send {
                     event: ok,
                     required: true,
                 });
-                self.actions.push_back(Action::Authenticated);
                 self.timers.set(Timer::Idle, now + self.config.idle);
             }
             // Answered here, never queued behind the handler: a request stuck

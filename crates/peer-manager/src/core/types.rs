@@ -136,7 +136,8 @@ pub enum Action {
     Deliver(Request),
     /// Queue this reply (an `error`), in order with the handler's own replies.
     Reply(Event),
-    /// The phone proved the key (already followed by `Send(auth_ok)` before it).
+    /// The phone proved the key: mark the peer authenticated; the next action
+    /// sends `auth_ok`, and requests may follow.
     Authenticated,
     /// Close the peer. Emitted exactly once; nothing follows it.
     Close(CloseReason),
