@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use rtc_transport::{PeerState, RtcChannel, RtcConfig, RtcEvent, RtcPeer};
+use rtc_transport::{RtcChannel, RtcConfig, RtcEvent, RtcPeer};
 use signaling_proto::SignalingMessage;
 use signaling_proto::consts::DATA_CHANNEL_LABEL;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -162,17 +162,6 @@ async fn build(source: &RtcSource) -> Result<(Link, mpsc::Receiver<RtcEvent>), S
     }
 }
 
-fn link_state(s: PeerState) -> LinkState {
-    match s {
-        PeerState::New => LinkState::New,
-        PeerState::Connecting => LinkState::Connecting,
-        PeerState::Connected => LinkState::Connected,
-        PeerState::Disconnected => LinkState::Disconnected,
-        PeerState::Failed => LinkState::Failed,
-        PeerState::Closed => LinkState::Closed,
-    }
-}
-
 /// The core and what its actions act on.
 struct Driver {
     core: PeerCore,
@@ -237,7 +226,7 @@ impl Driver {
                     None => self.core.handle_state(now(), SystemTime::now(), LinkState::Closed),
                     Some(RtcEvent::State(s)) => {
                         tracing::debug!(device_id = self.peer.device_id, state = s.as_str(), "peer state");
-                        self.core.handle_state(now(), SystemTime::now(), link_state(s));
+                        self.core.handle_state(now(), SystemTime::now(), LinkState::from(s));
                     }
                     Some(RtcEvent::LocalCandidate(c)) => self.core.handle_local_candidate(now(), c),
                     Some(RtcEvent::DataChannel(ch)) => {

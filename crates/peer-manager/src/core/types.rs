@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use rtc_transport::Candidate;
+use rtc_transport::{Candidate, PeerState};
 use signaling_proto::SignalingMessage;
 use terminal_protocol::{AUTH_TIMEOUT, Event, Request};
 
@@ -73,6 +73,19 @@ impl LinkState {
             Self::Disconnected => "disconnected",
             Self::Failed => "failed",
             Self::Closed => "closed",
+        }
+    }
+}
+
+impl From<PeerState> for LinkState {
+    fn from(s: PeerState) -> Self {
+        match s {
+            PeerState::New => Self::New,
+            PeerState::Connecting => Self::Connecting,
+            PeerState::Connected => Self::Connected,
+            PeerState::Disconnected => Self::Disconnected,
+            PeerState::Failed => Self::Failed,
+            PeerState::Closed => Self::Closed,
         }
     }
 }
