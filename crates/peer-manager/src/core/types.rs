@@ -122,19 +122,19 @@ pub enum CloseReason {
     Local,
 }
 
-/// What the driver must do, in order. Drain with [`PeerCore::poll_action`].
+/// What the driver must do, in order. Drain with [`PeerCore::poll_action`](super::PeerCore::poll_action).
 #[derive(Debug)]
 pub enum Action {
     /// Send this signaling message (unless the peer was silenced).
     Signal(Box<SignalingMessage>),
     /// Create an offer (with ICE restart when set), set it as the local
     /// description and send it as `sdp_offer`; report with
-    /// [`PeerCore::handle_offer_sent`].
+    /// [`PeerCore::handle_offer_sent`](super::PeerCore::handle_offer_sent).
     SendOffer {
         /// An ICE-restart offer.
         ice_restart: bool,
     },
-    /// Set this remote answer; report with [`PeerCore::handle_answer_applied`].
+    /// Set this remote answer; report with [`PeerCore::handle_answer_applied`](super::PeerCore::handle_answer_applied).
     ApplyAnswer(String),
     /// Add this remote ICE candidate (failures are only logged).
     AddCandidate(Candidate),
@@ -142,7 +142,7 @@ pub enum Action {
     Send {
         /// The event (`auth_challenge`, `auth_ok`, `pong`).
         event: Event,
-        /// A failure must be reported with [`PeerCore::handle_send_failed`].
+        /// A failure must be reported with [`PeerCore::handle_send_failed`](super::PeerCore::handle_send_failed).
         required: bool,
     },
     /// Queue this authenticated request for the handler, in arrival order.
