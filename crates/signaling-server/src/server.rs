@@ -204,7 +204,9 @@ impl Server {
         let sweeper = tokio::spawn(sweep_loop(Arc::clone(&state)));
         let mut helpers = Vec::new();
         if let Some(socket) = stun_socket {
-            tracing::info!(stun = ?stun_addr, "STUN responder listening on UDP");
+            if let Some(addr) = stun_addr {
+                tracing::info!(%addr, "STUN responder listening on UDP");
+            }
             helpers.push(tokio::spawn(crate::stun_responder::run(
                 socket,
                 shutdown.clone(),
