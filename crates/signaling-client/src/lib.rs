@@ -16,8 +16,10 @@
 //! Layout:
 //! - [`core`]: the sans-IO state machine holding every timing rule (no I/O,
 //!   no tokio, no clock reads); unit-tested with synthetic time.
-//! - `client`: [`SignalingClient`], the thin tokio driver (socket, token
-//!   task, one `sleep_until(core.poll_timeout())`).
+//! - `client`: [`SignalingClient`], the handle (public API, shared state);
+//!   `client::driver`, the thin tokio loop behind `run` (socket, token task,
+//!   one `sleep_until(core.poll_timeout())`); `client::classify`, what each
+//!   frame read means to the core.
 //! - `ws`: signed WebSocket upgrade (TLS for `wss://`) with the 15 s
 //!   handshake bound.
 //! - [`http`]: blocking signed requests and [`http::fetch_token`] (ureq;
@@ -28,8 +30,13 @@
 //! Core call contract (see [`core::Core`]): feed one input (`handle_*` with
 //! the monotonic `now`, plus wall-clock `unix` seconds where JWT expiry may
 //! matter), drain `poll_action` until `None` performing each action in
-//! order, then sleep until `poll_timeout`. The server has no re-auth message,
-//! so a JWT refresh reopens the link with the new token.
+//! order, then sleep until `poll_timeout`. A JWT refresh sends a second
+//! `auth` with the new token on the open socket (no presence churn, no gap
+//! for `send`); a server that refuses it gets the link reopened instead.
+//! Host sleep: [`SignalingClient::suspend`] / [`SignalingClient::resume`]
+//! when the caller knows; otherwise the core notices at the next wake-up
+//! that the wall clock ran ahead of the monotonic one and replaces the link
+//! at once.
 //!
 //! ```no_run
 //! use std::sync::Arc;

@@ -101,14 +101,16 @@ async fn reconnects_on_the_backoff_schedule_after_a_server_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn short_jwt_lifetime_is_refreshed_before_expiry() {
+async fn jwt_refresh_reauthenticates_the_open_socket_and_the_phone_sees_no_churn() {
     let mut config = server_config(None, None);
     config.jwt_lifetime = Duration::from_secs(4);
     let server = start_server(config).await;
-    let identity = Identity::generate();
-    register_host(&identity, &server.url()).await;
-    let run = spawn_client(
-        identity,
+    let host = Identity::generate();
+    let code = register_host(&host, &server.url()).await;
+    let phone_id = pair_phone(&code, &server.url()).await;
+    let mut phone = PhoneSocket::open(&phone_id, &server.url()).await;
+    let mut run = spawn_client(
+        host.clone(),
         &server.url(),
         HMAC,
         signaling_client::core::CoreConfig {
@@ -118,23 +120,55 @@ async fn short_jwt_lifetime_is_refreshed_before_expiry() {
         },
     );
     wait_state(&run.client, |s| *s == ConnectionState::Connected).await;
+    assert_eq!(phone.next().await.kind, "host_online");
+    let mut changes = run.client.state_changes();
     let first = run.client.jwt().unwrap();
     let first_exp = signaling_proto::jwt_expiry_unverified(&first).unwrap();
-    let mut changes = run.client.state_changes();
 
-    // The refresh reopens the link (no re-auth message exists): the next
-    // state after Connected is Connecting, with the new token already cached.
-    let next = tokio::time::timeout(WAIT, changes.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(next, ConnectionState::Connecting);
-    let refreshed_at = unix_now();
-    let second = run.client.jwt().unwrap();
-    assert_ne!(first, second);
-    assert!(refreshed_at < first_exp, "refreshed after expiry");
-    assert!(signaling_proto::jwt_expiry_unverified(&second).unwrap() >= first_exp);
-    wait_state(&run.client, |s| *s == ConnectionState::Connected).await;
+    // Tokens live 4 s and are refreshed 2 s before `exp`: wait for two
+    // refreshes, sending all the while. Not one send fails (no gap).
+    let mut tokens = vec![first];
+    let mut tick = tokio::time::interval(20 * MS);
+    tokio::time::timeout(WAIT, async {
+        while tokens.len() < 3 {
+            tick.tick().await;
+            run.client.send(SignalingMessage::new("presence")).unwrap();
+            let jwt = run.client.jwt().unwrap();
+            if tokens.last() != Some(&jwt) {
+                tokens.push(jwt);
+            }
+        }
+    })
+    .await
+    .expect("two JWT refreshes");
+    // The socket outlived the token it first authenticated with, and never
+    // left Connected: no close, no dial.
+    assert!(
+        unix_now() >= first_exp,
+        "the first token has not expired yet"
+    );
+    assert!(
+        matches!(
+            changes.try_recv(),
+            Err(broadcast::error::TryRecvError::Empty)
+        ),
+        "the link was replaced during the refresh"
+    );
+    assert_eq!(run.client.state(), ConnectionState::Connected);
+
+    // The phone watching presence heard nothing: no host_offline / host_online.
+    let heard = phone.drain_until_presence_ack().await;
+    assert!(heard.is_empty(), "the phone saw presence churn: {heard:?}");
+    // And the host's socket, authenticated with the newest token, still
+    // receives what the phone relays.
+    phone
+        .send(SignalingMessage {
+            target_device_id: host.device_id().to_owned(),
+            ..SignalingMessage::new("connect_request")
+        })
+        .await;
+    let relayed = wait_message(&mut run.messages, "connect_request").await;
+    assert_eq!(relayed.target_device_id, phone_id.device_id());
 
     run.stop().await.unwrap();
     server.shutdown().await;

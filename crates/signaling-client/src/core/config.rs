@@ -28,10 +28,19 @@ pub const DEFAULT_REFRESH_RETRY_MAX: Duration = Duration::from_secs(15 * 60);
 pub const DEFAULT_DORMANCY_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// Lifetime assumed for a JWT whose `exp` cannot be read (spec: 1 h).
 pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60 * 60);
+/// How far the wall clock may run ahead of the monotonic clock between two
+/// inputs before the core concludes the host slept and replaces the link
+/// (muxlink choice: one presence interval, so a host that slept long enough
+/// to miss a presence reconnects at once instead of waiting out the read
+/// deadline; a few seconds of NTP slew never reach it).
+pub const DEFAULT_SLEEP_JUMP_THRESHOLD: Duration = Duration::from_secs(30);
 
 /// Smallest interval any periodic knob is raised to, so a zero or tiny value
 /// cannot turn the core into a busy loop.
 const MIN_PERIOD: Duration = Duration::from_millis(10);
+
+/// Smallest non-zero sleep threshold: the wall clock comes in whole seconds.
+const MIN_SLEEP_JUMP: Duration = Duration::from_secs(2);
 
 /// Timing knobs of [`Core`](super::Core). `Default` is the spec's values;
 /// tests shrink them to keep suites fast.
@@ -61,6 +70,10 @@ pub struct CoreConfig {
     pub dormancy_timeout: Duration,
     /// Lifetime assumed when a JWT's `exp` cannot be read.
     pub default_token_lifetime: Duration,
+    /// Wall-clock lead over the monotonic clock that counts as host sleep
+    /// (zero turns the detection off; otherwise at least 2 s, as the wall
+    /// clock is read in whole seconds).
+    pub sleep_jump_threshold: Duration,
 }
 
 impl Default for CoreConfig {
@@ -77,6 +90,7 @@ impl Default for CoreConfig {
             refresh_retry_max: DEFAULT_REFRESH_RETRY_MAX,
             dormancy_timeout: DEFAULT_DORMANCY_TIMEOUT,
             default_token_lifetime: DEFAULT_TOKEN_LIFETIME,
+            sleep_jump_threshold: DEFAULT_SLEEP_JUMP_THRESHOLD,
         }
     }
 }
@@ -84,7 +98,7 @@ impl Default for CoreConfig {
 impl CoreConfig {
     /// The knobs with the spec's clamps applied: presence in `(0, 45 s]`
     /// (zero = default), initial backoff non-zero, max backoff ≥ initial,
-    /// periodic checks at least 10 ms apart.
+    /// periodic checks at least 10 ms apart, a non-zero sleep threshold ≥ 2 s.
     pub fn normalized(&self) -> CoreConfig {
         let mut c = self.clone();
         if c.presence_interval.is_zero() {
@@ -99,6 +113,9 @@ impl CoreConfig {
         c.refresh_retry_initial = c.refresh_retry_initial.max(MIN_PERIOD);
         c.refresh_retry_max = c.refresh_retry_max.max(c.refresh_retry_initial);
         c.auth_timeout = c.auth_timeout.max(MIN_PERIOD);
+        if !c.sleep_jump_threshold.is_zero() {
+            c.sleep_jump_threshold = c.sleep_jump_threshold.max(MIN_SLEEP_JUMP);
+        }
         c
     }
 

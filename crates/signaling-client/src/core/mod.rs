@@ -1,142 +1,22 @@
 //! The sans-IO signaling state machine: every timing rule of the host's
 //! signaling link (spec signaling.md §7) with no sockets, tasks or clocks.
 
+mod clock;
 mod config;
+mod refresh;
 #[cfg(test)]
 mod tests;
 mod timer;
+mod types;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use clock::ClockWatch;
 pub use config::*;
+use refresh::CachedToken;
 use timer::{Timer, TimerTable};
-
-/// Whether a failure may heal by retrying.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure<E> {
-    /// Retry after the backoff (network errors, 5xx, `request expired`, ...).
-    Transient(E),
-    /// Stop retrying and surface the error (signature rejected, identity unknown).
-    Permanent(E),
-}
-
-/// One frame read from the WebSocket, as far as the core cares.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Inbound<M> {
-    /// `{"type":"auth","status":"ok"}`.
-    AuthOk,
-    /// `{"type":"error","error":...}` (or an `auth` reply that is not ok).
-    Error(String),
-    /// Any other well-formed message; delivered to the handler once authenticated.
-    Message(M),
-    /// A frame with nothing for the handler (malformed JSON, binary, WS ping):
-    /// it still proves the link is alive.
-    Ignored,
-}
-
-/// Why the core asks the driver to close the link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseReason {
-    /// The server answered `auth` with an error.
-    AuthRejected,
-    /// No `auth` reply within the auth timeout.
-    AuthTimeout,
-    /// Nothing was read for `2 × presence + grace`: the link is dead.
-    ReadDeadline,
-    /// A fresh JWT was obtained; the server has no re-auth message, so the
-    /// link is reopened to authenticate with it.
-    TokenRefresh,
-    /// The host is going to sleep.
-    Suspend,
-    /// The client is shutting down.
-    Shutdown,
-    /// A permanent error stops the client.
-    Stopped,
-}
-
-/// What the core asks its driver to do, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action<M, E> {
-    /// Run the challenge → token exchange over HTTP and report the result
-    /// with `handle_token_obtained` / `handle_token_failed`.
-    FetchToken,
-    /// Dial and upgrade the WebSocket (signed), then report
-    /// `handle_connected` / `handle_connect_failed`.
-    Connect,
-    /// Send `{"type":"auth","token":...,"name":...}` on the open link.
-    SendAuth {
-        /// The JWT to authenticate with.
-        token: String,
-    },
-    /// Send `{"type":"presence"}` followed by a WS ping (5 s write deadline each).
-    SendPresence,
-    /// Close the link (close 1000, 2 s write deadline) or abandon a dial in progress.
-    Close {
-        /// Why, for logs.
-        reason: CloseReason,
-    },
-    /// Hand an authenticated, non-error message to the handler.
-    Deliver(M),
-    /// Continuous failure lasted the dormancy timeout: no more attempts until
-    /// an activity signal.
-    GoDormant,
-    /// A permanent error: the client has stopped. Reported once.
-    Stop(E),
-}
-
-/// Where the signaling link is, for status reporting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnectionState {
-    /// Not started yet.
-    Idle,
-    /// Exchanging a JWT over HTTP before dialing.
-    FetchingToken,
-    /// Dialing and upgrading the WebSocket.
-    Connecting,
-    /// `auth` sent, waiting for the reply.
-    Authenticating,
-    /// Authenticated: presence running, messages flowing.
-    Connected,
-    /// Waiting before the next attempt.
-    Backoff {
-        /// The intended length of this wait.
-        wait: Duration,
-    },
-    /// Stopped retrying after continuous failure; an activity signal wakes it.
-    Dormant,
-    /// Paused for host sleep until resume.
-    Suspended,
-    /// Stopped by a permanent error.
-    Stopped,
-    /// Shut down.
-    Closed,
-}
-
-impl ConnectionState {
-    /// A short lowercase name (`"connected"`, `"backoff"`, ...) for status output.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            ConnectionState::Idle => "idle",
-            ConnectionState::FetchingToken => "fetching-token",
-            ConnectionState::Connecting => "connecting",
-            ConnectionState::Authenticating => "authenticating",
-            ConnectionState::Connected => "connected",
-            ConnectionState::Backoff { .. } => "backoff",
-            ConnectionState::Dormant => "dormant",
-            ConnectionState::Suspended => "suspended",
-            ConnectionState::Stopped => "stopped",
-            ConnectionState::Closed => "closed",
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-struct CachedToken {
-    token: String,
-    /// Wall-clock second from which the token counts as expiring.
-    refresh_at: i64,
-}
+pub use types::*;
 
 #[derive(Debug, Clone, Copy)]
 struct Wait {
@@ -149,10 +29,21 @@ struct Wait {
 /// **Inputs** (`handle_*`): `handle_start`, `handle_token_obtained` /
 /// `handle_token_failed`, `handle_connected` / `handle_connect_failed`,
 /// `handle_message` (every frame read), `handle_pong`, `handle_closed` (read or
-/// write error, close frame), `handle_timeout`, `handle_activity`,
-/// `handle_suspend` / `handle_resume`, `handle_shutdown`. Each takes the
-/// monotonic `now`; those that may start an attempt also take the wall clock
-/// `unix` (seconds), used only for JWT expiry.
+/// write error, close frame), `handle_timeout`, `handle_clock`,
+/// `handle_activity`, `handle_suspend` / `handle_resume`, `handle_shutdown`.
+/// Each takes the monotonic `now`; those that may start an attempt also take
+/// the wall clock `unix` (seconds), used for JWT expiry and to notice host
+/// sleep (the wall clock ran ahead of the monotonic one, see
+/// [`handle_clock`](Core::handle_clock)).
+///
+/// **JWT refresh** keeps the socket: when the token-check timer finds the JWT
+/// within its refresh margin the core asks for `FetchToken`, and when the
+/// token arrives it sends `SendAuth` on the open link (state stays
+/// `Connected`, so `send` keeps working). The server's `auth` ok ends it; an
+/// error, no reply within the auth timeout or the socket closing instead
+/// falls back to reopening the link with the new token, and later refreshes
+/// reopen straight away until a session ends for another reason (a server
+/// restart may have brought one that re-authenticates in place).
 ///
 /// **Outputs**: [`poll_action`](Core::poll_action) until `None`, then
 /// [`poll_timeout`](Core::poll_timeout), the one deadline to sleep until.
@@ -177,7 +68,12 @@ pub struct Core<M, E> {
     fetch_in_flight: bool,
     /// The running token exchange is a refresh of a connected session.
     refreshing: bool,
+    /// `auth` with a refreshed JWT was sent on the open link; its reply is due.
+    reauth_pending: bool,
+    /// This server refused an in-place `auth`: refresh by reopening the link.
+    reauth_refused: bool,
     refresh_retry: Duration,
+    clocks: ClockWatch,
 }
 
 impl<M, E> Core<M, E> {
@@ -196,6 +92,9 @@ impl<M, E> Core<M, E> {
             token: None,
             fetch_in_flight: false,
             refreshing: false,
+            reauth_pending: false,
+            reauth_refused: false,
+            clocks: ClockWatch::default(),
         }
     }
 
@@ -249,74 +148,10 @@ impl<M, E> Core<M, E> {
 
     /// Starts the first attempt.
     pub fn handle_start(&mut self, now: Instant, unix: i64) {
+        self.clocks
+            .observe(now, unix, self.config.sleep_jump_threshold);
         if self.state == ConnectionState::Idle {
             self.begin_attempt(now, unix);
-        }
-    }
-
-    /// The token exchange succeeded. `exp_unix` is the JWT's `exp` read
-    /// without verification; `None` (unreadable) assumes `unix + 1 h`.
-    pub fn handle_token_obtained(
-        &mut self,
-        _now: Instant,
-        unix: i64,
-        token: String,
-        exp_unix: Option<i64>,
-    ) {
-        self.fetch_in_flight = false;
-        if self.is_done() {
-            return;
-        }
-        let lifetime_secs =
-            i64::try_from(self.config.default_token_lifetime.as_secs()).unwrap_or(i64::MAX / 4);
-        let exp = exp_unix.unwrap_or(unix.saturating_add(lifetime_secs));
-        // Refresh `margin` before exp, but never earlier than half-way through
-        // the token's life: a server issuing tokens shorter than twice the
-        // margin must not make the client refresh on every check.
-        let margin = i64::try_from(self.config.token_refresh_margin.as_secs()).unwrap_or(i64::MAX);
-        let half_life = (exp.saturating_sub(unix) / 2).max(0);
-        let refresh_at = exp.saturating_sub(margin.min(half_life));
-        self.token = Some(CachedToken { token, refresh_at });
-        self.refresh_retry = self.config.refresh_retry_initial;
-        match self.state {
-            ConnectionState::FetchingToken => {
-                self.state = ConnectionState::Connecting;
-                self.actions.push_back(Action::Connect);
-            }
-            ConnectionState::Connected if self.refreshing => {
-                // No re-auth message exists on the wire: reopen the link so
-                // the server holds a session authenticated with the new token.
-                self.refreshing = false;
-                self.actions.push_back(Action::Close {
-                    reason: CloseReason::TokenRefresh,
-                });
-                self.stop_link_timers();
-                self.state = ConnectionState::Connecting;
-                self.actions.push_back(Action::Connect);
-            }
-            _ => {}
-        }
-    }
-
-    /// The token exchange failed.
-    pub fn handle_token_failed(&mut self, now: Instant, failure: Failure<E>) {
-        self.fetch_in_flight = false;
-        if self.is_done() {
-            return;
-        }
-        let refreshing = std::mem::take(&mut self.refreshing);
-        match failure {
-            Failure::Permanent(e) => self.stop(e),
-            Failure::Transient(_) => match self.state {
-                ConnectionState::FetchingToken => self.attempt_failed(now),
-                ConnectionState::Connected if refreshing => {
-                    // Keep the healthy session; retry the refresh later.
-                    self.timers.set(Timer::TokenCheck, now + self.refresh_retry);
-                    self.refresh_retry =
-                        (self.refresh_retry * 2).min(self.config.refresh_retry_max);
-                }
-                _ => {}
-            },
         }
     }
 
@@ -370,8 +205,15 @@ impl<M, E> Core<M, E> {
             },
             ConnectionState::Connected => {
                 self.arm_read_deadline(now);
-                if let Inbound::Message(m) = inbound {
-                    self.actions.push_back(Action::Deliver(m));
+                match inbound {
+                    Inbound::Message(m) => self.actions.push_back(Action::Deliver(m)),
+                    Inbound::AuthOk if self.reauth_pending => {
+                        self.reauth_pending = false;
+                        self.timers.stop(Timer::AuthTimeout);
+                    }
+                    // An older server refuses a second `auth`.
+                    Inbound::Error(_) if self.reauth_pending => self.reauth_refused(),
+                    Inbound::AuthOk | Inbound::Error(_) | Inbound::Ignored => {}
                 }
             }
             _ => {}
@@ -392,6 +234,14 @@ impl<M, E> Core<M, E> {
                 self.stop_link_timers();
                 self.attempt_failed(now);
             }
+            ConnectionState::Connected if self.reauth_pending => {
+                // The server closed the socket on the second `auth` (or it
+                // just broke): authenticate a new one with the new token now.
+                self.reauth_refused = true;
+                self.stop_link_timers();
+                self.state = ConnectionState::Connecting;
+                self.actions.push_back(Action::Connect);
+            }
             ConnectionState::Connected => {
                 self.stop_link_timers();
                 self.session_ended(now);
@@ -400,8 +250,10 @@ impl<M, E> Core<M, E> {
         }
     }
 
-    /// Fires every deadline that is due at `now`.
+    /// Fires every deadline that is due at `now` (after checking the clocks
+    /// like [`handle_clock`](Core::handle_clock)).
     pub fn handle_timeout(&mut self, now: Instant, unix: i64) {
+        self.handle_clock(now, unix);
         for timer in Timer::ALL {
             if self.timers.is_expired(timer, now) {
                 self.timers.stop(timer);
@@ -414,6 +266,11 @@ impl<M, E> Core<M, E> {
     /// wakes a dormant or suspended client (resetting backoff and failure
     /// time) and cuts a backoff wait short.
     pub fn handle_activity(&mut self, now: Instant, unix: i64) {
+        self.handle_clock(now, unix);
+        self.wake(now, unix);
+    }
+
+    fn wake(&mut self, now: Instant, unix: i64) {
         match self.state {
             ConnectionState::Backoff { .. } => self.end_wait(now, unix),
             ConnectionState::Dormant | ConnectionState::Suspended => {
@@ -439,6 +296,7 @@ impl<M, E> Core<M, E> {
         self.timers.stop_all();
         self.wait = None;
         self.refreshing = false;
+        self.reauth_pending = false;
         self.state = ConnectionState::Suspended;
     }
 
@@ -463,6 +321,9 @@ impl<M, E> Core<M, E> {
 
     fn on_timer(&mut self, timer: Timer, now: Instant, unix: i64) {
         match (timer, self.state) {
+            (Timer::AuthTimeout, ConnectionState::Connected) if self.reauth_pending => {
+                self.reauth_refused();
+            }
             (Timer::AuthTimeout, ConnectionState::Authenticating) => {
                 self.token = None;
                 self.stop_link_timers();
@@ -495,10 +356,6 @@ impl<M, E> Core<M, E> {
             (Timer::Backoff, ConnectionState::Backoff { .. }) => self.end_wait(now, unix),
             _ => {}
         }
-    }
-
-    fn token_expiring(&self, unix: i64) -> bool {
-        self.token.as_ref().is_none_or(|t| unix >= t.refresh_at)
     }
 
     fn begin_attempt(&mut self, _now: Instant, unix: i64) {
@@ -539,6 +396,7 @@ impl<M, E> Core<M, E> {
             self.timers.stop(t);
         }
         self.refreshing = false;
+        self.reauth_pending = false;
     }
 
     /// An attempt ended without authenticating.
@@ -555,8 +413,9 @@ impl<M, E> Core<M, E> {
     }
 
     /// An authenticated session ended; the backoff was reset when it
-    /// authenticated.
+    /// authenticated. The next server may re-authenticate in place again.
     fn session_ended(&mut self, now: Instant) {
+        self.reauth_refused = false;
         self.schedule_wait(now);
     }
 

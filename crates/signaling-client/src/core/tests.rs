@@ -28,6 +28,8 @@ struct World {
     connect_permanent: bool,
     token: TokenMode,
     auth: AuthMode,
+    /// How the server answers `auth` on an already authenticated link.
+    reauth: ReauthMode,
     /// Answer each presence ping with a pong.
     pong: bool,
 }
@@ -36,6 +38,19 @@ struct World {
 enum AuthMode {
     Ok,
     Rejected,
+    Silent,
+}
+
+/// The server's answer to a second `auth` on an authenticated socket.
+#[derive(Clone, Copy, PartialEq)]
+enum ReauthMode {
+    /// `auth` ok, as the bundled server does.
+    Ok,
+    /// `{"type":"error"}` and the socket stays open (an older server).
+    Error,
+    /// The server closes the socket.
+    Closes,
+    /// No answer at all.
     Silent,
 }
 
@@ -62,6 +77,7 @@ impl Harness {
                 connect_permanent: false,
                 token: TokenMode::Ok(3600),
                 auth: AuthMode::Ok,
+                reauth: ReauthMode::Ok,
                 pong: true,
             },
             t0,
@@ -123,6 +139,16 @@ impl Harness {
                     } else {
                         self.core
                             .handle_connect_failed(now, Failure::Transient("refused".into()));
+                    }
+                }
+                Action::SendAuth { .. } if self.core.state() == ConnectionState::Connected => {
+                    match self.world.reauth {
+                        ReauthMode::Ok => self.core.handle_message(now, Inbound::AuthOk),
+                        ReauthMode::Error => self
+                            .core
+                            .handle_message(now, Inbound::Error("Already authenticated".into())),
+                        ReauthMode::Closes => self.core.handle_closed(now),
+                        ReauthMode::Silent => {}
                     }
                 }
                 Action::SendAuth { .. } => match self.world.auth {
@@ -415,26 +441,64 @@ fn cached_jwt_is_reused_while_more_than_5min_before_expiry() {
     assert_eq!(h.core.token(), Some("jwt-2"));
 }
 
+/// The actions logged from the first `FetchToken` at or after `from` on.
+fn actions_from_fetch(h: &Harness, from: Duration) -> Vec<A> {
+    h.log
+        .iter()
+        .skip_while(|(t, a)| *t < from || !is_fetch(a))
+        .map(|(_, a)| a.clone())
+        .collect()
+}
+
 #[test]
-fn jwt_refresh_is_checked_every_30s_and_done_by_reconnecting() {
+fn jwt_refresh_is_checked_every_30s_and_reauthenticates_the_open_link() {
     let mut h = connected();
     h.clear_log();
     // Issued at 0 s, exp 3600 s: first check at or after 3300 s refreshes.
     let t = h.run_until(is_fetch);
     assert_eq!(t, 3300 * S);
-    // The server has no re-auth message: the link is reopened with the new token.
-    let after: Vec<_> = h
-        .log
-        .iter()
-        .skip_while(|(_, a)| !is_fetch(a))
-        .map(|(_, a)| a.clone())
-        .collect();
+    // The new token is sent as a second `auth` on the same socket: no close,
+    // no dial, and the state never leaves Connected.
     assert_eq!(
-        after[..4],
+        actions_from_fetch(&h, t),
         [
             Action::FetchToken,
+            Action::SendAuth {
+                token: "jwt-2".into()
+            }
+        ]
+    );
+    assert_eq!(h.core.state(), ConnectionState::Connected);
+    assert_eq!(h.core.token(), Some("jwt-2"));
+    assert_eq!(
+        h.core.timers.get(Timer::AuthTimeout),
+        None,
+        "reply consumed"
+    );
+    // The session keeps its presence schedule; the next refresh follows the
+    // new token's expiry (issued at 3300 s, refreshed at 6600 s).
+    h.run_for(3400 * S);
+    assert_eq!(h.times(is_fetch), secs(&[3300, 6600]));
+    assert_eq!(h.count(is_connect), 0);
+    assert_eq!(h.count(|a| matches!(a, Action::Close { .. })), 0);
+    assert_eq!(h.core.next_backoff(), S);
+}
+
+#[test]
+fn refused_in_place_auth_falls_back_to_reopening_the_link_with_the_new_token() {
+    let mut h = connected();
+    h.world.reauth = ReauthMode::Error;
+    h.clear_log();
+    let t = h.run_until(is_fetch);
+    assert_eq!(
+        actions_from_fetch(&h, t)[..5],
+        [
+            Action::FetchToken,
+            Action::SendAuth {
+                token: "jwt-2".into()
+            },
             Action::Close {
-                reason: CloseReason::TokenRefresh
+                reason: CloseReason::ReauthRefused
             },
             Action::Connect,
             Action::SendAuth {
@@ -443,7 +507,73 @@ fn jwt_refresh_is_checked_every_30s_and_done_by_reconnecting() {
         ]
     );
     assert_eq!(h.core.state(), ConnectionState::Connected);
-    // A planned refresh is no failure: no backoff wait was involved.
+    // A planned reopen is no failure: no backoff wait was involved.
+    assert_eq!(h.core.next_backoff(), S);
+    // This server is known to refuse: the next refresh reopens straight away.
+    h.clear_log();
+    let t = h.run_until(is_fetch);
+    assert_eq!(t, 6600 * S);
+    assert_eq!(
+        actions_from_fetch(&h, t)[..4],
+        [
+            Action::FetchToken,
+            Action::Close {
+                reason: CloseReason::TokenRefresh
+            },
+            Action::Connect,
+            Action::SendAuth {
+                token: "jwt-3".into()
+            }
+        ]
+    );
+    // Once a session ends for another reason, in place is tried again.
+    h.closed();
+    h.run_until(is_auth);
+    h.clear_log();
+    h.world.reauth = ReauthMode::Ok;
+    let t = h.run_until(is_fetch);
+    assert_eq!(
+        actions_from_fetch(&h, t),
+        [
+            Action::FetchToken,
+            Action::SendAuth {
+                token: "jwt-4".into()
+            }
+        ]
+    );
+}
+
+#[test]
+fn unanswered_in_place_auth_falls_back_after_the_auth_timeout() {
+    let mut h = connected();
+    h.world.reauth = ReauthMode::Silent;
+    h.clear_log();
+    let t = h.run_until(is_fetch);
+    let reopened = h.run_until(closed_for(CloseReason::ReauthRefused));
+    assert_eq!(reopened - t, 10 * S);
+    h.run_until(is_auth);
+    assert_eq!(h.core.state(), ConnectionState::Connected);
+    assert_eq!(h.core.token(), Some("jwt-2"));
+}
+
+#[test]
+fn server_closing_on_in_place_auth_reconnects_at_once_with_the_new_token() {
+    let mut h = connected();
+    h.world.reauth = ReauthMode::Closes;
+    h.clear_log();
+    let t = h.run_until(is_fetch);
+    assert_eq!(
+        actions_from_fetch(&h, t)[..3],
+        [
+            Action::FetchToken,
+            Action::SendAuth {
+                token: "jwt-2".into()
+            },
+            Action::Connect,
+        ]
+    );
+    assert_eq!(h.times(is_connect), [t]);
+    assert_eq!(h.core.state(), ConnectionState::Connected);
     assert_eq!(h.core.next_backoff(), S);
 }
 
@@ -452,7 +582,8 @@ fn jwt_refresh_check_uses_the_wall_clock() {
     let mut h = connected();
     h.run_for(5 * MIN);
     assert_eq!(h.count(is_fetch), 1);
-    // The host slept: the wall clock jumped an hour, the monotonic one did not.
+    // The wall clock jumped an hour, the monotonic one did not (the host
+    // slept): the token is judged by the wall clock, so it is refreshed.
     h.wall_skew = 3600;
     h.run_for(30 * S);
     assert_eq!(h.count(is_fetch), 2);
@@ -470,6 +601,7 @@ fn jwt_refresh_failure_backs_off_1min_doubling_to_15min_keeping_the_session() {
         secs(&[60, 120, 240, 480, 900, 900])[..]
     );
     assert_eq!(h.count(closed_for(CloseReason::TokenRefresh)), 0);
+    assert_eq!(h.count(is_auth), 1);
     assert_eq!(h.core.state(), ConnectionState::Connected);
     // A later success resets the retry wait.
     h.world.token = TokenMode::Ok(3600);
@@ -754,12 +886,154 @@ fn a_refresh_running_when_the_link_drops_carries_the_next_attempt() {
     assert_eq!(core.poll_action(), Some(Action::Connect));
 }
 
+/// The host sleeps `slept`: the wall clock jumps, the monotonic one does not.
+fn sleep_host(h: &mut Harness, slept: Duration) {
+    h.wall_skew += slept.as_secs() as i64;
+}
+
+#[test]
+fn host_sleep_replaces_the_link_at_the_first_wake_up_not_the_read_deadline() {
+    let mut h = connected();
+    h.run_for(10 * S);
+    h.clear_log();
+    sleep_host(&mut h, 2 * 3600 * S);
+    // The first wake-up after resume is the presence tick at 30 s; the read
+    // deadline would only fire at 70 s.
+    let t = h.run_until(closed_for(CloseReason::HostSlept));
+    assert_eq!(t, 30 * S);
+    let at_wake: Vec<_> = h.log.iter().filter(|(at, _)| *at == t).collect();
+    assert_eq!(
+        at_wake.iter().map(|(_, a)| a.clone()).collect::<Vec<_>>(),
+        [
+            Action::Close {
+                reason: CloseReason::HostSlept
+            },
+            // The token expired while asleep: a new one first.
+            Action::FetchToken,
+            Action::Connect,
+            Action::SendAuth {
+                token: "jwt-2".into()
+            },
+        ],
+        "no presence on the dead link, no backoff wait"
+    );
+    assert_eq!(h.core.state(), ConnectionState::Connected);
+    assert_eq!(h.core.next_backoff(), S);
+}
+
+#[test]
+fn a_wall_clock_lead_within_the_threshold_is_no_sleep() {
+    let mut h = connected();
+    h.run_for(10 * S);
+    h.clear_log();
+    sleep_host(&mut h, 30 * S); // exactly the default threshold
+    h.run_for(5 * MIN);
+    assert_eq!(h.count(closed_for(CloseReason::HostSlept)), 0);
+    assert_eq!(h.count(is_connect), 0);
+    // Zero turns the detection off.
+    let mut h = Harness::new(CoreConfig {
+        sleep_jump_threshold: Duration::ZERO,
+        ..CoreConfig::default()
+    });
+    h.start();
+    sleep_host(&mut h, 10 * MIN);
+    h.run_for(MIN);
+    assert_eq!(h.count(closed_for(CloseReason::HostSlept)), 0);
+}
+
+#[test]
+fn handle_clock_notices_sleep_at_any_wake_up() {
+    let mut h = connected();
+    h.run_for(10 * S);
+    h.clear_log();
+    // A frame arrives one monotonic second after resume, before any timer.
+    h.now += S;
+    sleep_host(&mut h, 10 * MIN);
+    let (now, unix) = (h.now, h.unix());
+    h.core.handle_clock(now, unix);
+    h.drain();
+    assert_eq!(h.count(closed_for(CloseReason::HostSlept)), 1);
+    assert_eq!(h.times(is_auth), [11 * S]);
+    // The same readings again are no second jump.
+    h.core.handle_clock(now, unix);
+    h.drain();
+    assert_eq!(h.count(closed_for(CloseReason::HostSlept)), 1);
+}
+
+#[test]
+fn host_sleep_ends_a_backoff_wait_and_dormancy_but_not_suspend() {
+    // Backoff: the next attempt starts at once, with the backoff reset.
+    let mut h = Harness::new(CoreConfig::default());
+    h.world.server_up = false;
+    h.start();
+    h.run_for(20 * S);
+    assert!(matches!(h.core.state(), ConnectionState::Backoff { .. }));
+    assert!(h.core.next_backoff() > S);
+    h.world.server_up = true;
+    h.now += S;
+    sleep_host(&mut h, 10 * MIN);
+    let (now, unix) = (h.now, h.unix());
+    h.core.handle_clock(now, unix);
+    h.drain();
+    assert_eq!(h.core.state(), ConnectionState::Connected);
+    assert_eq!(h.core.next_backoff(), S);
+
+    // Dormant: a resume from sleep counts as activity.
+    let mut h = Harness::new(CoreConfig::default());
+    h.world.server_up = false;
+    h.start();
+    h.run_for(10 * MIN);
+    assert_eq!(h.core.state(), ConnectionState::Dormant);
+    h.world.server_up = true;
+    h.now += S;
+    sleep_host(&mut h, 3600 * S);
+    let (now, unix) = (h.now, h.unix());
+    h.core.handle_clock(now, unix);
+    h.drain();
+    assert_eq!(h.core.state(), ConnectionState::Connected);
+
+    // Suspended: only an explicit resume ends it.
+    let mut h = connected();
+    h.core.handle_suspend(h.now);
+    h.drain();
+    h.now += S;
+    sleep_host(&mut h, 3600 * S);
+    let (now, unix) = (h.now, h.unix());
+    h.core.handle_clock(now, unix);
+    h.drain();
+    assert_eq!(h.core.state(), ConnectionState::Suspended);
+}
+
+#[test]
+fn only_a_wall_clock_lead_past_the_threshold_counts() {
+    let t0 = Instant::now();
+    let mut w = clock::ClockWatch::default();
+    assert!(
+        !w.observe(t0, 1000, 30 * S),
+        "the first reading has no reference"
+    );
+    // Both clocks advance together (rounding to whole seconds is no jump).
+    assert!(!w.observe(t0 + 29 * S, 1030, 30 * S));
+    // The wall clock leads by exactly the threshold: not yet.
+    assert!(!w.observe(t0 + 30 * S, 1061, 30 * S));
+    // Slept ten minutes between two readings one monotonic second apart.
+    assert!(w.observe(t0 + 31 * S, 1662, 30 * S));
+    // A wall clock stepped back is no sleep, and the next delta starts there.
+    assert!(!w.observe(t0 + 32 * S, 900, 30 * S));
+    assert!(!w.observe(t0 + 40 * S, 908, 30 * S));
+    // Zero turns detection off.
+    assert!(!w.observe(t0 + 41 * S, 99_999, Duration::ZERO));
+}
+
 #[test]
 fn the_core_never_reads_the_clock() {
     for src in [
         include_str!("mod.rs"),
         include_str!("timer.rs"),
         include_str!("config.rs"),
+        include_str!("clock.rs"),
+        include_str!("refresh.rs"),
+        include_str!("types.rs"),
     ] {
         for banned in ["Instant::now", "SystemTime", "tokio", "std::net"] {
             assert!(!src.contains(banned), "core uses {banned}");

@@ -10,16 +10,22 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use futures_util::{SinkExt as _, StreamExt as _};
 use signaling_client::core::CoreConfig;
 use signaling_client::{
     ConnectionState, Identity, SignalingClient, SignalingError, SignalingMessage,
 };
 use signaling_proto::{
-    ChallengeRequest, ChallengeResponse, PairInitiateRequest, PairInitiateResponse,
+    ChallengeRequest, ChallengeResponse, PairCompleteRequest, PairCompleteResponse,
+    PairInitiateRequest, PairInitiateResponse, SignedHeaders,
 };
 use signaling_server::{RateLimits, RunningServer, Server, ServerConfig};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 
 /// Upper bound for any single wait in these tests (never reached when green).
@@ -58,8 +64,9 @@ pub async fn start_server(config: ServerConfig) -> RunningServer {
     panic!("server did not start: {last:?}");
 }
 
-/// Registers `identity` as a host (pair/initiate), as `muxlink pair` does.
-pub async fn register_host(identity: &Identity, server_url: &str) {
+/// Registers `identity` as a host (pair/initiate), as `muxlink pair` does;
+/// returns the pairing code.
+pub async fn register_host(identity: &Identity, server_url: &str) -> String {
     let identity = identity.clone();
     let url = server_url.to_owned();
     tokio::task::spawn_blocking(move || {
@@ -76,7 +83,7 @@ pub async fn register_host(identity: &Identity, server_url: &str) {
         )
         .unwrap();
         let x25519: [u8; 32] = rand::random();
-        let _: PairInitiateResponse = signaling_client::http::signed_json(
+        let initiated: PairInitiateResponse = signaling_client::http::signed_json(
             "POST",
             &url,
             "v1",
@@ -93,11 +100,124 @@ pub async fn register_host(identity: &Identity, server_url: &str) {
             }),
         )
         .unwrap();
+        initiated.pairing_code
+    })
+    .await
+    .unwrap()
+}
+
+/// Pairs a new phone with the host that issued `code` (pair/complete; the
+/// server treats the confirmation as opaque).
+pub async fn pair_phone(code: &str, server_url: &str) -> Identity {
+    let phone = Identity::generate();
+    let (identity, url, code) = (phone.clone(), server_url.to_owned(), code.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let challenge: ChallengeResponse = signaling_client::http::signed_json(
+            "POST",
+            &url,
+            "v1",
+            "/auth/challenge",
+            HMAC,
+            None,
+            Some(&ChallengeRequest {
+                device_id: identity.device_id().to_owned(),
+            }),
+        )
+        .unwrap();
+        let x25519: [u8; 32] = rand::random();
+        let _: PairCompleteResponse = signaling_client::http::signed_json(
+            "POST",
+            &url,
+            "v1",
+            "/auth/pair/complete",
+            HMAC,
+            None,
+            Some(&PairCompleteRequest {
+                pairing_code: code,
+                device_id: identity.device_id().to_owned(),
+                ed25519_public_key: identity.public_key_b64(),
+                x25519_public_key: STANDARD.encode(x25519),
+                name: Some("test-phone".into()),
+                signature: identity.sign_challenge(&challenge.nonce),
+                nonce: challenge.nonce,
+                confirmation: STANDARD.encode([7u8; 32]),
+            }),
+        )
+        .unwrap();
     })
     .await
     .unwrap();
+    phone
 }
 
+/// A phone's signaling socket, spoken by hand.
+pub struct PhoneSocket {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl PhoneSocket {
+    /// Opens `/v1/ws` signed and authenticates as `phone`.
+    pub async fn open(phone: &Identity, server_url: &str) -> PhoneSocket {
+        let (identity, url) = (phone.clone(), server_url.to_owned());
+        let token = tokio::task::spawn_blocking(move || {
+            signaling_client::http::fetch_token(&identity, &url, "v1", HMAC).unwrap()
+        })
+        .await
+        .unwrap();
+        let mut request = signaling_proto::ws_url(server_url, "v1")
+            .into_client_request()
+            .unwrap();
+        let signed =
+            SignedHeaders::new(HMAC, "/v1/ws", signaling_client::http::unix_now()).unwrap();
+        for (name, value) in signed.pairs() {
+            request.headers_mut().insert(name, value.parse().unwrap());
+        }
+        let (ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        let mut socket = PhoneSocket { ws };
+        socket
+            .send(SignalingMessage {
+                token,
+                name: "test-phone".into(),
+                ..SignalingMessage::new("auth")
+            })
+            .await;
+        let reply = socket.next().await;
+        assert_eq!((reply.kind.as_str(), reply.status.as_str()), ("auth", "ok"));
+        socket
+    }
+
+    pub async fn send(&mut self, msg: SignalingMessage) {
+        self.ws.send(Message::text(msg.to_json())).await.unwrap();
+    }
+
+    /// The next text message, within [`WAIT`].
+    pub async fn next(&mut self) -> SignalingMessage {
+        tokio::time::timeout(WAIT, async {
+            loop {
+                match self.ws.next().await {
+                    Some(Ok(Message::Text(t))) => return SignalingMessage::parse(&t).unwrap(),
+                    Some(Ok(_)) => continue,
+                    other => panic!("phone socket ended: {other:?}"),
+                }
+            }
+        })
+        .await
+        .expect("no message for the phone")
+    }
+
+    /// Sends `presence` and returns every message that arrived before its ack.
+    pub async fn drain_until_presence_ack(&mut self) -> Vec<SignalingMessage> {
+        self.send(SignalingMessage::new("presence")).await;
+        let mut before = Vec::new();
+        loop {
+            let m = self.next().await;
+            if m.kind == "presence_ack" {
+                return before;
+            }
+            before.push(m);
+        }
+    }
+}
 /// Fast knobs: presence 200 ms, read deadline 1.4 s, backoff 100 ms → 800 ms.
 pub fn fast_config() -> CoreConfig {
     CoreConfig {
