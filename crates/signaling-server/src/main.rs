@@ -209,19 +209,22 @@ fn build_config(args: Args) -> anyhow::Result<ServerConfig> {
     Ok(config)
 }
 
-async fn stop_signal() {
+/// Installs the SIGTERM handler now (a signal that arrives from here on stops
+/// the server gracefully) and returns the future that waits for it or ctrl-c.
+fn stop_signal() -> impl Future<Output = ()> {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        #[cfg(unix)]
+        if let Some(mut term) = term {
             tokio::select! {
                 _ = term.recv() => {}
                 _ = tokio::signal::ctrl_c() => {}
             }
             return;
         }
+        let _ = tokio::signal::ctrl_c().await;
     }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 fn main() -> std::process::ExitCode {
@@ -255,10 +258,12 @@ async fn run() -> anyhow::Result<()> {
         .await
         // The error's own text already names its cause (and the file to fix).
         .map_err(|e| anyhow::anyhow!("cannot start the signaling server: {e}"))?;
+    // Before the line below: whoever reads it may send SIGTERM at once.
+    let stop = stop_signal();
     // Scripts and tests read this line (and only this one) to find the port;
     // the STUN responder's address is logged by the library.
     println!("listening on {}", server.url());
-    stop_signal().await;
+    stop.await;
     tracing::info!("shutting down");
     server.shutdown().await;
     Ok(())
