@@ -128,11 +128,10 @@ impl SignalingClient {
                 m = outgoing.recv() => Wake::Outgoing(m),
                 _ = &mut sleep, if armed.is_some() => Wake::Timer,
             };
-            if !matches!(wake, Wake::Shutdown) {
-                // Every wake-up reads both clocks: a wall clock that ran ahead
-                // of the monotonic one means the host slept.
-                core.handle_clock(now(), unix_now());
-            }
+            // Every wake-up reads both clocks: a wall clock that ran ahead of
+            // the monotonic one means the host slept, and the core has just
+            // replaced the link (its `Close` is drained next round).
+            let slept = !matches!(wake, Wake::Shutdown) && core.handle_clock(now(), unix_now());
             match wake {
                 Wake::Shutdown => {
                     core.handle_shutdown();
@@ -153,6 +152,9 @@ impl SignalingClient {
                     link.token_task = None;
                     self.on_token(&mut core, result);
                 }
+                // A dial or frame of the link the core just replaced.
+                Wake::Dialed(_) if slept => link.dialing = None,
+                Wake::Frame(_) if slept => {}
                 Wake::Dialed(result) => {
                     link.dialing = None;
                     match result {

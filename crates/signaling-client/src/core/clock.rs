@@ -43,13 +43,15 @@ impl<M, E> Core<M, E> {
     /// reset (it is presumed dead, and waiting out the read deadline would
     /// keep the phone away for up to 70 s), and a backoff wait or dormancy
     /// ends as on an activity signal. A suspended client stays suspended
-    /// until its explicit resume.
-    pub fn handle_clock(&mut self, now: Instant, unix: i64) {
+    /// until its explicit resume. Returns true when it found the host slept:
+    /// a frame or dial result the driver read at this wake-up belongs to the
+    /// link being replaced and is dropped, not fed in.
+    pub fn handle_clock(&mut self, now: Instant, unix: i64) -> bool {
         if !self
             .clocks
             .observe(now, unix, self.config.sleep_jump_threshold)
         {
-            return;
+            return false;
         }
         if self.link_open() {
             self.actions.push_back(Action::Close {
@@ -63,5 +65,6 @@ impl<M, E> Core<M, E> {
         } else if self.state != ConnectionState::Suspended {
             self.wake(now, unix);
         }
+        true
     }
 }

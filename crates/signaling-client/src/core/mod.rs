@@ -1,6 +1,7 @@
 //! The sans-IO signaling state machine: every timing rule of the host's
 //! signaling link (spec signaling.md §7) with no sockets, tasks or clocks.
 
+mod backoff;
 mod clock;
 mod config;
 mod refresh;
@@ -12,17 +13,12 @@ mod types;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use backoff::Wait;
 use clock::ClockWatch;
 pub use config::*;
 use refresh::CachedToken;
 use timer::{Timer, TimerTable};
 pub use types::*;
-
-#[derive(Debug, Clone, Copy)]
-struct Wait {
-    started: Instant,
-    intended: Duration,
-}
 
 /// The signaling link's state machine.
 ///
@@ -397,49 +393,6 @@ impl<M, E> Core<M, E> {
         }
         self.refreshing = false;
         self.reauth_pending = false;
-    }
-
-    /// An attempt ended without authenticating.
-    fn attempt_failed(&mut self, now: Instant) {
-        let first = *self.first_failure.get_or_insert(now);
-        if now.saturating_duration_since(first) >= self.config.dormancy_timeout {
-            self.timers.stop_all();
-            self.wait = None;
-            self.state = ConnectionState::Dormant;
-            self.actions.push_back(Action::GoDormant);
-        } else {
-            self.schedule_wait(now);
-        }
-    }
-
-    /// An authenticated session ended; the backoff was reset when it
-    /// authenticated. The next server may re-authenticate in place again.
-    fn session_ended(&mut self, now: Instant) {
-        self.reauth_refused = false;
-        self.schedule_wait(now);
-    }
-
-    fn schedule_wait(&mut self, now: Instant) {
-        let wait = self.backoff;
-        self.wait = Some(Wait {
-            started: now,
-            intended: wait,
-        });
-        self.timers.set(Timer::Backoff, now + wait);
-        self.state = ConnectionState::Backoff { wait };
-    }
-
-    /// The backoff wait is over (elapsed or cut short by activity).
-    fn end_wait(&mut self, now: Instant, unix: i64) {
-        self.timers.stop(Timer::Backoff);
-        if let Some(w) = self.wait.take() {
-            // Grow only when the wait really happened: an early wake-up must
-            // not inflate the next wait.
-            if now.saturating_duration_since(w.started) * 2 >= w.intended {
-                self.backoff = (w.intended * 2).min(self.config.max_backoff);
-            }
-        }
-        self.begin_attempt(now, unix);
     }
 
     fn stop(&mut self, error: E) {
