@@ -25,7 +25,7 @@ use super::{
 };
 use crate::core::{Action, CloseReason, ConnectionState, Core, Failure, Inbound};
 use crate::error::{HttpError, SignalingError};
-use crate::http::{self, unix_now};
+use crate::http;
 use crate::ws::{DialTarget, Ws, dial};
 
 type DialFuture = Pin<Box<dyn Future<Output = Result<Ws, Failure<SignalingError>>> + Send>>;
@@ -83,7 +83,7 @@ impl SignalingClient {
         tokio::pin!(sleep);
         let mut armed: Option<std::time::Instant> = None;
 
-        core.handle_start(now(), unix_now());
+        core.handle_start(now(), (self.wall_clock)());
         let result = loop {
             if let Some(error) = self.drain(&mut core, &mut link, &target, &settings).await {
                 break Err(error);
@@ -131,7 +131,8 @@ impl SignalingClient {
             // Every wake-up reads both clocks: a wall clock that ran ahead of
             // the monotonic one means the host slept, and the core has just
             // replaced the link (its `Close` is drained next round).
-            let slept = !matches!(wake, Wake::Shutdown) && core.handle_clock(now(), unix_now());
+            let slept =
+                !matches!(wake, Wake::Shutdown) && core.handle_clock(now(), (self.wall_clock)());
             match wake {
                 Wake::Shutdown => {
                     core.handle_shutdown();
@@ -142,11 +143,11 @@ impl SignalingClient {
                     break Ok(());
                 }
                 Wake::Suspend => core.handle_suspend(now()),
-                Wake::Activity => core.handle_activity(now(), unix_now()),
+                Wake::Activity => core.handle_activity(now(), (self.wall_clock)()),
                 Wake::Timer => {
                     // The sleep has completed: force a reset next round.
                     armed = None;
-                    core.handle_timeout(now(), unix_now());
+                    core.handle_timeout(now(), (self.wall_clock)());
                 }
                 Wake::Token(result) => {
                     link.token_task = None;
@@ -287,7 +288,7 @@ impl SignalingClient {
         core: &mut Core<SignalingMessage, SignalingError>,
         result: Result<Result<String, HttpError>, tokio::task::JoinError>,
     ) {
-        let (now, unix) = (now(), unix_now());
+        let (now, unix) = (now(), (self.wall_clock)());
         match result {
             Ok(Ok(token)) => {
                 let exp = jwt_expiry_unverified(&token);
@@ -365,40 +366,4 @@ async fn close_ws(mut ws: Ws) {
         reason: "".into(),
     };
     let _ = tokio::time::timeout(CLOSE_WRITE_DEADLINE, ws.close(Some(frame))).await;
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use super::*;
-    use crate::identity::Identity;
-
-    #[tokio::test]
-    async fn https_server_failing_tls_is_retried_not_a_permanent_stop() {
-        use crate::ws::tests::{TLS_HANDSHAKE_RECORD, plain_tcp_server};
-        let (addr, mut first_bytes) = plain_tcp_server().await;
-        let url = format!("https://{addr}");
-        let client = SignalingClient::new(Identity::generate(), &url, "h", Arc::new(|_| {}), "");
-        let cancel = CancellationToken::new();
-        let task = tokio::spawn({
-            let (client, cancel) = (client.clone(), cancel.clone());
-            async move { client.run(cancel).await }
-        });
-        // Two TLS attempts: the first failed handshake was transient, so the
-        // client backed off and tried again instead of stopping.
-        for _ in 0..2 {
-            let first = tokio::time::timeout(Duration::from_secs(20), first_bytes.recv())
-                .await
-                .unwrap();
-            assert_eq!(first, Some(TLS_HANDSHAKE_RECORD));
-        }
-        assert!(!task.is_finished());
-        cancel.cancel();
-        let result = tokio::time::timeout(Duration::from_secs(20), task)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(result, Ok(()));
-    }
 }

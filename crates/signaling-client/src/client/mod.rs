@@ -7,6 +7,8 @@
 
 mod classify;
 mod driver;
+#[cfg(test)]
+mod tests;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -67,6 +69,10 @@ pub struct SignalingClient {
     activity: Notify,
     suspend: Notify,
     closed: CancellationToken,
+    /// The wall clock (Unix seconds) the driver feeds the core: JWT expiry
+    /// and host-sleep detection. `http::unix_now` except in tests, which
+    /// move it to play a host that slept.
+    wall_clock: fn() -> i64,
 }
 
 impl std::fmt::Debug for SignalingClient {
@@ -117,6 +123,7 @@ impl SignalingClient {
             activity: Notify::new(),
             suspend: Notify::new(),
             closed: CancellationToken::new(),
+            wall_clock: crate::http::unix_now,
         })
     }
 
@@ -261,64 +268,5 @@ impl SignalingClient {
             let _ = self.changes.send(state); // no receivers is fine
             self.state_tx.send_replace(state);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use signaling_proto::consts;
-
-    use super::*;
-    use crate::core::*;
-
-    #[test]
-    fn core_defaults_are_the_proto_constants() {
-        assert_eq!(DEFAULT_PRESENCE_INTERVAL, consts::PRESENCE_INTERVAL);
-        assert_eq!(MAX_PRESENCE_INTERVAL, consts::MAX_PRESENCE_INTERVAL);
-        assert_eq!(DEFAULT_READ_DEADLINE_GRACE, consts::READ_DEADLINE_GRACE);
-        assert_eq!(DEFAULT_TOKEN_REFRESH_MARGIN, consts::TOKEN_REFRESH_MARGIN);
-        assert_eq!(DEFAULT_TOKEN_LIFETIME, consts::JWT_LIFETIME);
-        assert_eq!(DEFAULT_DORMANCY_TIMEOUT, consts::DORMANCY_TIMEOUT);
-        assert_eq!(DEFAULT_INITIAL_BACKOFF, consts::INITIAL_BACKOFF);
-        assert_eq!(DEFAULT_MAX_BACKOFF, consts::MAX_BACKOFF);
-    }
-
-    #[test]
-    fn send_fails_at_once_when_not_connected_or_closed() {
-        let client = SignalingClient::new(
-            Identity::generate(),
-            "http://127.0.0.1:9",
-            "h",
-            Arc::new(|_| {}),
-            "",
-        );
-        assert_eq!(
-            client.send(SignalingMessage::new("sdp_offer")),
-            Err(SignalingError::NotConnected)
-        );
-        client.close();
-        assert_eq!(
-            client.send(SignalingMessage::new("sdp_offer")),
-            Err(SignalingError::Closed)
-        );
-    }
-
-    #[test]
-    fn permanent_errors_name_their_cause() {
-        let e = SignalingError::permanent_from(401, "invalid client signature", "d").unwrap();
-        assert_eq!(
-            e.to_string(),
-            "the signaling server rejected this agent's request signature (invalid client signature): check the HMAC secret"
-        );
-        let e = SignalingError::permanent_from(401, "unknown device", "abc").unwrap();
-        assert!(e.to_string().contains("does not know this device (abc)"));
-        assert_eq!(
-            SignalingError::permanent_from(401, "request expired", "d"),
-            None
-        );
-        assert_eq!(
-            SignalingError::permanent_from(500, "invalid client signature", "d"),
-            None
-        );
     }
 }
