@@ -54,7 +54,7 @@ impl HttpError {
 pub enum SignalingError {
     /// The server refused the request-signing headers: permanent.
     #[error(
-        "the signaling server rejected this agent's request signature ({detail}): check the HMAC secret"
+        "the signaling server rejected this agent's request signature ({detail}): set the deployment's request-signing secret as MUXLINK_HMAC_SECRET or hmac_secret in config.toml"
     )]
     SignatureRejected {
         /// The server's `error` string, e.g. `invalid client signature`.

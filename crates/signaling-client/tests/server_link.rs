@@ -186,7 +186,7 @@ async fn hmac_secret_mismatch_stops_run_with_a_permanent_error() {
         matches!(&error, SignalingError::SignatureRejected { detail } if detail == "invalid client signature"),
         "{error:?}"
     );
-    assert!(error.to_string().contains("check the HMAC secret"));
+    assert!(error.to_string().contains("MUXLINK_HMAC_SECRET"));
     assert_eq!(run.client.state(), ConnectionState::Stopped);
     server.shutdown().await;
 }

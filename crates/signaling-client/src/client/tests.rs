@@ -49,7 +49,7 @@ fn permanent_errors_name_their_cause() {
     let e = SignalingError::permanent_from(401, "invalid client signature", "d").unwrap();
     assert_eq!(
         e.to_string(),
-        "the signaling server rejected this agent's request signature (invalid client signature): check the HMAC secret"
+        "the signaling server rejected this agent's request signature (invalid client signature): set the deployment's request-signing secret as MUXLINK_HMAC_SECRET or hmac_secret in config.toml"
     );
     let e = SignalingError::permanent_from(401, "unknown device", "abc").unwrap();
     assert!(e.to_string().contains("does not know this device (abc)"));
