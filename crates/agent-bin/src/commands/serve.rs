@@ -55,12 +55,14 @@ pub async fn serve(opts: ServeOptions, o: &Overrides) -> Result<(), CliError> {
     if let Some(db) = db {
         config.database = Some(db);
     }
+    // Installed before the `listening on` line, so a script that stops the
+    // server as soon as it reads the line gets the clean shutdown, not a kill.
+    let mut term = signal(SignalKind::terminate())
+        .map_err(|e| CliError::Other(format!("cannot install signal handlers: {e}")))?;
     let server = signaling_server::Server::start(config)
         .await
         .map_err(|e| CliError::Other(format!("cannot start the server on {bind}: {e}")))?;
     println!("listening on {}", server.url());
-    let mut term = signal(SignalKind::terminate())
-        .map_err(|e| CliError::Other(format!("cannot install signal handlers: {e}")))?;
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
