@@ -63,13 +63,16 @@ fn turnserver() -> Option<PathBuf> {
     found
 }
 
-/// A free UDP port on loopback (bound, then released for coturn).
+/// A loopback port free for UDP and TCP alike (bound, then released for
+/// coturn, which otherwise keeps retrying a TCP bind that fails).
 fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// How coturn checks credentials.
@@ -105,6 +108,7 @@ impl Coturn {
             &format!("--min-port={base}"),
             &format!("--max-port={}", base + 200),
             &format!("--realm={REALM}"),
+            "--no-tcp",
             "--no-tls",
             "--no-dtls",
             "--no-tcp-relay",
@@ -136,7 +140,7 @@ impl Coturn {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let coturn = Coturn {
+        let mut coturn = Coturn {
             child,
             port,
             log,
@@ -147,7 +151,7 @@ impl Coturn {
     }
 
     /// Bounded wait until coturn answers a STUN Binding request on its port.
-    fn wait_ready(&self) {
+    fn wait_ready(&mut self) {
         let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
         probe
             .set_read_timeout(Some(Duration::from_millis(200)))
@@ -158,6 +162,9 @@ impl Coturn {
         let deadline = Instant::now() + T;
         let mut buf = [0u8; 512];
         while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("coturn exited ({status}):\n{}", self.log_text());
+            }
             let _ = probe.send_to(&req, ("127.0.0.1", self.port));
             if let Ok((n, _)) = probe.recv_from(&mut buf)
                 && n >= 20
