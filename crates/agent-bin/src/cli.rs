@@ -173,6 +173,11 @@ pub enum Command {
             value_name = "ORIGIN"
         )]
         cors_origins: Vec<String>,
+        /// UDP address of the STUN responder that lets phones find their
+        /// public address, or "off". Default: 0.0.0.0:3478 when --bind has a
+        /// fixed port (a port already taken only logs a warning).
+        #[arg(long, env = "MUXLINK_SERVER_STUN_BIND", value_name = "ADDR|off")]
+        stun_bind: Option<signaling_server::StunBind>,
     },
     /// The web client: write it out to host on an origin you trust.
     #[command(subcommand)]

@@ -29,6 +29,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
             tls_cert,
             tls_key,
             cors_origins,
+            stun_bind,
         } => {
             let opts = serve::ServeOptions {
                 bind,
@@ -36,6 +37,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
                 tls_cert,
                 tls_key,
                 cors_origins,
+                stun_bind,
             };
             serve::serve(opts, &o).await
         }

@@ -24,6 +24,8 @@ pub struct ServeOptions {
     pub tls_key: Option<PathBuf>,
     /// Origins of web clients hosted elsewhere that get CORS answers.
     pub cors_origins: Vec<String>,
+    /// The STUN responder's UDP address, `off`, or the default.
+    pub stun_bind: Option<signaling_server::StunBind>,
 }
 
 /// Runs the server; prints `listening on <URL>` (`https://…` with TLS) on
@@ -36,6 +38,7 @@ pub async fn serve(opts: ServeOptions, o: &Overrides) -> Result<(), CliError> {
         tls_cert,
         tls_key,
         cors_origins,
+        stun_bind,
     } = opts;
     let bind = bind.as_str();
     let addr = resolve_bind(bind)?;
@@ -54,6 +57,9 @@ pub async fn serve(opts: ServeOptions, o: &Overrides) -> Result<(), CliError> {
     }
     if let Some(db) = db {
         config.database = Some(db);
+    }
+    if let Some(stun) = stun_bind {
+        config.stun_bind = stun;
     }
     // Installed before the `listening on` line, so a script that stops the
     // server as soon as it reads the line gets the clean shutdown, not a kill.
