@@ -45,7 +45,7 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
     if store.load_paired()?.is_none() {
         return Err(CliError::NotPaired);
     }
-    let device_id = store::device_id(&key.verifying_key().to_bytes());
+    let device_id = signaling_proto::device_id(&key.verifying_key().to_bytes());
     // Private dirs and files before anything is written (a warning per fix).
     store::secure_dirs(&cfg.paths)?;
     let _lock = pidfile::acquire(&cfg.paths.pid_file())?;
@@ -82,6 +82,8 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
         on_signal,
         &cfg.hmac_secret,
     );
+    client.set_api_version(&cfg.api_version);
+    peer_manager::ice_servers::set_api_version(&cfg.api_version);
     let jwt_fn: peer_manager::JwtFn = {
         let c = client.clone();
         Arc::new(move || c.jwt().unwrap_or_default())

@@ -1,176 +1,129 @@
-//! Blocking signed HTTP calls the CLI makes to the signaling server
-//! (signaling.md §1–§5): challenge → token, pair/initiate, DELETE /auth/pairing.
-//! A call still waiting after a second says so on a terminal's stderr, and each
-//! failure names its step: no answer in time, a refused request signature, or
+//! The CLI's signed calls to the signaling server (signaling.md §1–§5):
+//! challenge → token, pair/initiate, DELETE /auth/pairing, all through
+//! `signaling_client::http` (one signed call path, one challenge step) on the
+//! configured API version. A call still waiting after a second says so on a
+//! terminal's stderr, and each failure names its step: no answer in time, a
+//! refused request signature, an API version the server does not serve, or
 //! the server's own error.
 
 use std::io::{IsTerminal, Write};
 use std::sync::mpsc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::SigningKey;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use signaling_proto::{
-    ChallengeRequest, ChallengeResponse, ErrorBody, PairInitiateRequest, PairInitiateResponse,
-    RemovedResponse, SignedHeaders, TokenRequest, TokenResponse,
-};
+use signaling_client::http::{self as sig_http, SignedChallenge};
+use signaling_client::{HttpError, Identity};
+use signaling_proto::{PairInitiateRequest, PairInitiateResponse, RemovedResponse};
 
 use crate::error::CliError;
-use crate::store::device_id;
 
-/// Largest response body read (signaling.md §1).
-const MAX_BODY: u64 = 65_536;
-const API_VERSION: &str = "v1";
-/// Bound on each whole HTTP call.
-const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a call runs before "contacting …" is shown on a terminal.
 const PROGRESS_AFTER: Duration = Duration::from_secs(1);
 
-/// A blocking client for one server, identity and signing secret.
+/// A blocking client for one server, API version and signing secret.
 pub struct Http {
-    agent: ureq::Agent,
     server_url: String,
+    api_version: String,
     hmac_secret: String,
 }
 
-fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 impl Http {
-    /// A client with the 10 s HTTP timeout, trusting the bundled and the
-    /// system's root certificates for `https://`.
-    pub fn new(server_url: &str, hmac_secret: &str) -> Self {
-        let agent = signaling_client::http::agent(HTTP_TIMEOUT);
+    /// A client for `server_url` (bare) under `api_version` ("" = no prefix).
+    pub fn new(server_url: &str, api_version: &str, hmac_secret: &str) -> Self {
         Http {
-            agent,
             server_url: server_url.to_string(),
+            api_version: api_version.to_string(),
             hmac_secret: hmac_secret.to_string(),
         }
     }
 
-    fn url_and_path(&self, path: &str) -> (String, String) {
-        let signed = signaling_proto::api_path(API_VERSION, path);
-        (
-            format!(
-                "{}{}",
-                signaling_proto::api_base(&self.server_url, API_VERSION),
-                path
-            ),
-            signed,
+    fn url(&self, endpoint: &str) -> String {
+        format!(
+            "{}{endpoint}",
+            signaling_proto::api_base(&self.server_url, &self.api_version)
         )
     }
 
-    fn unreachable(&self, what: &'static str, e: &ureq::Error) -> CliError {
+    /// The user's error for a failed call of step `what`.
+    fn error(&self, what: &'static str, e: HttpError) -> CliError {
         match e {
-            ureq::Error::Timeout(_) => CliError::NoAnswer {
+            HttpError::Timeout { secs, .. } => CliError::NoAnswer {
                 url: self.server_url.clone(),
                 what,
-                secs: HTTP_TIMEOUT.as_secs(),
+                secs,
             },
-            _ => CliError::Unreachable {
+            HttpError::Transport { detail, .. } => CliError::Unreachable {
                 url: self.server_url.clone(),
-                reason: e.to_string(),
+                reason: detail,
             },
-        }
-    }
-
-    fn finish<T: DeserializeOwned>(
-        &self,
-        what: &'static str,
-        resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-    ) -> Result<T, CliError> {
-        let mut resp = resp.map_err(|e| self.unreachable(what, &e))?;
-        let status = resp.status().as_u16();
-        let text = resp
-            .body_mut()
-            .with_config()
-            .limit(MAX_BODY)
-            .read_to_string()
-            .map_err(|e| self.unreachable(what, &e))?;
-        if status != 200 {
-            let error = serde_json::from_str::<ErrorBody>(&text)
-                .map(|b| b.error)
-                .unwrap_or_else(|_| "unexpected response".to_string());
-            return Err(server_error(
-                what,
-                status,
-                error,
-                !self.hmac_secret.is_empty(),
-            ));
-        }
-        serde_json::from_str(&text).map_err(|_| CliError::Server {
-            what,
-            status,
-            error: "the response is not the expected JSON (is this a muxlink server?)".into(),
-        })
-    }
-
-    fn post<B: Serialize, T: DeserializeOwned>(
-        &self,
-        what: &'static str,
-        path: &str,
-        body: &B,
-    ) -> Result<T, CliError> {
-        let (url, signed) = self.url_and_path(path);
-        let mut req = self.agent.post(&url);
-        if let Some(h) = SignedHeaders::new(&self.hmac_secret, &signed, now_unix()) {
-            for (k, v) in h.pairs() {
-                req = req.header(k, v);
+            HttpError::Status { status, error, .. } => {
+                server_error(what, status, error, !self.hmac_secret.is_empty())
             }
+            HttpError::InvalidResponse { detail, .. } => CliError::Server {
+                what,
+                status: 200,
+                error: if detail.starts_with("empty ") {
+                    detail
+                } else {
+                    "the response is not the expected JSON (is this a muxlink server?)".into()
+                },
+            },
+            other => CliError::Other(other.to_string()),
         }
-        let _progress = Progress::start(&url, what);
-        let resp = req.send_json(body);
-        self.finish(what, resp)
     }
 
-    /// `POST /auth/challenge` → nonce.
-    pub fn challenge(&self, device_id: &str) -> Result<String, CliError> {
-        let r: ChallengeResponse = self.post(
-            "the challenge request",
-            "/auth/challenge",
-            &ChallengeRequest {
-                device_id: device_id.to_string(),
-            },
-        )?;
-        if r.nonce.is_empty() {
-            return Err(CliError::Server {
-                what: "the challenge request",
-                status: 200,
-                error: "empty nonce".into(),
-            });
-        }
-        Ok(r.nonce)
+    /// `POST /auth/challenge` and its signature by `key`.
+    fn challenge(&self, key: &SigningKey) -> Result<SignedChallenge, CliError> {
+        let what = "the challenge request";
+        let _progress = Progress::start(&self.url("/auth/challenge"), what);
+        let identity = Identity::from_signing_key(key.clone());
+        sig_http::signed_challenge(
+            &identity,
+            &self.server_url,
+            &self.api_version,
+            &self.hmac_secret,
+        )
+        .map_err(|e| self.error(what, e))
+    }
+
+    /// One signed JSON call of step `what`.
+    fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        what: &'static str,
+        method: &str,
+        endpoint: &str,
+        bearer: Option<&str>,
+        body: Option<&B>,
+    ) -> Result<T, CliError> {
+        let _progress = Progress::start(&self.url(endpoint), what);
+        sig_http::signed_json(
+            method,
+            &self.server_url,
+            &self.api_version,
+            endpoint,
+            &self.hmac_secret,
+            bearer,
+            body,
+        )
+        .map_err(|e| self.error(what, e))
     }
 
     /// Challenge → signed `POST /auth/token` → JWT.
     pub fn token(&self, key: &SigningKey) -> Result<String, CliError> {
-        let id = device_id(&key.verifying_key().to_bytes());
-        let nonce = self.challenge(&id)?;
-        let signature = signaling_proto::sign_challenge(key, &id, &nonce);
-        let r: TokenResponse = self.post(
-            "the token request",
-            "/auth/token",
-            &TokenRequest {
-                device_id: id,
-                nonce,
-                signature,
-            },
-        )?;
-        if r.token.is_empty() {
-            return Err(CliError::Server {
-                what: "the token request",
-                status: 200,
-                error: "empty token".into(),
-            });
-        }
-        Ok(r.token)
+        let proof = self.challenge(key)?;
+        let what = "the token request";
+        let _progress = Progress::start(&self.url("/auth/token"), what);
+        sig_http::exchange_token(
+            &self.server_url,
+            &self.api_version,
+            &self.hmac_secret,
+            proof,
+        )
+        .map_err(|e| self.error(what, e))
     }
 
     /// `POST /auth/pair/initiate` → pairing code.
@@ -180,21 +133,20 @@ impl Http {
         x25519_public: &[u8; 32],
         name: &str,
     ) -> Result<String, CliError> {
-        let public = key.verifying_key().to_bytes();
-        let id = device_id(&public);
-        let nonce = self.challenge(&id)?;
-        let signature = signaling_proto::sign_challenge(key, &id, &nonce);
-        let r: PairInitiateResponse = self.post(
+        let proof = self.challenge(key)?;
+        let r: PairInitiateResponse = self.call(
             "the pairing request",
+            "POST",
             "/auth/pair/initiate",
-            &PairInitiateRequest {
-                device_id: id,
-                ed25519_public_key: B64.encode(public),
+            None,
+            Some(&PairInitiateRequest {
+                device_id: proof.device_id,
+                ed25519_public_key: B64.encode(key.verifying_key().to_bytes()),
                 x25519_public_key: B64.encode(x25519_public),
                 name: Some(name.to_string()),
-                nonce,
-                signature,
-            },
+                nonce: proof.nonce,
+                signature: proof.signature,
+            }),
         )?;
         Ok(r.pairing_code)
     }
@@ -202,19 +154,13 @@ impl Http {
     /// Signed, authenticated `DELETE /auth/pairing` → whether a pairing was removed.
     pub fn delete_pairing(&self, key: &SigningKey) -> Result<bool, CliError> {
         let token = self.token(key)?;
-        let (url, signed) = self.url_and_path("/auth/pairing");
-        let mut req = self
-            .agent
-            .delete(&url)
-            .header("Authorization", &format!("Bearer {token}"));
-        if let Some(h) = SignedHeaders::new(&self.hmac_secret, &signed, now_unix()) {
-            for (k, v) in h.pairs() {
-                req = req.header(k, v);
-            }
-        }
-        let what = "the unpair request";
-        let _progress = Progress::start(&url, what);
-        let r: RemovedResponse = self.finish(what, req.call())?;
+        let r: RemovedResponse = self.call::<(), _>(
+            "the unpair request",
+            "DELETE",
+            "/auth/pairing",
+            Some(&token),
+            None,
+        )?;
         Ok(r.removed)
     }
 }

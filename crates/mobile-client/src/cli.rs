@@ -38,6 +38,14 @@ struct Cli {
         value_name = "SECRET"
     )]
     hmac_secret: String,
+    /// API version the signaling server serves (empty: no prefix).
+    #[arg(
+        long,
+        env = "MUXLINK_API_VERSION",
+        default_value = signaling_proto::consts::DEFAULT_API_VERSION,
+        value_name = "VERSION"
+    )]
+    api_version: String,
     /// Device name.
     #[arg(long, default_value = "muxlink-phone")]
     name: String,
@@ -127,6 +135,7 @@ fn run_cli() -> Result<()> {
     let dir = config_dir(cli.config_dir.clone())?;
     let mut config = PhoneConfig::new(dir);
     config.hmac_secret = cli.hmac_secret.clone();
+    config.api_version = cli.api_version.clone();
     config.name = cli.name.clone();
     if cli.loopback {
         config.rtc = RtcConfig::loopback();

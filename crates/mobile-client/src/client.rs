@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use rtc_transport::RtcConfig;
-use signaling_client::http::fetch_token_v1;
+use signaling_client::http::fetch_token;
+use signaling_proto::consts::DEFAULT_API_VERSION;
 
 use crate::connection::PhoneConnection;
 use crate::error::ClientError;
@@ -23,18 +24,21 @@ pub struct PhoneConfig {
     pub name: String,
     /// Request-signing secret shared with the server (empty: none).
     pub hmac_secret: String,
+    /// API version the server serves (default `v1`; empty: no prefix).
+    pub api_version: String,
     /// WebRTC settings.
     pub rtc: RtcConfig,
 }
 
 impl PhoneConfig {
     /// Defaults for a config directory: name "muxlink-phone", no signing secret,
-    /// default WebRTC settings.
+    /// API `v1`, default WebRTC settings.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         PhoneConfig {
             dir: dir.into(),
             name: "muxlink-phone".into(),
             hmac_secret: String::new(),
+            api_version: DEFAULT_API_VERSION.to_owned(),
             rtc: RtcConfig::default(),
         }
     }
@@ -79,8 +83,11 @@ impl PhoneClient {
     /// earlier pairing). Nothing is stored when pairing fails.
     pub async fn pair(&self, payload: &str) -> Result<PairingRecord, ClientError> {
         let name = (!self.config.name.is_empty()).then_some(self.config.name.as_str());
-        let record =
-            crate::pairing::pair(&self.identity, payload, name, &self.config.hmac_secret).await?;
+        let server = crate::pairing::ServerAccess {
+            api_version: self.config.api_version.clone(),
+            hmac_secret: self.config.hmac_secret.clone(),
+        };
+        let record = crate::pairing::pair(&self.identity, payload, name, &server).await?;
         self.store.save_pairing(&record)?;
         Ok(record)
     }
@@ -94,8 +101,12 @@ impl PhoneClient {
     pub async fn fetch_token(&self) -> Result<String, ClientError> {
         let record = self.pairing()?.ok_or(ClientError::NotPaired)?;
         let id = self.identity.clone();
-        let secret = self.config.hmac_secret.clone();
-        crate::http::blocking(move || Ok(fetch_token_v1(&id, &record.server_url, &secret)?)).await
+        let (version, secret) = (
+            self.config.api_version.clone(),
+            self.config.hmac_secret.clone(),
+        );
+        crate::http::blocking(move || Ok(fetch_token(&id, &record.server_url, &version, &secret)?))
+            .await
     }
 
     /// Opens the signaling socket to the paired host's server.
@@ -103,6 +114,7 @@ impl PhoneClient {
         let record = self.pairing()?.ok_or(ClientError::NotPaired)?;
         let mut opts = SignalingOptions::new(&record.server_url);
         opts.hmac_secret = self.config.hmac_secret.clone();
+        opts.api_version = self.config.api_version.clone();
         opts.name = self.config.name.clone();
         Ok(Arc::new(Signaling::connect(&self.identity, &opts).await?))
     }

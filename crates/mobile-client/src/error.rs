@@ -96,6 +96,10 @@ impl From<signaling_client::HttpError> for ClientError {
         use signaling_client::HttpError;
         match e {
             HttpError::Transport { url, detail } => ClientError::Transport { url, detail },
+            HttpError::Timeout { ref url, .. } => ClientError::Transport {
+                url: url.clone(),
+                detail: e.to_string(),
+            },
             HttpError::Status { url, status, error } => ClientError::Http { url, status, error },
             HttpError::InvalidResponse { url, detail } => {
                 ClientError::InvalidResponse { url, detail }

@@ -5,8 +5,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use signaling_client::http::{fetch_challenge, signed_json};
-use signaling_proto::consts::DEFAULT_API_VERSION;
+use signaling_client::http::{signed_challenge, signed_json};
 use signaling_proto::{
     PairCompleteRequest, PairCompleteResponse, QrPayload, derive_pairing_secret,
     pairing_confirmation,
@@ -18,13 +17,23 @@ use crate::http::blocking;
 use crate::identity::PhoneIdentity;
 use crate::store::PairingRecord;
 
+/// How the server of the QR payload is spoken to: the API version it serves
+/// and its request-signing secret (the payload carries only its URL).
+#[derive(Debug, Clone)]
+pub struct ServerAccess {
+    /// API version (`v1` by default; empty: no prefix).
+    pub api_version: String,
+    /// Request-signing secret (empty: no signing headers).
+    pub hmac_secret: String,
+}
+
 /// Completes a pairing from the QR payload text and returns the record to store.
 /// Nothing is stored here; the caller saves the record only on success.
 pub async fn pair(
     identity: &PhoneIdentity,
     payload: &str,
     name: Option<&str>,
-    hmac_secret: &str,
+    server: &ServerAccess,
 ) -> Result<PairingRecord, ClientError> {
     let qr = QrPayload::parse(payload.trim()).map_err(payload_error)?;
     let host_key = qr.host_x25519_bytes().map_err(payload_error)?;
@@ -48,28 +57,29 @@ pub async fn pair(
 
     let identity2 = identity.clone();
     let server_url = qr.server_url.clone();
-    let secret = hmac_secret.to_owned();
+    let ServerAccess {
+        api_version,
+        hmac_secret: secret,
+    } = server.clone();
     let code = qr.code.clone();
     let name = name.map(str::to_owned);
     let resp: PairCompleteResponse = blocking(move || {
-        let device_id = identity2.device_id().to_owned();
-        let nonce = fetch_challenge(&server_url, DEFAULT_API_VERSION, &secret, &device_id)?;
-        let signature = identity2.sign_challenge(&nonce);
+        let proof = signed_challenge(&identity2, &server_url, &api_version, &secret)?;
         let resp = signed_json(
             "POST",
             &server_url,
-            DEFAULT_API_VERSION,
+            &api_version,
             "/auth/pair/complete",
             &secret,
             None,
             Some(&PairCompleteRequest {
                 pairing_code: code,
-                device_id,
+                device_id: proof.device_id,
                 ed25519_public_key: identity2.public_key_b64(),
                 x25519_public_key: x25519,
                 name,
-                nonce,
-                signature,
+                nonce: proof.nonce,
+                signature: proof.signature,
                 confirmation,
             }),
         )?;

@@ -1,29 +1,27 @@
-//! The phone's signaling WebSocket: signed upgrade, `auth`, presence every 30 s,
-//! host presence tracking, and routing of relayed messages to the connection
-//! that waits for them.
+//! The phone's signaling WebSocket: the signed dial of
+//! `signaling_client::ws` (the host's own, with its proxy handling), `auth`,
+//! presence every 30 s, host presence tracking, and routing of relayed
+//! messages to the connection that waits for them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use signaling_client::http::{fetch_token_v1, unix_now};
-use signaling_proto::consts::{
-    DEFAULT_API_VERSION, MAX_WS_MESSAGE, MAX_WS_UPGRADE_ERROR_BODY, PRESENCE_INTERVAL,
-};
-use signaling_proto::{ErrorBody, SignalingMessage, SignedHeaders, api_path, ws_url};
+use signaling_client::SignalingError;
+use signaling_client::core::Failure;
+use signaling_client::http::fetch_token;
+use signaling_client::ws::{DialTarget, Socket as Ws, dial};
+use signaling_proto::SignalingMessage;
+use signaling_proto::consts::{DEFAULT_API_VERSION, PRESENCE_INTERVAL};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::error::ClientError;
 use crate::http::blocking;
 use crate::identity::PhoneIdentity;
 
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Outgoing messages waiting for the socket.
@@ -38,6 +36,8 @@ pub struct SignalingOptions {
     pub server_url: String,
     /// Request-signing secret (empty: no signing headers).
     pub hmac_secret: String,
+    /// API version (default `v1`; empty: no prefix).
+    pub api_version: String,
     /// Name sent in `auth` (empty: none).
     pub name: String,
     /// Presence interval (spec: 30 s).
@@ -50,6 +50,7 @@ impl SignalingOptions {
         SignalingOptions {
             server_url: server_url.to_owned(),
             hmac_secret: String::new(),
+            api_version: DEFAULT_API_VERSION.to_owned(),
             name: String::new(),
             presence_interval: PRESENCE_INTERVAL,
         }
@@ -95,8 +96,12 @@ impl Signaling {
         opts: &SignalingOptions,
     ) -> Result<Signaling, ClientError> {
         let id = identity.clone();
-        let (url, secret) = (opts.server_url.clone(), opts.hmac_secret.clone());
-        let token = blocking(move || Ok(fetch_token_v1(&id, &url, &secret)?)).await?;
+        let (url, version, secret) = (
+            opts.server_url.clone(),
+            opts.api_version.clone(),
+            opts.hmac_secret.clone(),
+        );
+        let token = blocking(move || Ok(fetch_token(&id, &url, &version, &secret)?)).await?;
         Self::connect_with_token(identity, opts, &token).await
     }
 
@@ -106,38 +111,26 @@ impl Signaling {
         opts: &SignalingOptions,
         token: &str,
     ) -> Result<Signaling, ClientError> {
-        let url = ws_url(&opts.server_url, DEFAULT_API_VERSION);
-        let path = api_path(DEFAULT_API_VERSION, "/ws");
         let err = |d: String| ClientError::Signaling(d);
-        let mut request = url
-            .as_str()
-            .into_client_request()
-            .map_err(|e| err(format!("bad url {url}: {e}")))?;
-        if let Some(headers) = SignedHeaders::new(&opts.hmac_secret, &path, unix_now()) {
-            for (name, value) in headers.pairs() {
-                let value = HeaderValue::from_str(value).map_err(|e| err(e.to_string()))?;
-                request.headers_mut().insert(name, value);
+        let target = DialTarget::new(
+            &opts.server_url,
+            &opts.api_version,
+            &opts.hmac_secret,
+            identity.device_id(),
+        );
+        let mut ws = dial(&target).await.map_err(|failure| {
+            let e = match failure {
+                Failure::Permanent(e) | Failure::Transient(e) => e,
+            };
+            match e {
+                SignalingError::UpgradeRefused { status, error } => ClientError::Http {
+                    url: target.url.clone(),
+                    status,
+                    error,
+                },
+                other => err(other.to_string()),
             }
-        }
-        let config = WebSocketConfig::default()
-            .max_message_size(Some(MAX_WS_MESSAGE * 4))
-            .max_frame_size(Some(MAX_WS_MESSAGE * 4));
-        let dial = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
-        let mut ws = match tokio::time::timeout(HANDSHAKE_TIMEOUT, dial).await {
-            Err(_) => return Err(err("handshake timed out".into())),
-            Ok(Ok((ws, _))) => ws,
-            Ok(Err(tungstenite::Error::Http(resp))) => {
-                let status = resp.status().as_u16();
-                let body = resp.body().as_deref().unwrap_or_default();
-                let body = &body[..body.len().min(MAX_WS_UPGRADE_ERROR_BODY)];
-                let text = String::from_utf8_lossy(body);
-                let error = serde_json::from_str::<ErrorBody>(&text)
-                    .map(|b| b.error)
-                    .unwrap_or_else(|_| text.chars().take(200).collect());
-                return Err(ClientError::Http { url, status, error });
-            }
-            Ok(Err(e)) => return Err(err(e.to_string())),
-        };
+        })?;
 
         let mut auth = SignalingMessage::new("auth");
         auth.token = token.to_owned();
@@ -251,9 +244,6 @@ impl Signaling {
         self.closed().await;
     }
 }
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn drive(
     mut ws: Ws,

@@ -103,7 +103,13 @@ async fn bad_code_bad_payload_wrong_secret_and_unpaired_token_are_refused() {
     let id = phone.identity().clone();
     let url = server.url();
     let err = tokio::task::spawn_blocking(move || {
-        signaling_client::http::fetch_token_v1(&id, &url, HMAC).map_err(ClientError::from)
+        signaling_client::http::fetch_token(
+            &id,
+            &url,
+            signaling_proto::consts::DEFAULT_API_VERSION,
+            HMAC,
+        )
+        .map_err(ClientError::from)
     })
     .await
     .unwrap()

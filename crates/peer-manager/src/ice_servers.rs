@@ -1,12 +1,14 @@
 //! ICE server list for new peers: `GET /turn/credentials` (Bearer JWT + signed
-//! headers), cached 10 min process-wide, STUN-only fallback on any failure.
+//! headers, through `signaling_client::http`'s one signed call path on the
+//! process's API version), cached 10 min process-wide, STUN-only fallback on
+//! any failure.
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Mutex, RwLock};
+use std::time::Instant;
 
 use rtc_transport::IceServer;
-use signaling_proto::consts::{DEFAULT_API_VERSION, HTTP_TIMEOUT, MAX_HTTP_BODY, TURN_CACHE_TTL};
-use signaling_proto::{SignedHeaders, TurnCredentials};
+use signaling_proto::TurnCredentials;
+use signaling_proto::consts::{DEFAULT_API_VERSION, TURN_CACHE_TTL};
 
 /// Default STUN port used for the fallback URL.
 pub const DEFAULT_STUN_PORT: u16 = 3478;
@@ -19,6 +21,26 @@ struct Cached {
 }
 
 static CACHE: Mutex<Option<Cached>> = Mutex::new(None);
+
+/// The API version of the fetch; `None` = [`DEFAULT_API_VERSION`].
+static API_VERSION: RwLock<Option<String>> = RwLock::new(None);
+
+/// Sets the signaling API version the TURN fetch uses, for the whole process
+/// (like the cache: one agent per process). The agent calls it with its
+/// configured `api_version` before peers are made.
+pub fn set_api_version(version: &str) {
+    if let Ok(mut v) = API_VERSION.write() {
+        *v = Some(version.to_owned());
+    }
+}
+
+fn api_version() -> String {
+    API_VERSION
+        .read()
+        .ok()
+        .and_then(|v| v.clone())
+        .unwrap_or_else(|| DEFAULT_API_VERSION.to_owned())
+}
 
 /// Why a fetch failed (logged; the caller falls back to STUN).
 #[derive(Debug, thiserror::Error)]
@@ -120,34 +142,16 @@ pub fn fetch_blocking(
     if jwt.is_empty() {
         return Err(FetchError::NoJwt);
     }
-    let url = format!(
-        "{}/turn/credentials",
-        signaling_proto::api_base(server_url, DEFAULT_API_VERSION)
-    );
-    let path = signaling_proto::api_path(DEFAULT_API_VERSION, "/turn/credentials");
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(HTTP_TIMEOUT))
-        .build()
-        .into();
-    let mut req = agent
-        .get(&url)
-        .header("Authorization", &format!("Bearer {jwt}"));
-    let now_unix = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_secs() as i64;
-    if let Some(h) = SignedHeaders::new(hmac_secret, &path, now_unix) {
-        for (name, value) in h.pairs() {
-            req = req.header(name, value);
-        }
-    }
-    let mut resp = req.call().map_err(|e| FetchError::Http(e.to_string()))?;
-    let creds: TurnCredentials = resp
-        .body_mut()
-        .with_config()
-        .limit(MAX_HTTP_BODY as u64)
-        .read_json()
-        .map_err(|e| FetchError::Http(e.to_string()))?;
+    let creds: TurnCredentials = signaling_client::http::signed_json::<(), _>(
+        "GET",
+        server_url,
+        &api_version(),
+        "/turn/credentials",
+        hmac_secret,
+        Some(jwt),
+        None,
+    )
+    .map_err(|e| FetchError::Http(e.to_string()))?;
     let urls: Vec<String> = creds.urls.into_iter().filter(|u| !u.is_empty()).collect();
     if urls.is_empty() {
         return Err(FetchError::Empty);
@@ -234,8 +238,8 @@ mod tests {
                 .unwrap_or_default()
         };
         assert_eq!(header("authorization"), "Bearer the.jwt");
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs() as i64;
         signaling_proto::verify_request(

@@ -24,6 +24,26 @@ pub enum HttpError {
         /// The `error` field of the JSON body (or the raw body when not JSON).
         error: String,
     },
+    /// The call got no answer within its timeout (the server accepted the
+    /// connection but did not respond).
+    #[error(
+        "request to {url} failed: no answer within {secs} s (the server accepts connections but does not respond)"
+    )]
+    Timeout {
+        /// The URL requested.
+        url: String,
+        /// The timeout, in seconds.
+        secs: u64,
+    },
+    /// A 404 where every muxlink endpoint exists: the server does not serve
+    /// this API version under `base` (permanent; fix `api_version`).
+    #[error("{}", api_not_served(version, base))]
+    ApiNotServed {
+        /// The API base asked, e.g. `https://signal.example.net/v2`.
+        base: String,
+        /// The configured API version (empty: no prefix).
+        version: String,
+    },
     /// The answer was not what the spec promises (bad JSON, empty nonce or
     /// token, body over the 65 536-byte limit).
     #[error("invalid response from {url}: {detail}")]
@@ -35,14 +55,27 @@ pub enum HttpError {
     },
 }
 
+/// "the server does not serve API v2 at https://h/v2: check api_version".
+fn api_not_served(version: &str, base: &str) -> String {
+    if version.is_empty() {
+        format!(
+            "the server does not serve the API without a version prefix at {base}: check api_version"
+        )
+    } else {
+        format!("the server does not serve API {version} at {base}: check api_version")
+    }
+}
+
 impl HttpError {
     /// True when retrying cannot help: 401 with a permanent signing error
-    /// or `unknown device` (signaling.md §5).
+    /// or `unknown device` (signaling.md §5), or an API version the server
+    /// does not serve.
     pub fn is_permanent(&self) -> bool {
         match self {
             HttpError::Status { status, error, .. } => {
                 signaling_proto::is_permanent_error(*status, error)
             }
+            HttpError::ApiNotServed { .. } => true,
             _ => false,
         }
     }
@@ -68,6 +101,26 @@ pub enum SignalingError {
         /// This device's id.
         device_id: String,
     },
+    /// The server does not serve the configured API version: permanent.
+    #[error("{}", api_not_served(version, base))]
+    ApiNotServed {
+        /// The API base asked, e.g. `https://signal.example.net/v2`.
+        base: String,
+        /// The configured API version.
+        version: String,
+    },
+    /// The proxy named by the environment cannot carry the WebSocket
+    /// (permanent: only `http://` proxies are spoken).
+    #[error("{0}")]
+    Proxy(String),
+    /// The server refused the WebSocket upgrade (transient statuses).
+    #[error("signaling websocket upgrade refused: {status} {error}")]
+    UpgradeRefused {
+        /// HTTP status of the refusal.
+        status: u16,
+        /// The `error` field of the JSON body (or the raw body).
+        error: String,
+    },
     /// `send` while the link is not authenticated.
     #[error("not connected to the signaling server; the message was not sent")]
     NotConnected,
@@ -90,6 +143,20 @@ pub enum SignalingError {
 }
 
 impl SignalingError {
+    /// The permanent error a failed HTTP call stands for, if it is one.
+    pub(crate) fn permanent_from_http(e: &HttpError, device_id: &str) -> Option<Self> {
+        match e {
+            HttpError::Status { status, error, .. } => {
+                Self::permanent_from(*status, error, device_id)
+            }
+            HttpError::ApiNotServed { base, version } => Some(SignalingError::ApiNotServed {
+                base: base.clone(),
+                version: version.clone(),
+            }),
+            _ => None,
+        }
+    }
+
     /// The permanent error for a refused HTTP call or WS upgrade, if it is one.
     pub(crate) fn permanent_from(status: u16, error: &str, device_id: &str) -> Option<Self> {
         if !signaling_proto::is_permanent_error(status, error) {

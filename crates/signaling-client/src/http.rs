@@ -1,12 +1,20 @@
-//! Blocking HTTP helpers for the signaling server, shared by the driver
-//! (inside `spawn_blocking`), the CLI and the phone (`mobile-client`): signed
-//! JSON requests and the challenge → JWT exchange (signaling.md §3, §5).
+//! The client side of the signaling HTTP API, shared by every caller: the
+//! driver (inside `spawn_blocking`), the agent's CLI (`agent-bin`), the
+//! host's TURN fetch (`peer-manager`) and the phone (`mobile-client`).
+//!
+//! One ureq agent builder ([`agent`]: timeout, the bundled and system TLS
+//! roots, the proxy environment read by ureq), one signed call path
+//! ([`signed_json`] over [`signed_request`]) and one challenge → signature
+//! step ([`signed_challenge`]) that the token exchange ([`fetch_token`]) and
+//! both pairing requests build on (signaling.md §1, §3, §5). A 404 from an
+//! endpoint that always exists means the server serves another API version:
+//! [`HttpError::ApiNotServed`], permanent.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use signaling_proto::consts::{DEFAULT_API_VERSION, HTTP_TIMEOUT, MAX_HTTP_BODY};
+use signaling_proto::consts::{ERR_INVALID_PAIRING_CODE, HTTP_TIMEOUT, MAX_HTTP_BODY};
 use signaling_proto::{
     ChallengeRequest, ChallengeResponse, ErrorBody, SignedHeaders, TokenRequest, TokenResponse,
     api_base, api_path,
@@ -26,6 +34,8 @@ pub fn unix_now() -> i64 {
 /// A blocking HTTP agent for the signaling server: `timeout` bounds each whole
 /// call, error statuses come back as responses, and `https://` trusts
 /// [`trusted_roots`] (the bundled Mozilla list and the operating system's store).
+/// The proxy comes from the environment as ureq reads it (`ALL_PROXY`,
+/// `HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`, upper or lower case).
 pub fn agent(timeout: Duration) -> ureq::Agent {
     let tls = ureq::tls::TlsConfig::builder()
         .root_certs(trusted_roots())
@@ -120,10 +130,10 @@ pub fn signed_request_with_timeout(
     // A failed TLS handshake or certificate check is transient like any
     // other transport failure: the proxy or its certificate may be fixed.
     let mut response = result.map_err(|e| match e {
-        ureq::Error::Timeout(_) => transport(format!(
-            "no answer within {} s (the server accepts connections but does not respond)",
-            timeout.as_secs()
-        )),
+        ureq::Error::Timeout(_) => HttpError::Timeout {
+            url: url.to_owned(),
+            secs: timeout.as_secs(),
+        },
         other => transport(other.to_string()),
     })?;
     let status = response.status().as_u16();
@@ -143,7 +153,10 @@ pub fn signed_request_with_timeout(
 }
 
 /// A signed JSON call that expects 2xx and a `T` body; any other status
-/// becomes [`HttpError::Status`] carrying the server's `error` string.
+/// becomes [`HttpError::Status`] carrying the server's `error` string, except
+/// a 404 that is not a pairing code's: no muxlink endpoint is missing under
+/// the right prefix, so the server does not serve `api_version` there
+/// ([`HttpError::ApiNotServed`], permanent).
 pub fn signed_json<B: Serialize, T: DeserializeOwned>(
     method: &str,
     server_url: &str,
@@ -167,6 +180,12 @@ pub fn signed_json<B: Serialize, T: DeserializeOwned>(
         let error = serde_json::from_str::<ErrorBody>(&text)
             .map(|b| b.error)
             .unwrap_or_else(|_| text.chars().take(200).collect());
+        if status == 404 && error != ERR_INVALID_PAIRING_CODE {
+            return Err(HttpError::ApiNotServed {
+                base: api_base(server_url, api_version),
+                version: api_version.to_owned(),
+            });
+        }
         return Err(HttpError::Status { url, status, error });
     }
     serde_json::from_str(&text).map_err(|e| HttpError::InvalidResponse {
@@ -227,22 +246,48 @@ pub fn fetch_challenge(
     )
 }
 
-/// Challenge → sign → token (signaling.md §3). Returns the JWT.
-///
-/// `api_version` is usually [`DEFAULT_API_VERSION`] (`"v1"`).
-pub fn fetch_token(
+/// A fetched challenge and this device's signature of it: the proof of
+/// identity that `/auth/token`, `/auth/pair/initiate` and
+/// `/auth/pair/complete` carry (signaling.md §3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedChallenge {
+    /// The device id the nonce was issued for.
+    pub device_id: String,
+    /// The server's nonce.
+    pub nonce: String,
+    /// Standard base64 of the Ed25519 signature of `deviceId|nonce`.
+    pub signature: String,
+}
+
+/// Challenge → signature: `POST /auth/challenge` for `identity`'s device id,
+/// then signs the nonce.
+pub fn signed_challenge(
     identity: &Identity,
     server_url: &str,
     api_version: &str,
     secret: &str,
-) -> Result<String, HttpError> {
+) -> Result<SignedChallenge, HttpError> {
     let device_id = identity.device_id().to_owned();
     let nonce = fetch_challenge(server_url, api_version, secret, &device_id)?;
     let signature = identity.sign_challenge(&nonce);
-    let request = TokenRequest {
+    Ok(SignedChallenge {
         device_id,
         nonce,
         signature,
+    })
+}
+
+/// `POST /auth/token` with a [`SignedChallenge`] (signaling.md §3): the JWT.
+pub fn exchange_token(
+    server_url: &str,
+    api_version: &str,
+    secret: &str,
+    proof: SignedChallenge,
+) -> Result<String, HttpError> {
+    let request = TokenRequest {
+        device_id: proof.device_id,
+        nonce: proof.nonce,
+        signature: proof.signature,
     };
     post_for_string(
         server_url,
@@ -255,13 +300,19 @@ pub fn fetch_token(
     )
 }
 
-/// [`fetch_token`] on the default API version `v1`.
-pub fn fetch_token_v1(
+/// Challenge → sign → token (signaling.md §3): [`signed_challenge`] then
+/// [`exchange_token`]. Returns the JWT.
+///
+/// `api_version` is the configured one, usually
+/// [`DEFAULT_API_VERSION`](signaling_proto::consts::DEFAULT_API_VERSION).
+pub fn fetch_token(
     identity: &Identity,
     server_url: &str,
+    api_version: &str,
     secret: &str,
 ) -> Result<String, HttpError> {
-    fetch_token(identity, server_url, DEFAULT_API_VERSION, secret)
+    let proof = signed_challenge(identity, server_url, api_version, secret)?;
+    exchange_token(server_url, api_version, secret, proof)
 }
 
 #[cfg(test)]
@@ -303,9 +354,10 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            matches!(&err, HttpError::Transport { detail, .. } if detail.starts_with("no answer within 1 s")),
+            matches!(&err, HttpError::Timeout { secs: 1, .. }),
             "{err:?}"
         );
+        assert!(err.to_string().contains("no answer within 1 s"), "{err}");
         drop(held.join());
     }
 

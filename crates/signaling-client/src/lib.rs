@@ -1,17 +1,34 @@
-//! The host agent's persistent signaling client: challenge → JWT over HTTP,
-//! a signed WebSocket, `auth`, presence, reconnect with backoff, JWT refresh,
-//! dormancy and permanent-error stop, exactly as spec signaling.md §3–§7 says.
+//! The client side of the signaling protocol, written once: the host
+//! agent's persistent signaling client (challenge → JWT over HTTP, a signed
+//! WebSocket, `auth`, presence, reconnect with backoff, JWT refresh,
+//! dormancy and permanent-error stop, exactly as spec signaling.md §3–§7
+//! says), and the protocol layer every other client uses: [`http`] (one
+//! ureq agent builder, one signed JSON call path, one challenge → token
+//! flow) and [`ws`] (one signed WebSocket dial). `agent-bin`'s CLI calls,
+//! `peer-manager`'s TURN fetch and the phone (`mobile-client`) all go
+//! through them; the pure parts (wire types, signing, URLs, device ids,
+//! constants) stay in `signaling-proto`.
 //!
 //! It is NOT the server, NOT the WebRTC side (it only carries SDP/ICE
-//! messages for `peer-manager`), and NOT a general HTTP client: [`http`] holds
-//! just the signed calls the host needs (the phone, `mobile-client`, reuses
-//! them and [`Identity`]).
+//! messages for `peer-manager`), and NOT a general HTTP client: [`http`]
+//! holds just the signed calls of the spec.
+//!
+//! Every call takes the API version (`v1` by default; the agent's
+//! `api_version`). A 404 where every endpoint exists means the server serves
+//! another version: [`HttpError::ApiNotServed`] /
+//! [`SignalingError::ApiNotServed`], permanent like a rejected signature, so
+//! `run` stops with "the server does not serve API v2 at …/v2: check
+//! api_version" instead of retrying forever.
 //!
 //! The server URL may be `http://` or `https://` (the socket is then
 //! `wss://`): TLS is rustls trusting the bundled Mozilla root certificates
 //! and the operating system's store (so a private CA such as mkcert's works
 //! once installed; see [`http::trusted_roots`]). A failed TLS handshake or
 //! certificate check is a transient failure, retried like any other.
+//! Proxies: HTTP calls and the WebSocket dial both honour `ALL_PROXY`,
+//! `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY` (ureq's reading of them); the
+//! socket goes through an `http://` proxy as an HTTP CONNECT tunnel, and a
+//! SOCKS or `https://` proxy is refused with a message (permanent).
 //!
 //! Layout:
 //! - [`core`]: the sans-IO state machine holding every timing rule (no I/O,
@@ -20,10 +37,12 @@
 //!   `client::driver`, the thin tokio loop behind `run` (socket, token task,
 //!   one `sleep_until(core.poll_timeout())`); `client::classify`, what each
 //!   frame read means to the core.
-//! - `ws`: signed WebSocket upgrade (TLS for `wss://`) with the 15 s
-//!   handshake bound.
-//! - [`http`]: blocking signed requests and [`http::fetch_token`] (ureq;
-//!   the driver runs them in `spawn_blocking`).
+//! - [`ws`]: [`ws::dial`], the signed WebSocket upgrade (proxy tunnel, TLS
+//!   for `wss://`, 15 s handshake bound) used by the driver and the phone.
+//! - `proxy`: the proxy of the environment and the HTTP CONNECT tunnel.
+//! - [`http`]: blocking signed requests ([`http::signed_json`]),
+//!   [`http::signed_challenge`], [`http::fetch_token`] (ureq; async callers
+//!   run them in `spawn_blocking`).
 //! - `identity`: [`Identity`], the Ed25519 device key.
 //! - `error`: [`SignalingError`], [`HttpError`].
 //!
@@ -68,7 +87,8 @@ pub mod core;
 mod error;
 pub mod http;
 mod identity;
-mod ws;
+mod proxy;
+pub mod ws;
 
 pub use client::{
     HANDSHAKE_TIMEOUT, MessageHandler, SEND_QUEUE_CAPACITY, STATE_CHANGES_CAPACITY, SignalingClient,

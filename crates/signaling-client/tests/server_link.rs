@@ -1,5 +1,6 @@
 //! The signaling client against the real bundled server: connect/auth/presence,
-//! restart with backoff, JWT refresh, permanent errors, dormancy and wake-up.
+//! restart with backoff, JWT refresh, permanent errors (an API version the
+//! server does not serve among them), dormancy and wake-up.
 
 #![allow(clippy::unwrap_used)]
 
@@ -199,6 +200,52 @@ async fn unknown_device_stops_run_with_a_permanent_error() {
     let run = spawn_client(identity, &server.url(), HMAC, fast_config());
     let result = tokio::time::timeout(WAIT, run.task).await.unwrap().unwrap();
     assert_eq!(result, Err(SignalingError::UnknownDevice { device_id }));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_version_the_server_does_not_serve_stops_run_in_words() {
+    let server = start_server(server_config(None, None)).await;
+    let identity = Identity::generate();
+    register_host(&identity, &server.url()).await;
+    let handler = std::sync::Arc::new(|_: SignalingMessage| {});
+    let client = signaling_client::SignalingClient::new(
+        identity.clone(),
+        &server.url(),
+        "test-host",
+        handler,
+        HMAC,
+    );
+    client.set_core_config(fast_config());
+    client.set_api_version("v2");
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let result = tokio::time::timeout(WAIT, client.run(cancel))
+        .await
+        .unwrap();
+    let base = format!("{}/v2", server.url());
+    assert_eq!(
+        result,
+        Err(SignalingError::ApiNotServed {
+            base: base.clone(),
+            version: "v2".into(),
+        })
+    );
+    assert_eq!(
+        result.unwrap_err().to_string(),
+        format!("the server does not serve API v2 at {base}: check api_version")
+    );
+
+    // The socket alone: a 404 on the upgrade is the same permanent error.
+    let target =
+        signaling_client::ws::DialTarget::new(&server.url(), "v3", HMAC, identity.device_id());
+    match signaling_client::ws::dial(&target).await {
+        Err(signaling_client::core::Failure::Permanent(SignalingError::ApiNotServed {
+            version,
+            ..
+        })) => assert_eq!(version, "v3"),
+        Err(other) => panic!("{other:?}"),
+        Ok(_) => panic!("a v3 socket opened on a v1 server"),
+    }
     server.shutdown().await;
 }
 

@@ -41,7 +41,7 @@ pub fn init(o: &Overrides) -> Result<(), CliError> {
         Some(k) => (k, false),
         None => (store.create_identity()?, true),
     };
-    let id = store::device_id(&key.verifying_key().to_bytes());
+    let id = signaling_proto::device_id(&key.verifying_key().to_bytes());
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,

@@ -55,7 +55,7 @@ pub async fn pair(cfg: &Config, opts: &PairOptions) -> Result<(), CliError> {
     {
         eprintln!("{warning}");
     }
-    let host_id = store::device_id(&key.verifying_key().to_bytes());
+    let host_id = signaling_proto::device_id(&key.verifying_key().to_bytes());
     let old = match store.load_paired() {
         Err(CliError::CorruptRecord { path, reason }) => {
             // Pairing again is the cure for a broken record: replace it.
@@ -77,7 +77,7 @@ pub async fn pair(cfg: &Config, opts: &PairOptions) -> Result<(), CliError> {
 
     // Key and token of this attempt; zeroized when `attempt` drops.
     let attempt = PairingAttempt::generate();
-    let http = Http::new(&server, &cfg.hmac_secret);
+    let http = Http::new(&server, &cfg.api_version, &cfg.hmac_secret);
     let code = {
         let (key, public, name) = (key.clone(), attempt.public, cfg.host_name.clone());
         tokio::task::spawn_blocking(move || http.pair_initiate(&key, &public, &name))
@@ -102,6 +102,7 @@ pub async fn pair(cfg: &Config, opts: &PairOptions) -> Result<(), CliError> {
         handler,
         &cfg.hmac_secret,
     );
+    client.set_api_version(&cfg.api_version);
     let cancel = CancellationToken::new();
     let mut run = tokio::spawn({
         let client = client.clone();

@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::error::CliError;
 use crate::pidfile;
 use crate::status::{AgentStatus, PeerStatus};
-use crate::store::{self, PairedDevice, Store};
+use crate::store::{PairedDevice, Store};
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -37,7 +37,7 @@ pub fn status(cfg: &Config, json: bool) -> Result<(), CliError> {
     let agent = pid.and_then(|_| AgentStatus::read(&cfg.paths.status_file()));
     let report = Report {
         initialised: key.is_some(),
-        device_id: key.map(|k| store::device_id(&k.verifying_key().to_bytes())),
+        device_id: key.map(|k| signaling_proto::device_id(&k.verifying_key().to_bytes())),
         server_url: cfg.server_url.clone(),
         tmux_socket: cfg.tmux_socket.clone(),
         config_dir: cfg.paths.config_dir.display().to_string(),

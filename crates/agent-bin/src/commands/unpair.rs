@@ -20,7 +20,7 @@ pub fn unpair(cfg: &Config, yes: bool) -> Result<(), CliError> {
     let label = crate::printable::printable(device.name.as_deref().unwrap_or(&device.device_id));
     confirm(&format!("unpair {label}"), yes)?;
     match cfg.require_server() {
-        Ok(url) => match Http::new(url, &cfg.hmac_secret).delete_pairing(&key) {
+        Ok(url) => match Http::new(url, &cfg.api_version, &cfg.hmac_secret).delete_pairing(&key) {
             Ok(_) => {}
             Err(e) => eprintln!("warning: the server was not told ({e}); unpairing locally"),
         },

@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
-use signaling_proto::{SignalingMessage, api_path, jwt_expiry_unverified, ws_url};
+use signaling_proto::{SignalingMessage, jwt_expiry_unverified};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -26,7 +26,7 @@ use super::{
 use crate::core::{Action, CloseReason, ConnectionState, Core, Failure, Inbound};
 use crate::error::{HttpError, SignalingError};
 use crate::http;
-use crate::ws::{DialTarget, Ws, dial};
+use crate::ws::{DialTarget, Socket as Ws, dial};
 
 type DialFuture = Pin<Box<dyn Future<Output = Result<Ws, Failure<SignalingError>>> + Send>>;
 
@@ -70,13 +70,13 @@ impl SignalingClient {
             return Err(SignalingError::AlreadyRunning);
         };
         let settings = lock(&self.settings).clone();
-        let target = DialTarget {
-            url: ws_url(&self.server_url, &settings.api_version),
-            path: api_path(&settings.api_version, "/ws"),
-            secret: self.hmac_secret.clone(),
-            device_id: self.identity.device_id().to_owned(),
-            handshake_timeout: settings.handshake_timeout,
-        };
+        let mut target = DialTarget::new(
+            &self.server_url,
+            &settings.api_version,
+            &self.hmac_secret,
+            self.identity.device_id(),
+        );
+        target.handshake_timeout = settings.handshake_timeout;
         let mut core: Core<SignalingMessage, SignalingError> = Core::new(settings.core.clone());
         let mut link = Link::default();
         let sleep = tokio::time::sleep(Duration::from_secs(3600));
@@ -226,7 +226,8 @@ impl SignalingClient {
                     }));
                 }
                 Action::Connect => {
-                    link.dialing = Some(Box::pin(dial(target.clone())));
+                    let target = target.clone();
+                    link.dialing = Some(Box::pin(async move { dial(&target).await }));
                 }
                 Action::SendAuth { token } => {
                     let msg = SignalingMessage {
@@ -295,14 +296,9 @@ impl SignalingClient {
                 core.handle_token_obtained(now, unix, token, exp);
             }
             Ok(Err(e)) => {
-                let failure = match &e {
-                    HttpError::Status { status, error, .. } => {
-                        match SignalingError::permanent_from(*status, error, self.device_id()) {
-                            Some(permanent) => Failure::Permanent(permanent),
-                            None => Failure::Transient(SignalingError::Http(e.clone())),
-                        }
-                    }
-                    _ => Failure::Transient(SignalingError::Http(e.clone())),
+                let failure = match SignalingError::permanent_from_http(&e, self.device_id()) {
+                    Some(permanent) => Failure::Permanent(permanent),
+                    None => Failure::Transient(SignalingError::Http(e.clone())),
                 };
                 if let Failure::Transient(_) = failure {
                     warn!("signaling token exchange failed: {e}");
