@@ -11,14 +11,16 @@
 //! - `commands`: one module per command (`init`, `pair`, `unpair`, `status`,
 //!   `start`/`stop`, `serve`, `service`, `completions` and the man pages, tmux
 //!   passthrough).
-//! - `config`: `config.toml` + `MUXLINK_*` env + flags → [`config::Config`].
+//! - `config`: `config.toml` + `MUXLINK_*` env + flags → [`config::Config`]
+//!   (`api_version` / `MUXLINK_API_VERSION` among them; checks in `config/checks.rs`).
 //! - `store`: identity key, pairing secrets and `paired_devices.json`, and the
 //!   file rules: dirs 0700 and ours (looser tightened with a warning, another
 //!   user's refused), files 0600 written atomically through `tempfile`.
 //! - `pairing`: pairing v2 on the host: X25519 key and token per attempt, QR
 //!   payload and web URL, the check of each relayed `pair_complete`.
 //! - `printable`: escaping of names from elsewhere before they are printed.
-//! - `http`: blocking signed HTTP calls (challenge, token, pair/initiate, unpair).
+//! - `http`: the CLI's signed HTTP steps (challenge, token, pair/initiate,
+//!   unpair) over `signaling_client::http`, on the configured `api_version`.
 //! - `qr`: QR code rendering for the terminal.
 //! - `handler`: the `ProtocolHandler` (attachments, output streaming, every request).
 //! - `daemon`: `muxlink run` (wiring, signals, status file).

@@ -10,9 +10,12 @@
 //! - `identity`: [`PhoneIdentity`] (`signaling_client::Identity`), the Ed25519 key stored 0600.
 //! - `store`: [`ConfigDir`] and [`PairingRecord`] (0600 JSON).
 //! - `http`: runs `signaling_client::http` (signed calls, challenge → token) off the runtime.
+//!   Every call and the socket use [`PhoneConfig::api_version`] (`--api-version`,
+//!   `MUXLINK_API_VERSION`; default `v1`).
 //! - `pairing`: [`pair`], pairing v2: the secret from the QR's host key and
 //!   token, `POST /auth/pair/complete` with the confirmation MAC.
-//! - `signaling`: [`Signaling`], the authenticated WebSocket with presence and routing.
+//! - `signaling`: [`Signaling`], the authenticated WebSocket (dialled by
+//!   `signaling_client::ws::dial`, proxy environment included) with presence and routing.
 //! - `connection`: [`PhoneConnection`], connect/answer, channel authentication v2
 //!   (nothing is sent after our proof until the host's verifies) and the typed API.
 //! - `misbehave`: [`Misbehave`], test-only deviations for hostile-peer tests.
@@ -43,7 +46,7 @@ pub use connection::{INFLATE_FAILED, INVALID_EVENT, PhoneConnection};
 pub use error::ClientError;
 pub use identity::PhoneIdentity;
 pub use misbehave::{MacBehaviour, Misbehave};
-pub use pairing::pair;
+pub use pairing::{ServerAccess, pair};
 pub use rtc_transport::RtcConfig;
 pub use signaling::{Signaling, SignalingOptions};
 pub use store::{ConfigDir, PairingRecord};
