@@ -187,6 +187,10 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
             r = &mut run_task => {
                 break match r {
                     Ok(Ok(())) => Ok(()),
+                    // The version error names its setting itself.
+                    Ok(Err(e @ signaling_client::SignalingError::ApiNotServed { .. })) => {
+                        Err(CliError::Other(format!("signaling stopped: {e}")))
+                    }
                     Ok(Err(e)) => Err(CliError::Other(format!(
                         "signaling stopped: {e} (check the server URL, the request-signing secret MUXLINK_HMAC_SECRET or hmac_secret in config.toml, or run `muxlink init`)"
                     ))),

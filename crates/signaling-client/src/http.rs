@@ -403,4 +403,61 @@ mod tests {
             assert!(request.contains(header), "{header} missing");
         }
     }
+
+    /// Answers one request with `status` and the JSON `{"error": error}`.
+    fn one_answer(status: &'static str, error: &'static str) -> String {
+        use std::io::{Read as _, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf).unwrap();
+            let body = format!(r#"{{"error":"{error}"}}"#);
+            write!(
+                conn,
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+        });
+        url
+    }
+
+    #[test]
+    fn a_404_means_the_api_version_is_not_served_but_a_pairing_code_404_does_not() {
+        let url = one_answer("404 Not Found", "not found");
+        let err = fetch_challenge(&url, "v2", "", "d").unwrap_err();
+        assert_eq!(
+            err,
+            HttpError::ApiNotServed {
+                base: format!("{url}/v2"),
+                version: "v2".into(),
+            }
+        );
+        assert!(err.is_permanent());
+        assert_eq!(
+            err.to_string(),
+            format!("the server does not serve API v2 at {url}/v2: check api_version")
+        );
+
+        let url = one_answer("404 Not Found", ERR_INVALID_PAIRING_CODE);
+        let err = signed_json::<ChallengeRequest, ChallengeResponse>(
+            "POST",
+            &url,
+            "v1",
+            "/auth/pair/complete",
+            "",
+            None,
+            Some(&ChallengeRequest {
+                device_id: "d".into(),
+            }),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, HttpError::Status { status: 404, error, .. } if error == ERR_INVALID_PAIRING_CODE),
+            "{err:?}"
+        );
+        assert!(!err.is_permanent());
+    }
 }
