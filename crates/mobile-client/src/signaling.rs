@@ -13,7 +13,7 @@ use signaling_client::core::Failure;
 use signaling_client::http::fetch_token;
 use signaling_client::ws::{DialTarget, Socket as Ws, dial};
 use signaling_proto::SignalingMessage;
-use signaling_proto::consts::{DEFAULT_API_VERSION, PRESENCE_INTERVAL};
+use signaling_proto::consts::{DEFAULT_API_VERSION, ERR_UNKNOWN_DEVICE, PRESENCE_INTERVAL};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
@@ -122,12 +122,16 @@ impl Signaling {
             let e = match failure {
                 Failure::Permanent(e) | Failure::Transient(e) => e,
             };
+            // A refused upgrade keeps its status and the server's words.
+            let refused = |status: u16, error: String| ClientError::Http {
+                url: target.url.clone(),
+                status,
+                error,
+            };
             match e {
-                SignalingError::UpgradeRefused { status, error } => ClientError::Http {
-                    url: target.url.clone(),
-                    status,
-                    error,
-                },
+                SignalingError::UpgradeRefused { status, error } => refused(status, error),
+                SignalingError::SignatureRejected { detail } => refused(401, detail),
+                SignalingError::UnknownDevice { .. } => refused(401, ERR_UNKNOWN_DEVICE.into()),
                 other => err(other.to_string()),
             }
         })?;
