@@ -557,3 +557,43 @@ async fn measure_round_trip_and_bulk_throughput() {
         bytes as f64 / secs / 1e6
     );
 }
+
+/// Error replies keep their place behind the handler's requests even when a
+/// flood fills the dispatch queue (the task then stops reading the channel).
+#[tokio::test]
+async fn error_replies_survive_a_flood_behind_the_handler() {
+    let (net, _pm, handler, _seen) = setup().await;
+    let mut phone = Phone::new(&net, PHONE, PhoneOpts::default());
+    let ch = phone.connect_and_auth(&SECRET).await;
+    let reader = {
+        let ch = ch.clone();
+        tokio::spawn(async move {
+            let mut errors = 0;
+            loop {
+                match next_event(&ch).await {
+                    Event::Error { code, .. } => {
+                        assert_eq!(code, "resize_failed");
+                        errors += 1;
+                    }
+                    Event::Detached => return errors,
+                    _ => {}
+                }
+            }
+        })
+    };
+    for i in 0..1000u16 {
+        let r = Request::Resize {
+            cols: 40 + i % 60,
+            rows: 10 + i % 25,
+        };
+        ch.send(&r.encode()).await.unwrap();
+    }
+    for _ in 0..50 {
+        let r = Request::Resize { cols: 501, rows: 0 };
+        ch.send(&r.encode()).await.unwrap();
+    }
+    // The handler answers `detach` with `detached`: a barrier behind everything.
+    ch.send(&Request::Detach.encode()).await.unwrap();
+    assert_eq!(reader.await.unwrap(), 50);
+    assert!(handler.requests() >= 1001);
+}

@@ -109,6 +109,15 @@ impl ProtocolHandler for TestHandler {
                     release.notified().await;
                 }
             }
+            Request::Resize { .. } => {
+                // A handler that takes its time (tmux), without a timer.
+                for _ in 0..50 {
+                    tokio::task::yield_now().await;
+                }
+            }
+            Request::Detach => {
+                let _ = peer.send_message(&Event::Detached).await;
+            }
             Request::Input { data } => {
                 let _ = peer
                     .send_message(&Event::Output { data: data.clone() })
