@@ -57,6 +57,9 @@ async fn a_v2_server_serves_a_v2_agent_and_phone_and_refuses_v1_clearly() {
         .unwrap();
     writeln!(config, "api_version = \"v2\"").unwrap();
     drop(config);
+    let o = blocking(|| home.output(&["status"], T)).unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(text.contains(" (API v2)"), "{text}");
 
     let (mut pair, payload) = start_pairing(&home, PAIR_ARGS, T).unwrap();
     let phone_dir = tempfile::tempdir().unwrap();

@@ -1,4 +1,5 @@
-//! `muxlink status [--json]`: identity, server, pairing, and the running agent's state.
+//! `muxlink status [--json]`: identity, server (with its API version when it
+//! is not the default), pairing, and the running agent's state.
 
 use serde::Serialize;
 
@@ -14,6 +15,7 @@ struct Report {
     initialised: bool,
     device_id: Option<String>,
     server_url: Option<String>,
+    api_version: String,
     tmux_socket: String,
     config_dir: String,
     data_dir: String,
@@ -39,6 +41,7 @@ pub fn status(cfg: &Config, json: bool) -> Result<(), CliError> {
         initialised: key.is_some(),
         device_id: key.map(|k| signaling_proto::device_id(&k.verifying_key().to_bytes())),
         server_url: cfg.server_url.clone(),
+        api_version: cfg.api_version.clone(),
         tmux_socket: cfg.tmux_socket.clone(),
         config_dir: cfg.paths.config_dir.display().to_string(),
         data_dir: cfg.paths.data_dir.display().to_string(),
@@ -61,8 +64,15 @@ pub fn status(cfg: &Config, json: bool) -> Result<(), CliError> {
         Some(id) => println!("identity:  {id}"),
         None => println!("identity:  not initialised (run `muxlink init --server URL`)"),
     }
+    let version = if report.api_version == signaling_proto::consts::DEFAULT_API_VERSION {
+        String::new()
+    } else if report.api_version.is_empty() {
+        " (API without a version prefix)".to_owned()
+    } else {
+        format!(" (API {})", p(&report.api_version))
+    };
     println!(
-        "server:    {}",
+        "server:    {}{version}",
         p(report.server_url.as_deref().unwrap_or("not set"))
     );
     println!("tmux:      tmux -L {}", p(&report.tmux_socket));
