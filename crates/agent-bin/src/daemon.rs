@@ -97,6 +97,9 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
     );
     pm.set_max_peers(cfg.max_peers);
     pm.set_relay_only(cfg.relay_only);
+    if let Some(url) = &cfg.stun_url {
+        pm.set_stun_url(url);
+    }
     if cfg.loopback_only {
         pm.set_rtc_config_override(RtcConfig {
             loopback_only: true,
