@@ -151,34 +151,7 @@ pub enum Command {
     /// secure origin); without them plain HTTP, e.g. behind a TLS-terminating proxy.
     /// Every other setting (limits, timeouts, trusted proxies, JWT secret file)
     /// comes from the server's TOML file named by MUXLINK_SERVER_CONFIG.
-    Serve {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        bind: String,
-        /// SQLite database file (default: in memory, lost on exit).
-        #[arg(long, value_name = "FILE")]
-        db: Option<PathBuf>,
-        /// PEM certificate chain: serve https/wss (needs --tls-key).
-        #[arg(long, env = "MUXLINK_SERVER_TLS_CERT", value_name = "FILE")]
-        tls_cert: Option<PathBuf>,
-        /// PEM private key of --tls-cert.
-        #[arg(long, env = "MUXLINK_SERVER_TLS_KEY", value_name = "FILE")]
-        tls_key: Option<PathBuf>,
-        /// Origin of a web client hosted elsewhere that may call this server
-        /// (CORS); repeat for several. Default: none, same origin only.
-        #[arg(
-            long = "cors-origin",
-            env = "MUXLINK_SERVER_CORS_ORIGINS",
-            value_delimiter = ',',
-            value_name = "ORIGIN"
-        )]
-        cors_origins: Vec<String>,
-        /// UDP address of the STUN responder that lets phones find their
-        /// public address, or "off". Default: 0.0.0.0:3478 when --bind has a
-        /// fixed port (a port already taken only logs a warning).
-        #[arg(long, env = "MUXLINK_SERVER_STUN_BIND", value_name = "ADDR|off")]
-        stun_bind: Option<signaling_server::StunBind>,
-    },
+    Serve(ServeArgs),
     /// The web client: write it out to host on an origin you trust.
     #[command(subcommand)]
     Web(WebCommand),
@@ -208,6 +181,38 @@ pub enum Command {
     /// Anything else goes to `tmux -L muxlink`.
     #[command(external_subcommand)]
     Tmux(Vec<OsString>),
+}
+
+/// What `muxlink serve` takes; every other server setting comes from the
+/// standalone server's TOML file (`MUXLINK_SERVER_CONFIG`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub bind: String,
+    /// SQLite database file (default: in memory, lost on exit).
+    #[arg(long, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+    /// PEM certificate chain: serve https/wss (needs --tls-key).
+    #[arg(long, env = "MUXLINK_SERVER_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "MUXLINK_SERVER_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Origin of a web client hosted elsewhere that may call this server
+    /// (CORS); repeat for several. Default: none, same origin only.
+    #[arg(
+        long = "cors-origin",
+        env = "MUXLINK_SERVER_CORS_ORIGINS",
+        value_delimiter = ',',
+        value_name = "ORIGIN"
+    )]
+    pub cors_origins: Vec<String>,
+    /// UDP address of the STUN responder that lets phones find their
+    /// public address, or "off". Default: 0.0.0.0:3478 when --bind has a
+    /// fixed port (a port already taken only logs a warning).
+    #[arg(long, env = "MUXLINK_SERVER_STUN_BIND", value_name = "ADDR|off")]
+    pub stun_bind: Option<signaling_server::StunBind>,
 }
 
 /// `muxlink web …`.

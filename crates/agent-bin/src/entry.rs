@@ -21,7 +21,7 @@ pub fn main_entry() -> ExitCode {
     {
         return code;
     }
-    let daemon = matches!(cli.command, Command::Run | Command::Serve { .. });
+    let daemon = matches!(cli.command, Command::Run | Command::Serve(_));
     if !daemon {
         restore_default_sigpipe();
     }

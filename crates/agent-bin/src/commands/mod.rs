@@ -23,24 +23,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
     let o = cli.overrides();
     match cli.command {
         Command::Init => init::init(&o),
-        Command::Serve {
-            bind,
-            db,
-            tls_cert,
-            tls_key,
-            cors_origins,
-            stun_bind,
-        } => {
-            let opts = serve::ServeOptions {
-                bind,
-                db,
-                tls_cert,
-                tls_key,
-                cors_origins,
-                stun_bind,
-            };
-            serve::serve(opts, &o).await
-        }
+        Command::Serve(args) => serve::serve(args, &o).await,
         Command::Web(crate::cli::WebCommand::Export { dir }) => web::export(&dir),
         Command::Completions { shell } => completions::completions(shell),
         Command::Man { dir } => completions::man(&dir),
@@ -69,7 +52,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
                 Command::Stop => background::stop(&cfg),
                 Command::Tmux(args) => passthrough::passthrough(&cfg, &o, &args),
                 Command::Init
-                | Command::Serve { .. }
+                | Command::Serve(_)
                 | Command::Web(_)
                 | Command::Completions { .. }
                 | Command::Man { .. }

@@ -8,31 +8,15 @@ use std::path::PathBuf;
 
 use tokio::signal::unix::{SignalKind, signal};
 
+use crate::cli::ServeArgs;
 use crate::config::Overrides;
 use crate::error::CliError;
-
-/// What `muxlink serve` was given.
-#[derive(Debug, Clone, Default)]
-pub struct ServeOptions {
-    /// `host:port` to listen on.
-    pub bind: String,
-    /// SQLite file; in memory when `None`.
-    pub db: Option<PathBuf>,
-    /// PEM certificate chain (goes with `tls_key`).
-    pub tls_cert: Option<PathBuf>,
-    /// PEM private key (goes with `tls_cert`).
-    pub tls_key: Option<PathBuf>,
-    /// Origins of web clients hosted elsewhere that get CORS answers.
-    pub cors_origins: Vec<String>,
-    /// The STUN responder's UDP address, `off`, or the default.
-    pub stun_bind: Option<signaling_server::StunBind>,
-}
 
 /// Runs the server; prints `listening on <URL>` (`https://…` with TLS) on
 /// stdout once it accepts connections.
 /// `tls_cert` and `tls_key` go together; the files are checked before listening.
-pub async fn serve(opts: ServeOptions, o: &Overrides) -> Result<(), CliError> {
-    let ServeOptions {
+pub async fn serve(opts: ServeArgs, o: &Overrides) -> Result<(), CliError> {
+    let ServeArgs {
         bind,
         db,
         tls_cert,
@@ -139,7 +123,7 @@ mod tests {
 
     async fn refused(cert: Option<PathBuf>, key: Option<PathBuf>) -> String {
         let o = Overrides::default();
-        let opts = ServeOptions {
+        let opts = ServeArgs {
             bind: "127.0.0.1:0".into(),
             tls_cert: cert,
             tls_key: key,
