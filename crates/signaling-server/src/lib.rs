@@ -39,7 +39,10 @@
 //! - [`clock`]: shiftable wall clock for expiry tests.
 //! - [`stun_responder`]: [`StunBind`] and the UDP STUN Binding responder
 //!   (XOR-MAPPED-ADDRESS, per-client rate limit), so `stun:<host>:3478` works.
-//! - `http_api`: routes, request-signing layer, body timeout, JSON errors.
+//! - `http_api`: routes, request-signing layer, body timeout, JSON errors; its
+//!   handlers in `http_api::auth` (challenge, token, health), `http_api::pairing`
+//!   (pair initiate/complete, unpair), `http_api::devices` (device deletion, TURN,
+//!   the `/ws` upgrade) and their shared extractors in `http_api::extract`.
 //! - `ws`: one WebSocket connection (auth, presence, relay, limits).
 //! - `hub`: online sockets per device, non-blocking fan-out.
 //! - `challenges`, `pairing_codes`, `replay`, `rate_limit`, `guess_budget`:
