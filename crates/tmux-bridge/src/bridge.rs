@@ -1,28 +1,28 @@
 //! `TmuxBridge`: every tmux operation the agent needs, run over one
 //! persistent control-mode client that is started on demand.
+//!
+//! This file holds the control client's lifecycle (start, attach on demand,
+//! restart after `%exit`) and the request plumbing every call goes through;
+//! the tmux commands themselves are in `commands` (tree, input, sizes,
+//! sessions) and the pane output and snapshot orchestration in `screen`.
+
+mod commands;
+mod screen;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-use terminal_protocol::Session;
 use tokio::sync::broadcast;
 
-use crate::control::{Control, Expect, Reply, SpawnArgs, tmux_command};
+use crate::control::{Control, Expect, Reply, SpawnArgs};
 use crate::control_parser::Block;
 use crate::error::{BridgeError, Result};
-use crate::fifo_dir::FifoDir;
 use crate::notification::Notification;
-use crate::output::PaneOutput;
-use crate::quote::quote;
-use crate::snapshot::{
-    CAPTURE_BLOCKS, CURSOR_FORMAT, CursorState, build_snapshot, capture_commands,
-    delete_buffer_line, read_capture,
-};
-use crate::tree::{list_format, parse_tree};
+
+pub(crate) use screen::lock_snapshots;
 
 /// Every tmux call finishes (or fails) within this time.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -155,7 +155,7 @@ impl TmuxBridge {
     /// Like [`TmuxBridge::start`] with every setting.
     ///
     /// Also removes the FIFO directories that agents killed by SIGKILL left
-    /// in the temp dir (see [`PaneOutput`] for their pipes).
+    /// in the temp dir (see [`PaneOutput`](crate::PaneOutput) for their pipes).
     pub async fn start_with(cfg: BridgeConfig) -> Result<TmuxBridge> {
         crate::fifo_dir::remove_dead_fifo_dirs();
         let (notify, _) = broadcast::channel(NOTIFY_CAPACITY);
@@ -279,243 +279,6 @@ impl TmuxBridge {
         Ok(reply.blocks)
     }
 
-    /// The whole session tree from one `list-panes -a` call. No server → empty.
-    pub async fn list_sessions(&self) -> Result<Vec<Session>> {
-        let line = format!("list-panes -a -F {}", quote(&list_format()));
-        match self.call(line).await {
-            Ok((block, session)) => Ok(parse_tree(&block.lines, session.as_deref())),
-            Err(BridgeError::NoServer) => Ok(Vec::new()),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Delivers `data` to the pane literally and in order (every byte value,
-    /// NUL included) as `send-keys -H` commands over the control client.
-    pub async fn send_input(&self, pane_id: &str, data: &[u8]) -> Result<()> {
-        if data.is_empty() {
-            return Ok(());
-        }
-        let target = quote(pane_id);
-        let lines: Vec<(String, Expect)> = data
-            .chunks(INPUT_BYTES_PER_COMMAND)
-            .map(|chunk| {
-                let mut line = String::with_capacity(24 + chunk.len() * 3);
-                line.push_str("send-keys -H -t ");
-                line.push_str(&target);
-                for b in chunk {
-                    line.push_str(&format!(" {b:02x}"));
-                }
-                (line, Expect::One)
-            })
-            .collect();
-        let replies = self
-            .request(lines)
-            .await
-            .map_err(|e| map_pane_error(pane_id, e))?;
-        for reply in replies {
-            for block in reply.blocks {
-                ok_block(block).map_err(|e| map_pane_error(pane_id, e))?;
-            }
-        }
-        Ok(())
-    }
-
-    /// True when the pane exists (false also when no server runs).
-    pub async fn pane_exists(&self, pane_id: &str) -> Result<bool> {
-        let line = format!("display -p -t {} '#{{pane_id}}'", quote(pane_id));
-        match self.call(line).await {
-            Ok((block, _)) => Ok(first_line(&block)? == pane_id),
-            Err(BridgeError::Tmux(_)) | Err(BridgeError::NoServer) => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Forces the pane to `cols`×`rows`: `resize-window` when it is alone in
-    /// its window (tmux pins `window-size` to manual), else `resize-pane`
-    /// after remembering the window layout for [`TmuxBridge::release_size`].
-    pub async fn force_size(&self, pane_id: &str, cols: u16, rows: u16) -> Result<()> {
-        let line = format!(
-            "display -p -t {} {}",
-            quote(pane_id),
-            quote("#{window_id}\u{1f}#{window_panes}\u{1f}#{window_layout}")
-        );
-        let (block, _) = self
-            .call(line)
-            .await
-            .map_err(|e| map_pane_error(pane_id, e))?;
-        let info = first_line(&block)?;
-        let mut f = info.split('\u{1f}');
-        let (Some(window_id), Some(panes), Some(layout)) = (f.next(), f.next(), f.next()) else {
-            return Err(BridgeError::Protocol(format!("window info {info:?}")));
-        };
-        let alone = panes.trim() == "1";
-        {
-            let mut forced = lock(&self.inner.forced);
-            let keep = forced
-                .get(pane_id)
-                .is_some_and(|old| old.window_id == window_id);
-            if !keep {
-                forced.insert(
-                    pane_id.to_owned(),
-                    Forced {
-                        window_id: window_id.to_owned(),
-                        layout: (!alone).then(|| layout.to_owned()),
-                    },
-                );
-            }
-        }
-        let line = if alone {
-            format!("resize-window -t {} -x {cols} -y {rows}", quote(window_id))
-        } else {
-            format!("resize-pane -t {} -x {cols} -y {rows}", quote(pane_id))
-        };
-        self.call(line)
-            .await
-            .map_err(|e| map_pane_error(pane_id, e))?;
-        Ok(())
-    }
-
-    /// Undoes [`TmuxBridge::force_size`]: restores the remembered layout of a
-    /// multi-pane window (ignored if panes came or went since), then unsets
-    /// the window's `window-size` so tmux refits it to the desktop client.
-    pub async fn release_size(&self, pane_id: &str) -> Result<()> {
-        let forced = lock(&self.inner.forced).remove(pane_id);
-        let window_id = match &forced {
-            Some(f) => f.window_id.clone(),
-            None => {
-                let line = format!("display -p -t {} '#{{window_id}}'", quote(pane_id));
-                let (block, _) = self
-                    .call(line)
-                    .await
-                    .map_err(|e| map_pane_error(pane_id, e))?;
-                first_line(&block)?
-            }
-        };
-        if let Some(layout) = forced.and_then(|f| f.layout) {
-            let line = format!("select-layout -t {} {}", quote(&window_id), quote(&layout));
-            if let Err(e) = self.call(line).await {
-                tracing::debug!(error = %e, "window layout not restored");
-            }
-        }
-        let line = format!("set-option -w -t {} -u window-size", quote(&window_id));
-        self.call(line)
-            .await
-            .map_err(|e| map_pane_error(pane_id, e))?;
-        Ok(())
-    }
-
-    /// Starts streaming the pane's output (`pipe-pane -O` into a private
-    /// FIFO) and captures its screen in the same atomic tmux command list;
-    /// see [`PaneOutput`] for the ordering guarantee. A pane that is already
-    /// piped → [`BridgeError::AlreadyPiped`], and its pipe is left as it
-    /// was; only a pipe of ours whose agent is gone (killed) is replaced.
-    pub async fn open_output(&self, pane_id: &str) -> Result<PaneOutput> {
-        PaneOutput::open(self.clone(), pane_id).await
-    }
-
-    /// The attach snapshot (spec terminal-protocol §6 step 8). If
-    /// [`TmuxBridge::open_output`] was called for this pane and its snapshot
-    /// was not taken yet, that one is returned: it matches the stream
-    /// exactly. Otherwise a fresh capture (not synchronised with any stream),
-    /// read through a private file like the attach snapshot.
-    pub async fn snapshot(&self, pane_id: &str) -> Result<Vec<u8>> {
-        if let Some(s) = lock(&self.inner.snapshots).remove(pane_id) {
-            return Ok(s);
-        }
-        // The screen goes through a buffer into a private file, never into
-        // a control-mode reply (see `snapshot`).
-        let dir = FifoDir::create()?;
-        let buffer = dir.marker().to_owned();
-        let line = format!(
-            "{} ; display -p -t {} {}",
-            capture_commands(pane_id, &buffer, &dir.capture_file())?,
-            quote(pane_id),
-            quote(CURSOR_FORMAT)
-        );
-        let blocks = self.group(line).await?;
-        if let Some(bad) = blocks.iter().find(|b| !b.ok) {
-            let err = map_pane_error(pane_id, BridgeError::Tmux(bad.text()));
-            if blocks.first().is_some_and(|b| b.ok) {
-                // Captured, but the list stopped before deleting the buffer.
-                let _ = self.group(delete_buffer_line(&buffer)).await;
-            }
-            return Err(err);
-        }
-        if blocks.len() != CAPTURE_BLOCKS + 1 {
-            return Err(BridgeError::Protocol(format!(
-                "{} reply blocks to capture-pane",
-                blocks.len()
-            )));
-        }
-        let cursor = blocks
-            .last()
-            .and_then(|b| b.lines.first())
-            .and_then(|l| CursorState::parse(l))
-            .ok_or_else(|| BridgeError::Protocol("cursor state".into()))?;
-        let lines = read_capture(&dir.capture_file()).await?;
-        Ok(build_snapshot(&lines, cursor))
-    }
-
-    /// Kills a session. `target` is a session id (`$3`) or an exact name
-    /// (tmux's prefix matching is turned off with `=`).
-    pub async fn kill_session(&self, target: &str) -> Result<()> {
-        let t = if target.starts_with(['$', '@', '%', '=']) {
-            target.to_owned()
-        } else {
-            format!("={target}")
-        };
-        self.call(format!("kill-session -t {}", quote(&t))).await?;
-        Ok(())
-    }
-
-    /// Creates a detached session with tmux's default name and shell and
-    /// returns it as found in a fresh tree. Starts the server if none runs.
-    pub async fn create_session(&self) -> Result<Session> {
-        let line = "new-session -d -P -F '#{session_id}'".to_owned();
-        let id = match self.call(line).await {
-            Ok((block, _)) => first_line(&block)?,
-            Err(BridgeError::NoServer) => self.new_session_process().await?,
-            Err(e) => return Err(e),
-        };
-        let id = id.trim().to_owned();
-        self.list_sessions()
-            .await?
-            .into_iter()
-            .find(|s| s.id == id)
-            .ok_or_else(|| BridgeError::Protocol(format!("created session {id} not in the tree")))
-    }
-
-    /// `tmux new-session -d` as its own process: the only way to start a
-    /// server, as a control client needs a session to exist.
-    async fn new_session_process(&self) -> Result<String> {
-        match self.new_session_process_once().await {
-            // A server that was just exiting (its last session closed) can
-            // refuse the first client; a second try starts a fresh one.
-            Err(BridgeError::Tmux(_)) => self.new_session_process_once().await,
-            other => other,
-        }
-    }
-
-    async fn new_session_process_once(&self) -> Result<String> {
-        let mut cmd = tmux_command(&self.spawn_args());
-        cmd.args(["new-session", "-d", "-P", "-F", "#{session_id}"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        self.inner.spawned.fetch_add(1, Ordering::SeqCst);
-        let timeout = self.inner.cfg.timeout;
-        let out = tokio::time::timeout(timeout, cmd.output())
-            .await
-            .map_err(|_| BridgeError::Timeout(timeout))??;
-        if !out.status.success() {
-            return Err(BridgeError::Tmux(
-                String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-            ));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-    }
-
     pub(crate) fn inner_timeout(&self) -> Duration {
         self.inner.cfg.timeout
     }
@@ -531,11 +294,6 @@ impl TmuxBridge {
             Err(_) => false,
         }
     }
-}
-
-/// The pending-snapshot map (pane id → snapshot taken with its pipe).
-pub(crate) fn lock_snapshots(bridge: &TmuxBridge) -> MutexGuard<'_, HashMap<String, Vec<u8>>> {
-    lock(&bridge.inner.snapshots)
 }
 
 /// Starts a control client whose exit triggers one immediate restart attempt.

@@ -7,7 +7,8 @@
 //! is told and reports what tmux says.
 //!
 //! Layout:
-//! - `bridge` — [`TmuxBridge`]: start on demand, tree, input, sizes, sessions, snapshot.
+//! - `bridge` — [`TmuxBridge`]: the control client started on demand and restarted;
+//!   `bridge::commands` (tree, input, sizes, sessions), `bridge::screen` (output, snapshot).
 //! - `control` — one `tmux -C` process: writer task, reader task, FIFO reply matching.
 //! - `control_parser` — sans-IO split of control-mode lines into reply blocks and notifications.
 //! - `notification` — [`Notification`], the typed change events.

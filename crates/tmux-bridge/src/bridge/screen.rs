@@ -1,0 +1,75 @@
+//! Pane output and snapshots for [`TmuxBridge`]: opening a pane's output
+//! stream (atomic with its snapshot, see [`PaneOutput`]) and capturing a
+//! screen through a private file, never through a control-mode reply.
+
+use std::collections::HashMap;
+use std::sync::MutexGuard;
+
+use super::{TmuxBridge, lock, map_pane_error};
+use crate::error::{BridgeError, Result};
+use crate::fifo_dir::FifoDir;
+use crate::output::PaneOutput;
+use crate::quote::quote;
+use crate::snapshot::{
+    CAPTURE_BLOCKS, CURSOR_FORMAT, CursorState, build_snapshot, capture_commands,
+    delete_buffer_line, read_capture,
+};
+
+impl TmuxBridge {
+    /// Starts streaming the pane's output (`pipe-pane -O` into a private
+    /// FIFO) and captures its screen in the same atomic tmux command list;
+    /// see [`PaneOutput`] for the ordering guarantee. A pane that is already
+    /// piped → [`BridgeError::AlreadyPiped`], and its pipe is left as it
+    /// was; only a pipe of ours whose agent is gone (killed) is replaced.
+    pub async fn open_output(&self, pane_id: &str) -> Result<PaneOutput> {
+        PaneOutput::open(self.clone(), pane_id).await
+    }
+
+    /// The attach snapshot (spec terminal-protocol §6 step 8). If
+    /// [`TmuxBridge::open_output`] was called for this pane and its snapshot
+    /// was not taken yet, that one is returned: it matches the stream
+    /// exactly. Otherwise a fresh capture (not synchronised with any stream),
+    /// read through a private file like the attach snapshot.
+    pub async fn snapshot(&self, pane_id: &str) -> Result<Vec<u8>> {
+        if let Some(s) = lock(&self.inner.snapshots).remove(pane_id) {
+            return Ok(s);
+        }
+        // The screen goes through a buffer into a private file, never into
+        // a control-mode reply (see `snapshot`).
+        let dir = FifoDir::create()?;
+        let buffer = dir.marker().to_owned();
+        let line = format!(
+            "{} ; display -p -t {} {}",
+            capture_commands(pane_id, &buffer, &dir.capture_file())?,
+            quote(pane_id),
+            quote(CURSOR_FORMAT)
+        );
+        let blocks = self.group(line).await?;
+        if let Some(bad) = blocks.iter().find(|b| !b.ok) {
+            let err = map_pane_error(pane_id, BridgeError::Tmux(bad.text()));
+            if blocks.first().is_some_and(|b| b.ok) {
+                // Captured, but the list stopped before deleting the buffer.
+                let _ = self.group(delete_buffer_line(&buffer)).await;
+            }
+            return Err(err);
+        }
+        if blocks.len() != CAPTURE_BLOCKS + 1 {
+            return Err(BridgeError::Protocol(format!(
+                "{} reply blocks to capture-pane",
+                blocks.len()
+            )));
+        }
+        let cursor = blocks
+            .last()
+            .and_then(|b| b.lines.first())
+            .and_then(|l| CursorState::parse(l))
+            .ok_or_else(|| BridgeError::Protocol("cursor state".into()))?;
+        let lines = read_capture(&dir.capture_file()).await?;
+        Ok(build_snapshot(&lines, cursor))
+    }
+}
+
+/// The pending-snapshot map (pane id → snapshot taken with its pipe).
+pub(crate) fn lock_snapshots(bridge: &TmuxBridge) -> MutexGuard<'_, HashMap<String, Vec<u8>>> {
+    lock(&bridge.inner.snapshots)
+}
