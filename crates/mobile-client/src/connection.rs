@@ -3,22 +3,35 @@
 //! pairing key over both nonces and both DTLS certificates, then sends nothing
 //! until the host has proved it too), and the typed terminal-protocol API with
 //! a bounded event stream.
+//!
+//! This file holds [`PhoneConnection`] and its connect (offer, answer, then
+//! the channel); `signal_pump` relays signaling and ICE for the connection's
+//! life, `handshake` is the channel authentication, `requests` the typed
+//! request/response API and `events` the reader that answers requests and
+//! queues everything else.
 
-use std::collections::VecDeque;
+mod events;
+mod handshake;
+mod requests;
+mod signal_pump;
+
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rtc_transport::{Candidate, PeerState, RtcChannel, RtcConfig, RtcEvent, RtcPeer};
+use rtc_transport::{PeerState, RtcChannel, RtcConfig, RtcPeer};
 use signaling_proto::SignalingMessage;
-use terminal_protocol::{
-    Attach, AuthTranscript, DecodeError, Decompressor, Event, MAX_INPUT_SIZE, Request, Session,
-};
+use terminal_protocol::Event;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::error::ClientError;
-use crate::misbehave::{MacBehaviour, Misbehave};
+use crate::misbehave::Misbehave;
 use crate::signaling::Signaling;
+
+use events::read_events;
+use handshake::handshake;
+use requests::Waiters;
+use signal_pump::{add_candidate, signal_pump};
 
 /// Wait for the host's offer after `connect_request`.
 const OFFER_TIMEOUT: Duration = Duration::from_secs(15);
@@ -38,40 +51,6 @@ const MAX_WAITERS: usize = 64;
 pub const INFLATE_FAILED: &str = "inflate_failed";
 /// Error code of the local event emitted when the host sends an undecodable event.
 pub const INVALID_EVENT: &str = "invalid_event";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Expect {
-    Sessions,
-    Attached,
-    Detached,
-    SessionEnded,
-    SessionCreated,
-    Pong,
-}
-
-impl Expect {
-    fn matches(self, ev: &Event) -> bool {
-        let err = |c: &str| matches!(ev, Event::Error { code, .. } if code == c);
-        match self {
-            Expect::Sessions => matches!(ev, Event::Sessions { .. }) || err("list_sessions_failed"),
-            Expect::Attached => {
-                matches!(ev, Event::Attached { .. } | Event::PaneClosed { .. })
-                    || err("attach_failed")
-                    || err("compression_failed")
-            }
-            Expect::Detached => matches!(ev, Event::Detached),
-            Expect::SessionEnded => {
-                matches!(ev, Event::SessionEnded { .. }) || err("kill_session_failed")
-            }
-            Expect::SessionCreated => {
-                matches!(ev, Event::SessionCreated { .. }) || err("create_session_failed")
-            }
-            Expect::Pong => matches!(ev, Event::Pong { .. }),
-        }
-    }
-}
-
-type Waiters = Arc<Mutex<VecDeque<(Expect, oneshot::Sender<Event>)>>>;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -271,104 +250,6 @@ impl PhoneConnection {
         self.events.lock().await.recv().await
     }
 
-    /// `list_sessions` → the session tree.
-    pub async fn list_sessions(&self) -> Result<Vec<Session>, ClientError> {
-        match self
-            .request(Request::ListSessions, Expect::Sessions)
-            .await?
-        {
-            Event::Sessions { sessions, .. } => Ok(sessions),
-            other => Err(unexpected(other)),
-        }
-    }
-
-    /// `attach` to `pane_id` at `cols`×`rows`; with `compress`, asks for deflate
-    /// (output events are inflated before they reach [`PhoneConnection::next_event`]).
-    pub async fn attach(
-        &self,
-        pane_id: &str,
-        cols: u16,
-        rows: u16,
-        reattach: bool,
-        compress: bool,
-    ) -> Result<(), ClientError> {
-        let req = Request::Attach(Attach {
-            pane_id: pane_id.to_owned(),
-            cols,
-            rows,
-            reattach,
-            compression: compress.then(|| "deflate".to_owned()),
-        });
-        match self.request(req, Expect::Attached).await? {
-            Event::Attached { .. } => Ok(()),
-            Event::PaneClosed { pane_id } => Err(ClientError::PaneClosed(pane_id)),
-            other => Err(unexpected(other)),
-        }
-    }
-
-    /// `input`: sends the bytes in order, split into ≤ 16 384-byte messages.
-    pub async fn input(&self, data: &[u8]) -> Result<(), ClientError> {
-        for chunk in data.chunks(MAX_INPUT_SIZE) {
-            self.send_request(&Request::Input {
-                data: chunk.to_vec(),
-            })
-            .await?;
-        }
-        Ok(())
-    }
-
-    /// `resize` (silent on success; failures arrive as `error` events).
-    pub async fn resize(&self, cols: u16, rows: u16) -> Result<(), ClientError> {
-        self.send_request(&Request::Resize { cols, rows }).await
-    }
-
-    /// `detach`, waiting for `detached`.
-    pub async fn detach(&self) -> Result<(), ClientError> {
-        self.request(Request::Detach, Expect::Detached)
-            .await
-            .map(|_| ())
-    }
-
-    /// `kill_session`, waiting for `session_ended`.
-    pub async fn kill_session(&self, session: &str) -> Result<(), ClientError> {
-        let req = Request::KillSession {
-            session: session.to_owned(),
-        };
-        match self.request(req, Expect::SessionEnded).await? {
-            Event::SessionEnded { .. } => Ok(()),
-            other => Err(unexpected(other)),
-        }
-    }
-
-    /// `create_session` → the new session.
-    pub async fn create_session(&self) -> Result<Session, ClientError> {
-        match self
-            .request(Request::CreateSession, Expect::SessionCreated)
-            .await?
-        {
-            Event::SessionCreated { session } => Ok(session),
-            other => Err(unexpected(other)),
-        }
-    }
-
-    /// `ping` → round-trip time to the `pong`.
-    pub async fn ping(&self) -> Result<Duration, ClientError> {
-        let started = Instant::now();
-        self.request(Request::Ping, Expect::Pong).await?;
-        Ok(started.elapsed())
-    }
-
-    /// Sends one request without waiting for any answer.
-    pub async fn send_request(&self, req: &Request) -> Result<(), ClientError> {
-        self.channel.send(&req.encode()).await.map_err(closed_or)
-    }
-
-    /// Test hook: sends arbitrary bytes as one DataChannel message (garbage,
-    /// events, oversize frames up to the library's limit).
-    pub async fn send_raw(&self, bytes: &[u8]) -> Result<(), ClientError> {
-        self.channel.send_unchecked(bytes).await.map_err(closed_or)
-    }
-
     /// Closes the DataChannel and the peer connection.
     pub async fn close(&self) {
         self.channel.close();
@@ -380,26 +261,6 @@ impl PhoneConnection {
         let mut c = self.closed.clone();
         let _ = c.wait_for(|c| *c).await;
     }
-
-    async fn request(&self, req: Request, expect: Expect) -> Result<Event, ClientError> {
-        let (tx, rx) = oneshot::channel();
-        {
-            let mut w = lock(&self.waiters);
-            if w.len() >= MAX_WAITERS {
-                return Err(ClientError::Timeout("a free request slot"));
-            }
-            w.push_back((expect, tx));
-        }
-        self.send_request(&req).await?;
-        let ev = tokio::time::timeout(REQUEST_TIMEOUT, rx)
-            .await
-            .map_err(|_| ClientError::Timeout(req.type_name()))?
-            .map_err(|_| ClientError::Closed)?;
-        match ev {
-            Event::Error { code, message } => Err(ClientError::Remote { code, message }),
-            ev => Ok(ev),
-        }
-    }
 }
 
 fn closed_or(e: rtc_transport::RtcError) -> ClientError {
@@ -407,239 +268,6 @@ fn closed_or(e: rtc_transport::RtcError) -> ClientError {
         rtc_transport::RtcError::Closed => ClientError::Closed,
         e => ClientError::Rtc(e),
     }
-}
-
-fn unexpected(ev: Event) -> ClientError {
-    ClientError::Remote {
-        code: "unexpected".into(),
-        message: format!("unexpected {} event", ev.type_name()),
-    }
-}
-
-async fn add_candidate(peer: &RtcPeer, m: &SignalingMessage) {
-    let c = Candidate {
-        candidate: m.candidate.clone(),
-        sdp_mid: (!m.sdp_mid.is_empty()).then(|| m.sdp_mid.clone()),
-        sdp_m_line_index: m.sdp_m_line_index,
-    };
-    if let Err(e) = peer.add_remote_candidate(c).await {
-        tracing::debug!(error = %e, "remote candidate rejected");
-    }
-}
-
-/// Signaling ↔ peer for the life of the connection: remote candidates and
-/// ICE-restart offers in, local candidates out, state and channel reported.
-async fn signal_pump(
-    signaling: Arc<Signaling>,
-    host: String,
-    peer: RtcPeer,
-    mut route: mpsc::Receiver<SignalingMessage>,
-    mut events: mpsc::Receiver<RtcEvent>,
-    state: watch::Sender<PeerState>,
-    chan_tx: oneshot::Sender<RtcChannel>,
-) {
-    let mut chan_tx = Some(chan_tx);
-    let mut route_open = true;
-    loop {
-        tokio::select! {
-            m = route.recv(), if route_open => match m {
-                Some(m) => match m.kind.as_str() {
-                    "ice_candidate" => add_candidate(&peer, &m).await,
-                    "sdp_offer" => {
-                        // ICE restart (or renegotiation) on the same connection.
-                        match peer.accept_offer(&m.sdp).await {
-                            Ok(answer) => {
-                                let mut ans = SignalingMessage::new("sdp_answer");
-                                ans.target_device_id = host.clone();
-                                ans.sdp = answer;
-                                if signaling.send(ans).await.is_err() {
-                                    tracing::debug!("answer to a restart offer not sent");
-                                }
-                            }
-                            Err(e) => tracing::warn!(error = %e, "restart offer rejected"),
-                        }
-                    }
-                    other => tracing::debug!(kind = other, "signaling message for the connection ignored"),
-                },
-                // Signaling gone: the established connection carries on.
-                None => route_open = false,
-            },
-            ev = events.recv() => match ev {
-                Some(RtcEvent::LocalCandidate(c)) => {
-                    let mut m = SignalingMessage::new("ice_candidate");
-                    m.target_device_id = host.clone();
-                    m.candidate = c.candidate;
-                    m.sdp_mid = c.sdp_mid.unwrap_or_default();
-                    m.sdp_m_line_index = c.sdp_m_line_index;
-                    let _ = signaling.send(m).await;
-                }
-                Some(RtcEvent::State(s)) => {
-                    state.send_replace(s);
-                }
-                Some(RtcEvent::DataChannel(ch)) => {
-                    if let Some(tx) = chan_tx.take() {
-                        let _ = tx.send(ch);
-                    } else {
-                        ch.close();
-                    }
-                }
-                None => break,
-            },
-        }
-    }
-}
-
-/// Channel authentication v2 (terminal-protocol §12), phone side: check the
-/// challenge, prove the key over `N_H ‖ N_M ‖ FP_H ‖ FP_M` with `FP_H` taken
-/// from the certificate the host actually presented, then wait for `auth_ok`
-/// and verify the host's proof before anything else is sent. Any failure
-/// after our proof went out is [`ClientError::Intercepted`]: a relay in the
-/// middle of DTLS, a fake host and a host with another key all look alike.
-async fn handshake(
-    peer: &RtcPeer,
-    channel: &RtcChannel,
-    secret: &[u8; 32],
-    mb: &Misbehave,
-) -> Result<(), ClientError> {
-    let first = tokio::time::timeout(AUTH_TIMEOUT, channel.recv())
-        .await
-        .map_err(|_| ClientError::Timeout("auth_challenge"))?
-        .ok_or(ClientError::Closed)?;
-    let nonce = match Event::decode(&first) {
-        Ok(Event::AuthChallenge { nonce }) => nonce,
-        Ok(other) => {
-            return Err(ClientError::Handshake(format!(
-                "expected auth_challenge, got {}",
-                other.type_name()
-            )));
-        }
-        Err(e) => {
-            return Err(ClientError::Handshake(format!(
-                "undecodable challenge: {e}"
-            )));
-        }
-    };
-    let host_nonce = terminal_protocol::decode_nonce(&nonce)
-        .map_err(|e| ClientError::Handshake(format!("challenge {e}")))?;
-    let fingerprints = peer
-        .dtls_fingerprints()
-        .await
-        .map_err(|e| ClientError::Intercepted(e.to_string()))?;
-    let mobile_nonce =
-        terminal_protocol::try_new_nonce().map_err(|e| ClientError::Handshake(e.to_string()))?;
-    let transcript = AuthTranscript {
-        host_nonce,
-        mobile_nonce,
-        host_fingerprint: fingerprints.remote,
-        mobile_fingerprint: fingerprints.local,
-    };
-    for m in &mb.before_auth {
-        channel.send_unchecked(m).await.map_err(closed_or)?;
-    }
-    let mac = match mb.mac {
-        MacBehaviour::Correct => Some(transcript.mobile_mac_b64(secret)),
-        MacBehaviour::Wrong => {
-            let mut wrong = *secret;
-            wrong[0] ^= 0xff;
-            Some(transcript.mobile_mac_b64(&wrong))
-        }
-        MacBehaviour::Garbage => Some("!!not base64!!".to_owned()),
-        MacBehaviour::Missing => None,
-    };
-    if let Some(mac) = mac {
-        let response = Request::AuthResponse {
-            nonce: terminal_protocol::nonce_b64(&transcript.mobile_nonce),
-            mac,
-        };
-        channel.send(&response.encode()).await.map_err(closed_or)?;
-    }
-    if mb.skip_auth_wait {
-        return Ok(());
-    }
-    let reply = tokio::time::timeout(AUTH_TIMEOUT, channel.recv())
-        .await
-        .map_err(|_| ClientError::Intercepted("no auth_ok within 10 s".into()))?
-        .ok_or_else(|| ClientError::Intercepted("the host closed the connection".into()))?;
-    match Event::decode(&reply) {
-        Ok(Event::AuthOk { mac }) => transcript
-            .verify_host_mac(secret, &mac)
-            .map_err(|e| ClientError::Intercepted(format!("auth_ok {e}"))),
-        Ok(other) => Err(ClientError::Intercepted(format!(
-            "expected auth_ok, got {}",
-            other.type_name()
-        ))),
-        Err(e) => Err(ClientError::Intercepted(format!(
-            "undecodable auth_ok: {e}"
-        ))),
-    }
-}
-
-/// Channel → events: decode, inflate output per attachment, answer waiters,
-/// queue the rest (bounded).
-async fn read_events(
-    channel: RtcChannel,
-    waiters: Waiters,
-    events: mpsc::Sender<Event>,
-    closed: watch::Sender<bool>,
-) {
-    let mut inflater: Option<Decompressor> = None;
-    while let Some(bytes) = channel.recv().await {
-        let ev = match Event::decode(&bytes) {
-            Ok(ev) => ev,
-            Err(DecodeError::UnknownType(t)) => {
-                tracing::debug!(kind = %t, "unknown event type dropped");
-                continue;
-            }
-            Err(e) => Event::Error {
-                code: INVALID_EVENT.into(),
-                message: e.to_string(),
-            },
-        };
-        let ev = match ev {
-            Event::Attached {
-                pane_id,
-                compression,
-            } => {
-                // A new attachment starts a new deflate stream (spec §7).
-                inflater = (compression.as_deref() == Some("deflate")).then(Decompressor::new);
-                Event::Attached {
-                    pane_id,
-                    compression,
-                }
-            }
-            Event::Output { data } => match inflater.as_mut() {
-                None => Event::Output { data },
-                Some(d) => match d.decompress(&data) {
-                    Ok(plain) => Event::Output { data: plain },
-                    Err(e) => Event::Error {
-                        code: INFLATE_FAILED.into(),
-                        message: e.to_string(),
-                    },
-                },
-            },
-            ev => ev,
-        };
-        let ev = {
-            let mut w = lock(&waiters);
-            match w.iter().position(|(x, _)| x.matches(&ev)) {
-                Some(i) => {
-                    let (_, tx) = w.remove(i).expect("index from position is in range");
-                    drop(w);
-                    // A waiter that gave up (timeout) no longer listens: keep the event.
-                    tx.send(ev).err()
-                }
-                None => Some(ev),
-            }
-        };
-        if let Some(ev) = ev
-            && events.send(ev).await.is_err()
-        {
-            break;
-        }
-    }
-    // Closed: pending requests fail with Closed.
-    lock(&waiters).clear();
-    closed.send_replace(true);
 }
 
 /// Aborts a task on drop unless defused.

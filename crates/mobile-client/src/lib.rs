@@ -17,7 +17,9 @@
 //! - `signaling`: [`Signaling`], the authenticated WebSocket (dialled by
 //!   `signaling_client::ws::dial`, proxy environment included) with presence and routing.
 //! - `connection`: [`PhoneConnection`], connect/answer, channel authentication v2
-//!   (nothing is sent after our proof until the host's verifies) and the typed API.
+//!   (nothing is sent after our proof until the host's verifies) and the typed API;
+//!   split into `connection::signal_pump`, `connection::handshake`,
+//!   `connection::requests` and `connection::events` (the reader).
 //! - `misbehave`: [`Misbehave`], test-only deviations for hostile-peer tests.
 //! - `client`: [`PhoneClient`], all of the above over one config directory.
 //! - `cli`: [`cli::main_entry`], the `muxlink-phone` command line (the binary calls it).
