@@ -1,11 +1,16 @@
 //! Tidy checks that run as tests of xtask: every Rust file opens with a `//!`
-//! paragraph saying what it is for.
+//! paragraph saying what it is for, no non-test source file is over
+//! 600 lines, and every declared dependency is used.
 
 #[cfg(test)]
 mod tests {
     use std::path::Path;
 
     use crate::run::project_root;
+
+    /// The most lines a non-test source file may have; a longer one is split
+    /// by responsibility into sibling modules.
+    const MAX_SOURCE_LINES: usize = 600;
 
     fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
         let Ok(entries) = std::fs::read_dir(dir) else {
@@ -44,6 +49,45 @@ mod tests {
         assert!(
             missing.is_empty(),
             "files without a leading `//!` doc: {missing:#?}"
+        );
+    }
+
+    /// Test code is exempt: a file named `tests.rs` or `*_tests.rs`, or one
+    /// under a `tests/` directory.
+    fn is_test_file(path: &Path) -> bool {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        name == "tests.rs"
+            || name.ends_with("_tests.rs")
+            || path.components().any(|c| c.as_os_str() == "tests")
+    }
+
+    #[test]
+    fn no_source_file_over_600_lines() {
+        let root = project_root();
+        let mut files = Vec::new();
+        let crates = std::fs::read_dir(root.join("crates")).expect("crates/ is readable");
+        for krate in crates.flatten() {
+            rust_files(&krate.path().join("src"), &mut files);
+        }
+        rust_files(&root.join("xtask/src"), &mut files);
+        let mut too_long: Vec<_> = files
+            .iter()
+            .map(|p| p.strip_prefix(&root).unwrap_or(p))
+            .filter(|p| !is_test_file(p))
+            .filter_map(|p| {
+                let text = std::fs::read_to_string(root.join(p)).unwrap_or_default();
+                let lines = text.lines().count();
+                (lines > MAX_SOURCE_LINES).then(|| format!("{}: {lines}", p.display()))
+            })
+            .collect();
+        too_long.sort();
+        assert!(
+            too_long.is_empty(),
+            "source files over {} lines (split them by responsibility): {too_long:#?}",
+            MAX_SOURCE_LINES
         );
     }
 }
