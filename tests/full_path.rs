@@ -112,9 +112,8 @@ async fn pair_connect_attach_type_resize_detach_kill_unpair() {
     output_until(&conn, "e2e-42-ok").await;
 
     conn.resize(70, 20).await.unwrap();
-    // Requests are handled in order: once `sessions` is back the resize is
-    // done (`ping` is answered at once, ahead of queued requests).
-    conn.list_sessions().await.unwrap();
+    // Requests are handled in order: once the barrier is answered the resize is done.
+    muxlink_e2e::faults::barrier(&conn).await;
     assert_eq!(tmux.pane_size(&pane).unwrap(), "70x20");
 
     // `muxlink status` sees the running agent, its signaling and the attached pane.

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use mobile_client::{ClientError, Event, Misbehave, PhoneConnection, Request};
-use muxlink_e2e::faults::{Rig, STEP, closed_within, output_until, queued_events};
+use muxlink_e2e::faults::{Rig, STEP, barrier, closed_within, output_until, queued_events};
 use terminal_protocol::Attach;
 
 const BIN: &str = env!("CARGO_BIN_EXE_muxlink-e2e-agent");
@@ -60,13 +60,12 @@ fn attach_with_float_cols(pane: &str) -> Vec<u8> {
     m
 }
 
-/// Sends one raw message, then `list_sessions` as a barrier (requests and
-/// error replies are handled in order; `ping` is not a barrier: the host
-/// answers it at once, ahead of queued replies), and returns the error codes
-/// the message caused. Fails if the channel closed.
+/// Sends one raw message, then a [`barrier`] (requests and error replies are
+/// handled in order), and returns the error codes the message caused. Fails
+/// if the channel closed.
 async fn errors_for(conn: &PhoneConnection, raw: &[u8]) -> Vec<String> {
     conn.send_raw(raw).await.unwrap();
-    conn.list_sessions().await.unwrap();
+    barrier(conn).await;
     queued_events(conn)
         .await
         .into_iter()
@@ -278,7 +277,7 @@ async fn malformed_and_oversize_frames_after_auth_get_errors_on_an_open_channel(
     // cannot reassemble it at the receiver anyway), so the host's pre-decode
     // size check cannot be reached over a real channel; the channel survives.
     assert!(conn.send_raw(&vec![0x81; MAX_MESSAGE + 1]).await.is_err());
-    conn.list_sessions().await.unwrap();
+    barrier(&conn).await;
     assert!(!conn.is_closed());
 
     // The same connection still works normally.
@@ -306,8 +305,7 @@ async fn resize_flood_is_absorbed_and_the_last_size_wins() {
         for _ in 0..50 {
             conn.resize(501, 0).await.unwrap();
         }
-        // A barrier behind every resize (ping would overtake them).
-        conn.list_sessions().await.unwrap();
+        barrier(&conn).await;
     };
     // Drain events meanwhile: a full event queue would pause the channel.
     let drain = async {

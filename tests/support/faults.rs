@@ -274,10 +274,26 @@ pub async fn output_until(
 pub async fn queued_events(conn: &PhoneConnection) -> Vec<Event> {
     let mut out = Vec::new();
     // A zero timeout polls the future once: only what is already there.
-    while let Ok(Some(ev)) = tokio::time::timeout(Duration::ZERO, conn.next_event()).await {
+    // Unconstrained, so tokio's cooperative budget (spent by whatever this
+    // task did just before) cannot make a queued event look absent.
+    while let Ok(Some(ev)) =
+        tokio::task::unconstrained(tokio::time::timeout(Duration::ZERO, conn.next_event())).await
+    {
         out.push(ev);
     }
     out
+}
+
+/// Waits until the host has handled every request sent before this one:
+/// `kill_session` of a session that cannot exist is answered by the handler,
+/// in order, with `kill_session_failed`. Neither `ping` (answered at once,
+/// ahead of queued requests) nor `list_sessions` (a `sessions` event pushed
+/// on a tmux tree change satisfies it early) can serve as this barrier.
+pub async fn barrier(conn: &PhoneConnection) {
+    match conn.kill_session("$4294967295").await {
+        Err(mobile_client::ClientError::Remote { code, .. }) if code == "kill_session_failed" => {}
+        other => panic!("barrier: expected kill_session_failed, got {other:?}"),
+    }
 }
 
 /// Waits (bounded) for the DataChannel of `conn` to close.
