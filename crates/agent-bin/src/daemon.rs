@@ -117,6 +117,8 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
     // Subscribed before the client runs, so its first transitions (connecting,
     // connected) reach the status file instead of being missed.
     let mut sig_state = client.subscribe_state();
+    // Peers connecting, changing state or going away refresh the status too.
+    let mut peer_changes = pm.subscribe_changes();
     let mut run_task = tokio::spawn({
         let client = client.clone();
         let cancel = cancel.clone();
@@ -203,6 +205,10 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
             Ok(()) = sig_state.changed() => {
                 let s = *sig_state.borrow_and_update();
                 tracing::info!("signaling {}", s.as_str());
+                last_status = refresh(&status_path, status_of(&pm, &client, &handler), last_status);
+            }
+            Ok(()) = peer_changes.changed() => {
+                peer_changes.borrow_and_update();
                 last_status = refresh(&status_path, status_of(&pm, &client, &handler), last_status);
             }
             _ = handler.changed() => {
