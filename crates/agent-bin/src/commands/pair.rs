@@ -187,21 +187,33 @@ async fn wait_connected(
 /// The QR holds the web client URL (payload in the fragment) so a phone camera opens
 /// it directly; the plain payload stays printed for `muxlink-phone` and for pasting.
 /// The code alone cannot pair in v2 (the token is in the payload), so it is not
-/// offered for typing.
+/// offered for typing. The text comes first and the code last, so that on a
+/// short terminal the lines scrolling away are the text, never the code; a
+/// terminal too short for the half-block code gets the denser sextant one.
 fn show(payload: &str, url: &str, payload_only: bool) {
     let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "PAIRING_PAYLOAD {payload}");
     if !payload_only {
-        if let Some(qr) = crate::qr::render(url, std::io::stdout().is_terminal()) {
-            let _ = writeln!(out, "{qr}");
-        }
-        let _ = writeln!(
-            out,
-            "Scan this code with the phone camera to open the web client, or paste the payload line below into the phone."
-        );
         let _ = writeln!(out, "web client: {url}");
         let _ = writeln!(out, "payload: {payload}");
+        let _ = writeln!(
+            out,
+            "Scan this code with the phone camera to open the web client, or paste the payload line above into the phone."
+        );
+        let terminal = std::io::stdout().is_terminal();
+        let rows = crossterm::terminal::size()
+            .map(|(_, rows)| usize::from(rows))
+            .unwrap_or(usize::MAX);
+        // Below the code: the countdown line and the cursor.
+        let qr = if terminal {
+            crate::qr::render_for_height(url, true, rows, 2)
+        } else {
+            crate::qr::render(url, false)
+        };
+        if let Some(qr) = qr {
+            let _ = write!(out, "{qr}");
+        }
     }
-    let _ = writeln!(out, "PAIRING_PAYLOAD {payload}");
     let _ = out.flush();
 }
 
