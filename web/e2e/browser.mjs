@@ -160,10 +160,12 @@ async function main() {
   await page.close();
 
   step("chromium opens the QR URL and pairs with no tap");
+  // Counted for the whole browser context (any tab, any worker): exactly one
+  // pair/complete may reach the server, whichever page sends it.
+  const pairRequests = [];
+  ctx.on("request", (r) => { if (r.url().includes("/auth/pair/complete")) pairRequests.push(r.url()); });
   page = watch(await ctx.newPage());
   // The URL the QR code holds, as the host writes it: the payload's |+/= left raw.
-  const pairRequests = [];
-  page.on("request", (r) => { if (r.url().includes("/auth/pair/complete")) pairRequests.push(r.url()); });
   await page.goto(`${url}/#${payload}`);
   // Nothing is clicked or typed here: the page pairs by itself.
   await pair.wait((l) => l.startsWith("PAIRED "), "PAIRED from `muxlink pair`");
