@@ -89,7 +89,7 @@ async fn demo() -> Result<()> {
     .await
     .context("the host never came online at the server")??;
 
-    step("Connecting over WebRTC and proving key possession");
+    step("Connecting over WebRTC and authenticating the channel (both ends prove the pairing key)");
     let started = Instant::now();
     let conn = phone.connect(sig.clone()).await.context("connecting")?;
     let connect_ms = ms(started.elapsed());
@@ -142,7 +142,7 @@ async fn demo() -> Result<()> {
     println!("    agent exited ({status}), tmux server killed, server stopped, temp dirs removed");
 
     println!("\nmuxlink demo report");
-    println!("  connect (connect_request → key possession proven): {connect_ms:.1} ms");
+    println!("  connect (connect_request → channel authenticated): {connect_ms:.1} ms");
     println!(
         "  keystroke echo round trip over {ECHO_SAMPLES} keys: p50 {p50:.2} ms, p99 {p99:.2} ms"
     );
