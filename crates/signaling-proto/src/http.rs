@@ -98,7 +98,9 @@ pub struct PairCompleteRequest {
     pub signature: String,
     /// The phone's pairing confirmation, base64 HMAC (pairing.md §9.4):
     /// required, opaque to the server (1..=128 chars), relayed to the host as
-    /// `mobileConfirmation` and never stored.
+    /// `mobileConfirmation` and never stored. An absent field reads as empty,
+    /// so a receiver refuses both with one check of its own.
+    #[serde(default)]
     pub confirmation: String,
 }
 
