@@ -12,7 +12,9 @@ mod tests {
     /// by responsibility into sibling modules.
     const MAX_SOURCE_LINES: usize = 600;
 
-    fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    /// Every `.rs` file below `dir`, skipping build output, hidden dirs and
+    /// `node_modules`.
+    pub(super) fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
         };
@@ -102,24 +104,14 @@ mod unused_dependencies {
 
     use crate::run::project_root;
 
-    fn sources(dir: &Path, out: &mut String) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if name == "target" || name.starts_with('.') {
-                continue;
-            }
-            if path.is_dir() {
-                sources(&path, out);
-            } else if name.ends_with(".rs") {
-                out.push_str(&std::fs::read_to_string(&path).unwrap_or_default());
-                out.push('\n');
-            }
-        }
+    /// The text of every Rust file below `dir`.
+    fn sources(dir: &Path) -> String {
+        let mut files = Vec::new();
+        super::tests::rust_files(dir, &mut files);
+        files
+            .iter()
+            .map(|f| std::fs::read_to_string(f).unwrap_or_default() + "\n")
+            .collect()
     }
 
     fn manifests(root: &Path) -> Vec<PathBuf> {
@@ -178,8 +170,7 @@ mod unused_dependencies {
                 continue;
             };
             let dir = manifest_path.parent().unwrap_or(&root);
-            let mut code = String::new();
-            sources(dir, &mut code);
+            let code = sources(dir);
             let skip = ignored(&manifest);
             for dep in declared(&manifest) {
                 let ident = dep.replace('-', "_");
