@@ -10,6 +10,7 @@ use crate::limits::{
 };
 use crate::message::{Attach, Event, Request};
 use crate::reader::{Path, Reader};
+use crate::stream::MAX_STREAM_OFFSET;
 use crate::tree::{Pane, PaneSize, Session, Window};
 
 type Result<T> = std::result::Result<T, DecodeError>;
@@ -121,6 +122,21 @@ fn int_in<T: TryFrom<i128>>(r: &mut Reader<'_>, path: &Path<'_>, range: &'static
     })
 }
 
+/// A stream v2 offset: an unsigned integer no larger than 2^53 − 1, so a
+/// JavaScript phone holds it exactly (docs/stream-v2.md §2).
+fn stream_offset(r: &mut Reader<'_>, path: &Path<'_>) -> Result<u64> {
+    const RANGE: &str = "0..=9007199254740991";
+    let v = r.int(path)?;
+    match u64::try_from(v) {
+        Ok(o) if o <= MAX_STREAM_OFFSET => Ok(o),
+        _ => Err(DecodeError::OutOfRange {
+            field: path.render(),
+            value: v,
+            range: RANGE,
+        }),
+    }
+}
+
 /// First pass: checks that the message is exactly one well-formed map, and
 /// returns its non-empty `type`.
 fn message_type(bytes: &[u8]) -> Result<&str> {
@@ -176,14 +192,25 @@ impl Request {
             "attach" => {
                 let (mut pane, mut cols, mut rows) = (None, None, None);
                 let (mut reattach, mut compression) = (false, None);
-                let names = ["paneId", "cols", "rows", "reattach", "compression"];
+                let (mut offsets, mut resume_from) = (false, None);
+                let names = [
+                    "paneId",
+                    "cols",
+                    "rows",
+                    "reattach",
+                    "compression",
+                    "offsets",
+                    "resumeFrom",
+                ];
                 message_fields(bytes, "attach", &names, |i, r, p| {
                     match i {
                         0 => pane = Some(bounded_bytes_str(r, p, MAX_ID_LEN)?),
                         1 => cols = Some(dim(r, p, ErrorCode::AttachFailed)?),
                         2 => rows = Some(dim(r, p, ErrorCode::AttachFailed)?),
                         3 => reattach = r.bool(p)?,
-                        _ => compression = optional_str(r, p)?,
+                        4 => compression = optional_str(r, p)?,
+                        5 => offsets = r.bool(p)?,
+                        _ => resume_from = Some(stream_offset(r, p)?),
                     }
                     Ok(())
                 })?;
@@ -194,11 +221,17 @@ impl Request {
                     rows: required(rows, &root, "rows")?,
                     reattach,
                     compression,
+                    offsets,
+                    resume_from,
                 }))
             }
             "input" => {
-                let mut data = None;
-                message_fields(bytes, "input", &["data"], |_, r, p| {
+                let (mut data, mut offset) = (None, None);
+                message_fields(bytes, "input", &["data", "offset"], |i, r, p| {
+                    if i == 1 {
+                        offset = Some(stream_offset(r, p)?);
+                        return Ok(());
+                    }
                     let d = r.bin(p)?;
                     if d.len() > MAX_INPUT_SIZE {
                         return Err(DecodeError::InputTooLarge { len: d.len() });
@@ -208,6 +241,7 @@ impl Request {
                 })?;
                 Ok(Request::Input {
                     data: required(data, &Path::Root("input"), "data")?,
+                    offset,
                 })
             }
             "resize" => {
@@ -309,8 +343,24 @@ impl Event {
                 })
             }
             "output" => {
-                let mut data = None;
-                message_fields(bytes, "output", &["data"], |_, r, p| {
+                let (mut data, mut offset, mut snapshot, mut pane_id) = (None, None, false, None);
+                let names = ["data", "offset", "snapshot", "paneId"];
+                message_fields(bytes, "output", &names, |i, r, p| {
+                    match i {
+                        0 => {}
+                        1 => {
+                            offset = Some(stream_offset(r, p)?);
+                            return Ok(());
+                        }
+                        2 => {
+                            snapshot = r.bool(p)?;
+                            return Ok(());
+                        }
+                        _ => {
+                            pane_id = Some(bounded_bytes_str(r, p, MAX_ID_LEN)?);
+                            return Ok(());
+                        }
+                    }
                     let d = r.bin(p)?;
                     if d.len() > MAX_OUTPUT_SIZE {
                         return Err(DecodeError::TooLong {
@@ -325,21 +375,29 @@ impl Event {
                 })?;
                 Ok(Event::Output {
                     data: required(data, &Path::Root("output"), "data")?,
+                    offset,
+                    snapshot,
+                    pane_id: pane_id.filter(|p| !p.is_empty()),
                 })
             }
             "attached" => {
                 let (mut pane_id, mut compression) = (None, None);
-                message_fields(bytes, "attached", &["paneId", "compression"], |i, r, p| {
-                    if i == 0 {
-                        pane_id = Some(bounded_bytes_str(r, p, MAX_ID_LEN)?);
-                    } else {
-                        compression = optional_str(r, p)?;
+                let (mut offset, mut resumed) = (None, false);
+                let names = ["paneId", "compression", "offset", "resumed"];
+                message_fields(bytes, "attached", &names, |i, r, p| {
+                    match i {
+                        0 => pane_id = Some(bounded_bytes_str(r, p, MAX_ID_LEN)?),
+                        1 => compression = optional_str(r, p)?,
+                        2 => offset = Some(stream_offset(r, p)?),
+                        _ => resumed = r.bool(p)?,
                     }
                     Ok(())
                 })?;
                 Ok(Event::Attached {
                     pane_id: required(pane_id, &Path::Root("attached"), "paneId")?,
                     compression,
+                    offset,
+                    resumed,
                 })
             }
             "session_ended" => {

@@ -159,10 +159,15 @@ impl Request {
                     rows,
                     reattach,
                     compression,
+                    offsets,
+                    resume_from,
                 }) => {
                     let compression = present(compression);
                     e.head(
-                        4 + usize::from(*reattach) + usize::from(compression.is_some()),
+                        4 + usize::from(*reattach)
+                            + usize::from(compression.is_some())
+                            + usize::from(*offsets)
+                            + usize::from(resume_from.is_some()),
                         ty,
                     );
                     e.kv_str("paneId", pane_id);
@@ -177,11 +182,23 @@ impl Request {
                     if let Some(c) = compression {
                         e.kv_str("compression", c);
                     }
+                    if *offsets {
+                        e.str("offsets");
+                        e.bool(true);
+                    }
+                    if let Some(from) = resume_from {
+                        e.str("resumeFrom");
+                        e.uint(*from);
+                    }
                 }
-                Request::Input { data } => {
-                    e.head(2, ty);
+                Request::Input { data, offset } => {
+                    e.head(2 + usize::from(offset.is_some()), ty);
                     e.str("data");
                     e.bin(data);
+                    if let Some(o) = offset {
+                        e.str("offset");
+                        e.uint(*o);
+                    }
                 }
                 Request::Resize { cols, rows } => {
                     e.head(3, ty);
@@ -250,20 +267,57 @@ impl Event {
                         e.kv_str("updateAvailable", v);
                     }
                 }
-                Event::Output { data } => {
-                    e.head(2, ty);
+                Event::Output {
+                    data,
+                    offset,
+                    snapshot,
+                    pane_id,
+                } => {
+                    let pane_id = present(pane_id);
+                    e.head(
+                        2 + usize::from(offset.is_some())
+                            + usize::from(*snapshot)
+                            + usize::from(pane_id.is_some()),
+                        ty,
+                    );
                     e.str("data");
                     e.bin(data);
+                    if let Some(o) = offset {
+                        e.str("offset");
+                        e.uint(*o);
+                    }
+                    if *snapshot {
+                        e.str("snapshot");
+                        e.bool(true);
+                    }
+                    if let Some(p) = pane_id {
+                        e.kv_str("paneId", p);
+                    }
                 }
                 Event::Attached {
                     pane_id,
                     compression,
+                    offset,
+                    resumed,
                 } => {
                     let compression = present(compression);
-                    e.head(2 + usize::from(compression.is_some()), ty);
+                    e.head(
+                        2 + usize::from(compression.is_some())
+                            + usize::from(offset.is_some())
+                            + usize::from(*resumed),
+                        ty,
+                    );
                     e.kv_str("paneId", pane_id);
                     if let Some(c) = compression {
                         e.kv_str("compression", c);
+                    }
+                    if let Some(o) = offset {
+                        e.str("offset");
+                        e.uint(*o);
+                    }
+                    if *resumed {
+                        e.str("resumed");
+                        e.bool(true);
                     }
                 }
                 Event::SessionEnded { session } => {

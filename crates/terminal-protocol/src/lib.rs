@@ -20,6 +20,8 @@
 //! - `compress`: [`Compressor`] / [`Decompressor`] (raw deflate, sync flush).
 //! - `auth`: [`AuthTranscript`], nonces, the phone's and the host's MACs and
 //!   their constant-time verification (§12).
+//! - `stream`: stream v2 (docs/stream-v2.md: offsets, the fast channel,
+//!   resume, lagging): its constants and [`InOrder`], the exactly-once rule.
 //!
 //! # Decoding guarantees
 //! [`Request::decode`] and [`Event::decode`]:
@@ -51,6 +53,7 @@ mod error;
 mod limits;
 mod message;
 mod reader;
+mod stream;
 pub mod tree;
 
 pub use auth::{
@@ -65,4 +68,8 @@ pub use limits::{
     MAX_OUTPUT_SIZE, MIN_DIM, NONCE_LEN, valid_target_id,
 };
 pub use message::{Attach, Event, Request};
+pub use stream::{
+    FAST_CHANNEL_LABEL, InOrder, LAG_BOUND_BYTES, MAX_FAST_COPY, MAX_STREAM_OFFSET,
+    RESUME_RING_BYTES, RESUME_WINDOW, Verdict, Via,
+};
 pub use tree::{Pane, PaneSize, Session, Window};

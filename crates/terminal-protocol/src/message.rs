@@ -18,6 +18,10 @@ pub enum Request {
     Input {
         /// Raw bytes, at most [`crate::MAX_INPUT_SIZE`].
         data: Vec<u8>,
+        /// Stream v2: the position of `data[0]` in this peer's input stream,
+        /// so a copy that also came over the fast channel is applied once
+        /// (docs/stream-v2.md §4). `None`: a phone that did not ask for it.
+        offset: Option<u64>,
     },
     /// `resize`: new size for the attached pane.
     Resize {
@@ -45,7 +49,7 @@ pub enum Request {
 }
 
 /// The fields of an `attach` request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Attach {
     /// tmux pane id, e.g. `%3`, at most 255 bytes.
     pub pane_id: String,
@@ -58,6 +62,12 @@ pub struct Attach {
     /// Requested compression; only `"deflate"` is defined. `None` when absent
     /// or empty on the wire.
     pub compression: Option<String>,
+    /// Stream v2: every `output` of this attachment carries its offset in the
+    /// pane's stream (docs/stream-v2.md §2). Absent on the wire when false.
+    pub offsets: bool,
+    /// Stream v2: continue from this offset of the pane's stream if the host
+    /// still holds it, instead of a snapshot (§5). Only with `offsets`.
+    pub resume_from: Option<u64>,
 }
 
 /// An event from the host to the phone.
@@ -86,6 +96,16 @@ pub enum Event {
     Output {
         /// At most [`crate::MAX_OUTPUT_SIZE`] bytes.
         data: Vec<u8>,
+        /// Stream v2: the offset of the first plaintext byte in the pane's
+        /// stream; for a snapshot, the offset where the stream continues
+        /// after it (docs/stream-v2.md §3). `None` without stream v2.
+        offset: Option<u64>,
+        /// Stream v2: this output is (part of) a screen snapshot, not stream
+        /// bytes. Absent on the wire when false.
+        snapshot: bool,
+        /// Stream v2: set only on fast-channel copies (§4), which are never
+        /// compressed; names the pane so a late copy cannot land elsewhere.
+        pane_id: Option<String>,
     },
     /// `attached`: attach succeeded.
     Attached {
@@ -93,6 +113,12 @@ pub enum Event {
         pane_id: String,
         /// `Some("deflate")` iff compression was negotiated.
         compression: Option<String>,
+        /// Stream v2: the offset where the pane's stream continues for this
+        /// attachment (after the snapshot, if one follows). `None` without it.
+        offset: Option<u64>,
+        /// Stream v2: `resumeFrom` was honoured: no snapshot follows, the
+        /// stream replays from `offset`. Absent on the wire when false.
+        resumed: bool,
     },
     /// `detached`: reply to `detach`.
     Detached,
@@ -142,7 +168,37 @@ impl Request {
     }
 }
 
+impl Request {
+    /// An `input` request without a stream offset.
+    pub fn input(data: impl Into<Vec<u8>>) -> Request {
+        Request::Input {
+            data: data.into(),
+            offset: None,
+        }
+    }
+}
+
 impl Event {
+    /// An `output` event without stream v2 fields.
+    pub fn output(data: impl Into<Vec<u8>>) -> Event {
+        Event::Output {
+            data: data.into(),
+            offset: None,
+            snapshot: false,
+            pane_id: None,
+        }
+    }
+
+    /// An `attached` event without stream v2 fields.
+    pub fn attached(pane_id: impl Into<String>, compression: Option<String>) -> Event {
+        Event::Attached {
+            pane_id: pane_id.into(),
+            compression,
+            offset: None,
+            resumed: false,
+        }
+    }
+
     /// An `error` event. The message is cut to 4096 chars so the event always
     /// passes the receiver's bound (§8).
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Event {

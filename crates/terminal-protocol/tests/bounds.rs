@@ -16,6 +16,8 @@ fn attach(pane_id: &str, cols: u16, rows: u16) -> Request {
         rows,
         reattach: false,
         compression: None,
+        offsets: false,
+        resume_from: None,
     })
 }
 
@@ -82,7 +84,7 @@ fn output_data_fills_the_largest_message() {
     let data = vec![7u8; MAX_MESSAGE_SIZE - head.len() - 5];
     let bytes = Mp::new().raw(&head).bin32(&data).done();
     assert_eq!(bytes.len(), MAX_MESSAGE_SIZE);
-    assert_eq!(Event::decode(&bytes).unwrap(), Event::Output { data });
+    assert_eq!(Event::decode(&bytes).unwrap(), Event::output(data));
 }
 
 #[test]
@@ -101,6 +103,8 @@ fn pane_id_and_session_lengths() {
             Event::Attached {
                 pane_id: id.clone(),
                 compression: None,
+                offset: None,
+                resumed: false,
             },
             Event::SessionEnded {
                 session: id.clone(),
@@ -132,6 +136,8 @@ fn pane_id_and_session_lengths() {
     let attached = Event::Attached {
         pane_id: id.clone(),
         compression: None,
+        offset: None,
+        resumed: false,
     };
     too_long(
         Event::decode(&attached.encode()).unwrap_err(),
@@ -209,11 +215,13 @@ fn dims_of_attach_and_resize() {
 fn input_data_size() {
     let ok = Request::Input {
         data: vec![0; 16_384],
+        offset: None,
     };
     assert_eq!(Request::decode(&ok.encode()).unwrap(), ok);
     let err = Request::decode(
         &Request::Input {
             data: vec![0; 16_385],
+            offset: None,
         }
         .encode(),
     )

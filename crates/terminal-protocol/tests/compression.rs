@@ -28,9 +28,12 @@ fn many_messages_on_one_stream() {
         let frame = c.compress(&msg).unwrap();
         assert!(frame.ends_with(&[0, 0, 0xff, 0xff]));
         // Each frame travels as its own `output` event.
-        let Event::Output { data } = Event::decode(
+        let Event::Output { data, .. } = Event::decode(
             &Event::Output {
                 data: frame.clone(),
+                offset: None,
+                snapshot: false,
+                pane_id: None,
             }
             .encode(),
         )

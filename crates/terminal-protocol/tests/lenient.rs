@@ -15,6 +15,8 @@ fn v1() -> Request {
         rows: 40,
         reattach: false,
         compression: Some("deflate".into()),
+        offsets: false,
+        resume_from: None,
     })
 }
 
@@ -89,7 +91,8 @@ fn strings_bins_and_headers_of_every_width() {
         assert_eq!(
             Request::decode(&bytes).unwrap(),
             Request::Input {
-                data: b"ls\r".to_vec()
+                data: b"ls\r".to_vec(),
+                offset: None
             }
         );
     }
@@ -246,12 +249,16 @@ fn optional_fields_absent_or_empty() {
     let ev = Event::Attached {
         pane_id: "%3".into(),
         compression: Some(String::new()),
+        offset: None,
+        resumed: false,
     };
     assert_eq!(
         Event::decode(&ev.encode()).unwrap(),
         Event::Attached {
             pane_id: "%3".into(),
-            compression: None
+            compression: None,
+            offset: None,
+            resumed: false
         }
     );
 }

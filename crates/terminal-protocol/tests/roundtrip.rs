@@ -33,22 +33,38 @@ fn request() -> impl Strategy<Value = Request> {
         Just(Request::Detach),
         Just(Request::Ping),
         Just(Request::CreateSession),
-        (str_bytes(255), dim(), dim(), any::<bool>(), opt_str()).prop_map(
-            |(pane_id, cols, rows, reattach, compression)| Request::Attach(Attach {
-                pane_id,
-                cols,
-                rows,
-                reattach,
-                compression,
-            })
-        ),
-        prop_oneof![vec(any::<u8>(), 0..300), vec(any::<u8>(), 16_000..=16_384)]
-            .prop_map(|data| Request::Input { data }),
+        (
+            (str_bytes(255), dim(), dim(), any::<bool>(), opt_str()),
+            (any::<bool>(), option::of(offset())),
+        )
+            .prop_map(
+                |((pane_id, cols, rows, reattach, compression), (offsets, resume_from))| {
+                    Request::Attach(Attach {
+                        pane_id,
+                        cols,
+                        rows,
+                        reattach,
+                        compression,
+                        offsets,
+                        resume_from,
+                    })
+                }
+            ),
+        (
+            prop_oneof![vec(any::<u8>(), 0..300), vec(any::<u8>(), 16_000..=16_384)],
+            option::of(offset()),
+        )
+            .prop_map(|(data, offset)| Request::Input { data, offset }),
         (dim(), dim()).prop_map(|(cols, rows)| Request::Resize { cols, rows }),
         str_bytes(255).prop_map(|session| Request::KillSession { session }),
         ("\\PC{1,128}", "\\PC{1,128}")
             .prop_map(|(nonce, mac)| Request::AuthResponse { nonce, mac }),
     ]
+}
+
+/// A stream v2 offset: anything a JavaScript number holds exactly.
+fn offset() -> impl Strategy<Value = u64> {
+    prop_oneof![0..1_000_000u64, Just(terminal_protocol::MAX_STREAM_OFFSET)]
 }
 
 fn pane() -> impl Strategy<Value = Pane> {
@@ -123,11 +139,30 @@ fn event() -> impl Strategy<Value = Event> {
                 update_available,
             }
         ),
-        vec(any::<u8>(), 0..2000).prop_map(|data| Event::Output { data }),
-        (str_bytes(255), opt_str()).prop_map(|(pane_id, compression)| Event::Attached {
-            pane_id,
-            compression
-        }),
+        (
+            vec(any::<u8>(), 0..2000),
+            option::of(offset()),
+            any::<bool>(),
+            opt_str()
+        )
+            .prop_map(|(data, offset, snapshot, pane_id)| Event::Output {
+                data,
+                offset,
+                snapshot,
+                pane_id,
+            }),
+        (
+            str_bytes(255),
+            opt_str(),
+            option::of(offset()),
+            any::<bool>()
+        )
+            .prop_map(|(pane_id, compression, offset, resumed)| Event::Attached {
+                pane_id,
+                compression,
+                offset,
+                resumed,
+            }),
         str_bytes(255).prop_map(|session| Event::SessionEnded { session }),
         str_bytes(255).prop_map(|pane_id| Event::PaneClosed { pane_id }),
         ("\\PC{0,255}", "\\PC{0,300}").prop_map(|(code, message)| Event::Error { code, message }),

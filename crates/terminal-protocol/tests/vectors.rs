@@ -33,6 +33,8 @@ fn v1_attach_with_compression() {
             rows: 40,
             reattach: false,
             compression: Some("deflate".into()),
+            offsets: false,
+            resume_from: None,
         }),
         "85a474797065a6617474616368a670616e654964a22533a4636f6c7378a4726f777328
          ab636f6d7072657373696f6ea76465666c617465",
@@ -48,6 +50,8 @@ fn v2_attach_reattach() {
             rows: 40,
             reattach: true,
             compression: None,
+            offsets: false,
+            resume_from: None,
         }),
         "85a474797065a6617474616368a670616e654964a22533a4636f6c7378a4726f777328
          a87265617474616368c3",
@@ -59,6 +63,7 @@ fn v3_input() {
     request_both_ways(
         Request::Input {
             data: b"ls\r".to_vec(),
+            offset: None,
         },
         "82a474797065a5696e707574a464617461c4036c730d",
     );
@@ -202,6 +207,8 @@ fn v8_attached_and_two_deflate_frames() {
         Event::Attached {
             pane_id: "%3".into(),
             compression: Some("deflate".into()),
+            offset: None,
+            resumed: false,
         },
         "83a474797065a86174746163686564a670616e654964a22533ab636f6d7072657373696f6e
          a76465666c617465",
@@ -211,6 +218,9 @@ fn v8_attached_and_two_deflate_frames() {
     event_both_ways(
         Event::Output {
             data: frame1.clone(),
+            offset: None,
+            snapshot: false,
+            pane_id: None,
         },
         "82a474797065a66f7574707574a464617461c40dca48cdc9c9e7e502000000ffff",
     );
