@@ -26,7 +26,7 @@ async fn output_until(conn: &PhoneConnection, needle: &str) -> String {
     tokio::time::timeout(T, async {
         loop {
             match conn.next_event().await {
-                Some(Event::Output { data }) => {
+                Some(Event::Output { data, .. }) => {
                     text.push_str(&String::from_utf8_lossy(&data));
                     if text.contains(needle) {
                         return;

@@ -95,6 +95,7 @@ async fn requests_before_auth_close_the_peer_and_never_reach_tmux() {
     let rig = Rig::start(BIN).await.unwrap();
     let leak = Request::Input {
         data: b"echo PREAUTH-LEAK\r".to_vec(),
+        offset: None,
     }
     .encode();
     let attach = Request::Attach(Attach {
@@ -103,6 +104,8 @@ async fn requests_before_auth_close_the_peer_and_never_reach_tmux() {
         rows: 5,
         reattach: false,
         compression: None,
+        offsets: false,
+        resume_from: None,
     })
     .encode();
     let cases: Vec<(&str, Vec<Vec<u8>>)> = vec![
@@ -192,6 +195,8 @@ async fn malformed_and_oversize_frames_after_auth_get_errors_on_an_open_channel(
         rows: 24,
         reattach: false,
         compression: None,
+        offsets: false,
+        resume_from: None,
     })
     .encode();
     // Large but not the full 1 MiB: the full size has its own test below.
@@ -239,6 +244,7 @@ async fn malformed_and_oversize_frames_after_auth_get_errors_on_an_open_channel(
             "input over 16 KiB",
             Request::Input {
                 data: vec![b'x'; 16_385],
+                offset: None,
             }
             .encode(),
             &["input_too_large"],
@@ -263,6 +269,7 @@ async fn malformed_and_oversize_frames_after_auth_get_errors_on_an_open_channel(
             "input while not attached",
             Request::Input {
                 data: b"x".to_vec(),
+                offset: None,
             }
             .encode(),
             &["not_attached"],

@@ -190,10 +190,13 @@ fn attacker_script(pane: &str, marker: &str) -> Vec<Vec<u8>> {
             rows: 30,
             reattach: false,
             compression: None,
+            offsets: false,
+            resume_from: None,
         })
         .encode(),
         Request::Input {
             data: format!("echo {marker}-$((6*7))\r").into_bytes(),
+            offset: None,
         }
         .encode(),
     ]

@@ -22,7 +22,7 @@ pub async fn next_output(conn: &PhoneConnection, wait: Duration) -> Result<Vec<u
     tokio::time::timeout(wait, async {
         loop {
             match conn.next_event().await {
-                Some(Event::Output { data }) => return Ok(data),
+                Some(Event::Output { data, .. }) => return Ok(data),
                 Some(Event::PaneClosed { pane_id }) => bail!("pane {pane_id} closed"),
                 Some(Event::Error { code, message }) => bail!("agent error {code}: {message}"),
                 Some(_) => {}

@@ -159,7 +159,7 @@ async fn next_output(conn: &PhoneConnection) -> Result<Vec<u8>> {
     tokio::time::timeout(STEP, async {
         loop {
             match conn.next_event().await {
-                Some(Event::Output { data }) => return Ok(data),
+                Some(Event::Output { data, .. }) => return Ok(data),
                 Some(_) => {}
                 None => bail!("the connection closed"),
             }

@@ -251,7 +251,7 @@ pub async fn output_until(
     let found = tokio::time::timeout(timeout, async {
         loop {
             match conn.next_event().await {
-                Some(Event::Output { data }) => {
+                Some(Event::Output { data, .. }) => {
                     text.push_str(&String::from_utf8_lossy(&data));
                     if text.contains(needle) {
                         return true;

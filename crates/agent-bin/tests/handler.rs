@@ -148,7 +148,7 @@ impl Rig {
         let mut text = Vec::new();
         loop {
             match self.next().await {
-                Event::Output { data } => {
+                Event::Output { data, .. } => {
                     let plain = match inflate.as_deref_mut() {
                         Some(d) => d.decompress(&data).unwrap(),
                         None => data,
@@ -170,6 +170,8 @@ impl Rig {
             rows,
             reattach: false,
             compression: None,
+            offsets: false,
+            resume_from: None,
         })
     }
 }
@@ -182,12 +184,14 @@ async fn attach_input_output_resize_detach() {
         r.next().await,
         Event::Attached {
             pane_id: pane.clone(),
-            compression: None
+            compression: None,
+            offset: None,
+            resumed: false
         }
     );
     // The snapshot comes first and shows the current screen, cleared and homed.
     let snap = match r.next().await {
-        Event::Output { data } => String::from_utf8_lossy(&data).into_owned(),
+        Event::Output { data, .. } => String::from_utf8_lossy(&data).into_owned(),
         other => panic!("{other:?}"),
     };
     assert!(snap.contains("\x1b[H\x1b[2J"), "{snap:?}");
@@ -195,6 +199,7 @@ async fn attach_input_output_resize_detach() {
 
     r.req(Request::Input {
         data: b"echo mux$((40+2))link\r".to_vec(),
+        offset: None,
     })
     .await;
     r.output_until("mux42link", None).await;
@@ -224,11 +229,13 @@ async fn attach_input_output_resize_detach() {
         rows: 24,
         reattach: true,
         compression: None,
+        offsets: false,
+        resume_from: None,
     }))
     .await;
     assert!(matches!(r.next().await, Event::Attached { .. }));
     match r.next().await {
-        Event::Output { data } => {
+        Event::Output { data, .. } => {
             let s = String::from_utf8_lossy(&data);
             assert!(s.contains("mux42link"), "{s:?}");
         }
@@ -243,6 +250,7 @@ async fn attach_input_output_resize_detach() {
     // Input after detach: not attached.
     r.req(Request::Input {
         data: b"x".to_vec(),
+        offset: None,
     })
     .await;
     match r.next().await {
@@ -269,11 +277,13 @@ async fn bad_requests_get_their_error_codes() {
     assert_eq!(code_of(r.next().await), "attach_failed");
     r.req(Request::Input {
         data: vec![b'a'; 16_385],
+        offset: None,
     })
     .await;
     assert_eq!(code_of(r.next().await), "input_too_large");
     r.req(Request::Input {
         data: b"a".to_vec(),
+        offset: None,
     })
     .await;
     assert_eq!(code_of(r.next().await), "not_attached");
@@ -317,6 +327,7 @@ async fn pane_exit_is_reported_once() {
     assert!(matches!(r.next().await, Event::Attached { .. }));
     r.req(Request::Input {
         data: b"exit\r".to_vec(),
+        offset: None,
     })
     .await;
     let mut closed = 0;
@@ -338,6 +349,7 @@ async fn pane_exit_is_reported_once() {
     // The attachment is gone.
     r.req(Request::Input {
         data: b"x".to_vec(),
+        offset: None,
     })
     .await;
     assert!(matches!(r.next().await, Event::Error { code, .. } if code == "not_attached"));
@@ -353,20 +365,23 @@ async fn deflate_output_and_small_messages() {
         rows: 50,
         reattach: true,
         compression: Some("deflate".into()),
+        offsets: false,
+        resume_from: None,
     }))
     .await;
     assert_eq!(
         r.next().await,
         Event::Attached {
             pane_id: pane.clone(),
-            compression: Some("deflate".into())
+            compression: Some("deflate".into()),
+            offset: None,
+            resumed: false
         }
     );
     let mut d = Decompressor::new();
     r.req(Request::Input {
         data: b"i=0; while [ $i -lt 3000 ]; do printf '%05d ' $i; i=$((i+1)); done; echo; echo seq-$((1+1))done\r"
-            .to_vec(),
-    })
+            .to_vec(), offset: None })
     .await;
     let text = r.output_until("seq-2done", Some(&mut d)).await;
     assert!(text.contains("02999"), "all numbers arrived");
@@ -505,6 +520,7 @@ async fn reattach_releases_the_previous_panes_size() {
     // Input now goes to the second pane.
     r.req(Request::Input {
         data: b"echo re$((2+3))attached\r".to_vec(),
+        offset: None,
     })
     .await;
     r.output_until("re5attached", None).await;

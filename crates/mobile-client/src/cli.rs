@@ -277,7 +277,7 @@ async fn attach(client: &PhoneClient, pane: Option<String>, compress: bool) -> R
                 None => break "stdin closed",
             },
             ev = conn.next_event() => match ev {
-                Some(Event::Output { data }) => {
+                Some(Event::Output { data, .. }) => {
                     out.write_all(&data)?;
                     out.flush()?;
                 }

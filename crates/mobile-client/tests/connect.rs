@@ -11,7 +11,7 @@ use tokio::time::timeout;
 async fn next_output(conn: &mobile_client::PhoneConnection) -> Vec<u8> {
     loop {
         match timeout(WAIT, conn.next_event()).await.unwrap().unwrap() {
-            Event::Output { data } => return data,
+            Event::Output { data, .. } => return data,
             _ => continue,
         }
     }

@@ -260,6 +260,8 @@ fn requests_after_auth_are_delivered_in_order() {
         rows: 24,
         reattach: false,
         compression: None,
+        offsets: false,
+        resume_from: None,
     });
     assert!(matches!(
         g.handle_message(t0, &attach.encode()),
@@ -338,6 +340,7 @@ fn input_over_16k_answers_input_too_large() {
     let (mut g, t0) = authed();
     let req = Request::Input {
         data: vec![b'x'; 16_385],
+        offset: None,
     }
     .encode();
     assert_error_reply(g.handle_message(t0, &req), "input_too_large");
@@ -352,6 +355,8 @@ fn dims_out_of_range_answer_the_requests_own_code() {
         rows: 24,
         reattach: false,
         compression: None,
+        offsets: false,
+        resume_from: None,
     })
     .encode();
     assert_error_reply(g.handle_message(t0, &attach), "attach_failed");

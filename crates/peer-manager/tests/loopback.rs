@@ -307,6 +307,9 @@ async fn slow_reader_bounds_memory_and_times_out_send() {
     let peer = pm.peer(PHONE).unwrap();
     let chunk = Event::Output {
         data: vec![0x5a; 16 * 1024],
+        offset: None,
+        snapshot: false,
+        pane_id: None,
     };
     let mut max_buffered = 0;
     let mut outcome = None;
@@ -347,7 +350,12 @@ async fn send_never_exceeds_the_phones_max_message_size() {
     let ch = phone.connect_and_auth(&SECRET).await;
     let peer = pm.peer(PHONE).unwrap();
     let max = peer.max_message_size();
-    let too_big = Event::Output { data: vec![1; max] };
+    let too_big = Event::Output {
+        data: vec![1; max],
+        offset: None,
+        snapshot: false,
+        pane_id: None,
+    };
     assert!(matches!(
         peer.send_message(&too_big).await,
         Err(PeerError::TooLarge { .. })
@@ -532,6 +540,9 @@ async fn measure_round_trip_and_bulk_throughput() {
     let peer = pm.peer(PHONE).unwrap();
     let chunk = Event::Output {
         data: vec![0x61; 16 * 1024],
+        offset: None,
+        snapshot: false,
+        pane_id: None,
     };
     let n = 40 * 64;
     let reader = {

@@ -110,6 +110,8 @@ impl Handler {
         let attached = Event::Attached {
             pane_id: pane.clone(),
             compression: deflate.then(|| "deflate".to_string()),
+            offset: None,
+            resumed: false,
         };
         let sent = match link.send_event(&attached).await {
             Ok(()) => {

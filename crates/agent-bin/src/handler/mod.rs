@@ -125,7 +125,7 @@ impl Handler {
             Request::ListSessions => self.list_sessions(&link).await,
             Request::Attach(a) => self.attach(&link, a).await,
             Request::Detach => self.detach(&link).await,
-            Request::Input { data } => self.input(&link, &data).await,
+            Request::Input { data, .. } => self.input(&link, &data).await,
             Request::Resize { cols, rows } => self.resize(&link, cols, rows).await,
             Request::KillSession { session } => self.kill_session(&link, session).await,
             // The peer manager answers pings itself so that a slow request

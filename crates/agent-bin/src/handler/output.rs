@@ -39,6 +39,9 @@ pub fn output_events(
             for piece in bytes.chunks(budget) {
                 events.push(Event::Output {
                     data: piece.to_vec(),
+                    offset: None,
+                    snapshot: false,
+                    pane_id: None,
                 });
             }
         }
@@ -53,6 +56,9 @@ pub fn output_events(
                 for part in z.chunks(budget) {
                     events.push(Event::Output {
                         data: part.to_vec(),
+                        offset: None,
+                        snapshot: false,
+                        pane_id: None,
                     });
                 }
             }
@@ -68,7 +74,7 @@ mod tests {
 
     fn data(e: &Event) -> &[u8] {
         match e {
-            Event::Output { data } => data,
+            Event::Output { data, .. } => data,
             other => panic!("{other:?}"),
         }
     }

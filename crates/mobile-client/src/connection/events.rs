@@ -42,10 +42,15 @@ pub(super) async fn read_events(
                     compression,
                 }
             }
-            Event::Output { data } => match inflater.as_mut() {
-                None => Event::Output { data },
+            Event::Output { data, .. } => match inflater.as_mut() {
+                None => Event::output(data),
                 Some(d) => match d.decompress(&data) {
-                    Ok(plain) => Event::Output { data: plain },
+                    Ok(plain) => Event::Output {
+                        data: plain,
+                        offset: None,
+                        snapshot: false,
+                        pane_id: None,
+                    },
                     Err(e) => Event::Error {
                         code: INFLATE_FAILED.into(),
                         message: e.to_string(),

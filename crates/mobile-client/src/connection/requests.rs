@@ -74,6 +74,8 @@ impl PhoneConnection {
             rows,
             reattach,
             compression: compress.then(|| "deflate".to_owned()),
+            offsets: false,
+            resume_from: None,
         });
         match self.request(req, Expect::Attached).await? {
             Event::Attached { .. } => Ok(()),
@@ -87,6 +89,7 @@ impl PhoneConnection {
         for chunk in data.chunks(MAX_INPUT_SIZE) {
             self.send_request(&Request::Input {
                 data: chunk.to_vec(),
+                offset: None,
             })
             .await?;
         }

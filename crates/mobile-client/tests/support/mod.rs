@@ -311,26 +311,40 @@ async fn serve(
                 let mut v = vec![Event::Attached {
                     pane_id: a.pane_id,
                     compression: a.compression.filter(|_| deflate),
+                    offset: None,
+                    resumed: false,
                 }];
                 if deflate {
                     v.push(Event::Output {
                         data: V8_FRAME1.to_vec(),
+                        offset: None,
+                        snapshot: false,
+                        pane_id: None,
                     });
                     v.push(Event::Output {
                         data: V8_FRAME2.to_vec(),
+                        offset: None,
+                        snapshot: false,
+                        pane_id: None,
                     });
                 } else {
                     v.push(Event::Output {
                         data: b"hello\r\n".to_vec(),
+                        offset: None,
+                        snapshot: false,
+                        pane_id: None,
                     });
                 }
                 v
             }
-            Request::Input { data } => match compressor.as_mut() {
+            Request::Input { data, .. } => match compressor.as_mut() {
                 Some(c) => vec![Event::Output {
                     data: c.compress(&data).unwrap(),
+                    offset: None,
+                    snapshot: false,
+                    pane_id: None,
                 }],
-                None => vec![Event::Output { data }],
+                None => vec![Event::output(data)],
             },
             Request::Detach => {
                 compressor = None;

@@ -118,9 +118,14 @@ impl ProtocolHandler for TestHandler {
             Request::Detach => {
                 let _ = peer.send_message(&Event::Detached).await;
             }
-            Request::Input { data } => {
+            Request::Input { data, .. } => {
                 let _ = peer
-                    .send_message(&Event::Output { data: data.clone() })
+                    .send_message(&Event::Output {
+                        data: data.clone(),
+                        offset: None,
+                        snapshot: false,
+                        pane_id: None,
+                    })
                     .await;
             }
             _ => {}
