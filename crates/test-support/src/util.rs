@@ -1,4 +1,5 @@
-//! Small helpers: collision-free names and a bounded wait for a condition.
+//! Small helpers: collision-free names and a bounded wait for a condition
+//! (async and blocking), the one polling loop of the test suites.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,23 +28,54 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{clean}-{}-{n}-{r:08x}", std::process::id())
 }
 
-/// Re-checks `cond` (every 10 ms, and at once first) until it yields true or
-/// `timeout` passes; returns whether it became true. For conditions that have
-/// no event to wait on; prefer waiting on an event when there is one.
+/// The first pause between two checks of a condition; it doubles after each
+/// check up to [`MAX_PAUSE`], so a quick condition is seen quickly and a slow
+/// one (a process spawned per check) does not load the machine.
+const FIRST_PAUSE: Duration = Duration::from_millis(10);
+
+/// The longest pause between two checks.
+const MAX_PAUSE: Duration = Duration::from_millis(100);
+
+/// Re-checks `cond` (at once first, then after pauses growing from 10 ms to
+/// 100 ms) until it yields true or `timeout` passes; returns whether it became
+/// true. For conditions that have no event to wait on; prefer waiting on an
+/// event when there is one. [`wait_until_blocking`] is the same for code
+/// outside an async runtime.
 pub async fn wait_until<F, Fut>(timeout: Duration, mut cond: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
     let deadline = tokio::time::Instant::now() + timeout;
+    let mut pause = FIRST_PAUSE;
     loop {
         if cond().await {
             return true;
         }
-        if tokio::time::Instant::now() >= deadline {
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
             return false;
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(pause.min(deadline - now)).await;
+        pause = (pause * 2).min(MAX_PAUSE);
+    }
+}
+
+/// [`wait_until`] on the calling thread: re-checks `cond` until it yields true
+/// or `timeout` passes; returns whether it became true.
+pub fn wait_until_blocking(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut pause = FIRST_PAUSE;
+    loop {
+        if cond() {
+            return true;
+        }
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        std::thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(MAX_PAUSE);
     }
 }
 
@@ -75,5 +107,16 @@ mod tests {
             .await
         );
         assert!(!wait_until(Duration::from_millis(50), || async { false }).await);
+    }
+
+    #[test]
+    fn wait_until_blocking_reports_success_and_timeout() {
+        let mut n = 0;
+        assert!(wait_until_blocking(Duration::from_secs(1), || {
+            n += 1;
+            n >= 3
+        }));
+        assert_eq!(n, 3);
+        assert!(!wait_until_blocking(Duration::from_millis(50), || false));
     }
 }
