@@ -1,7 +1,9 @@
-// Terminal-protocol messages (spec terminal-protocol.md §1–§4, §9, §11, §12):
-// requests are encoded with the spec's key order and the shortest forms;
-// events are decoded strictly (integers vs floats, bounds, required fields).
+// Terminal-protocol messages (spec terminal-protocol.md §1–§4, §9, §11, §12,
+// and the stream v2 fields of docs/stream-v2.md §1): requests are encoded with
+// the spec's key order and the shortest forms; events are decoded strictly
+// (integers vs floats, bounds, required fields).
 import { encode } from "@msgpack/msgpack";
+import { MAX_STREAM_OFFSET } from "./inorder";
 
 /** Largest DataChannel message either side accepts (§1). */
 export const MAX_MESSAGE = 1_048_576;
@@ -36,9 +38,16 @@ export interface Session {
 
 export type Request =
   | { type: "list_sessions" }
-  | { type: "attach"; paneId: string; cols: number; rows: number; reattach?: boolean; compression?: string }
+  | {
+    type: "attach"; paneId: string; cols: number; rows: number; reattach?: boolean; compression?: string;
+    /** Stream v2: every `output` of this attachment carries its offset. */
+    offsets?: boolean;
+    /** Stream v2: continue the pane's stream at this offset (§5); only with `offsets`. */
+    resumeFrom?: number;
+  }
   | { type: "detach" }
-  | { type: "input"; data: Uint8Array }
+  /** `offset`: stream v2, the position of `data[0]` in this peer's input stream (§4). */
+  | { type: "input"; data: Uint8Array; offset?: number }
   | { type: "resize"; cols: number; rows: number }
   | { type: "kill_session"; session: string }
   | { type: "ping" }
@@ -50,8 +59,14 @@ export type Event =
   /** `mac` is checked by channelauth.ts; absent here means absent on the wire. */
   | { type: "auth_ok"; mac?: string }
   | { type: "sessions"; sessions: Session[]; agentVersion?: string; updateAvailable?: string }
-  | { type: "output"; data: Uint8Array }
-  | { type: "attached"; paneId: string; compression?: string }
+  /**
+   * Stream v2 fields: `offset` of the first plaintext byte (of a snapshot:
+   * where the stream continues), `snapshot` when it is a screen snapshot,
+   * `paneId` only on fast-channel copies. Absent keys are left out.
+   */
+  | { type: "output"; data: Uint8Array; offset?: number; snapshot?: boolean; paneId?: string }
+  /** Stream v2: `offset` where the stream continues iff `offsets` was asked; `resumed` when `resumeFrom` was honoured. */
+  | { type: "attached"; paneId: string; compression?: string; offset?: number; resumed?: boolean }
   | { type: "detached" }
   | { type: "session_ended"; session: string }
   | { type: "pane_closed"; paneId: string }
@@ -62,6 +77,12 @@ export type Event =
 
 /** Why a message could not be decoded. */
 export class DecodeError extends Error {}
+
+/** A stream offset for the wire: an integer in 0..=2^53 − 1, else a RangeError. */
+function offset(name: string, n: number): number {
+  if (!Number.isInteger(n) || n < 0 || n > MAX_STREAM_OFFSET) throw new RangeError(`${name}: not a stream offset: ${n}`);
+  return n;
+}
 
 /** Encodes one request; optional fields are omitted when absent/false/empty. */
 export function encodeRequest(req: Request): Uint8Array {
@@ -74,9 +95,12 @@ export function encodeRequest(req: Request): Uint8Array {
       m.rows = req.rows;
       if (req.reattach) m.reattach = true;
       if (req.compression) m.compression = req.compression;
+      if (req.offsets) m.offsets = true;
+      if (req.resumeFrom !== undefined) m.resumeFrom = offset("attach.resumeFrom", req.resumeFrom);
       break;
     case "input":
       m.data = req.data;
+      if (req.offset !== undefined) m.offset = offset("input.offset", req.offset);
       break;
     case "resize":
       m.cols = req.cols;
@@ -307,11 +331,19 @@ export function decodeEvent(buf: Uint8Array): Event {
       if (f.has("updateAvailable")) ev.updateAvailable = f.str("updateAvailable", 255);
       return ev;
     }
-    case "output":
-      return { type: t, data: f.bin("data", MAX_MESSAGE) };
+    case "output": {
+      const ev: Event = { type: t, data: f.bin("data", MAX_MESSAGE) };
+      if (f.has("offset")) ev.offset = f.int("offset", 0, MAX_STREAM_OFFSET);
+      if (f.bool("snapshot", true)) ev.snapshot = true;
+      const pane = f.str("paneId", 255, true);
+      if (pane) ev.paneId = pane;
+      return ev;
+    }
     case "attached": {
       const ev: Event = { type: t, paneId: f.str("paneId", 255) };
       if (f.has("compression")) ev.compression = f.str("compression", 255);
+      if (f.has("offset")) ev.offset = f.int("offset", 0, MAX_STREAM_OFFSET);
+      if (f.bool("resumed", true)) ev.resumed = true;
       return ev;
     }
     case "session_ended":
