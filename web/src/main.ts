@@ -11,6 +11,7 @@ import { HOW_TO_PAIR, parsePayload, PayloadError, type QrPayload } from "./proto
 import { fragmentAction, watchFragment, type FragmentAction, type PairedHost } from "./fragment";
 import { ApiError, PairingError, fetchToken, iceServers, pair } from "./net/api";
 import { ConnectError, HostConnection, type ConnEvent } from "./net/connection";
+import type { ResumePoint } from "./proto/stream";
 import { Signaling, SignalingError } from "./net/signaling";
 import { forgetPairing, get, loadIdentity, loadPairing, put, savePairing, type PairingRecord } from "./net/store";
 
@@ -69,6 +70,10 @@ interface App {
   conn?: HostConnection;
   sessions: Session[];
   attachedPane?: string;
+  /** Where the last connection's attachment stood: the next connection re-attaches there (`resumeFrom`). */
+  resume?: ResumePoint;
+  /** A re-attach is in flight: its `attached` says whether the screen continues (resumed) or is redrawn. */
+  reattaching: boolean;
   term?: Terminal;
   fit?: FitAddon;
   backoff: number;
@@ -79,11 +84,16 @@ interface App {
 }
 // Deliberately not reachable from `window`: the pairing record, the identity
 // and the connection stay inside this module. Tests read the DOM (data-* below).
-const app: App = { state: "idle", sessions: [], backoff: 1000, ice: [], stopped: false };
+const app: App = { state: "idle", sessions: [], backoff: 1000, ice: [], stopped: false, reattaching: false };
 
 /** Whether the signaling socket is open, as `#state[data-signaling]` (read by the e2e test). */
 function markSignaling(open: boolean): void {
   $("state").dataset.signaling = open ? "open" : "closed";
+}
+
+/** Whether the fast channel (stream v2) is open, as `#state[data-fast]` (read by the e2e test). */
+function markFast(open: boolean): void {
+  $("state").dataset.fast = open ? "open" : "closed";
 }
 
 // ---- pairing ----------------------------------------------------------------
@@ -232,10 +242,12 @@ function dropConnection(): void {
   app.signaling = undefined;
   sig?.close();
   markSignaling(false);
+  markFast(false);
   app.term?.dispose();
   app.term = undefined;
   termWrap = undefined;
   app.attachedPane = undefined;
+  app.resume = undefined;
   app.sessions = [];
 }
 
@@ -365,6 +377,10 @@ async function connectOnce(): Promise<void> {
     app.conn = conn;
     app.backoff = 1000;
     conn.onevent = onEvent;
+    conn.onfast = (open) => {
+      if (app.conn === conn) markFast(open);
+    };
+    markFast(conn.fastOpen);
     conn.onstate = (s) => {
       if (s === "disconnected") setState("connecting", "network lost…");
       if (s === "connected") setState("connected", "connected");
@@ -372,6 +388,8 @@ async function connectOnce(): Promise<void> {
     conn.onclose = () => {
       if (app.conn !== conn) return;
       app.conn = undefined;
+      markFast(false);
+      app.resume = conn.resumePoint();
       if (conn.closeReason) {
         failed(conn.closeReason);
         return;
@@ -513,6 +531,10 @@ function onEvent(ev: ConnEvent): void {
       break;
     case "attached":
       app.attachedPane = ev.paneId;
+      // A re-attach that resumed continues the screen as it is; otherwise a snapshot redraws it.
+      if (app.reattaching && !ev.resumed) app.term?.reset();
+      app.reattaching = false;
+      app.resume = undefined;
       markAttached(ev.paneId);
       break;
     case "output":
@@ -631,8 +653,11 @@ function attach(paneId: string, reattach: boolean): void {
   if (!app.term) terminalPage();
   app.fit!.fit();
   const { cols, rows } = app.term!;
-  if (reattach) app.term!.reset();
-  conn.send({ type: "attach", paneId, cols: clamp(cols), rows: clamp(rows), ...(reattach ? { reattach: true } : {}), compression: "deflate" });
+  // Stream v2: offsets on every output; after a reconnect, continue where the screen stopped if the host still can.
+  const resume = reattach && app.resume?.paneId === paneId ? app.resume.offset : undefined;
+  conn.send({ type: "attach", paneId, cols: clamp(cols), rows: clamp(rows), ...(reattach ? { reattach: true } : {}),
+    compression: "deflate", offsets: true, ...(resume !== undefined ? { resumeFrom: resume } : {}) });
+  app.reattaching = reattach;
   app.attachedPane = paneId;
 }
 
@@ -730,6 +755,7 @@ async function start(): Promise<void> {
     return;
   }
   markSignaling(false);
+  markFast(false);
   showLatency(undefined);
   const stored = await loadPairing();
   app.record = stored === "outdated" ? undefined : stored;

@@ -1,17 +1,22 @@
 // One session with the host: RTCPeerConnection as answerer with trickle ICE
 // (peer-lifecycle.md §1–§2, host ICE restarts answered), channel
-// authentication v2 (terminal-protocol.md §12) and the terminal-protocol client.
+// authentication v2 (terminal-protocol.md §12) and the terminal-protocol
+// client with stream v2 (docs/stream-v2.md): the fast channel opened after
+// `auth_ok`, numbered input copied onto it, output shown each byte once.
 import {
   certificateFingerprint, ChallengeError, HostProofError, PhoneAuth, sdpFingerprint, type Fingerprints,
 } from "../proto/channelauth";
 import { decodeEvent, encodeRequest, MAX_INPUT, MAX_MESSAGE, type Event, type Request } from "../proto/msgpack";
-import { StreamInflater } from "../proto/inflate";
+import { FAST_CHANNEL_LABEL, MAX_FAST_COPY } from "../proto/inorder";
+import { PaneStream, type ResumePoint } from "../proto/stream";
 import type { Signaling, SignalMsg } from "./signaling";
 
 const OFFER_TIMEOUT_MS = 15_000;
 const CHANNEL_TIMEOUT_MS = 20_000;
 /** Remote candidates kept while no remote description is set. */
 const MAX_PENDING_CANDIDATES = 64;
+/** A fast input copy is skipped while the fast channel holds more than this unsent (it would not be fast). */
+const FAST_BUFFER_LIMIT = 64 * 1024;
 
 /** What the phone tells the user when the host did not prove the pairing key (§12 step 5). */
 export const HOST_PROOF_MESSAGE =
@@ -40,9 +45,16 @@ export class HostConnection {
   onstate: (s: RTCPeerConnectionState) => void = () => undefined;
   /** Called once when the channel or peer is gone. */
   onclose: () => void = () => undefined;
+  /** The fast channel (§4) opened or closed. */
+  onfast: (open: boolean) => void = () => undefined;
 
   private channel: RTCDataChannel | undefined;
-  private inflater: StreamInflater | undefined;
+  /** `terminal-fast`: unordered, no retransmissions, copies only. */
+  private fast: RTCDataChannel | undefined;
+  /** Output of the current attachment: inflater, offsets, resume point. */
+  private readonly stream = new PaneStream();
+  /** Offset of the next input byte on this peer (§4: from 0, every byte of every `input`). */
+  private inputNext = 0;
   private pingSent = 0;
   private closed = false;
   /** Set once the host proved the pairing key; nothing but `auth_response` is sent before. */
@@ -217,6 +229,47 @@ export class HostConnection {
     ch.onmessage = (m) => this.receive(m.data);
     ch.onclose = () => this.close();
     this.watchDtls();
+    this.openFast();
+  }
+
+  /**
+   * Opens the fast channel on the authenticated peer (§4): in band over the
+   * SCTP association, no renegotiation. A host that does not take it leaves
+   * the reliable channel doing all the work.
+   */
+  private openFast(): void {
+    let f: RTCDataChannel;
+    try {
+      f = this.pc.createDataChannel(FAST_CHANNEL_LABEL, { ordered: false, maxRetransmits: 0 });
+    } catch {
+      return;
+    }
+    f.binaryType = "arraybuffer";
+    this.fast = f;
+    f.onopen = () => this.onfast(true);
+    f.onclose = () => {
+      if (this.fast === f) this.fast = undefined;
+      this.onfast(false);
+    };
+    f.onmessage = (m) => this.receiveFast(m.data);
+  }
+
+  /** A message on the fast channel: a stream output copy of the attached pane is shown, anything else ignored. */
+  private receiveFast(data: unknown): void {
+    if (this.closed || !(data instanceof ArrayBuffer) || data.byteLength > MAX_MESSAGE) return;
+    let ev: Event;
+    try {
+      ev = decodeEvent(new Uint8Array(data));
+    } catch {
+      return;
+    }
+    const out = this.stream.fast(ev);
+    if (out) this.onevent({ type: "output", data: out });
+  }
+
+  /** Whether the fast channel is open. */
+  get fastOpen(): boolean {
+    return !this.closed && this.fast?.readyState === "open";
   }
 
   /**
@@ -276,18 +329,29 @@ export class HostConnection {
     }
     switch (ev.type) {
       case "attached":
-        // A new stream per attach (§7): reset the inflater every time.
-        this.inflater = ev.compression === "deflate" ? new StreamInflater() : undefined;
+        // A new stream per attach (§7): a new inflater and stream position every time.
+        this.stream.attached(ev);
         break;
-      case "output":
-        if (this.inflater) {
-          try {
-            ev = { type: "output", data: this.inflater.push(ev.data) };
-          } catch (e) {
-            this.onevent({ type: "local_error", message: (e as Error).message });
-            return;
-          }
+      case "output": {
+        let out: Uint8Array | undefined;
+        try {
+          out = this.stream.reliable(ev);
+        } catch (e) {
+          this.onevent({ type: "local_error", message: (e as Error).message });
+          return;
         }
+        if (!out) return; // its fast copy was shown already
+        ev = { type: "output", data: out };
+        break;
+      }
+      case "detached":
+        this.stream.ended();
+        break;
+      case "pane_closed":
+        if (ev.paneId === this.stream.paneId) this.stream.ended();
+        break;
+      case "error":
+        if (ev.code === "attach_failed") this.stream.ended();
         break;
       case "pong":
         if (this.pingSent) this.latencyMs = performance.now() - this.pingSent;
@@ -307,15 +371,42 @@ export class HostConnection {
     return true;
   }
 
-  /** Sends one request; false when the channel is gone. */
+  /** Sends one request; false when the channel is gone. Use `input` for input. */
   send(req: Request): boolean {
+    if (!this.isOpen) return false;
     if (req.type === "ping") this.pingSent = performance.now();
+    if (req.type === "attach")
+      this.stream.leaving(req.resumeFrom === undefined ? undefined : { paneId: req.paneId, offset: req.resumeFrom });
+    if (req.type === "detach") this.stream.leaving();
     return this.sendRaw(encodeRequest(req));
   }
 
-  /** `input`, split into messages of at most 16 384 bytes. */
+  /**
+   * `input`, split into messages of at most 16 384 bytes, each numbered in
+   * this peer's input stream; one of at most 1024 bytes goes first as a copy
+   * on the fast channel (unless that channel is backed up), then reliably.
+   */
   input(data: Uint8Array): void {
-    for (let i = 0; i < data.length; i += MAX_INPUT) this.send({ type: "input", data: data.subarray(i, i + MAX_INPUT) });
+    for (let i = 0; i < data.length; i += MAX_INPUT) {
+      if (!this.isOpen) return;
+      const chunk = data.subarray(i, i + MAX_INPUT);
+      const msg = encodeRequest({ type: "input", data: chunk, offset: this.inputNext });
+      this.inputNext += chunk.length;
+      const f = this.fast;
+      if (chunk.length <= MAX_FAST_COPY && f?.readyState === "open" && f.bufferedAmount <= FAST_BUFFER_LIMIT) {
+        try {
+          f.send(msg as Uint8Array<ArrayBuffer>);
+        } catch {
+          // A copy lost here is a copy lost on the way: the reliable one follows.
+        }
+      }
+      this.sendRaw(msg);
+    }
+  }
+
+  /** Where this connection's attachment stood, for `resumeFrom` on the next one (§5). */
+  resumePoint(): ResumePoint | undefined {
+    return this.stream.resumePoint();
   }
 
   /** Moves to a new signaling socket (the old one dropped) so ICE restarts keep working. */
@@ -333,6 +424,7 @@ export class HostConnection {
     if (this.closed) return;
     this.closed = true;
     this.unlisten();
+    this.fast?.close();
     this.channel?.close();
     this.pc.close();
     this.onclose();
