@@ -21,10 +21,22 @@ pub fn test() -> Result<()> {
     Ok(())
 }
 
-/// Static checks only: fmt, clippy, rustdoc warnings and `cargo deny`.
+/// Static checks only: fmt, clippy (also of `muxlink` without the bundled
+/// server), rustdoc warnings and `cargo deny`.
 pub fn lint() -> Result<()> {
     fmt_check()?;
     clippy()?;
+    // `muxlink` without the bundled server (agent-bin's feature `serve` off).
+    run(cargo().args([
+        "clippy",
+        "--package",
+        "agent-bin",
+        "--no-default-features",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     run(cargo()
         .args(["doc", "--workspace", "--no-deps"])
         .env("RUSTDOCFLAGS", "-D warnings"))?;

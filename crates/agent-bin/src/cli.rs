@@ -55,7 +55,11 @@ pub struct Cli {
     /// it refuses unsigned requests with 401 `missing client signature`. Set it
     /// in MUXLINK_HMAC_SECRET or as `hmac_secret` in config.toml rather than with
     /// this flag: a value on the command line is visible to every user of this
-    /// machine (`ps`). `muxlink serve` uses it as the server's own secret.
+    /// machine (`ps`).
+    #[cfg_attr(
+        feature = "serve",
+        doc = "`muxlink serve` uses it as the server's own secret."
+    )]
     #[arg(
         long,
         env = "MUXLINK_HMAC_SECRET",
@@ -151,8 +155,10 @@ pub enum Command {
     /// secure origin); without them plain HTTP, e.g. behind a TLS-terminating proxy.
     /// Every other setting (limits, timeouts, trusted proxies, JWT secret file)
     /// comes from the server's TOML file named by MUXLINK_SERVER_CONFIG.
+    #[cfg(feature = "serve")]
     Serve(ServeArgs),
     /// The web client: write it out to host on an origin you trust.
+    #[cfg(feature = "serve")]
     #[command(subcommand)]
     Web(WebCommand),
     /// Run the agent as a user service that starts at login (systemd or launchd).
@@ -185,6 +191,7 @@ pub enum Command {
 
 /// What `muxlink serve` takes; every other server setting comes from the
 /// standalone server's TOML file (`MUXLINK_SERVER_CONFIG`).
+#[cfg(feature = "serve")]
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ServeArgs {
     /// Address to listen on.
@@ -216,6 +223,7 @@ pub struct ServeArgs {
 }
 
 /// `muxlink web …`.
+#[cfg(feature = "serve")]
 #[derive(Debug, Subcommand)]
 pub enum WebCommand {
     /// Write the web client built into this binary to DIR.
@@ -364,6 +372,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "serve")]
     fn global_options_show_only_where_they_apply() {
         let mut cmd = command();
         cmd.build();
@@ -392,16 +401,28 @@ mod tests {
 
     #[test]
     fn a_global_option_that_does_nothing_is_refused() {
-        let e = try_parse_from(["muxlink", "serve", "--server", "https://x"]).unwrap_err();
+        let e = try_parse_from(["muxlink", "stop", "--server", "https://x"]).unwrap_err();
         assert!(
             e.to_string()
-                .contains("--server does nothing for `muxlink serve`"),
+                .contains("--server does nothing for `muxlink stop`"),
             "{e}"
         );
         let cli = try_parse_from(["muxlink", "init", "--server", "localhost:8080"]).unwrap();
         assert_eq!(cli.server.as_deref(), Some("localhost:8080"));
         let cli = try_parse_from(["muxlink", "--server", "x", "new", "-s", "w"]).unwrap();
         assert!(matches!(cli.command, Command::Tmux(_)));
+    }
+
+    #[test]
+    fn serve_and_web_exist_only_with_the_bundled_server() {
+        let cmd = command();
+        for name in ["serve", "web"] {
+            assert_eq!(
+                cmd.find_subcommand(name).is_some(),
+                cfg!(feature = "serve"),
+                "{name}"
+            );
+        }
     }
 
     #[test]

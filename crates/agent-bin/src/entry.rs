@@ -21,7 +21,12 @@ pub fn main_entry() -> ExitCode {
     {
         return code;
     }
-    let daemon = matches!(cli.command, Command::Run | Command::Serve(_));
+    let daemon = match &cli.command {
+        Command::Run => true,
+        #[cfg(feature = "serve")]
+        Command::Serve(_) => true,
+        _ => false,
+    };
     if !daemon {
         restore_default_sigpipe();
     }
@@ -53,6 +58,11 @@ pub fn main_entry() -> ExitCode {
 /// subcommand with its "similar subcommand" tip, and no agent is started.
 fn refuse_non_tmux_word(cli: &Cli, tmux_args: &[OsString]) -> Option<ExitCode> {
     let word = tmux_args.first()?.to_string_lossy().into_owned();
+    // Before tmux's prefix matching: `serve` would otherwise run `server-access`.
+    if let Some(line) = not_built(&word) {
+        eprintln!("muxlink: {line}");
+        return Some(ExitCode::from(2));
+    }
     let socket = cli.tmux_socket.as_deref().unwrap_or("muxlink");
     // Without a usable tmux, passthrough reports that itself.
     let table = TmuxCommands::from_installed(socket)?;
@@ -69,6 +79,24 @@ fn refuse_non_tmux_word(cli: &Cli, tmux_args: &[OsString]) -> Option<ExitCode> {
             let _ = unknown_subcommand(&word).print();
             Some(ExitCode::from(2))
         }
+    }
+}
+
+/// The one line for a command of the full `muxlink` that this build leaves
+/// out: `serve` and `web` come with the bundled signaling server (cargo
+/// feature `serve`); None for any other word, and always in a full build.
+fn not_built(word: &str) -> Option<&'static str> {
+    if cfg!(feature = "serve") {
+        return None;
+    }
+    match word {
+        "serve" => Some(
+            "this muxlink is built without the bundled signaling server (cargo feature `serve`): run `muxlink-signaling-server` instead",
+        ),
+        "web" => Some(
+            "this muxlink is built without the web client (cargo feature `serve`): host web/dist yourself, or export it with a muxlink built with the feature",
+        ),
+        _ => None,
     }
 }
 
@@ -110,6 +138,10 @@ fn help_for_tmux_command(args: &[OsString]) -> Option<ExitCode> {
     if Cli::command().find_subcommand(word.as_ref()).is_some() {
         return None;
     }
+    if let Some(line) = not_built(&word) {
+        eprintln!("muxlink: {line}");
+        return Some(ExitCode::from(2));
+    }
     let table = TmuxCommands::from_installed("muxlink")?;
     let Lookup::Command(name) = table.lookup(&word) else {
         return None;
@@ -136,4 +168,19 @@ fn restore_default_sigpipe() {
     // SAFETY: called once at start-up before the runtime or any other thread
     // exists, and SIG_DFL installs no Rust code as a handler.
     let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn commands_left_out_of_the_build_say_so() {
+        for word in ["serve", "web"] {
+            let line = super::not_built(word);
+            assert_eq!(line.is_some(), !cfg!(feature = "serve"), "{word}");
+            if let Some(line) = line {
+                assert!(line.contains("cargo feature `serve`"), "{line}");
+            }
+        }
+        assert_eq!(super::not_built("ls"), None);
+    }
 }

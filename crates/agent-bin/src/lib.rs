@@ -4,13 +4,17 @@
 //! in `main.rs` only parses arguments and calls [`commands::dispatch`].
 //!
 //! Not here: wire formats (signaling-proto, terminal-protocol), WebRTC
-//! (rtc-transport via peer-manager), tmux I/O (tmux-bridge), the server itself.
+//! (rtc-transport via peer-manager), tmux I/O (tmux-bridge), the server itself
+//! (signaling-server, only run in-process by `muxlink serve`).
 //!
 //! Layout:
 //! - `cli`: clap definitions of every command and global option.
 //! - `commands`: one module per command (`init`, `pair`, `unpair`, `status`,
-//!   `start`/`stop`, `serve`, `service`, `completions` and the man pages, tmux
-//!   passthrough).
+//!   `start`/`stop`, `serve`, `web`, `service`, `completions` and the man
+//!   pages, tmux passthrough). `serve` and `web export` link the signaling-server
+//!   crate (the server and its embedded web client) and exist only with the
+//!   cargo feature `serve`, on by default; without it the binary is the agent
+//!   alone and both words get one line saying so.
 //! - `config`: `config.toml` + `MUXLINK_*` env + flags → [`config::Config`]
 //!   (`api_version` / `MUXLINK_API_VERSION` among them; checks in `config/checks.rs`).
 //! - `store`: identity key, pairing secrets and `paired_devices.json`, and the

@@ -1,4 +1,6 @@
 //! One module per CLI command; `dispatch` maps the parsed CLI to them.
+//! `serve` and `web` exist only with the `serve` feature (the bundled
+//! signaling server and its embedded web client linked in).
 
 pub mod background;
 pub mod completions;
@@ -6,10 +8,12 @@ pub mod confirm;
 pub mod init;
 pub mod pair;
 pub mod passthrough;
+#[cfg(feature = "serve")]
 pub mod serve;
 pub mod service;
 pub mod status;
 pub mod unpair;
+#[cfg(feature = "serve")]
 pub mod web;
 
 use std::time::Duration;
@@ -23,7 +27,9 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
     let o = cli.overrides();
     match cli.command {
         Command::Init => init::init(&o),
+        #[cfg(feature = "serve")]
         Command::Serve(args) => serve::serve(args, &o).await,
+        #[cfg(feature = "serve")]
         Command::Web(crate::cli::WebCommand::Export { dir }) => web::export(&dir),
         Command::Completions { shell } => completions::completions(shell),
         Command::Man { dir } => completions::man(&dir),
@@ -51,9 +57,9 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
                 Command::Start => background::start(&cfg, &o, false).map(|_| ()),
                 Command::Stop => background::stop(&cfg),
                 Command::Tmux(args) => passthrough::passthrough(&cfg, &o, &args),
+                #[cfg(feature = "serve")]
+                Command::Serve(_) | Command::Web(_) => Ok(()),
                 Command::Init
-                | Command::Serve(_)
-                | Command::Web(_)
                 | Command::Completions { .. }
                 | Command::Man { .. }
                 | Command::Service(_) => Ok(()),
