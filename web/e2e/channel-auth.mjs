@@ -61,14 +61,28 @@ try {
     reflected_mac: /^host_proof: auth_ok\.mac does not match/,
     close_after_response: /^host_proof: /,
     silent: /^host_proof: no auth_ok within 10 s/,
+    fast: /^connected$/,
     phone_key_wrong: /^host_proof: /,
+  };
+  // Stream v2: a connected phone opens one fast channel, after auth_ok; a refused one none.
+  const FAST = "terminal-fast ordered=false maxRetransmits=0 after auth_ok";
+  const fastOk = (r) => {
+    if (!/^connected$|another DTLS fingerprint/.test(r.result)) return r.fast.length === 0;
+    if (r.fast.length !== 1 || r.fast[0] !== FAST) return false;
+    if (r.mode !== "fast") return true;
+    // Each byte shown once whatever channel brought it first; the snapshot jumps; input numbered from 0,
+    // every message reliably, the ones of at most 1024 bytes also as fast copies.
+    return r.offsets === true && r.shown === "abcdefghij[snap]k" && r.reliableIn.join() === "0:2,2:1500,1502:1"
+      && r.fastIn.length > 0 && r.fastIn.every((f) => f === "0:2" || f === "1502:1");
   };
   const failures = [];
   for (const r of results) {
     // Nothing but auth_response before auth_ok; after a refused auth_ok, nothing at all.
-    const after = { good: "list_sessions", restart_ok: "list_sessions,ping", restart_other_cert: "list_sessions" }[r.mode] ?? "";
-    const ok = expect[r.mode]?.test(r.result) && r.beforeOk.length === 0 && r.afterAuth.join(",") === after;
-    console.log(`${ok ? "ok  " : "FAIL"} ${r.mode.padEnd(22)} ${r.result} (${r.ms} ms; host got before auth_ok: [${r.beforeOk}], after: [${r.afterAuth}])`);
+    const after = { good: "list_sessions", restart_ok: "list_sessions,ping", restart_other_cert: "list_sessions",
+      fast: "list_sessions,attach,input,input,input" }[r.mode] ?? "";
+    const ok = expect[r.mode]?.test(r.result) && r.beforeOk.length === 0 && r.afterAuth.join(",") === after && fastOk(r);
+    const v2 = r.mode === "fast" ? `; showed ${JSON.stringify(r.shown)}, input reliable [${r.reliableIn}] fast [${r.fastIn}]` : "";
+    console.log(`${ok ? "ok  " : "FAIL"} ${r.mode.padEnd(22)} ${r.result} (${r.ms} ms; host got before auth_ok: [${r.beforeOk}], after: [${r.afterAuth}]; fast channels [${r.fast}]${v2})`);
     if (!ok) failures.push(r.mode);
   }
   if (results.length !== Object.keys(expect).length) failures.push("missing outcomes");

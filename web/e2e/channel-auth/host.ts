@@ -1,10 +1,12 @@
 // The web client's HostConnection against a stand-in host: a second
 // RTCPeerConnection in the same page (offerer, channel label `terminal`) that
 // runs the host side of terminal-protocol.md §12, written here independently
-// of src/proto/channelauth.ts, and can misbehave in the ways the phone must refuse.
+// of src/proto/channelauth.ts, and can misbehave in the ways the phone must refuse;
+// with fast.ts it also checks stream v2's fast channel ("fast" mode).
 import { decode, encode } from "@msgpack/msgpack";
 import { ConnectError, HostConnection } from "../../src/net/connection";
 import type { Signaling, SignalMsg } from "../../src/net/signaling";
+import { FastHost } from "./fast";
 
 const HOST_ID = "21fe31dfa154a261626bf854046fd227";
 const te = new TextEncoder();
@@ -26,7 +28,7 @@ const ownFingerprint = (sdp: string) =>
 
 type Mode =
   | "good" | "restart_ok" | "restart_other_cert" | "event_before_ok" | "wrong_mac" | "v1_auth_ok"
-  | "reflected_mac" | "close_after_response" | "silent";
+  | "reflected_mac" | "close_after_response" | "silent" | "fast";
 
 export interface Outcome {
   mode: Mode | "phone_key_wrong";
@@ -35,6 +37,13 @@ export interface Outcome {
   afterAuth: string[];
   /** Messages the host received from the phone before `auth_ok` other than the one `auth_response`. */
   beforeOk: string[];
+  /** Fast channels the phone opened (label, options, before or after auth_ok). */
+  fast: string[];
+  /** "fast" mode: the attach's `offsets`, the text the phone showed, input received per channel (`offset:length`). */
+  offsets?: boolean;
+  shown?: string;
+  fastIn?: string[];
+  reliableIn?: string[];
   ms: number;
 }
 
@@ -48,9 +57,13 @@ async function run(mode: Mode, hostKey: CryptoKey, phoneKey: CryptoKey, label: O
   const host = new RTCPeerConnection();
   const afterAuth: string[] = [];
   const beforeOk: string[] = [];
+  let hostAuthed = false;
+  let hostCh: RTCDataChannel | undefined;
+  const fh = new FastHost(host, () => hostAuthed);
 
   const onConnectRequest = async () => {
     const ch = host.createDataChannel("terminal");
+    hostCh = ch;
     ch.binaryType = "arraybuffer";
     let nH = new Uint8Array(32);
     let responses = 0;
@@ -63,6 +76,7 @@ async function run(mode: Mode, hostKey: CryptoKey, phoneKey: CryptoKey, label: O
       const msg = decode(new Uint8Array(e.data as ArrayBuffer)) as { type: string; nonce?: string; mac?: string };
       if (authed) {
         afterAuth.push(msg.type);
+        fh.reliable(msg, ch);
         return;
       }
       if (msg.type !== "auth_response" || responses++ > 0) {
@@ -78,6 +92,7 @@ async function run(mode: Mode, hostKey: CryptoKey, phoneKey: CryptoKey, label: O
         return;
       }
       authed = true;
+      hostAuthed = true;
       const mac = new Uint8Array(await crypto.subtle.sign("HMAC", hostKey, cat(te.encode("muxlink-auth-v2 host"), tail)));
       switch (mode) {
         case "event_before_ok":
@@ -126,7 +141,8 @@ async function run(mode: Mode, hostKey: CryptoKey, phoneKey: CryptoKey, label: O
   } as unknown as Signaling;
 
   const t0 = performance.now();
-  const outcome = (result: string): Outcome => ({ mode: label, result, afterAuth, beforeOk, ms: Math.round(performance.now() - t0) });
+  const outcome = (result: string, more: Partial<Outcome> = {}): Outcome =>
+    ({ mode: label, result, afterAuth, beforeOk, fast: fh.opened, ...more, ms: Math.round(performance.now() - t0) });
   let conn: HostConnection;
   try {
     conn = await HostConnection.connect(signaling, HOST_ID, phoneKey, []);
@@ -136,6 +152,19 @@ async function run(mode: Mode, hostKey: CryptoKey, phoneKey: CryptoKey, label: O
   }
   conn.send({ type: "list_sessions" });
   await new Promise((r) => setTimeout(r, 300));
+  if (mode === "fast") {
+    let shown: string;
+    try {
+      shown = await fh.exchange(conn, hostCh!);
+    } catch (e) {
+      shown = `error: ${String(e)}`;
+    }
+    const more = { offsets: fh.attach?.offsets, shown, fastIn: fh.fastIn, reliableIn: fh.reliableIn };
+    const result = conn.isOpen ? "connected" : "closed";
+    conn.close();
+    host.close();
+    return outcome(result, more);
+  }
   if (mode === "restart_ok" || mode === "restart_other_cert") {
     host.restartIce();
     await host.setLocalDescription(await host.createOffer());
@@ -160,7 +189,7 @@ void (async () => {
     const other = await hmacKey(crypto.getRandomValues(new Uint8Array(32)));
     const results: Outcome[] = [];
     for (const mode of ["good", "restart_ok", "restart_other_cert", "event_before_ok", "wrong_mac", "v1_auth_ok",
-      "reflected_mac", "close_after_response", "silent"] as Mode[])
+      "reflected_mac", "close_after_response", "silent", "fast"] as Mode[])
       results.push(await run(mode, k, k));
     results.push(await run("good", k, other, "phone_key_wrong"));
     out.textContent = JSON.stringify(results);
