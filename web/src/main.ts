@@ -535,7 +535,7 @@ function onEvent(ev: ConnEvent): void {
       if (app.reattaching && !ev.resumed) app.term?.reset();
       app.reattaching = false;
       app.resume = undefined;
-      markAttached(ev.paneId);
+      markAttached(ev.paneId, ev.resumed === true);
       break;
     case "output":
       app.term?.write(ev.data);
@@ -609,12 +609,17 @@ function sessionsPage(): void {
 
 // ---- terminal ---------------------------------------------------------------
 
-/** The pane the host confirmed with `attached`, as `#term-wrap[data-attached]`. */
-function markAttached(paneId: string | undefined): void {
+/**
+ * The pane the host confirmed with `attached`, as `#term-wrap[data-attached]`,
+ * and `data-resumed` when that attach continued the stream (stream v2 §5).
+ */
+function markAttached(paneId: string | undefined, resumed = false): void {
   const w = document.getElementById("term-wrap");
   if (!w) return;
   if (paneId === undefined) delete w.dataset.attached;
   else w.dataset.attached = paneId;
+  if (resumed) w.dataset.resumed = "true";
+  else delete w.dataset.resumed;
 }
 
 /** The terminal size, as `#term[data-cols][data-rows]` (the e2e test compares it with tmux). */
