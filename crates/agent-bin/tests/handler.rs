@@ -3,12 +3,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use agent_bin::handler::{Handler, PeerLink};
 use terminal_protocol::{Attach, Decompressor, Event, Request};
+use test_support::PrivateTmux;
 use tmux_bridge::{BridgeConfig, TmuxBridge};
 use tokio::sync::mpsc;
 
@@ -40,73 +40,16 @@ impl PeerLink for Phone {
     }
 }
 
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn new(tag: &str) -> Tmux {
-        Tmux {
-            socket: format!("mxl-h-{tag}-{}", std::process::id()),
-        }
-    }
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.socket, "-f", "/dev/null"])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "tmux {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-    fn session(&self, name: &str) -> String {
-        self.run(&[
-            "new-session",
-            "-d",
-            "-s",
-            name,
-            "-x",
-            "100",
-            "-y",
-            "30",
-            "sh",
-        ]);
-        self.run(&["display-message", "-p", "-t", name, "#{pane_id}"])
-    }
-    fn size(&self, pane: &str) -> String {
-        self.run(&[
-            "display-message",
-            "-p",
-            "-t",
-            pane,
-            "#{pane_width}x#{pane_height}",
-        ])
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .stderr(std::process::Stdio::null())
-            .status();
-    }
-}
-
 struct Rig {
-    tmux: Tmux,
+    tmux: PrivateTmux,
     handler: Handler,
     link: Arc<dyn PeerLink>,
     rx: mpsc::Receiver<Event>,
 }
 
 async fn rig(tag: &str, max: usize) -> (Rig, String) {
-    let tmux = Tmux::new(tag);
-    let pane = tmux.session("work");
+    let tmux = PrivateTmux::tagged(&format!("h-{tag}"));
+    let pane = tmux.new_session("work", 100, 30).unwrap();
     // Tests run in parallel on two cores; a generous command timeout keeps a
     // busy machine from failing the bridge's start-up.
     let mut cfg = BridgeConfig::new(&tmux.socket);
@@ -195,7 +138,7 @@ async fn attach_input_output_resize_detach() {
         other => panic!("{other:?}"),
     };
     assert!(snap.contains("\x1b[H\x1b[2J"), "{snap:?}");
-    assert_eq!(r.tmux.size(&pane), "80x24");
+    assert_eq!(r.tmux.pane_size(&pane).unwrap(), "80x24");
 
     r.req(Request::Input {
         data: b"echo mux$((40+2))link\r".to_vec(),
@@ -205,7 +148,7 @@ async fn attach_input_output_resize_detach() {
     r.output_until("mux42link", None).await;
 
     r.req(Request::Resize { cols: 60, rows: 20 }).await;
-    assert_eq!(r.tmux.size(&pane), "60x20");
+    assert_eq!(r.tmux.pane_size(&pane).unwrap(), "60x20");
     // Same size again: a silent no-op.
     r.req(Request::Resize { cols: 60, rows: 20 }).await;
 
@@ -220,7 +163,7 @@ async fn attach_input_output_resize_detach() {
     // The forced size is released: window-size no longer set on the window.
     let opt = r
         .tmux
-        .run(&["show-options", "-w", "-t", &pane, "window-size"]);
+        .tmux(&["show-options", "-w", "-t", &pane, "window-size"]);
     assert!(opt.is_empty(), "window-size still set: {opt:?}");
     // Reattach: the snapshot shows the current screen.
     r.req(Request::Attach(Attach {
@@ -424,11 +367,11 @@ async fn disconnect_releases_the_size() {
     let (mut r, pane) = rig("disc", 65_536).await;
     r.req(Rig::attach(&pane, 70, 20)).await;
     assert!(matches!(r.next().await, Event::Attached { .. }));
-    assert_eq!(r.tmux.size(&pane), "70x20");
+    assert_eq!(r.tmux.pane_size(&pane).unwrap(), "70x20");
     r.handler.peer_disconnected(r.link.device_id()).await;
     let opt = r
         .tmux
-        .run(&["show-options", "-w", "-t", &pane, "window-size"]);
+        .tmux(&["show-options", "-w", "-t", &pane, "window-size"]);
     assert!(opt.is_empty(), "window-size still set: {opt:?}");
     assert!(r.handler.attachments().is_empty());
     // The pane's pipe is gone too: a new attach works.
@@ -461,11 +404,11 @@ async fn tree_changes_are_pushed_to_the_phone() {
     r.req(Request::Ping).await;
     assert!(matches!(r.next().await, Event::Pong { .. }));
 
-    r.tmux.session("added");
+    r.tmux.new_session("added", 100, 30).unwrap();
     pushed_sessions(&mut r, |n| n.iter().any(|s| s == "added")).await;
-    r.tmux.run(&["rename-session", "-t", "added", "renamed"]);
+    r.tmux.tmux(&["rename-session", "-t", "added", "renamed"]);
     pushed_sessions(&mut r, |n| n.iter().any(|s| s == "renamed")).await;
-    r.tmux.run(&["kill-session", "-t", "renamed"]);
+    r.tmux.tmux(&["kill-session", "-t", "renamed"]);
     let names = pushed_sessions(&mut r, |n| !n.iter().any(|s| s == "renamed")).await;
     assert_eq!(names, vec!["work".to_string()]);
     // A kill can produce one more push while tmux settles; let it drain.
@@ -473,7 +416,7 @@ async fn tree_changes_are_pushed_to_the_phone() {
 
     // A resize re-layouts the window but does not change the tree's shape.
     r.tmux
-        .run(&["resize-window", "-t", "work", "-x", "90", "-y", "20"]);
+        .tmux(&["resize-window", "-t", "work", "-x", "90", "-y", "20"]);
     r.req(Request::Ping).await;
     assert!(matches!(r.next().await, Event::Pong { .. }));
     let quiet = tokio::time::timeout(Duration::from_millis(1500), r.rx.recv()).await;
@@ -486,14 +429,14 @@ async fn tree_changes_are_pushed_to_the_phone() {
 #[tokio::test]
 async fn reattach_releases_the_previous_panes_size() {
     let (mut r, first) = rig("reattach", 65_536).await;
-    let second = r.tmux.session("second");
+    let second = r.tmux.new_session("second", 100, 30).unwrap();
     let window_size = |r: &Rig, pane: &str| {
         r.tmux
-            .run(&["show-options", "-w", "-t", pane, "window-size"])
+            .tmux(&["show-options", "-w", "-t", pane, "window-size"])
     };
     r.req(Rig::attach(&first, 70, 20)).await;
     assert!(matches!(r.next().await, Event::Attached { .. }));
-    assert_eq!(r.tmux.size(&first), "70x20");
+    assert_eq!(r.tmux.pane_size(&first).unwrap(), "70x20");
     assert!(!window_size(&r, &first).is_empty(), "the size is forced");
 
     // A new attach of the same phone ends the first one silently (§6 attach
@@ -511,7 +454,7 @@ async fn reattach_releases_the_previous_panes_size() {
     }
     let opt = window_size(&r, &first);
     assert!(opt.is_empty(), "window-size still set: {opt:?}");
-    assert_eq!(r.tmux.size(&second), "60x18");
+    assert_eq!(r.tmux.pane_size(&second).unwrap(), "60x18");
     assert_eq!(
         r.handler.attachments(),
         vec![(r.link.device_id().to_string(), Some(second.clone()))]
