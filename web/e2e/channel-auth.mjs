@@ -71,15 +71,15 @@ try {
     if (r.fast.length !== 1 || r.fast[0] !== FAST) return false;
     if (r.mode !== "fast") return true;
     // Each byte shown once whatever channel brought it first; the snapshot jumps; input numbered from 0,
-    // every message reliably, the ones of at most 1024 bytes also as fast copies.
-    return r.offsets === true && r.shown === "abcdefghij[snap]k" && r.reliableIn.join() === "0:2,2:1500,1502:1"
-      && r.fastIn.length > 0 && r.fastIn.every((f) => f === "0:2" || f === "1502:1");
+    // every message reliably, those of at most 1024 bytes also as fast copies once the attach is confirmed.
+    return r.offsets === true && r.shown === "abcdefghij[snap]k" && r.reliableIn.join() === "0:3,3:3,6:2,8:1500,1508:1"
+      && r.fastIn.length > 0 && r.fastIn.every((f) => f === "6:2" || f === "1508:1");
   };
   const failures = [];
   for (const r of results) {
     // Nothing but auth_response before auth_ok; after a refused auth_ok, nothing at all.
     const after = { good: "list_sessions", restart_ok: "list_sessions,ping", restart_other_cert: "list_sessions",
-      fast: "list_sessions,attach,input,input,input" }[r.mode] ?? "";
+      fast: "list_sessions,input,attach,input,input,input,input" }[r.mode] ?? "";
     const ok = expect[r.mode]?.test(r.result) && r.beforeOk.length === 0 && r.afterAuth.join(",") === after && fastOk(r);
     const v2 = r.mode === "fast" ? `; showed ${JSON.stringify(r.shown)}, input reliable [${r.reliableIn}] fast [${r.fastIn}]` : "";
     console.log(`${ok ? "ok  " : "FAIL"} ${r.mode.padEnd(22)} ${r.result} (${r.ms} ms; host got before auth_ok: [${r.beforeOk}], after: [${r.afterAuth}]; fast channels [${r.fast}]${v2})`);

@@ -184,6 +184,22 @@ describe("PaneStream", () => {
     expect(s.resumePoint()).toBeUndefined();
   });
 
+  it("input is copied to the fast channel only while the attachment is confirmed", () => {
+    const s = new PaneStream();
+    expect(s.copiesInput).toBe(false);
+    s.leaving();
+    expect(s.copiesInput).toBe(false); // attach sent, not confirmed
+    s.attached({ type: "attached", paneId: "%3", offset: 0 });
+    expect(s.copiesInput).toBe(true);
+    s.leaving({ paneId: "%3", offset: 0 }); // another attach (or a detach) went out: a copy could overtake it
+    expect(s.copiesInput).toBe(false);
+    s.attached({ type: "attached", paneId: "%4" }); // a host without offsets
+    expect(s.copiesInput).toBe(false);
+    s.attached({ type: "attached", paneId: "%4", offset: 3 });
+    s.ended();
+    expect(s.copiesInput).toBe(false);
+  });
+
   it("the resume point: the attached pane's next offset, the one asked while an attach is in flight, none once ended", () => {
     const s = new PaneStream();
     expect(s.resumePoint()).toBeUndefined();

@@ -63,7 +63,9 @@ export class FastHost {
       if (e.type === "output") shown += td.decode(e.data);
       if (e.type === "pong") pongs++;
     };
+    conn.input(te.encode("pre")); // not attached yet: reliable only
     conn.send({ type: "attach", paneId: "%3", cols: 80, rows: 24, compression: "deflate", offsets: true });
+    conn.input(te.encode("mid")); // attach not confirmed: reliable only, behind the attach
     await until(() => this.attach !== undefined, "the attach");
     const out = (text: string, offset: number, extra: Record<string, unknown> = {}) =>
       encode({ type: "output", data: te.encode(text), offset, ...extra });
@@ -87,7 +89,7 @@ export class FastHost {
     conn.input(te.encode("xy"));
     conn.input(te.encode("z".repeat(1500))); // over 1024 bytes: reliable only
     conn.input(te.encode("w"));
-    await until(() => this.reliableIn.length === 3, "three reliable inputs");
+    await until(() => this.reliableIn.length === 5, "five reliable inputs");
     return shown;
   }
 }

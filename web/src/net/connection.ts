@@ -384,7 +384,8 @@ export class HostConnection {
   /**
    * `input`, split into messages of at most 16 384 bytes, each numbered in
    * this peer's input stream; one of at most 1024 bytes goes first as a copy
-   * on the fast channel (unless that channel is backed up), then reliably.
+   * on the fast channel (while the attachment is confirmed and that channel
+   * is not backed up), then reliably.
    */
   input(data: Uint8Array): void {
     for (let i = 0; i < data.length; i += MAX_INPUT) {
@@ -393,7 +394,8 @@ export class HostConnection {
       const msg = encodeRequest({ type: "input", data: chunk, offset: this.inputNext });
       this.inputNext += chunk.length;
       const f = this.fast;
-      if (chunk.length <= MAX_FAST_COPY && f?.readyState === "open" && f.bufferedAmount <= FAST_BUFFER_LIMIT) {
+      const copy = chunk.length <= MAX_FAST_COPY && this.stream.copiesInput;
+      if (copy && f?.readyState === "open" && f.bufferedAmount <= FAST_BUFFER_LIMIT) {
         try {
           f.send(msg as Uint8Array<ArrayBuffer>);
         } catch {

@@ -47,6 +47,16 @@ export class PaneStream {
     this.pending = undefined;
   }
 
+  /**
+   * Whether input may be copied onto the fast channel (§4): only while the
+   * attachment asked for is confirmed by `attached`, with offsets, and no
+   * `attach` or `detach` went out since; a copy could overtake such a
+   * request on the reliable channel and reach the previous pane.
+   */
+  get copiesInput(): boolean {
+    return this.current !== undefined;
+  }
+
   /** The pane of the current attachment with offsets. */
   get paneId(): string | undefined {
     return this.current?.paneId;
