@@ -371,9 +371,13 @@ export class HostConnection {
     return true;
   }
 
-  /** Sends one request; false when the channel is gone. Use `input` for input. */
+  /** Sends one request; false when the channel is gone. An `input` goes through `input` (numbered, maybe copied). */
   send(req: Request): boolean {
     if (!this.isOpen) return false;
+    if (req.type === "input") {
+      this.input(req.data);
+      return this.isOpen;
+    }
     if (req.type === "ping") this.pingSent = performance.now();
     if (req.type === "attach")
       this.stream.leaving(req.resumeFrom === undefined ? undefined : { paneId: req.paneId, offset: req.resumeFrom });
