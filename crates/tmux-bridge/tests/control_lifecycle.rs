@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TmuxServer, WAIT};
+use common::{PrivateTmux, TmuxExt, WAIT};
 use tmux_bridge::{BridgeConfig, BridgeError, Notification, TmuxBridge};
 use tokio::sync::broadcast;
 
@@ -28,7 +28,7 @@ async fn wait_for(rx: &mut broadcast::Receiver<Notification>, f: impl Fn(&Notifi
 
 #[tokio::test]
 async fn survives_server_exit_and_restart() {
-    let server = TmuxServer::with_session("restart", "one", None);
+    let server = PrivateTmux::with_session("restart", "one", None);
     let bridge = server.bridge().await;
     let first_pid = bridge.control_pid().await.unwrap();
     let mut notes = bridge.notifications();
@@ -41,7 +41,7 @@ async fn survives_server_exit_and_restart() {
     assert!(bridge.list_sessions().await.unwrap().is_empty());
     assert_eq!(bridge.control_pid().await, None);
 
-    server.new_session("two", None);
+    server.session("two", None);
     let tree = bridge.list_sessions().await.unwrap();
     assert_eq!(tree.len(), 1);
     assert_eq!(tree[0].name, "two");
@@ -60,8 +60,8 @@ async fn survives_server_exit_and_restart() {
 
 #[tokio::test]
 async fn restarts_when_its_session_is_destroyed() {
-    let server = TmuxServer::with_session("ownsess", "a", None);
-    server.new_session("b", None);
+    let server = PrivateTmux::with_session("ownsess", "a", None);
+    server.session("b", None);
     let bridge = server.bridge().await;
     let mut notes = bridge.notifications();
     let pid = bridge.control_pid().await.unwrap();
@@ -86,7 +86,7 @@ async fn restarts_when_its_session_is_destroyed() {
 
 #[tokio::test]
 async fn hung_tmux_times_out_without_blocking() {
-    let server = TmuxServer::with_session("hung", "s", None);
+    let server = PrivateTmux::with_session("hung", "s", None);
     let mut cfg = BridgeConfig::new(&server.socket);
     cfg.timeout = Duration::from_millis(300);
     let bridge = TmuxBridge::start_with(cfg).await.unwrap();
@@ -119,10 +119,10 @@ async fn hung_tmux_times_out_without_blocking() {
 
 #[tokio::test]
 async fn pane_closing_in_another_session_is_reported() {
-    let server = TmuxServer::with_session("subscr", "followed", None);
+    let server = PrivateTmux::with_session("subscr", "followed", None);
     let bridge = server.bridge().await;
     // Created after the control client attached, so it follows "followed".
-    let pane = server.new_session("other", None);
+    let pane = server.session("other", None);
     let second = server.tmux(&["split-window", "-d", "-P", "-F", "#{pane_id}", "-t", &pane]);
     let mut notes = bridge.notifications();
     server.tmux(&["kill-pane", "-t", &second]);
@@ -140,7 +140,7 @@ async fn starts_while_its_session_floods_output() {
     // The bridges stay alive meanwhile: tmux 3.3a crashes when a client
     // detaches while a control client is still connecting.
     let flood = "i=0; while :; do i=$((i+1)); echo $i; done";
-    let server = TmuxServer::with_session("flood", "s", Some(flood));
+    let server = PrivateTmux::with_session("flood", "s", Some(flood));
     let mut bridges = Vec::new();
     for _ in 0..5 {
         let bridge = server.bridge().await;

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{TmuxServer, WAIT};
+use common::{PrivateTmux, TmuxExt, WAIT};
 use tmux_bridge::{CursorState, Notification, TmuxBridge, build_snapshot};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::broadcast;
@@ -24,10 +24,9 @@ struct Watcher {
 }
 
 impl Watcher {
-    async fn attach(server: &TmuxServer, target: &str) -> Watcher {
-        let mut child = tokio::process::Command::new("tmux")
-            .env_remove("TMUX")
-            .args(["-L", &server.socket, "-C", "attach", "-f", "ignore-size"])
+    async fn attach(server: &PrivateTmux, target: &str) -> Watcher {
+        let mut child = tokio::process::Command::from(server.command())
+            .args(["-C", "attach", "-f", "ignore-size"])
             .args(["-t", target])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -87,7 +86,7 @@ impl Drop for Watcher {
 /// A session `s` of 80×50 whose pane prints what the test writes into a
 /// FIFO, then `DRAWN`, then sleeps.
 struct Forger {
-    server: TmuxServer,
+    server: PrivateTmux,
     pane: String,
     fifo: std::path::PathBuf,
     _dir: tempfile::TempDir,
@@ -98,10 +97,9 @@ impl Forger {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("in");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
-        let server = TmuxServer::new(tag);
+        let server = PrivateTmux::tagged(tag);
         let cmd = format!("cat '{}'; printf DRAWN; exec sleep 600", fifo.display());
-        let args = ["new-session", "-d", "-P", "-F", "#{pane_id}", "-s", "s"];
-        let pane = server.tmux(&[&args[..], &["-x", "80", "-y", "50", cmd.as_str()]].concat());
+        let pane = server.new_session_running("s", 80, 50, Some(&cmd)).unwrap();
         Forger {
             server,
             pane,
@@ -140,7 +138,8 @@ impl Forger {
     fn expected_snapshot(&self) -> Vec<u8> {
         let out = self
             .server
-            .run(&["capture-pane", "-e", "-p", "-t", &self.pane]);
+            .output(&["capture-pane", "-e", "-p", "-t", &self.pane])
+            .unwrap();
         assert!(out.status.success());
         let mut text = out.stdout;
         assert_eq!(text.pop(), Some(b'\n'));
@@ -199,7 +198,7 @@ async fn next_note(rx: &mut broadcast::Receiver<Notification>) -> Notification {
 }
 
 /// The name tmux gives the bridge's control client.
-fn client_name(server: &TmuxServer, pid: u32) -> String {
+fn client_name(server: &PrivateTmux, pid: u32) -> String {
     let clients = server.tmux(&["list-clients", "-F", "#{client_pid} #{client_name}"]);
     clients
         .lines()
@@ -277,9 +276,9 @@ async fn tree_ignores_control_text_in_names_titles_and_process_names() {
         ),
     )
     .unwrap();
-    let server = TmuxServer::new("forge-tree");
+    let server = PrivateTmux::tagged("forge-tree");
     let cmd = format!("exec bash '{}'", script.display());
-    let pane = server.new_session("s", Some(&cmd));
+    let pane = server.session("s", Some(&cmd));
     server.tmux(&["rename-window", "-t", &pane, "w\n%end 1 2 1\n%exit"]);
     server.tmux(&["rename-session", "-t", "=s", "s\n%end 3 4 1"]);
     let mut watcher = Watcher::attach(&server, &pane).await;

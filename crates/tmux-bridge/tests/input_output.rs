@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{TmuxServer, WAIT, read_to_end, read_until, signal};
+use common::{PrivateTmux, TmuxExt, WAIT, read_to_end, read_until, signal};
 use tmux_bridge::{BridgeError, Notification};
 
 #[tokio::test]
@@ -19,7 +19,7 @@ async fn all_byte_values_reach_the_pane_in_order() {
     let cmd = format!(
         "stty raw -echo -iexten; printf READY; head -c {total} | od -An -tx1 -v; printf END; sleep 60"
     );
-    let server = TmuxServer::with_session("bytes", "s", Some(&cmd));
+    let server = PrivateTmux::with_session("bytes", "s", Some(&cmd));
     let pane = server.display("s", "#{pane_id}");
     let bridge = server.bridge().await;
     let mut out = bridge.open_output(&pane).await.unwrap();
@@ -48,7 +48,7 @@ async fn all_byte_values_reach_the_pane_in_order() {
 
 #[tokio::test]
 async fn input_spawns_no_process() {
-    let server = TmuxServer::with_session("noproc", "s", Some("stty raw -echo; cat > /dev/null"));
+    let server = PrivateTmux::with_session("noproc", "s", Some("stty raw -echo; cat > /dev/null"));
     let pane = server.display("s", "#{pane_id}");
     let bridge = server.bridge().await;
     let pid = bridge.control_pid().await.unwrap();
@@ -114,7 +114,7 @@ async fn large_output_is_byte_exact() {
         "stty raw -echo; tmux wait-for go; cat '{}'; sleep 60",
         path.display()
     );
-    let server = TmuxServer::with_session("large", "s", Some(&cmd));
+    let server = PrivateTmux::with_session("large", "s", Some(&cmd));
     let pane = server.display("s", "#{pane_id}");
     let bridge = server.bridge().await;
     let mut out = bridge.open_output(&pane).await.unwrap();
@@ -136,8 +136,8 @@ async fn large_output_is_byte_exact() {
 
 #[tokio::test]
 async fn pane_exit_ends_stream_and_notifies() {
-    let server = TmuxServer::with_session("exit", "keep", None);
-    server.new_session("victim", Some("read x; printf bye"));
+    let server = PrivateTmux::with_session("exit", "keep", None);
+    server.session("victim", Some("read x; printf bye"));
     let pane = server.display("victim", "#{pane_id}");
     let bridge = server.bridge().await;
     let mut notes = bridge.notifications();
@@ -170,7 +170,7 @@ async fn pane_exit_ends_stream_and_notifies() {
 
 #[tokio::test]
 async fn existing_pipe_is_reported_and_kept() {
-    let server = TmuxServer::with_session("piped", "s", None);
+    let server = PrivateTmux::with_session("piped", "s", None);
     let pane = server.display("s", "#{pane_id}");
     server.tmux(&["pipe-pane", "-t", &pane, "cat > /dev/null"]);
     let bridge = server.bridge().await;
@@ -204,7 +204,7 @@ async fn existing_pipe_is_reported_and_kept() {
 
 #[tokio::test]
 async fn replaced_pipe_ends_stream_and_close_leaves_it() {
-    let server = TmuxServer::with_session("replaced", "s", None);
+    let server = PrivateTmux::with_session("replaced", "s", None);
     let pane = server.display("s", "#{pane_id}");
     let bridge = server.bridge().await;
     let mut out = bridge.open_output(&pane).await.unwrap();
@@ -223,7 +223,7 @@ async fn replaced_pipe_ends_stream_and_close_leaves_it() {
 async fn snapshot_and_stream_neither_lose_nor_repeat() {
     // A pane printing consecutive numbers as fast as it can while we attach.
     let cmd = "i=0; while [ $i -lt 3000000 ]; do i=$((i+1)); echo $i; done; sleep 60";
-    let server = TmuxServer::with_session("order", "s", Some(cmd));
+    let server = PrivateTmux::with_session("order", "s", Some(cmd));
     let pane = server.display("s", "#{pane_id}");
     let bridge = server.bridge().await;
     // Make sure numbers are flowing before the attach under test.

@@ -8,12 +8,12 @@ mod common;
 
 use std::time::Instant;
 
-use common::{TmuxServer, read_until};
+use common::{PrivateTmux, TmuxExt, read_until};
 
 #[tokio::test]
 #[ignore = "measurement; prints figures"]
 async fn keystroke_echo_latency() {
-    let server = TmuxServer::with_session("latency", "s", Some("stty raw -echo; printf R; cat"));
+    let server = PrivateTmux::with_session("latency", "s", Some("stty raw -echo; printf R; cat"));
     let pane = server.display("s", "#{pane_id}");
     let bridge = server.bridge().await;
     let mut out = bridge.open_output(&pane).await.unwrap();

@@ -5,11 +5,11 @@
 
 mod common;
 
-use common::{DesktopClient, TmuxServer, read_until, signal};
+use common::{DesktopClient, PrivateTmux, TmuxExt, read_until, signal};
 
 #[tokio::test]
 async fn force_and_release_single_pane_window() {
-    let server = TmuxServer::with_session("size1", "s", None);
+    let server = PrivateTmux::with_session("size1", "s", None);
     let pane = server.display("s", "#{pane_id}");
     let mut desktop = DesktopClient::attach(&server, "=s").await;
     desktop.set_size(90, 20).await;
@@ -54,7 +54,7 @@ async fn force_and_release_single_pane_window() {
 
 #[tokio::test]
 async fn force_and_release_multi_pane_restores_layout() {
-    let server = TmuxServer::with_session("size2", "s", None);
+    let server = PrivateTmux::with_session("size2", "s", None);
     let pane = server.display("s", "#{pane_id}");
     let mut desktop = DesktopClient::attach(&server, "=s").await;
     desktop.set_size(100, 30).await;
@@ -81,7 +81,7 @@ async fn force_and_release_multi_pane_restores_layout() {
 #[tokio::test]
 async fn snapshot_has_spec_framing() {
     let cmd = "tmux wait-for go; printf '\\033[31mred\\033[0m one\\ntwo\\n\\033[5;10Hxy'; printf DONE; sleep 60";
-    let server = TmuxServer::with_session("snap", "s", Some(cmd));
+    let server = PrivateTmux::with_session("snap", "s", Some(cmd));
     let pane = server.display("s", "#{pane_id}");
     let bridge = server.bridge().await;
     let mut out = bridge.open_output(&pane).await.unwrap();
@@ -119,7 +119,7 @@ async fn snapshot_has_spec_framing() {
 async fn snapshot_of_alternate_screen_with_hidden_cursor() {
     let cmd =
         "printf 'primary\\033[?1049h\\033[?25lALT\\033[2;3H'; tmux wait-for -S drawn; sleep 60";
-    let server = TmuxServer::with_session("alt", "s", Some(cmd));
+    let server = PrivateTmux::with_session("alt", "s", Some(cmd));
     let pane = server.display("s", "#{pane_id}");
     server.tmux(&["wait-for", "drawn"]);
     let bridge = server.bridge().await;

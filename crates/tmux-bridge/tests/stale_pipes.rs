@@ -9,7 +9,7 @@ mod common;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use common::{TmuxServer, WAIT, read_until};
+use common::{PrivateTmux, TmuxExt, WAIT, read_until};
 use tmux_bridge::BridgeError;
 
 /// The pid of a process that has exited and been reaped.
@@ -21,7 +21,7 @@ fn dead_pid() -> u32 {
 }
 
 /// `pane_pipe` and the bridge's marker option of a pane, as `1<marker>`.
-fn pipe_state(server: &TmuxServer, pane: &str) -> String {
+fn pipe_state(server: &PrivateTmux, pane: &str) -> String {
     server.display(pane, "#{pane_pipe}<#{@muxlink-pipe}>")
 }
 
@@ -29,7 +29,7 @@ fn pipe_state(server: &TmuxServer, pane: &str) -> String {
 /// looks (a `cat` tmux started), and marks it with `marker`. The returned
 /// task ends when that `cat` has exited, i.e. the pipe was closed.
 fn stale_pipe(
-    server: &TmuxServer,
+    server: &PrivateTmux,
     pane: &str,
     dir: &Path,
     marker: &str,
@@ -50,7 +50,7 @@ fn stale_pipe(
 
 #[tokio::test]
 async fn pipe_of_a_dead_agent_is_replaced_at_once() {
-    let server = TmuxServer::with_session("stale", "s", Some("stty raw -echo; cat"));
+    let server = PrivateTmux::with_session("stale", "s", Some("stty raw -echo; cat"));
     let pane = server.display("s", "#{pane_id}");
     let dir = tempfile::tempdir().unwrap();
     let dead = format!("muxlink-{}-0-0", dead_pid());
@@ -77,7 +77,7 @@ async fn pipe_of_a_dead_agent_is_replaced_at_once() {
 async fn orphan_pipe_of_this_process_is_replaced() {
     // Marked by this very process, but no live stream holds it (a start
     // that timed out after tmux ran it).
-    let server = TmuxServer::with_session("orphan", "s", None);
+    let server = PrivateTmux::with_session("orphan", "s", None);
     let pane = server.display("s", "#{pane_id}");
     let dir = tempfile::tempdir().unwrap();
     let orphan = format!("muxlink-{}-999999999-0", std::process::id());
@@ -98,7 +98,7 @@ async fn orphan_pipe_of_this_process_is_replaced() {
 
 #[tokio::test]
 async fn foreign_and_live_pipes_stay_refused() {
-    let server = TmuxServer::with_session("foreign", "s", None);
+    let server = PrivateTmux::with_session("foreign", "s", None);
     let pane = server.display("s", "#{pane_id}");
     let bridge = server.bridge().await;
     // pid 1 is alive; "someone" is not our marker form; "" is no marker.
@@ -119,7 +119,7 @@ async fn foreign_and_live_pipes_stay_refused() {
 
 #[tokio::test]
 async fn replaced_pipe_keeps_theirs_and_clears_our_marker() {
-    let server = TmuxServer::with_session("theirs", "s", None);
+    let server = PrivateTmux::with_session("theirs", "s", None);
     let pane = server.display("s", "#{pane_id}");
     let bridge = server.bridge().await;
     let mut out = bridge.open_output(&pane).await.unwrap();
@@ -151,7 +151,7 @@ async fn dead_agents_fifo_dirs_are_removed_at_bridge_start() {
     std::fs::write(other.join("note"), b"not ours").unwrap();
 
     // No tmux server is needed for the start.
-    let _bridge = TmuxServer::new("sweep").bridge().await;
+    let _bridge = PrivateTmux::tagged("sweep").bridge().await;
     assert!(!dead.exists(), "dead owner's directory left");
     assert!(mine.join("out").exists() && alive.join("out").exists());
     assert!(other.join("note").exists());

@@ -5,13 +5,13 @@
 
 mod common;
 
-use common::TmuxServer;
+use common::{PrivateTmux, TmuxExt};
 use tmux_bridge::BridgeError;
 
 #[tokio::test]
 async fn tree_parses_weird_names() {
-    let server = TmuxServer::with_session("tree", "a b|c é 😀", None);
-    server.new_session("dollar $x 'q' \"dq\"", None);
+    let server = PrivateTmux::with_session("tree", "a b|c é 😀", None);
+    server.session("dollar $x 'q' \"dq\"", None);
     server.tmux(&["rename-window", "-t", "=a b|c é 😀:0", "tab\there | ünï"]);
     server.tmux(&["split-window", "-d", "-h", "-t", "=a b|c é 😀:0"]);
     server.tmux(&["select-pane", "-t", "=a b|c é 😀:0.1", "-T", "tï tle | x"]);
@@ -64,7 +64,7 @@ async fn tree_parses_weird_names() {
 
 #[tokio::test]
 async fn no_server_gives_empty_tree() {
-    let server = TmuxServer::new("none");
+    let server = PrivateTmux::tagged("none");
     let bridge = server.bridge().await;
     assert!(bridge.list_sessions().await.unwrap().is_empty());
     assert!(!bridge.pane_exists("%0").await.unwrap());
@@ -77,7 +77,7 @@ async fn no_server_gives_empty_tree() {
 
 #[tokio::test]
 async fn create_and_kill_sessions() {
-    let server = TmuxServer::new("create");
+    let server = PrivateTmux::tagged("create");
     let bridge = server.bridge().await;
     // No server yet: the bridge starts one.
     let first = bridge.create_session().await.unwrap();
@@ -90,8 +90,8 @@ async fn create_and_kill_sessions() {
     assert_eq!(bridge.list_sessions().await.unwrap().len(), 2);
 
     // Exact names: killing "work" leaves "workshop".
-    server.new_session("workshop", None);
-    server.new_session("work", None);
+    server.session("workshop", None);
+    server.session("work", None);
     bridge.kill_session("work").await.unwrap();
     let names: Vec<String> = bridge
         .list_sessions()

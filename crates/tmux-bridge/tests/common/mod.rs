@@ -1,112 +1,52 @@
-//! Test harness: a real tmux server on a private socket per test, killed by a
-//! Drop guard even when the test fails, plus small wait helpers.
+//! Test harness: a real tmux server on a private socket per test
+//! ([`PrivateTmux`] of test-support, killed on drop even when the test fails)
+//! with the bridge's own additions, plus small wait helpers.
 
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tmux_bridge::{BridgeConfig, PaneOutput, TmuxBridge};
 
-static COUNTER: AtomicU64 = AtomicU64::new(0);
-
 /// Upper bound for any wait in a test.
 pub const WAIT: Duration = Duration::from_secs(20);
 
-/// A tmux server (`tmux -L muxlink-test-…`) owned by one test.
-pub struct TmuxServer {
-    pub socket: String,
+pub use test_support::PrivateTmux;
+
+/// What the bridge tests add to [`PrivateTmux`]: 80×24 sessions and a bridge
+/// on the server's socket.
+#[allow(async_fn_in_trait)] // Test code: no Send bound needed.
+pub trait TmuxExt {
+    /// A fresh server (socket tagged `tag`) with a first session `name`
+    /// running `cmd` (or a shell).
+    fn with_session(tag: &str, name: &str, cmd: Option<&str>) -> PrivateTmux;
+
+    /// Creates a detached 80×24 session running `cmd` (or a shell); returns
+    /// its first pane id.
+    fn session(&self, name: &str, cmd: Option<&str>) -> String;
+
+    /// A bridge on this socket that would start servers with `-f /dev/null`.
+    async fn bridge(&self) -> TmuxBridge;
 }
 
-impl TmuxServer {
-    /// A unique socket; no server is started yet.
-    pub fn new(tag: &str) -> TmuxServer {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        TmuxServer {
-            socket: format!("muxlink-test-{}-{tag}-{n}", std::process::id()),
-        }
-    }
-
-    /// A unique socket with a first session `name` running `cmd` (or a shell).
-    pub fn with_session(tag: &str, name: &str, cmd: Option<&str>) -> TmuxServer {
-        let s = TmuxServer::new(tag);
-        s.new_session(name, cmd);
+impl TmuxExt for PrivateTmux {
+    fn with_session(tag: &str, name: &str, cmd: Option<&str>) -> PrivateTmux {
+        let s = PrivateTmux::tagged(tag);
+        s.session(name, cmd);
         s
     }
 
-    /// Runs `tmux -L socket -f /dev/null args…` and returns its output.
-    pub fn run(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
-            .env_remove("TMUX")
-            .args(["-L", &self.socket, "-f", "/dev/null"])
-            .args(args)
-            .output()
-            .unwrap()
+    fn session(&self, name: &str, cmd: Option<&str>) -> String {
+        self.new_session_running(name, 80, 24, cmd).unwrap()
     }
 
-    /// Like `run` but asserts success and returns trimmed stdout.
-    pub fn tmux(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "tmux {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .trim_end_matches('\n')
-            .to_owned()
-    }
-
-    /// Creates a detached 80×24 session; returns its first pane id.
-    pub fn new_session(&self, name: &str, cmd: Option<&str>) -> String {
-        let mut args = vec![
-            "new-session",
-            "-d",
-            "-P",
-            "-F",
-            "#{pane_id}",
-            "-s",
-            name,
-            "-x",
-            "80",
-            "-y",
-            "24",
-        ];
-        if let Some(c) = cmd {
-            args.push(c);
-        }
-        let pane = self.tmux(&args);
-        self.tmux(&["set", "-g", "default-size", "80x24"]);
-        pane
-    }
-
-    /// `display -p -t target format`.
-    pub fn display(&self, target: &str, format: &str) -> String {
-        self.tmux(&["display", "-p", "-t", target, format])
-    }
-
-    /// A bridge on this socket that would start servers with `-f /dev/null`.
-    pub async fn bridge(&self) -> TmuxBridge {
+    async fn bridge(&self) -> TmuxBridge {
         let mut cfg = BridgeConfig::new(&self.socket);
         cfg.config_file = Some("/dev/null".into());
         // Tests run in parallel on two cores, some with panes flooding output;
         // a generous command timeout keeps a busy tmux from failing them.
         cfg.timeout = std::time::Duration::from_secs(30);
         TmuxBridge::start_with(cfg).await.unwrap()
-    }
-}
-
-impl Drop for TmuxServer {
-    fn drop(&mut self) {
-        let _ = self.run(&["kill-server"]);
-        // tmux leaves its socket file behind; remove it too.
-        let base = std::env::var_os("TMUX_TMPDIR").unwrap_or_else(|| "/tmp".into());
-        let uid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap());
-        let path = std::path::Path::new(&base)
-            .join(format!("tmux-{uid}"))
-            .join(&self.socket);
-        let _ = std::fs::remove_file(path);
     }
 }
 
@@ -155,7 +95,7 @@ pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 /// `tmux wait-for -S channel` from the test side (the pane waits on it).
-pub fn signal(server: &TmuxServer, channel: &str) {
+pub fn signal(server: &PrivateTmux, channel: &str) {
     server.tmux(&["wait-for", "-S", channel]);
 }
 
@@ -169,11 +109,10 @@ pub struct DesktopClient {
 
 impl DesktopClient {
     /// Attaches to `target` and waits until tmux confirms the attach.
-    pub async fn attach(server: &TmuxServer, target: &str) -> DesktopClient {
+    pub async fn attach(server: &PrivateTmux, target: &str) -> DesktopClient {
         use tokio::io::AsyncBufReadExt;
-        let mut child = tokio::process::Command::new("tmux")
-            .env_remove("TMUX")
-            .args(["-L", &server.socket, "-C", "attach", "-t", target])
+        let mut child = tokio::process::Command::from(server.command())
+            .args(["-C", "attach", "-t", target])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true)
