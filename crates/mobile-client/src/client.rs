@@ -8,7 +8,7 @@ use rtc_transport::RtcConfig;
 use signaling_client::http::fetch_token;
 use signaling_proto::consts::DEFAULT_API_VERSION;
 
-use crate::connection::PhoneConnection;
+use crate::connection::{CandidateStyle, ConnectOptions, PhoneConnection};
 use crate::error::ClientError;
 use crate::identity::PhoneIdentity;
 use crate::misbehave::Misbehave;
@@ -28,11 +28,16 @@ pub struct PhoneConfig {
     pub api_version: String,
     /// WebRTC settings.
     pub rtc: RtcConfig,
+    /// Where the phone's ICE candidates go: trickled (default) or inside the answer.
+    pub candidates: CandidateStyle,
+    /// Stream v2 (docs/stream-v2.md): fast channel, offsets, resume. On by
+    /// default; off acts as a phone from before it.
+    pub stream_v2: bool,
 }
 
 impl PhoneConfig {
     /// Defaults for a config directory: name "muxlink-phone", no signing secret,
-    /// API `v1`, default WebRTC settings.
+    /// API `v1`, default WebRTC settings, trickled candidates, stream v2 on.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         PhoneConfig {
             dir: dir.into(),
@@ -40,6 +45,8 @@ impl PhoneConfig {
             hmac_secret: String::new(),
             api_version: DEFAULT_API_VERSION.to_owned(),
             rtc: RtcConfig::default(),
+            candidates: CandidateStyle::Trickle,
+            stream_v2: true,
         }
     }
 }
@@ -131,12 +138,17 @@ impl PhoneClient {
         misbehave: Misbehave,
     ) -> Result<PhoneConnection, ClientError> {
         let record = self.pairing()?.ok_or(ClientError::NotPaired)?;
-        PhoneConnection::connect_with(
+        let opts = ConnectOptions {
+            candidates: self.config.candidates,
+            stream_v2: self.config.stream_v2,
+            misbehave,
+        };
+        PhoneConnection::connect_opts(
             signaling,
             &record.host_device_id,
             &record.secret,
             &self.config.rtc,
-            misbehave,
+            opts,
         )
         .await
     }

@@ -4,16 +4,26 @@
 //! until the host has proved it too), and the typed terminal-protocol API with
 //! a bounded event stream.
 //!
+//! With stream v2 (docs/stream-v2.md, on unless [`ConnectOptions::stream_v2`]
+//! is off) the phone opens the unordered fast channel after `auth_ok`,
+//! attaches with offsets, numbers its input, and hands out each output byte
+//! once; [`PhoneConnection::resume_point`] lets the next connection continue
+//! the stream.
+//!
 //! This file holds [`PhoneConnection`] and its connect (offer, answer, then
-//! the channel); `signal_pump` relays signaling and ICE for the connection's
+//! the channel); `gather` writes the candidates into the answer when the
+//! phone does not trickle them; `signal_pump` relays signaling and ICE for the connection's
 //! life, `handshake` is the channel authentication, `requests` the typed
-//! request/response API and `events` the reader that answers requests and
-//! queues everything else.
+//! request/response API, `events` the reader that answers requests and
+//! queues everything else, and `stream` the sans-IO stream v2 core the
+//! reader feeds.
 
 mod events;
+mod gather;
 mod handshake;
 mod requests;
 mod signal_pump;
+mod stream;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,10 +38,13 @@ use crate::error::ClientError;
 use crate::misbehave::Misbehave;
 use crate::signaling::Signaling;
 
-use events::read_events;
+use events::{Reader, Shared};
+pub use gather::{CandidateStyle, GATHER_LIMIT};
 use handshake::handshake;
 use requests::Waiters;
+pub use requests::{AttachOptions, Attachment};
 use signal_pump::{add_candidate, signal_pump};
+pub use stream::{ResumePoint, StreamStats};
 
 /// Wait for the host's offer after `connect_request`.
 const OFFER_TIMEOUT: Duration = Duration::from_secs(15);
@@ -56,11 +69,40 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// How a connection is made, beyond the pairing and the WebRTC settings.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Where the phone's ICE candidates go.
+    pub candidates: CandidateStyle,
+    /// Stream v2 (docs/stream-v2.md): the fast channel, offsets on attach
+    /// and input, resume. On by default; off acts as a phone from before it.
+    pub stream_v2: bool,
+    /// Deliberate deviations (hostile-peer tests).
+    pub misbehave: Misbehave,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            candidates: CandidateStyle::Trickle,
+            stream_v2: true,
+            misbehave: Misbehave::default(),
+        }
+    }
+}
+
 /// An authenticated session with one host.
 pub struct PhoneConnection {
     host_device_id: String,
     peer: RtcPeer,
     channel: RtcChannel,
+    /// The stream v2 fast channel, when opened.
+    fast: Option<RtcChannel>,
+    stream_v2: bool,
+    /// The offset of the next input byte (stream v2); held while sending.
+    input_next: tokio::sync::Mutex<u64>,
+    /// Counters and the resume point, published by the reader.
+    shared: Arc<Mutex<Shared>>,
     waiters: Waiters,
     events: tokio::sync::Mutex<mpsc::Receiver<Event>>,
     state: watch::Receiver<PeerState>,
@@ -80,6 +122,9 @@ impl std::fmt::Debug for PhoneConnection {
 impl Drop for PhoneConnection {
     fn drop(&mut self) {
         self.channel.close();
+        if let Some(fast) = &self.fast {
+            fast.close();
+        }
         for t in &self.tasks {
             t.abort();
         }
@@ -111,9 +156,40 @@ impl PhoneConnection {
         rtc: &RtcConfig,
         misbehave: Misbehave,
     ) -> Result<PhoneConnection, ClientError> {
+        let style = CandidateStyle::Trickle;
+        Self::connect_styled(signaling, host_device_id, secret, rtc, style, misbehave).await
+    }
+
+    /// [`PhoneConnection::connect_with`] with the phone's candidates trickled
+    /// or written into the answer ([`CandidateStyle`]).
+    pub async fn connect_styled(
+        signaling: Arc<Signaling>,
+        host_device_id: &str,
+        secret: &[u8; 32],
+        rtc: &RtcConfig,
+        style: CandidateStyle,
+        misbehave: Misbehave,
+    ) -> Result<PhoneConnection, ClientError> {
+        let opts = ConnectOptions {
+            candidates: style,
+            misbehave,
+            ..ConnectOptions::default()
+        };
+        Self::connect_opts(signaling, host_device_id, secret, rtc, opts).await
+    }
+
+    /// [`PhoneConnection::connect`] with every option ([`ConnectOptions`]).
+    pub async fn connect_opts(
+        signaling: Arc<Signaling>,
+        host_device_id: &str,
+        secret: &[u8; 32],
+        rtc: &RtcConfig,
+        opts: ConnectOptions,
+    ) -> Result<PhoneConnection, ClientError> {
+        let style = opts.candidates;
         let host = host_device_id.to_owned();
         let mut route = signaling.route(&host);
-        let (peer, rtc_events) = RtcPeer::new(rtc).await?;
+        let (peer, mut rtc_events) = RtcPeer::new(rtc).await?;
 
         let mut req = SignalingMessage::new("connect_request");
         req.target_device_id = host.clone();
@@ -148,12 +224,18 @@ impl PhoneConnection {
                 return Err(e.into());
             }
         };
+        let (answer, early_state) = match style {
+            CandidateStyle::Trickle => (answer, None),
+            CandidateStyle::InAnswer { quiet } => {
+                gather::candidates_into_answer(&answer, &mut rtc_events, quiet).await
+            }
+        };
         let mut ans = SignalingMessage::new("sdp_answer");
         ans.target_device_id = host.clone();
         ans.sdp = answer;
         signaling.send(ans).await?;
 
-        let (state_tx, state_rx) = watch::channel(PeerState::New);
+        let (state_tx, state_rx) = watch::channel(early_state.unwrap_or(PeerState::New));
         let (chan_tx, chan_rx) = oneshot::channel();
         let pump = tokio::spawn(signal_pump(
             Arc::clone(&signaling),
@@ -165,16 +247,7 @@ impl PhoneConnection {
             chan_tx,
         ));
 
-        let result = Self::finish(
-            peer.clone(),
-            chan_rx,
-            state_rx,
-            host,
-            secret,
-            misbehave,
-            pump,
-        )
-        .await;
+        let result = Self::finish(peer.clone(), chan_rx, state_rx, host, secret, opts, pump).await;
         if result.is_err() {
             peer.close().await;
         }
@@ -187,7 +260,7 @@ impl PhoneConnection {
         state: watch::Receiver<PeerState>,
         host: String,
         secret: &[u8; 32],
-        misbehave: Misbehave,
+        opts: ConnectOptions,
         pump: JoinHandle<()>,
     ) -> Result<PhoneConnection, ClientError> {
         let abort_pump = scopeguard(pump);
@@ -199,21 +272,38 @@ impl PhoneConnection {
         .await
         .map_err(|_| ClientError::Timeout("the data channel"))??;
 
-        handshake(&peer, &channel, secret, &misbehave).await?;
+        handshake(&peer, &channel, secret, &opts.misbehave).await?;
+        let stream_v2 = opts.stream_v2;
+        // Stream v2 §4: the fast channel only once auth_ok verified.
+        let fast = if stream_v2 && !opts.misbehave.skip_auth_wait {
+            open_fast(&peer).await
+        } else {
+            None
+        };
 
         let waiters: Waiters = Arc::default();
+        let shared: Arc<Mutex<Shared>> = Arc::default();
         let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
         let (closed_tx, closed_rx) = watch::channel(false);
-        let reader = tokio::spawn(read_events(
-            channel.clone(),
-            Arc::clone(&waiters),
-            ev_tx,
-            closed_tx,
-        ));
+        let reader = tokio::spawn(
+            Reader {
+                channel: channel.clone(),
+                fast: fast.clone(),
+                waiters: Arc::clone(&waiters),
+                events: ev_tx,
+                closed: closed_tx,
+                shared: Arc::clone(&shared),
+            }
+            .run(),
+        );
         Ok(PhoneConnection {
             host_device_id: host,
             peer,
             channel,
+            fast,
+            stream_v2,
+            input_next: tokio::sync::Mutex::new(0),
+            shared,
             waiters,
             events: tokio::sync::Mutex::new(ev_rx),
             state,
@@ -237,6 +327,32 @@ impl PhoneConnection {
         self.channel.is_closed()
     }
 
+    /// Whether this connection speaks stream v2 (it asks; an old host
+    /// answers without offsets and everything works as before).
+    pub fn stream_v2(&self) -> bool {
+        self.stream_v2
+    }
+
+    /// True while the stream v2 fast channel is open.
+    pub fn fast_channel_open(&self) -> bool {
+        self.fast.as_ref().is_some_and(RtcChannel::is_open)
+    }
+
+    /// The stream v2 counters so far: bytes skipped, snapshots, duplicates
+    /// dropped, fast copies applied and sent.
+    pub fn stream_stats(&self) -> StreamStats {
+        lock(&self.shared).stats()
+    }
+
+    /// The pane this connection is attached to (with offsets) and the offset
+    /// after the last output byte handed to [`PhoneConnection::next_event`];
+    /// kept after the connection closes. Drain `next_event` to `None` first,
+    /// then pass it to [`PhoneConnection::resume`] on the next connection
+    /// and the byte stream continues exactly. `None` without stream v2.
+    pub fn resume_point(&self) -> Option<ResumePoint> {
+        lock(&self.shared).resume_point.clone()
+    }
+
     /// The largest message the host accepts.
     pub fn max_message_size(&self) -> usize {
         self.channel.remote_max_message_size()
@@ -252,6 +368,9 @@ impl PhoneConnection {
 
     /// Closes the DataChannel and the peer connection.
     pub async fn close(&self) {
+        if let Some(fast) = &self.fast {
+            fast.close();
+        }
         self.channel.close();
         self.peer.close().await;
     }
@@ -261,6 +380,13 @@ impl PhoneConnection {
         let mut c = self.closed.clone();
         let _ = c.wait_for(|c| *c).await;
     }
+}
+
+/// Opens the fast channel (unordered, no retransmissions); without it the
+/// connection works as before, only without early copies. Not opened yet:
+/// rtc-transport cannot create an unordered channel so far.
+async fn open_fast(_peer: &RtcPeer) -> Option<RtcChannel> {
+    None
 }
 
 fn closed_or(e: rtc_transport::RtcError) -> ClientError {

@@ -18,8 +18,15 @@
 //!   `signaling_client::ws::dial`, proxy environment included) with presence and routing.
 //! - `connection`: [`PhoneConnection`], connect/answer, channel authentication v2
 //!   (nothing is sent after our proof until the host's verifies) and the typed API;
-//!   split into `connection::signal_pump`, `connection::handshake`,
-//!   `connection::requests` and `connection::events` (the reader).
+//!   split into `connection::gather` (candidates trickled or in the answer: [`CandidateStyle`]),
+//!   `connection::signal_pump`, `connection::handshake`,
+//!   `connection::requests` and `connection::events` (the reader, which feeds
+//!   `connection::stream`, the sans-IO stream v2 core). Stream v2
+//!   (docs/stream-v2.md) is on by default ([`PhoneConfig::stream_v2`]): the
+//!   fast channel after `auth_ok`, attach with offsets, numbered input sent
+//!   first as fast copies, each output byte handed out once
+//!   ([`StreamStats`]), and [`PhoneConnection::resume`] from an earlier
+//!   connection's [`ResumePoint`].
 //! - `misbehave`: [`Misbehave`], test-only deviations for hostile-peer tests.
 //! - `client`: [`PhoneClient`], all of the above over one config directory.
 //! - `cli`: [`cli::main_entry`], the `muxlink-phone` command line (the binary calls it).
@@ -44,7 +51,10 @@ mod signaling;
 mod store;
 
 pub use client::{PhoneClient, PhoneConfig};
-pub use connection::{INFLATE_FAILED, INVALID_EVENT, PhoneConnection};
+pub use connection::{
+    AttachOptions, Attachment, CandidateStyle, ConnectOptions, GATHER_LIMIT, INFLATE_FAILED,
+    INVALID_EVENT, PhoneConnection, ResumePoint, StreamStats,
+};
 pub use error::ClientError;
 pub use identity::PhoneIdentity;
 pub use misbehave::{MacBehaviour, Misbehave};

@@ -1,14 +1,17 @@
 //! The typed request/response API of [`PhoneConnection`]: each request
 //! that has an answer registers what it expects, the event reader hands it
-//! the first matching event, and a bounded number may wait at once.
+//! the first matching event, and a bounded number may wait at once. With
+//! stream v2 an attach asks for offsets (and may resume), and input is
+//! numbered per connection, each small one sent first as a fast copy.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use terminal_protocol::{Attach, Event, MAX_INPUT_SIZE, Request, Session};
+use terminal_protocol::{Attach, Event, MAX_FAST_COPY, MAX_INPUT_SIZE, Request, Session};
 use tokio::sync::oneshot;
 
+use super::stream::ResumePoint;
 use super::{MAX_WAITERS, PhoneConnection, REQUEST_TIMEOUT, closed_or, lock};
 use crate::error::ClientError;
 
@@ -60,6 +63,7 @@ impl PhoneConnection {
 
     /// `attach` to `pane_id` at `cols`×`rows`; with `compress`, asks for deflate
     /// (output events are inflated before they reach [`PhoneConnection::next_event`]).
+    /// With stream v2 on, asks for offsets (see [`PhoneConnection::attach_with`]).
     pub async fn attach(
         &self,
         pane_id: &str,
@@ -68,34 +72,111 @@ impl PhoneConnection {
         reattach: bool,
         compress: bool,
     ) -> Result<(), ClientError> {
+        let opts = AttachOptions {
+            reattach,
+            compress,
+            resume_from: None,
+        };
+        self.attach_with(pane_id, cols, rows, &opts)
+            .await
+            .map(|_| ())
+    }
+
+    /// `attach` with every option, returning what `attached` said. With
+    /// stream v2 on (the default, [`crate::PhoneConfig::stream_v2`]) it
+    /// sends `offsets: true` and, when given, `resumeFrom`; output then
+    /// reaches [`PhoneConnection::next_event`] as the applied byte stream
+    /// (each byte once, whichever channel brought it first).
+    pub async fn attach_with(
+        &self,
+        pane_id: &str,
+        cols: u16,
+        rows: u16,
+        opts: &AttachOptions,
+    ) -> Result<Attachment, ClientError> {
+        let resume_from = opts.resume_from.filter(|_| self.stream_v2);
+        lock(&self.shared).resume_asked = resume_from;
         let req = Request::Attach(Attach {
             pane_id: pane_id.to_owned(),
             cols,
             rows,
-            reattach,
-            compression: compress.then(|| "deflate".to_owned()),
-            offsets: false,
-            resume_from: None,
+            reattach: opts.reattach,
+            compression: opts.compress.then(|| "deflate".to_owned()),
+            offsets: self.stream_v2,
+            resume_from,
         });
         match self.request(req, Expect::Attached).await? {
-            Event::Attached { .. } => Ok(()),
+            Event::Attached {
+                pane_id,
+                compression,
+                offset,
+                resumed,
+            } => Ok(Attachment {
+                pane_id,
+                compression,
+                offset,
+                resumed,
+            }),
             Event::PaneClosed { pane_id } => Err(ClientError::PaneClosed(pane_id)),
             other => Err(unexpected(other)),
         }
     }
 
+    /// Re-attaches, on this (new) connection, to the pane an earlier
+    /// connection was attached to, continuing its byte stream at `point`
+    /// ([`PhoneConnection::resume_point`] of the earlier connection, read
+    /// after draining its events): `attach{reattach, offsets, resumeFrom}`.
+    /// If the host still holds those bytes, `resumed` is true and the stream
+    /// continues exactly; otherwise a snapshot comes first and the bytes in
+    /// between count as skipped ([`crate::StreamStats::bytes_skipped`]).
+    pub async fn resume(
+        &self,
+        point: &ResumePoint,
+        cols: u16,
+        rows: u16,
+        compress: bool,
+    ) -> Result<Attachment, ClientError> {
+        let opts = AttachOptions {
+            reattach: true,
+            compress,
+            resume_from: Some(point.next),
+        };
+        self.attach_with(&point.pane_id, cols, rows, &opts).await
+    }
+
     /// `input`: sends the bytes in order, split into ≤ 16 384-byte messages.
+    /// With stream v2, each message carries its offset in this connection's
+    /// input stream, and one of at most 1 024 bytes goes first as a fast
+    /// copy (the host applies whichever copy arrives first, once).
     pub async fn input(&self, data: &[u8]) -> Result<(), ClientError> {
         for chunk in data.chunks(MAX_INPUT_SIZE) {
-            self.send_request(&Request::Input {
-                data: chunk.to_vec(),
-                offset: None,
-            })
-            .await?;
+            self.input_message(chunk).await?;
         }
         Ok(())
     }
 
+    async fn input_message(&self, data: &[u8]) -> Result<(), ClientError> {
+        if !self.stream_v2 {
+            return self.send_encoded(&Request::input(data).encode()).await;
+        }
+        // Held across both sends: offsets go out in the order they are taken.
+        let mut next = self.input_next.lock().await;
+        let bytes = Request::Input {
+            data: data.to_vec(),
+            offset: Some(*next),
+        }
+        .encode();
+        // An offset is never reused for other bytes, even when a send fails
+        // after the fast copy may have gone out.
+        *next += data.len() as u64;
+        if data.len() <= MAX_FAST_COPY
+            && let Some(fast) = &self.fast
+            && fast.is_open()
+        {
+            lock(&self.shared).fast_inputs_sent += 1;
+        }
+        self.send_encoded(&bytes).await
+    }
     /// `resize` (silent on success; failures arrive as `error` events).
     pub async fn resize(&self, cols: u16, rows: u16) -> Result<(), ClientError> {
         self.send_request(&Request::Resize { cols, rows }).await
@@ -137,9 +218,20 @@ impl PhoneConnection {
         Ok(started.elapsed())
     }
 
-    /// Sends one request without waiting for any answer.
+    /// Sends one request without waiting for any answer. With stream v2, an
+    /// `input` without an offset is numbered (and copied) as by
+    /// [`PhoneConnection::input`].
     pub async fn send_request(&self, req: &Request) -> Result<(), ClientError> {
-        self.channel.send(&req.encode()).await.map_err(closed_or)
+        if let Request::Input { data, offset: None } = req
+            && self.stream_v2
+        {
+            return self.input_message(data).await;
+        }
+        self.send_encoded(&req.encode()).await
+    }
+
+    async fn send_encoded(&self, bytes: &[u8]) -> Result<(), ClientError> {
+        self.channel.send(bytes).await.map_err(closed_or)
     }
 
     /// Test hook: sends arbitrary bytes as one DataChannel message (garbage,
@@ -167,6 +259,32 @@ impl PhoneConnection {
             ev => Ok(ev),
         }
     }
+}
+
+/// How [`PhoneConnection::attach_with`] attaches.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttachOptions {
+    /// `reattach`: the host sends a snapshot first (unless it resumes).
+    pub reattach: bool,
+    /// Ask for deflate.
+    pub compress: bool,
+    /// Stream v2: continue the pane's stream at this offset (§5); ignored
+    /// with stream v2 off.
+    pub resume_from: Option<u64>,
+}
+
+/// What the host's `attached` said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    /// The pane.
+    pub pane_id: String,
+    /// `Some("deflate")` iff compression was negotiated.
+    pub compression: Option<String>,
+    /// Stream v2: where the pane's stream continues (`None`: the host does
+    /// not speak stream v2, or it was not asked for).
+    pub offset: Option<u64>,
+    /// Stream v2: `resumeFrom` was honoured; no snapshot follows.
+    pub resumed: bool,
 }
 
 fn unexpected(ev: Event) -> ClientError {
