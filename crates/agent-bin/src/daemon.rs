@@ -1,17 +1,19 @@
 //! `muxlink run`: the agent daemon. Wires the signaling client, the peer manager
 //! and the protocol handler over the tmux bridge; handles SIGTERM/SIGINT (close
 //! peers, release pane sizes, exit 0), SIGUSR2 (reload pairing) and SIGUSR1 (wake
-//! signaling); keeps the status file current.
+//! signaling); keeps the status file current. One task reads the client's typed
+//! signals and dispatches them by variant: the phone's new name to the store,
+//! peer signaling to the peer manager.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use peer_manager::{MessageSender, PeerManager, SendError};
+use peer_manager::{MessageSender, PeerManager, PeerManagerConfig, SendError};
 use rtc_transport::RtcConfig;
-use signaling_client::{Identity, SignalingClient};
-use signaling_proto::SignalingMessage;
+use signaling_client::{ClientConfig, Identity, Signal, SignalingClient};
 use tmux_bridge::TmuxBridge;
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -26,11 +28,11 @@ use crate::store::{self, Store};
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
 /// Adapts the signaling client to the peer manager's sink.
-struct SignalingSink(Arc<SignalingClient>);
+struct SignalingSink(SignalingClient);
 
 impl MessageSender for SignalingSink {
-    fn send(&self, msg: SignalingMessage) -> Result<(), SendError> {
-        self.0.send(msg).map_err(|e| SendError(e.to_string()))
+    fn send(&self, signal: Signal) -> Result<(), SendError> {
+        self.0.send(signal).map_err(|e| SendError(e.to_string()))
     }
 }
 
@@ -59,59 +61,40 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
     })?;
     let handler = Handler::new(bridge.clone());
 
-    // The signaling handler needs the peer manager and vice versa.
-    let pm_cell: Arc<OnceLock<Arc<PeerManager>>> = Arc::new(OnceLock::new());
-    let on_signal: Arc<dyn Fn(SignalingMessage) + Send + Sync> = {
-        let pm_cell = pm_cell.clone();
-        let store = store.clone();
-        Arc::new(move |msg: SignalingMessage| {
-            let Some(pm) = pm_cell.get() else { return };
-            match msg.kind.as_str() {
-                "mobile_name_updated" => update_name(&store, &msg.device_id, &msg.name),
-                "connect_request" | "sdp_answer" | "ice_candidate" | "presence_ack" => {
-                    pm.handle_signaling_message(msg)
-                }
-                other => tracing::debug!(kind = other, "signaling message ignored"),
-            }
-        })
-    };
-    let client = SignalingClient::new(
-        Identity::from_signing_key(key),
-        &server,
-        &cfg.host_name,
-        on_signal,
-        &cfg.hmac_secret,
-    );
-    client.set_api_version(&cfg.api_version);
-    peer_manager::ice_servers::set_api_version(&cfg.api_version);
+    let (client, driver, incoming) = SignalingClient::new(ClientConfig {
+        hmac_secret: cfg.hmac_secret.clone(),
+        api_version: cfg.api_version.clone(),
+        ..ClientConfig::new(Identity::from_signing_key(key), &server, &cfg.host_name)
+    });
     let jwt_fn: peer_manager::JwtFn = {
         let c = client.clone();
         Arc::new(move || c.jwt().unwrap_or_default())
     };
+    let secret_loader: peer_manager::SecretLoader = {
+        let store = store.clone();
+        Arc::new(move |id: &str| store.load_secret(id))
+    };
     let pm = PeerManager::new(
+        PeerManagerConfig {
+            hmac_secret: cfg.hmac_secret.clone(),
+            api_version: cfg.api_version.clone(),
+            max_peers: cfg.max_peers,
+            relay_only: cfg.relay_only,
+            stun_url: cfg.stun_url.clone(),
+            rtc_override: cfg.loopback_only.then(|| RtcConfig {
+                loopback_only: true,
+                ..RtcConfig::default()
+            }),
+            allowed_device_id: store.allowed_device_id(),
+            secret_loader: Some(secret_loader),
+            ..PeerManagerConfig::new(&server)
+        },
         Arc::new(SignalingSink(client.clone())),
-        &server,
         jwt_fn,
         Arc::new(handler.clone()),
-        &cfg.hmac_secret,
     );
-    pm.set_max_peers(cfg.max_peers);
-    pm.set_relay_only(cfg.relay_only);
-    if let Some(url) = &cfg.stun_url {
-        pm.set_stun_url(url);
-    }
-    if cfg.loopback_only {
-        pm.set_rtc_config_override(RtcConfig {
-            loopback_only: true,
-            ..RtcConfig::default()
-        });
-    }
-    pm.set_allowed_device_id(&store.allowed_device_id());
-    {
-        let store = store.clone();
-        pm.set_secret_loader(Arc::new(move |id: &str| store.load_secret(id)));
-    }
-    let _ = pm_cell.set(pm.clone());
+    // Reads what the server sends until the driver ends.
+    let dispatcher = tokio::spawn(dispatch_signals(incoming, pm.clone(), store.clone()));
 
     let cancel = CancellationToken::new();
     // Subscribed before the client runs, so its first transitions (connecting,
@@ -119,11 +102,7 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
     let mut sig_state = client.subscribe_state();
     // Peers connecting, changing state or going away refresh the status too.
     let mut peer_changes = pm.subscribe_changes();
-    let mut run_task = tokio::spawn({
-        let client = client.clone();
-        let cancel = cancel.clone();
-        async move { client.run(cancel).await }
-    });
+    let mut run_task = tokio::spawn(driver.run(cancel.clone()));
 
     let sig = |k: SignalKind| {
         signal(k).map_err(|e| CliError::Other(format!("cannot install signal handlers: {e}")))
@@ -226,9 +205,31 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
     if !run_task.is_finished() {
         let _ = tokio::time::timeout(SHUTDOWN_WAIT, &mut run_task).await;
     }
+    dispatcher.abort();
     let _ = std::fs::remove_file(&status_path);
     tracing::info!("agent stopped");
     outcome
+}
+
+/// Dispatches every signal from the server by variant until the driver ends:
+/// the phone's new name to the store, `connect_request`, the phone's answer
+/// and candidates (and presence acks) to the peer manager; the rest is
+/// logged and ignored.
+async fn dispatch_signals(
+    mut incoming: mpsc::Receiver<Signal>,
+    pm: Arc<PeerManager>,
+    store: Store,
+) {
+    while let Some(signal) = incoming.recv().await {
+        match signal {
+            Signal::MobileNameUpdated { device_id, name } => update_name(&store, &device_id, &name),
+            signal @ (Signal::ConnectRequest { .. }
+            | Signal::SdpAnswer { .. }
+            | Signal::IceCandidate { .. }
+            | Signal::PresenceAck) => pm.handle_signaling_message(signal),
+            other => tracing::debug!(kind = other.kind(), "signaling message ignored"),
+        }
+    }
 }
 
 /// Applies `mobile_name_updated` when it is about our paired device.

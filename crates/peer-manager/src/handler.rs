@@ -3,17 +3,17 @@
 
 use std::sync::Arc;
 
-use signaling_proto::SignalingMessage;
+use signaling_proto::Signal;
 use terminal_protocol::Request;
 
 use crate::error::SendError;
 use crate::peer::Peer;
 
-/// Sends signaling messages (SDP, ICE, rejections) towards the server.
+/// Sends typed signaling messages (SDP, ICE, rejections) towards the server.
 /// Must not block: implementations queue or fail.
 pub trait MessageSender: Send + Sync {
     /// Hand one message to the signaling connection.
-    fn send(&self, msg: SignalingMessage) -> Result<(), SendError>;
+    fn send(&self, signal: Signal) -> Result<(), SendError>;
 }
 
 /// Receives requests of authenticated peers.

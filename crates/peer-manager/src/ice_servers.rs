@@ -1,14 +1,14 @@
 //! ICE server list for new peers: `GET /turn/credentials` (Bearer JWT + signed
 //! headers, through `signaling_client::http`'s one signed call path on the
-//! process's API version), cached 10 min process-wide, STUN-only fallback on
-//! any failure.
+//! API version of the manager's configuration), cached 10 min process-wide,
+//! STUN-only fallback on any failure.
 
-use std::sync::{Mutex, RwLock};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use rtc_transport::IceServer;
 use signaling_proto::TurnCredentials;
-use signaling_proto::consts::{DEFAULT_API_VERSION, TURN_CACHE_TTL};
+use signaling_proto::consts::TURN_CACHE_TTL;
 
 /// Default STUN port used for the fallback URL.
 pub const DEFAULT_STUN_PORT: u16 = 3478;
@@ -16,31 +16,12 @@ pub const DEFAULT_STUN_PORT: u16 = 3478;
 /// A successful fetch, shared by all peers of the process.
 struct Cached {
     server_url: String,
+    api_version: String,
     fetched_at: Instant,
     servers: Vec<IceServer>,
 }
 
 static CACHE: Mutex<Option<Cached>> = Mutex::new(None);
-
-/// The API version of the fetch; `None` = [`DEFAULT_API_VERSION`].
-static API_VERSION: RwLock<Option<String>> = RwLock::new(None);
-
-/// Sets the signaling API version the TURN fetch uses, for the whole process
-/// (like the cache: one agent per process). The agent calls it with its
-/// configured `api_version` before peers are made.
-pub fn set_api_version(version: &str) {
-    if let Ok(mut v) = API_VERSION.write() {
-        *v = Some(version.to_owned());
-    }
-}
-
-fn api_version() -> String {
-    API_VERSION
-        .read()
-        .ok()
-        .and_then(|v| v.clone())
-        .unwrap_or_else(|| DEFAULT_API_VERSION.to_owned())
-}
 
 /// Why a fetch failed (logged; the caller falls back to STUN).
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +40,7 @@ pub enum FetchError {
 /// The fallback STUN URL for `server_url`: `stun:<host>:3478`, which the
 /// bundled server (`muxlink serve`) answers with its STUN responder. The
 /// agent replaces it with `stun_url` / `MUXLINK_STUN_URL` through
-/// `PeerManager::set_stun_url`.
+/// `PeerManagerConfig::stun_url`.
 pub fn default_stun_url(server_url: &str) -> String {
     let rest = server_url
         .split_once("://")
@@ -90,32 +71,41 @@ pub fn stun_only(stun_url: &str) -> Vec<IceServer> {
     }]
 }
 
-/// Cached servers for `server_url`, if still fresh at `now`.
-fn cached(server_url: &str, now: Instant) -> Option<Vec<IceServer>> {
+/// Cached servers for `server_url` on `api_version`, if still fresh at `now`.
+fn cached(server_url: &str, api_version: &str, now: Instant) -> Option<Vec<IceServer>> {
     let guard = CACHE.lock().ok()?;
     let c = guard.as_ref()?;
-    (c.server_url == server_url && now.saturating_duration_since(c.fetched_at) < TURN_CACHE_TTL)
+    (c.server_url == server_url
+        && c.api_version == api_version
+        && now.saturating_duration_since(c.fetched_at) < TURN_CACHE_TTL)
         .then(|| c.servers.clone())
 }
 
-/// ICE servers for a new peer: cache, else fetch (blocking HTTP on the blocking
-/// pool), else STUN only at `stun_url`.
+/// ICE servers for a new peer: cache, else fetch on `api_version` (blocking
+/// HTTP on the blocking pool), else STUN only at `stun_url`.
 pub async fn ice_servers(
     server_url: &str,
+    api_version: &str,
     jwt: String,
     hmac_secret: &str,
     stun_url: &str,
 ) -> Vec<IceServer> {
-    if let Some(s) = cached(server_url, Instant::now()) {
+    if let Some(s) = cached(server_url, api_version, Instant::now()) {
         return s;
     }
-    let (url, secret) = (server_url.to_owned(), hmac_secret.to_owned());
-    let fetched = tokio::task::spawn_blocking(move || fetch_blocking(&url, &jwt, &secret)).await;
+    let (url, version, secret) = (
+        server_url.to_owned(),
+        api_version.to_owned(),
+        hmac_secret.to_owned(),
+    );
+    let fetched =
+        tokio::task::spawn_blocking(move || fetch_blocking(&url, &version, &jwt, &secret)).await;
     match fetched {
         Ok(Ok(servers)) => {
             if let Ok(mut guard) = CACHE.lock() {
                 *guard = Some(Cached {
                     server_url: server_url.to_owned(),
+                    api_version: api_version.to_owned(),
                     fetched_at: Instant::now(),
                     servers: servers.clone(),
                 });
@@ -133,9 +123,10 @@ pub async fn ice_servers(
     }
 }
 
-/// One blocking `GET /turn/credentials`.
+/// One blocking `GET /turn/credentials` on `api_version`.
 pub fn fetch_blocking(
     server_url: &str,
+    api_version: &str,
     jwt: &str,
     hmac_secret: &str,
 ) -> Result<Vec<IceServer>, FetchError> {
@@ -145,7 +136,7 @@ pub fn fetch_blocking(
     let creds: TurnCredentials = signaling_client::http::signed_json::<(), _>(
         "GET",
         server_url,
-        &api_version(),
+        api_version,
         "/turn/credentials",
         hmac_secret,
         Some(jwt),
@@ -184,7 +175,7 @@ mod tests {
     #[test]
     fn missing_jwt_fails_without_network() {
         assert!(matches!(
-            fetch_blocking("http://127.0.0.1:9", "", ""),
+            fetch_blocking("http://127.0.0.1:9", "v1", "", ""),
             Err(FetchError::NoJwt)
         ));
     }
@@ -219,7 +210,14 @@ mod tests {
         let (url, server) = one_shot_server(
             r#"{"urls":["turn:127.0.0.1:3478","stun:127.0.0.1:3478"],"username":"1700003600:dev","credential":"c2VjcmV0"}"#,
         );
-        let s = ice_servers(&url, "the.jwt".into(), "test-hmac-secret", "stun:x:3478").await;
+        let s = ice_servers(
+            &url,
+            "v1",
+            "the.jwt".into(),
+            "test-hmac-secret",
+            "stun:x:3478",
+        )
+        .await;
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].urls.len(), 2);
         assert_eq!(s[0].username, "1700003600:dev");
@@ -252,12 +250,21 @@ mod tests {
         )
         .unwrap();
         // The server is gone: a second peer within 10 min still gets the cached list.
-        let again = ice_servers(&url, "the.jwt".into(), "test-hmac-secret", "stun:x:3478").await;
+        let again = ice_servers(
+            &url,
+            "v1",
+            "the.jwt".into(),
+            "test-hmac-secret",
+            "stun:x:3478",
+        )
+        .await;
         assert_eq!(again[0].username, "1700003600:dev");
         // Once stale, the cache is bypassed (and the failed fetch falls back to STUN).
         let stale = Instant::now() + TURN_CACHE_TTL;
-        assert!(cached(&url, stale).is_none());
-        assert!(cached(&url, Instant::now()).is_some());
+        assert!(cached(&url, "v1", stale).is_none());
+        assert!(cached(&url, "v1", Instant::now()).is_some());
+        // Another API version is another endpoint: not served from this cache.
+        assert!(cached(&url, "v2", Instant::now()).is_none());
     }
 
     #[tokio::test]
@@ -265,6 +272,7 @@ mod tests {
         // Port 9 (discard) on loopback is closed: the fetch fails fast.
         let s = ice_servers(
             "http://127.0.0.1:9",
+            "v1",
             "jwt".into(),
             "",
             "stun:127.0.0.1:3478",

@@ -1,8 +1,11 @@
 //! WebRTC peers of the host agent: admission, offer/answer, trickle ICE, channel
 //! authentication, lifecycle timers and cleanup.
 //!
-//! The host is always the offerer. [`PeerManager`] takes the signaling messages of
-//! the host's signaling connection, admits the paired phone (peer-lifecycle.md §1)
+//! The host is always the offerer. [`PeerManager`], built once from a
+//! [`PeerManagerConfig`] (server, API version of the TURN fetch, limits, ICE
+//! settings, timers, secret loader; only the allowed device changes later),
+//! takes the typed signals ([`signaling_proto::Signal`]) of the host's
+//! signaling connection, admits the paired phone (peer-lifecycle.md §1)
 //! and spawns ONE task per peer. That task owns the peer connection (through
 //! `rtc-transport`, with the ordered reliable DataChannel `terminal`) and drives
 //! the peer's [`PeerCore`](core::PeerCore): one sans-IO state machine from the
@@ -26,15 +29,17 @@
 //!   reported) only while it is its device's current peer.
 //! - `throttle` — pure per-phone `connect_request` rate (burst 6, then 1/s);
 //!   requests over it are dropped with a log (the spec has no reason for them).
-//! - `manager` — [`PeerManager`]: admission, routing to peer inboxes, the peer
-//!   map, `close_all`; `manager/reports` applies the tasks' close reports,
-//!   `manager/tunables` holds the setters.
+//! - `manager` — [`PeerManager`]: admission, routing to peer inboxes (by
+//!   [`Signal`](signaling_proto::Signal) variant), the peer map, `close_all`;
+//!   `manager/reports` applies the tasks' close reports.
 //! - `task` — the per-peer tokio task: select over inbox, WebRTC events, channel,
 //!   timeout and close; performs the core's actions; reports the close up.
 //! - `dispatch` — the per-peer dispatcher task in front of the handler.
-//! - `events`, `config` — what a task reports up, and what it is given.
+//! - `events`, `config` — what a task reports up; [`PeerManagerConfig`] and
+//!   what a task is given.
 //! - `peer` — [`Peer`]: the handler's handle (send with backpressure and size limit, close).
-//! - `ice_servers` — TURN credential fetch, 10 min process-wide cache, STUN fallback.
+//! - `ice_servers` — TURN credential fetch on the configured API version,
+//!   10 min process-wide cache, STUN fallback.
 //! - `handler`, `error` — the [`MessageSender`] / [`ProtocolHandler`] seams, errors.
 //!
 //! Core call contract ([`PeerCore`](core::PeerCore)): feed every input with the
@@ -61,8 +66,8 @@ mod peer;
 mod task;
 pub mod throttle;
 
-pub use config::NonceSource;
+pub use config::{DisconnectHook, NonceSource, PeerManagerConfig, SecretLoader};
 pub use error::{PeerError, SendError};
 pub use handler::{MessageSender, ProtocolHandler};
-pub use manager::{DisconnectHook, JwtFn, PeerManager, SecretLoader};
+pub use manager::{JwtFn, PeerManager};
 pub use peer::Peer;

@@ -134,6 +134,7 @@ async fn build(source: &RtcSource) -> Result<(Link, mpsc::Receiver<RtcEvent>), S
         RtcSource::Fixed(c) => c.clone(),
         RtcSource::Fetch {
             server_url,
+            api_version,
             jwt,
             hmac_secret,
             stun_url,
@@ -141,6 +142,7 @@ async fn build(source: &RtcSource) -> Result<(Link, mpsc::Receiver<RtcEvent>), S
         } => RtcConfig {
             ice_servers: crate::ice_servers::ice_servers(
                 server_url,
+                api_version,
                 jwt.clone(),
                 hmac_secret,
                 stun_url,
@@ -361,7 +363,7 @@ impl Driver {
         if self.peer.is_silenced() {
             return false;
         }
-        match self.signaling.send(m) {
+        match self.signaling.send(m.into()) {
             Ok(()) => true,
             Err(e) => {
                 tracing::warn!(

@@ -6,27 +6,38 @@
 mod harness;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use harness::*;
-use peer_manager::PeerError;
+use peer_manager::{PeerError, PeerManagerConfig};
+use signaling_proto::Signal;
 use terminal_protocol::{Event, Request};
 
 const SECRET: [u8; 32] = [0x42; 32];
 const PHONE: &str = "phone000000000000000000000000001";
 const PHONE2: &str = "phone000000000000000000000000002";
 
-async fn setup() -> (
+type Setup = (
     Arc<Net>,
     Arc<peer_manager::PeerManager>,
     Arc<TestHandler>,
     tokio::sync::mpsc::Receiver<Seen>,
-) {
+);
+
+/// A host allowing [`PHONE`] with [`SECRET`], its configuration adjusted by
+/// `adjust` before it is built.
+async fn setup_with(adjust: impl FnOnce(&mut PeerManagerConfig)) -> Setup {
     let (net, sink) = Net::new();
     let (handler, seen) = TestHandler::new();
-    let pm = net.host(sink, handler.clone(), PHONE, SECRET);
+    let mut config = Net::host_config(PHONE, SECRET);
+    adjust(&mut config);
+    let pm = net.host(sink, handler.clone(), config);
     (net, pm, handler, seen)
+}
+
+async fn setup() -> Setup {
+    setup_with(|_| {}).await
 }
 
 async fn ping_pong(ch: &rtc_transport::RtcChannel) {
@@ -117,8 +128,8 @@ async fn wrong_device_is_rejected_not_paired() {
 
 #[tokio::test]
 async fn missing_secret_is_rejected_not_paired() {
-    let (net, pm, _h, _seen) = setup().await;
-    pm.set_secret_loader(Arc::new(|_id: &str| None));
+    let (net, pm, _h, _seen) =
+        setup_with(|c| c.secret_loader = Some(Arc::new(|_id: &str| None))).await;
     let mut phone = Phone::new(&net, PHONE, PhoneOpts::default());
     phone.connect_request().await;
     assert_eq!(phone.rejection().await, "not_paired");
@@ -127,17 +138,19 @@ async fn missing_secret_is_rejected_not_paired() {
 
 #[tokio::test]
 async fn setup_failure_is_rejected_internal_error() {
-    let (net, pm, _h, _seen) = setup().await;
     // An ICE server URL the WebRTC stack refuses makes peer creation fail.
-    pm.set_rtc_config_override(rtc_transport::RtcConfig {
-        ice_servers: vec![rtc_transport::IceServer {
-            urls: vec!["not-a-url".into()],
-            username: String::new(),
-            credential: String::new(),
-        }],
-        loopback_only: true,
-        ..rtc_transport::RtcConfig::default()
-    });
+    let (net, pm, _h, _seen) = setup_with(|c| {
+        c.rtc_override = Some(rtc_transport::RtcConfig {
+            ice_servers: vec![rtc_transport::IceServer {
+                urls: vec!["not-a-url".into()],
+                username: String::new(),
+                credential: String::new(),
+            }],
+            loopback_only: true,
+            ..rtc_transport::RtcConfig::default()
+        })
+    })
+    .await;
     let mut phone = Phone::new(&net, PHONE, PhoneOpts::default());
     phone.connect_request().await;
     assert_eq!(phone.rejection().await, "internal_error");
@@ -160,13 +173,18 @@ async fn second_device_at_max_peers_is_rejected_already_connected() {
 
 #[tokio::test]
 async fn connect_requests_over_the_phones_rate_build_no_peer() {
-    let (net, pm, handler, _seen) = setup().await;
-    // A long interval: nothing refills while the test runs.
-    pm.set_connect_rate(3, Duration::from_secs(3600));
+    // A long interval: nothing refills while the test runs. Two peers, for
+    // the second phone below.
+    let (net, pm, handler, _seen) = setup_with(|c| {
+        c.connect_burst = 3;
+        c.connect_interval = Duration::from_secs(3600);
+        c.max_peers = 2;
+    })
+    .await;
     let connect = |pm: &peer_manager::PeerManager| {
-        let mut m = signaling_proto::SignalingMessage::new("connect_request");
-        m.target_device_id = PHONE.to_owned();
-        pm.handle_signaling_message(m);
+        pm.handle_signaling_message(Signal::ConnectRequest {
+            target_device_id: PHONE.to_owned(),
+        });
     };
     // Admission and the map insert happen inside the call, so each admitted
     // request leaves a new peer behind at once.
@@ -186,11 +204,10 @@ async fn connect_requests_over_the_phones_rate_build_no_peer() {
     }
     assert_eq!(pm.peer_count(), 1);
     // The rate is per phone: another allowed phone still gets its peer.
-    pm.set_max_peers(2);
     pm.set_allowed_device_id(PHONE2);
-    let mut m = signaling_proto::SignalingMessage::new("connect_request");
-    m.target_device_id = PHONE2.to_owned();
-    pm.handle_signaling_message(m);
+    pm.handle_signaling_message(Signal::ConnectRequest {
+        target_device_id: PHONE2.to_owned(),
+    });
     assert!(pm.peer(PHONE2).is_some());
     pm.close_all().await;
     assert_eq!(pm.peer_count(), 0);
@@ -202,10 +219,12 @@ async fn connect_requests_over_the_phones_rate_build_no_peer() {
 
 #[tokio::test]
 async fn failing_random_source_closes_the_peer_before_any_request() {
-    let (net, pm, handler, _seen) = setup().await;
-    pm.set_nonce_source(|| Err(terminal_protocol::AuthError::Rng));
     // Only the nonce failure can close this peer within the test's bound.
-    pm.set_auth_timeout(Duration::from_secs(3600));
+    let (net, pm, handler, _seen) = setup_with(|c| {
+        c.nonce_source = || Err(terminal_protocol::AuthError::Rng);
+        c.core.auth_timeout = Duration::from_secs(3600);
+    })
+    .await;
     let phone = Phone::new(&net, PHONE, PhoneOpts::default());
     phone.connect_request().await;
     wait_until("peer closed and reported", || {
@@ -248,9 +267,9 @@ async fn request_before_auth_closes_and_never_reaches_the_handler() {
 
 #[tokio::test]
 async fn no_mac_closes_at_the_auth_deadline() {
-    let (net, pm, handler, _seen) = setup().await;
     // The 10 s rule with a short knob; the pure gate tests the 10 s itself.
-    pm.set_auth_timeout(Duration::from_millis(300));
+    let (net, pm, handler, _seen) =
+        setup_with(|c| c.core.auth_timeout = Duration::from_millis(300)).await;
     let mut phone = Phone::new(&net, PHONE, PhoneOpts::default());
     phone.connect_request().await;
     let ch = phone.channel().await;
@@ -365,11 +384,13 @@ async fn send_never_exceeds_the_phones_max_message_size() {
 
 #[tokio::test]
 async fn ice_loss_restarts_ice_and_traffic_resumes() {
-    let (net, pm, handler, _seen) = setup().await;
-    pm.set_lifecycle_timers(Duration::from_millis(500), Duration::from_secs(20));
+    let (net, pm, handler, _seen) = setup_with(|c| {
+        c.core.grace = Duration::from_millis(500);
+        c.core.watchdog = Duration::from_secs(20);
+    })
+    .await;
     // Everything between the two ends crosses UDP relays we can black-hole.
-    let blocked = Arc::new(AtomicBool::new(false));
-    *net.relay.lock().unwrap() = Some(blocked.clone());
+    net.use_relays();
     net.drop_host_candidates.store(true, Ordering::SeqCst);
     let mut phone = Phone::new(&net, PHONE, PhoneOpts::default());
     let ch = phone.connect_and_auth(&SECRET).await;
@@ -378,12 +399,12 @@ async fn ice_loss_restarts_ice_and_traffic_resumes() {
         pm.peer_states().get(PHONE).map(String::as_str) == Some("connected")
     })
     .await;
-    blocked.store(true, Ordering::SeqCst);
+    net.black_hole_relays(true);
     wait_until("ice restart offer", || {
         net.host_sent_count("sdp_offer", PHONE) >= 2
     })
     .await;
-    blocked.store(false, Ordering::SeqCst);
+    net.black_hole_relays(false);
     wait_until("reconnected", || {
         pm.peer_states().get(PHONE).map(String::as_str) == Some("connected")
     })
@@ -396,15 +417,17 @@ async fn ice_loss_restarts_ice_and_traffic_resumes() {
 
 #[tokio::test]
 async fn ice_restart_without_recovery_is_cleaned_up_by_the_watchdog_once() {
-    let (net, pm, handler, _seen) = setup().await;
-    pm.set_lifecycle_timers(Duration::from_millis(300), Duration::from_millis(800));
-    let blocked = Arc::new(AtomicBool::new(false));
-    *net.relay.lock().unwrap() = Some(blocked.clone());
+    let (net, pm, handler, _seen) = setup_with(|c| {
+        c.core.grace = Duration::from_millis(300);
+        c.core.watchdog = Duration::from_millis(800);
+    })
+    .await;
+    net.use_relays();
     net.drop_host_candidates.store(true, Ordering::SeqCst);
     let mut phone = Phone::new(&net, PHONE, PhoneOpts::default());
     let ch = phone.connect_and_auth(&SECRET).await;
     ping_pong(&ch).await;
-    blocked.store(true, Ordering::SeqCst);
+    net.black_hole_relays(true);
     wait_until("peer cleaned up", || pm.peer_count() == 0).await;
     assert!(
         net.host_sent_count("sdp_offer", PHONE) >= 2,
@@ -417,12 +440,14 @@ async fn ice_restart_without_recovery_is_cleaned_up_by_the_watchdog_once() {
 
 #[tokio::test]
 async fn close_all_leaves_no_tasks_or_peers() {
-    let (net, pm, handler, _seen) = setup().await;
     let hook_calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let h = hook_calls.clone();
-    pm.set_on_peer_disconnect(Arc::new(move |_d: &str| {
-        h.fetch_add(1, Ordering::SeqCst);
-    }));
+    let (net, pm, handler, _seen) = setup_with(move |c| {
+        c.on_peer_disconnect = Some(Arc::new(move |_d: &str| {
+            h.fetch_add(1, Ordering::SeqCst);
+        }))
+    })
+    .await;
     let mut phone = Phone::new(&net, PHONE, PhoneOpts::default());
     let ch = phone.connect_and_auth(&SECRET).await;
     ping_pong(&ch).await;
@@ -499,8 +524,7 @@ async fn direction_gate_and_decode_errors_after_auth() {
 /// `core_rules.rs`); here only its wiring, with a short knob.
 #[tokio::test]
 async fn authenticated_peer_that_never_pings_is_closed_by_its_idle_timer() {
-    let (net, pm, handler, _seen) = setup().await;
-    pm.set_idle_timeout(Duration::from_millis(400));
+    let (net, pm, handler, _seen) = setup_with(|c| c.core.idle = Duration::from_millis(400)).await;
     let mut changes = pm.subscribe_changes();
     let mut phone = Phone::new(&net, PHONE, PhoneOpts::default());
     let ch = phone.connect_and_auth(&SECRET).await;

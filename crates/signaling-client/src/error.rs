@@ -130,9 +130,6 @@ pub enum SignalingError {
     /// The client was closed.
     #[error("the signaling client is closed")]
     Closed,
-    /// `run` was called while another `run` of the same client is active.
-    #[error("this signaling client is already running")]
-    AlreadyRunning,
     /// A transient failure (only surfaced by helpers, never ends `run`).
     #[error(transparent)]
     Http(#[from] HttpError),

@@ -31,12 +31,15 @@
 //! SOCKS or `https://` proxy is refused with a message (permanent).
 //!
 //! Layout:
-//! - [`core`]: the sans-IO state machine holding every timing rule (no I/O,
-//!   no tokio, no clock reads); unit-tested with synthetic time.
-//! - `client`: [`SignalingClient`], the handle (public API, shared state);
-//!   `client::driver`, the thin tokio loop behind `run` (socket, token task,
-//!   one `sleep_until(core.poll_timeout())`); `client::classify`, what each
-//!   frame read means to the core.
+//! - [`core`]: the sans-IO state machine holding every timing rule and every
+//!   decision (no I/O, no tokio, no clock reads): when to dial, authenticate,
+//!   write, drop or deliver, and what a server message means
+//!   ([`core::classify`]); unit-tested with synthetic time.
+//! - `client`: [`SignalingClient`], the cheap `Clone` handle (public API),
+//!   built from a [`ClientConfig`] given once at construction;
+//!   `client::driver`, [`SignalingDriver`], the thin tokio loop that owns the
+//!   socket, the token task, the queues and one
+//!   `sleep_until(core.poll_timeout())`; `client::classify`, frame parsing.
 //! - [`ws`]: [`ws::dial`], the signed WebSocket upgrade (proxy tunnel, TLS
 //!   for `wss://`, 15 s handshake bound) used by the driver and the phone.
 //! - `proxy`: the proxy of the environment and the HTTP CONNECT tunnel.
@@ -45,6 +48,15 @@
 //!   run them in `spawn_blocking`).
 //! - `identity`: [`Identity`], the Ed25519 device key.
 //! - `error`: [`SignalingError`], [`HttpError`].
+//!
+//! The client is split like a connection and its driver:
+//! [`SignalingClient::new`] returns the handle, the [`SignalingDriver`]
+//! (spawn [`SignalingDriver::run`] once: that is the client's `run`) and a
+//! bounded `mpsc::Receiver<Signal>` of every authenticated, non-error
+//! message from the server, typed ([`Signal`]). When that receiver is full
+//! the driver waits for room rather than drop a message (the SDP and ICE it
+//! carries matter, and its readers only dispatch); a shutdown still ends the
+//! wait. `send` takes a [`Signal`] too.
 //!
 //! Core call contract (see [`core::Core`]): feed one input (`handle_*` with
 //! the monotonic `now`, plus wall-clock `unix` seconds where JWT expiry may
@@ -58,21 +70,29 @@
 //! at once.
 //!
 //! ```no_run
-//! use std::sync::Arc;
-//! use signaling_client::{Identity, SignalingClient, SignalingMessage};
+//! use signaling_client::{ClientConfig, Identity, Signal, SignalingClient};
 //! use tokio_util::sync::CancellationToken;
 //!
 //! # async fn example() -> Result<(), signaling_client::SignalingError> {
 //! let identity = Identity::generate(); // normally loaded from the key file
-//! let handler = Arc::new(|msg: SignalingMessage| println!("got {}", msg.kind));
-//! let client = SignalingClient::new(identity, "http://127.0.0.1:5000", "my-host", handler, "");
+//! let config = ClientConfig {
+//!     hmac_secret: "deployment-secret".into(),
+//!     ..ClientConfig::new(identity, "http://127.0.0.1:5000", "my-host")
+//! };
+//! let (client, driver, mut incoming) = SignalingClient::new(config);
 //! let cancel = CancellationToken::new();
-//! let runner = tokio::spawn({
-//!     let (client, cancel) = (client.clone(), cancel.clone());
-//!     async move { client.run(cancel).await }
+//! let runner = tokio::spawn(driver.run(cancel.clone()));
+//! // One task reads what the server sends, typed.
+//! tokio::spawn(async move {
+//!     while let Some(signal) = incoming.recv().await {
+//!         match signal {
+//!             Signal::ConnectRequest { target_device_id } => println!("{target_device_id} calls"),
+//!             other => println!("got {}", other.kind()),
+//!         }
+//!     }
 //! });
 //! // From any task: send (fails at once when disconnected) and wake it up.
-//! let _ = client.send(SignalingMessage::new("presence"));
+//! let _ = client.send(Signal::Presence);
 //! client.signal_activity();
 //! cancel.cancel(); // or client.close()
 //! runner.await.expect("run task panicked")?;
@@ -91,9 +111,10 @@ mod proxy;
 pub mod ws;
 
 pub use client::{
-    HANDSHAKE_TIMEOUT, MessageHandler, SEND_QUEUE_CAPACITY, STATE_CHANGES_CAPACITY, SignalingClient,
+    ClientConfig, HANDSHAKE_TIMEOUT, INCOMING_CAPACITY, SEND_QUEUE_CAPACITY,
+    STATE_CHANGES_CAPACITY, SignalingClient, SignalingDriver,
 };
 pub use core::ConnectionState;
 pub use error::{HttpError, SignalingError};
 pub use identity::Identity;
-pub use signaling_proto::SignalingMessage;
+pub use signaling_proto::{Signal, SignalingMessage};

@@ -86,7 +86,7 @@ async fn delay_below_the_read_deadline_keeps_the_link() {
 
     proxy.delay(Duration::from_millis(100));
     for _ in 0..10 {
-        wait_message(&mut run.messages, "presence_ack").await;
+        wait_presence_ack(&mut run.messages).await;
     }
     assert!(matches!(
         changes.try_recv(),

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use common::*;
 use signaling_client::http::unix_now;
-use signaling_client::{ConnectionState, Identity, SignalingError, SignalingMessage};
+use signaling_client::{
+    ConnectionState, Identity, Signal, SignalingClient, SignalingError, SignalingMessage,
+};
 use tokio::sync::broadcast;
 
 const MS: Duration = Duration::from_millis(1);
@@ -27,7 +29,7 @@ async fn connects_authenticates_and_keeps_presence() {
 
     // Presence + ping keep the link alive past one read deadline (1.4 s).
     for _ in 0..10 {
-        wait_message(&mut run.messages, "presence_ack").await;
+        wait_presence_ack(&mut run.messages).await;
     }
     assert!(
         matches!(
@@ -39,13 +41,18 @@ async fn connects_authenticates_and_keeps_presence() {
     assert_eq!(run.client.state(), ConnectionState::Connected);
 
     // send() reaches the server: a connect_request for an unpaired device is refused.
-    let request = SignalingMessage {
+    let request = Signal::ConnectRequest {
         target_device_id: "0".repeat(32),
-        ..SignalingMessage::new("connect_request")
     };
     run.client.send(request).unwrap();
-    let answer = wait_message(&mut run.messages, "connection_rejected").await;
-    assert_eq!(answer.reason, "not_paired");
+    let answer = wait_signal(&mut run.messages, "connection_rejected", |s| {
+        matches!(s, Signal::ConnectionRejected { .. })
+    })
+    .await;
+    assert!(
+        matches!(&answer, Signal::ConnectionRejected { reason, .. } if reason == "not_paired"),
+        "{answer:?}"
+    );
 
     run.stop().await.unwrap();
     server.shutdown().await;
@@ -133,7 +140,7 @@ async fn jwt_refresh_reauthenticates_the_open_socket_and_the_phone_sees_no_churn
     tokio::time::timeout(WAIT, async {
         while tokens.len() < 3 {
             tick.tick().await;
-            run.client.send(SignalingMessage::new("presence")).unwrap();
+            run.client.send(Signal::Presence).unwrap();
             let jwt = run.client.jwt().unwrap();
             if tokens.last() != Some(&jwt) {
                 tokens.push(jwt);
@@ -168,8 +175,16 @@ async fn jwt_refresh_reauthenticates_the_open_socket_and_the_phone_sees_no_churn
             ..SignalingMessage::new("connect_request")
         })
         .await;
-    let relayed = wait_message(&mut run.messages, "connect_request").await;
-    assert_eq!(relayed.target_device_id, phone_id.device_id());
+    let relayed = wait_signal(&mut run.messages, "connect_request", |s| {
+        matches!(s, Signal::ConnectRequest { .. })
+    })
+    .await;
+    assert_eq!(
+        relayed,
+        Signal::ConnectRequest {
+            target_device_id: phone_id.device_id().to_owned()
+        }
+    );
 
     run.stop().await.unwrap();
     server.shutdown().await;
@@ -208,20 +223,16 @@ async fn an_api_version_the_server_does_not_serve_stops_run_in_words() {
     let server = start_server(server_config(None, None)).await;
     let identity = Identity::generate();
     register_host(&identity, &server.url()).await;
-    let handler = std::sync::Arc::new(|_: SignalingMessage| {});
-    let client = signaling_client::SignalingClient::new(
-        identity.clone(),
-        &server.url(),
-        "test-host",
-        handler,
-        HMAC,
-    );
-    client.set_core_config(fast_config());
-    client.set_api_version("v2");
+    let config = signaling_client::ClientConfig {
+        api_version: "v2".into(),
+        ..client_config(identity.clone(), &server.url(), HMAC, fast_config())
+    };
+    let (client, driver, _incoming) = SignalingClient::new(config);
     let cancel = tokio_util::sync::CancellationToken::new();
-    let result = tokio::time::timeout(WAIT, client.run(cancel))
+    let result = tokio::time::timeout(WAIT, driver.run(cancel))
         .await
         .unwrap();
+    assert_eq!(client.state(), ConnectionState::Stopped);
     let base = format!("{}/v2", server.url());
     assert_eq!(
         result,

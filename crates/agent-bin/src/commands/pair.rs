@@ -5,10 +5,9 @@
 //! with one line and the wait goes on.
 
 use std::io::{IsTerminal, Write};
-use std::sync::Arc;
 use std::time::Duration;
 
-use signaling_client::{Identity, SignalingClient};
+use signaling_client::{ClientConfig, Identity, Signal, SignalingClient};
 use signaling_proto::SignalingMessage;
 use signaling_proto::consts::PAIRING_TIMEOUT;
 use tokio::sync::mpsc;
@@ -88,27 +87,17 @@ pub async fn pair(cfg: &Config, opts: &PairOptions) -> Result<(), CliError> {
     let code_expires = tokio::time::Instant::now() + PAIRING_TIMEOUT;
 
     // Open the signaling socket before showing the code so no pair_complete is missed.
-    let (tx, mut rx) = mpsc::channel::<SignalingMessage>(8);
-    // A full queue drops a message; a refused one leaves room for the next.
-    let handler: Arc<dyn Fn(SignalingMessage) + Send + Sync> = Arc::new(move |m| {
-        if m.kind == "pair_complete" {
-            let _ = tx.try_send(m);
-        }
+    let (client, driver, mut rx) = SignalingClient::new(ClientConfig {
+        hmac_secret: cfg.hmac_secret.clone(),
+        api_version: cfg.api_version.clone(),
+        ..ClientConfig::new(
+            Identity::from_signing_key(key.clone()),
+            &server,
+            &cfg.host_name,
+        )
     });
-    let client = SignalingClient::new(
-        Identity::from_signing_key(key.clone()),
-        &server,
-        &cfg.host_name,
-        handler,
-        &cfg.hmac_secret,
-    );
-    client.set_api_version(&cfg.api_version);
     let cancel = CancellationToken::new();
-    let mut run = tokio::spawn({
-        let client = client.clone();
-        let cancel = cancel.clone();
-        async move { client.run(cancel).await }
-    });
+    let mut run = tokio::spawn(driver.run(cancel.clone()));
     let guard = cancel.clone().drop_guard();
 
     wait_connected(&client, &mut run, &server).await?;
@@ -217,12 +206,13 @@ fn show(payload: &str, url: &str, payload_only: bool) {
     let _ = out.flush();
 }
 
-/// Waits for a `pair_complete` that passes [`PairingAttempt::accept`]; each
-/// refused one prints one line and the wait goes on until the deadline: the
+/// Waits for a `pair_complete` that passes [`PairingAttempt::accept`] (every
+/// other signal is skipped); each refused one prints one line and the wait
+/// goes on until the deadline: the
 /// earlier of `--timeout` and `code_expires`, when the server forgets the code
 /// (then the countdown stops and the error says the code expired).
 async fn wait_verified(
-    rx: &mut mpsc::Receiver<SignalingMessage>,
+    rx: &mut mpsc::Receiver<Signal>,
     run: &mut RunHandle,
     opts: &PairOptions,
     code_expires: tokio::time::Instant,
@@ -265,16 +255,20 @@ async fn wait_verified(
         }
         tokio::select! {
             m = rx.recv() => match m {
-                Some(m) => match attempt.accept(&m, host_id) {
-                    Ok(phone) => break Ok(phone),
-                    Err(why) => {
-                        if tty {
-                            eprintln!();
+                Some(signal @ Signal::PairComplete { .. }) => {
+                    let m = SignalingMessage::from(signal);
+                    match attempt.accept(&m, host_id) {
+                        Ok(phone) => break Ok(phone),
+                        Err(why) => {
+                            if tty {
+                                eprintln!();
+                            }
+                            tracing::warn!(mobile = %crate::printable::printable(&m.mobile_device_id), "pair_complete refused: {why:?}");
+                            eprintln!("{why}");
                         }
-                        tracing::warn!(mobile = %crate::printable::printable(&m.mobile_device_id), "pair_complete refused: {why:?}");
-                        eprintln!("{why}");
                     }
-                },
+                }
+                Some(other) => tracing::debug!(kind = other.kind(), "signaling message ignored while pairing"),
                 None => break Err(CliError::Other("the signaling connection ended".into())),
             },
             r = &mut *run => {

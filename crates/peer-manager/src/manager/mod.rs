@@ -1,19 +1,22 @@
-//! `PeerManager`: admission of `connect_request`s, routing of this phone's
-//! answers and candidates to its peer task, the peer map with identity checks,
-//! the close reports coming up from the tasks, `close_all`.
+//! `PeerManager`: built once from a [`PeerManagerConfig`]; admission of
+//! `connect_request`s, routing of this phone's answers and candidates to its
+//! peer task (typed [`Signal`]s in, matched by variant), the peer map with
+//! identity checks, the close reports coming up from the tasks, `close_all`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use rtc_transport::RtcConfig;
-use signaling_proto::SignalingMessage;
+use signaling_proto::{Signal, SignalingMessage};
 use terminal_protocol::Event;
 use tokio::sync::{mpsc, watch};
 use tokio_util::task::TaskTracker;
 
 use crate::admission::{self, Admission, AdmissionRequest, RejectReason};
-use crate::config::{NonceSource, PeerSettings, RtcSource};
+use crate::config::{
+    DisconnectHook, NonceSource, PeerManagerConfig, PeerSettings, RtcSource, SecretLoader,
+};
 use crate::core::CoreConfig;
 use crate::error::PeerError;
 use crate::events::{EVENT_QUEUE, PeerEvent};
@@ -25,39 +28,35 @@ use crate::task::{self, PeerTask};
 use crate::throttle::ConnectThrottle;
 
 mod reports;
-mod tunables;
 
-/// Loads the 32-byte pairing secret of a mobile device id.
-pub type SecretLoader = Arc<dyn Fn(&str) -> Option<[u8; 32]> + Send + Sync>;
-/// Extra hook called with the device id when a current peer goes away.
-pub type DisconnectHook = Arc<dyn Fn(&str) + Send + Sync>;
 /// Returns the current signaling JWT (empty when none).
 pub type JwtFn = Arc<dyn Fn() -> String + Send + Sync>;
-/// Tunables; the defaults are the spec's values.
+
+/// The configuration in force, fixed at construction (the clamps applied).
 #[derive(Debug, Clone)]
 struct Settings {
     max_peers: usize,
     rtc_override: Option<RtcConfig>,
     stun_url: String,
     relay_only: bool,
+    api_version: String,
     core: CoreConfig,
     nonce: NonceSource,
 }
 
 struct Inner {
     peers: PeerMap<Peer>,
+    /// The one setting that changes at runtime (the agent re-reads the
+    /// pairing on SIGUSR2).
     allowed: String,
-    settings: Settings,
-    secret_loader: Option<SecretLoader>,
-    on_disconnect: Option<DisconnectHook>,
     throttle: ConnectThrottle,
 }
 
 /// Manages the WebRTC peers of the host, one per mobile device.
 ///
-/// Feed it every signaling message with
-/// [`handle_signaling_message`](Self::handle_signaling_message) (never blocks);
-/// authenticated requests reach the [`ProtocolHandler`].
+/// Built once from a [`PeerManagerConfig`]. Feed it every signaling message
+/// with [`handle_signaling_message`](Self::handle_signaling_message) (never
+/// blocks); authenticated requests reach the [`ProtocolHandler`].
 pub struct PeerManager {
     me: Weak<PeerManager>,
     signaling: Arc<dyn MessageSender>,
@@ -65,6 +64,9 @@ pub struct PeerManager {
     jwt_fn: JwtFn,
     handler: Arc<dyn ProtocolHandler>,
     hmac_secret: String,
+    settings: Settings,
+    secret_loader: Option<SecretLoader>,
+    on_disconnect: Option<DisconnectHook>,
     inner: Mutex<Inner>,
     tracker: TaskTracker,
     runtime: Option<tokio::runtime::Handle>,
@@ -88,37 +90,55 @@ impl std::fmt::Debug for PeerManager {
 }
 
 impl PeerManager {
-    /// A manager sending signaling through `signaling`, fetching TURN credentials
-    /// from `server_url` with `jwt_fn`'s token, delivering requests to `handler`.
+    /// A manager built from `config`, sending signaling through `signaling`,
+    /// fetching TURN credentials with `jwt_fn`'s token, delivering requests
+    /// to `handler`.
     pub fn new(
+        config: PeerManagerConfig,
         signaling: Arc<dyn MessageSender>,
-        server_url: &str,
         jwt_fn: JwtFn,
         handler: Arc<dyn ProtocolHandler>,
-        hmac_secret: &str,
     ) -> Arc<PeerManager> {
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
+        let PeerManagerConfig {
+            server_url,
+            hmac_secret,
+            api_version,
+            max_peers,
+            relay_only,
+            stun_url,
+            rtc_override,
+            core,
+            connect_burst,
+            connect_interval,
+            allowed_device_id,
+            secret_loader,
+            on_peer_disconnect,
+            nonce_source,
+        } = config;
+        let settings = Settings {
+            max_peers: admission::clamp_max_peers(max_peers),
+            rtc_override,
+            stun_url: stun_url.unwrap_or_else(|| ice_servers::default_stun_url(&server_url)),
+            relay_only,
+            api_version,
+            core,
+            nonce: nonce_source,
+        };
         Arc::new_cyclic(|me| PeerManager {
             me: me.clone(),
             signaling,
-            server_url: server_url.to_owned(),
+            server_url,
             jwt_fn,
             handler,
-            hmac_secret: hmac_secret.to_owned(),
+            hmac_secret,
+            settings,
+            secret_loader,
+            on_disconnect: on_peer_disconnect,
             inner: Mutex::new(Inner {
                 peers: PeerMap::default(),
-                allowed: String::new(),
-                settings: Settings {
-                    max_peers: admission::DEFAULT_MAX_PEERS,
-                    rtc_override: None,
-                    stun_url: ice_servers::default_stun_url(server_url),
-                    relay_only: false,
-                    core: CoreConfig::default(),
-                    nonce: terminal_protocol::try_new_nonce,
-                },
-                secret_loader: None,
-                on_disconnect: None,
-                throttle: ConnectThrottle::default(),
+                allowed: allowed_device_id,
+                throttle: ConnectThrottle::new(connect_burst, connect_interval),
             }),
             tracker: TaskTracker::new(),
             runtime: tokio::runtime::Handle::try_current().ok(),
@@ -212,14 +232,32 @@ impl PeerManager {
         self.closing.store(false, Ordering::SeqCst);
     }
 
+    /// The mobile device id allowed to connect (may be empty or a sentinel).
+    pub fn allowed_device_id(&self) -> String {
+        self.inner().allowed.clone()
+    }
+
+    /// Set the allowed mobile device id (empty or `!…` sentinel = nobody):
+    /// the one setting that changes at runtime, when the agent re-reads the
+    /// pairing. Peers already connected stay until closed.
+    pub fn set_allowed_device_id(&self, id: &str) {
+        self.inner().allowed = id.to_owned();
+    }
+
     /// Handle one signaling message from the server. Never blocks: peer work runs
-    /// in per-peer tasks.
-    pub fn handle_signaling_message(&self, msg: SignalingMessage) {
-        match msg.kind.as_str() {
-            "connect_request" => self.on_connect_request(&msg.target_device_id),
-            "sdp_answer" | "ice_candidate" => self.route(msg),
-            "presence_ack" => {}
-            other => tracing::debug!(kind = other, "signaling message ignored"),
+    /// in per-peer tasks. `connect_request` starts admission; the phone's
+    /// `sdp_answer` and `ice_candidate` go to its peer's task; everything else
+    /// is ignored (logged).
+    pub fn handle_signaling_message(&self, signal: Signal) {
+        match signal {
+            Signal::ConnectRequest { target_device_id } => {
+                self.on_connect_request(&target_device_id)
+            }
+            signal @ (Signal::SdpAnswer { .. } | Signal::IceCandidate { .. }) => {
+                self.route(SignalingMessage::from(signal))
+            }
+            Signal::PresenceAck => {}
+            other => tracing::debug!(kind = other.kind(), "signaling message ignored"),
         }
     }
 
@@ -230,13 +268,11 @@ impl PeerManager {
             self.reject(device_id, RejectReason::InternalError);
             return;
         }
-        let (allowed, loader) = {
-            let g = self.inner();
-            (g.allowed.clone(), g.secret_loader.clone())
-        };
+        let allowed = self.allowed_device_id();
         // Load the secret only for the allowed device (the loader may touch disk).
         let secret = if admission::is_allowed(&allowed, device_id) {
-            loader
+            self.secret_loader
+                .as_ref()
                 .and_then(|l| l(device_id))
                 .filter(|s| s.iter().any(|b| *b != 0))
         } else {
@@ -250,7 +286,7 @@ impl PeerManager {
                 secret_loaded: secret.is_some(),
                 has_peer: g.peers.contains(device_id),
                 peer_count: g.peers.len(),
-                max_peers: g.settings.max_peers,
+                max_peers: self.settings.max_peers,
             });
             match (decision, secret) {
                 // Admitted, but building peers in a loop is refused (dropped,
@@ -262,7 +298,7 @@ impl PeerManager {
                     let (peer, inbox) = Peer::new(device_id.to_owned());
                     let peer = Arc::new(peer);
                     let old = g.peers.insert(device_id, peer.clone());
-                    let settings = self.peer_settings(&g.settings);
+                    let settings = self.peer_settings();
                     Ok(Some((old, peer, inbox, secret, settings)))
                 }
                 (Admission::Reject(r), _) => Err(r),
@@ -326,10 +362,11 @@ impl PeerManager {
     }
 
     fn reject(&self, device_id: &str, reason: RejectReason) {
-        let mut m = SignalingMessage::new("connection_rejected");
-        m.target_device_id = device_id.to_owned();
-        m.reason = reason.as_str().to_owned();
-        if let Err(e) = self.signaling.send(m) {
+        let rejected = Signal::ConnectionRejected {
+            target_device_id: device_id.to_owned(),
+            reason: reason.as_str().to_owned(),
+        };
+        if let Err(e) = self.signaling.send(rejected) {
             tracing::warn!(device_id, "could not send connection_rejected: {e}");
         }
     }
@@ -353,11 +390,13 @@ impl PeerManager {
     }
 
     /// What a new peer's task gets.
-    fn peer_settings(&self, s: &Settings) -> PeerSettings {
+    fn peer_settings(&self) -> PeerSettings {
+        let s = &self.settings;
         let rtc = match &s.rtc_override {
             Some(c) => RtcSource::Fixed(c.clone()),
             None => RtcSource::Fetch {
                 server_url: self.server_url.clone(),
+                api_version: s.api_version.clone(),
                 jwt: (self.jwt_fn)(),
                 hmac_secret: self.hmac_secret.clone(),
                 stun_url: s.stun_url.clone(),

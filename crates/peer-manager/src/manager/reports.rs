@@ -37,8 +37,7 @@ impl PeerManager {
         }
         self.bump();
         self.handler.peer_disconnected(&peer.device_id).await;
-        let hook = self.inner().on_disconnect.clone();
-        if let Some(hook) = hook {
+        if let Some(hook) = &self.on_disconnect {
             hook(&peer.device_id);
         }
     }

@@ -1,6 +1,6 @@
 //! Loopback test bed for peer-manager: an in-process signaling relay, a real
-//! WebRTC answerer playing the phone, a recording handler and a UDP relay with a
-//! black-hole switch.
+//! WebRTC answerer playing the phone, a recording handler, and UDP relays
+//! (test-support's `UdpFaultProxy`) with one black-hole switch for all.
 
 #![allow(dead_code, clippy::unwrap_used)]
 
@@ -10,11 +10,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use peer_manager::{MessageSender, Peer, PeerManager, ProtocolHandler, SendError};
+use peer_manager::{
+    MessageSender, Peer, PeerManager, PeerManagerConfig, ProtocolHandler, SendError,
+};
 use rtc_transport::{Candidate, RtcChannel, RtcConfig, RtcEvent, RtcPeer};
-use signaling_proto::SignalingMessage;
+use signaling_proto::{Signal, SignalingMessage};
 use terminal_protocol::{AuthTranscript, Event, Request};
-use tokio::net::UdpSocket;
+use test_support::UdpFaultProxy;
 use tokio::sync::mpsc;
 
 /// Device id the phones see as "the host".
@@ -29,16 +31,15 @@ pub fn loopback() -> RtcConfig {
     }
 }
 
-/// Wait for `cond` with a deadline, re-checking every few milliseconds.
+/// Wait for `cond` within [`WAIT`] (test-support's `wait_until`), failing
+/// the test with `what` when it never holds.
 pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !cond() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let met = test_support::wait_until(WAIT, || {
+        let holds = cond();
+        async move { holds }
+    })
+    .await;
+    assert!(met, "timed out waiting for {what}");
 }
 
 /// What the host handler saw.
@@ -141,21 +142,27 @@ impl ProtocolHandler for TestHandler {
 /// `targetDeviceId` rewriting and a few fault switches.
 pub struct Net {
     host: Mutex<Option<Arc<PeerManager>>>,
-    phones: Mutex<HashMap<String, mpsc::Sender<SignalingMessage>>>,
+    phones: Mutex<HashMap<String, mpsc::Sender<Signal>>>,
     /// Drop the host's ICE candidates on their way to the phone.
     pub drop_host_candidates: AtomicBool,
-    /// Route the phone's candidates through UDP relays with this switch.
-    pub relay: Mutex<Option<Arc<AtomicBool>>>,
+    /// Route the phone's UDP candidates through relays ([`Net::use_relays`]).
+    relay_candidates: AtomicBool,
+    /// The relays' black-hole switch, also applied to relays made later.
+    relays_blocked: AtomicBool,
+    /// One relay per rewritten candidate, alive as long as the net.
+    relays: Mutex<Vec<Arc<UdpFaultProxy>>>,
     /// Every message the host sent, in order.
     pub host_sent: Mutex<Vec<SignalingMessage>>,
 }
 
 /// The host's signaling sink.
-pub struct HostSink(mpsc::Sender<SignalingMessage>);
+pub struct HostSink(mpsc::Sender<Signal>);
 
 impl MessageSender for HostSink {
-    fn send(&self, msg: SignalingMessage) -> Result<(), SendError> {
-        self.0.try_send(msg).map_err(|e| SendError(e.to_string()))
+    fn send(&self, signal: Signal) -> Result<(), SendError> {
+        self.0
+            .try_send(signal)
+            .map_err(|e| SendError(e.to_string()))
     }
 }
 
@@ -166,13 +173,16 @@ impl Net {
             host: Mutex::new(None),
             phones: Mutex::new(HashMap::new()),
             drop_host_candidates: AtomicBool::new(false),
-            relay: Mutex::new(None),
+            relay_candidates: AtomicBool::new(false),
+            relays_blocked: AtomicBool::new(false),
+            relays: Mutex::new(Vec::new()),
             host_sent: Mutex::new(Vec::new()),
         });
-        let (tx, mut rx) = mpsc::channel::<SignalingMessage>(1024);
+        let (tx, mut rx) = mpsc::channel::<Signal>(1024);
         let n = net.clone();
         tokio::spawn(async move {
-            while let Some(mut msg) = rx.recv().await {
+            while let Some(signal) = rx.recv().await {
+                let mut msg = SignalingMessage::from(signal);
                 n.host_sent.lock().unwrap().push(msg.clone());
                 if msg.kind == "ice_candidate" && n.drop_host_candidates.load(Ordering::SeqCst) {
                     continue;
@@ -181,35 +191,52 @@ impl Net {
                 msg.target_device_id = HOST_ID.to_owned();
                 let inbox = n.phones.lock().unwrap().get(&to).cloned();
                 if let Some(inbox) = inbox {
-                    let _ = inbox.send(msg).await;
+                    let _ = inbox.send(Signal::from(msg)).await;
                 }
             }
         });
         (net, Arc::new(HostSink(tx)))
     }
 
+    /// From now on, every UDP candidate of a phone points at a relay in front
+    /// of it, so everything between the two ends crosses relays this net can
+    /// black-hole.
+    pub fn use_relays(&self) {
+        self.relay_candidates.store(true, Ordering::SeqCst);
+    }
+
+    /// `true`: every relay (and every one made later) drops all datagrams;
+    /// `false`: they forward again.
+    pub fn black_hole_relays(&self, on: bool) {
+        self.relays_blocked.store(on, Ordering::SeqCst);
+        for relay in self.relays.lock().unwrap().iter() {
+            relay.black_hole(on);
+        }
+    }
+
     pub fn set_host(&self, host: Arc<PeerManager>) {
         *self.host.lock().unwrap() = Some(host);
     }
 
-    /// A host `PeerManager` on loopback settings wired to this relay.
+    /// The configuration of a test host: loopback WebRTC, `allowed` as the
+    /// paired phone, `secret` for every device.
+    pub fn host_config(allowed: &str, secret: [u8; 32]) -> PeerManagerConfig {
+        PeerManagerConfig {
+            rtc_override: Some(loopback()),
+            allowed_device_id: allowed.to_owned(),
+            secret_loader: Some(Arc::new(move |_id: &str| Some(secret))),
+            ..PeerManagerConfig::new("http://127.0.0.1:9")
+        }
+    }
+
+    /// A host `PeerManager` built from `config` and wired to this relay.
     pub fn host(
         self: &Arc<Self>,
         sink: Arc<HostSink>,
         handler: Arc<TestHandler>,
-        allowed: &str,
-        secret: [u8; 32],
+        config: PeerManagerConfig,
     ) -> Arc<PeerManager> {
-        let pm = PeerManager::new(
-            sink,
-            "http://127.0.0.1:9",
-            Arc::new(String::new),
-            handler,
-            "",
-        );
-        pm.set_rtc_config_override(loopback());
-        pm.set_allowed_device_id(allowed);
-        pm.set_secret_loader(Arc::new(move |_id: &str| Some(secret)));
+        let pm = PeerManager::new(config, sink, Arc::new(String::new), handler);
         self.set_host(pm.clone());
         pm
     }
@@ -227,16 +254,31 @@ impl Net {
     /// Deliver a phone's message to the host, as the server would.
     pub async fn to_host(&self, from: &str, mut msg: SignalingMessage) {
         msg.target_device_id = from.to_owned();
-        if msg.kind == "ice_candidate" {
-            let relay = self.relay.lock().unwrap().clone();
-            if let Some(blocked) = relay {
-                msg.candidate = relay_candidate(&msg.candidate, blocked).await;
-            }
+        if msg.kind == "ice_candidate" && self.relay_candidates.load(Ordering::SeqCst) {
+            msg.candidate = self.relay_candidate(&msg.candidate).await;
         }
         let host = self.host.lock().unwrap().clone();
         if let Some(h) = host {
-            h.handle_signaling_message(msg);
+            h.handle_signaling_message(Signal::from(msg));
         }
+    }
+
+    /// Rewrites a UDP candidate so it points at a new relay forwarding to it.
+    async fn relay_candidate(&self, candidate: &str) -> String {
+        let mut f: Vec<String> = candidate.split(' ').map(str::to_owned).collect();
+        if f.len() < 8 || !f[2].eq_ignore_ascii_case("udp") {
+            return candidate.to_owned();
+        }
+        let Ok(target) = format!("{}:{}", f[4], f[5]).parse::<SocketAddr>() else {
+            return candidate.to_owned();
+        };
+        let relay = Arc::new(UdpFaultProxy::start(target).await.unwrap());
+        relay.black_hole(self.relays_blocked.load(Ordering::SeqCst));
+        let front = relay.addr();
+        self.relays.lock().unwrap().push(relay);
+        f[4] = front.ip().to_string();
+        f[5] = front.port().to_string();
+        f.join(" ")
     }
 }
 
@@ -399,7 +441,7 @@ async fn phone_task(
     net: Arc<Net>,
     me: String,
     opts: PhoneOpts,
-    mut inbox: mpsc::Receiver<SignalingMessage>,
+    mut inbox: mpsc::Receiver<Signal>,
     channels: mpsc::Sender<(RtcChannel, RtcPeer)>,
     rejections: mpsc::Sender<String>,
     offers: Arc<AtomicUsize>,
@@ -415,14 +457,14 @@ async fn phone_task(
         tokio::select! {
             msg = inbox.recv() => {
                 let Some(msg) = msg else { return };
-                match msg.kind.as_str() {
-                    "sdp_offer" => {
+                match msg {
+                    Signal::SdpOffer { sdp, .. } => {
                         let first = offers.fetch_add(1, Ordering::SeqCst) == 0;
                         if rtc.is_none() {
                             rtc = Some(RtcPeer::new(&loopback()).await.unwrap());
                         }
                         let (peer, events) = rtc.as_mut().unwrap();
-                        let answer = peer.accept_offer(&msg.sdp).await.unwrap();
+                        let answer = peer.accept_offer(&sdp).await.unwrap();
                         if first && opts.candidates_before_answer {
                             // Hold the answer until a local candidate went out first.
                             let deadline = tokio::time::Instant::now() + WAIT;
@@ -459,18 +501,18 @@ async fn phone_task(
                         m.sdp = answer;
                         net.to_host(&me, m).await;
                     }
-                    "ice_candidate" => {
+                    Signal::IceCandidate { candidate, sdp_mid, sdp_m_line_index, .. } => {
                         if let Some((peer, _)) = rtc.as_ref() {
                             let c = Candidate {
-                                candidate: msg.candidate,
-                                sdp_mid: (!msg.sdp_mid.is_empty()).then_some(msg.sdp_mid),
-                                sdp_m_line_index: msg.sdp_m_line_index,
+                                candidate,
+                                sdp_mid: (!sdp_mid.is_empty()).then_some(sdp_mid),
+                                sdp_m_line_index,
                             };
                             let _ = peer.add_remote_candidate(c).await;
                         }
                     }
-                    "connection_rejected" => {
-                        let _ = rejections.send(msg.reason).await;
+                    Signal::ConnectionRejected { reason, .. } => {
+                        let _ = rejections.send(reason).await;
                     }
                     _ => {}
                 }
@@ -499,49 +541,4 @@ async fn send_candidate(net: &Net, me: &str, c: Candidate) {
     m.sdp_mid = c.sdp_mid.unwrap_or_default();
     m.sdp_m_line_index = c.sdp_m_line_index;
     net.to_host(me, m).await;
-}
-
-/// Rewrite a UDP candidate so it points at a new relay forwarding to it.
-async fn relay_candidate(candidate: &str, blocked: Arc<AtomicBool>) -> String {
-    let mut f: Vec<String> = candidate.split(' ').map(str::to_owned).collect();
-    if f.len() < 8 || !f[2].eq_ignore_ascii_case("udp") {
-        return candidate.to_owned();
-    }
-    let Ok(target) = format!("{}:{}", f[4], f[5]).parse::<SocketAddr>() else {
-        return candidate.to_owned();
-    };
-    let front = spawn_relay(target, blocked).await;
-    f[4] = front.ip().to_string();
-    f[5] = front.port().to_string();
-    f.join(" ")
-}
-
-/// A two-socket UDP relay: the host talks to `front`, the phone sees `back`.
-/// While `blocked` is set every datagram is dropped (a black hole).
-pub async fn spawn_relay(target: SocketAddr, blocked: Arc<AtomicBool>) -> SocketAddr {
-    let front = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let back = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let addr = front.local_addr().unwrap();
-    tokio::spawn(async move {
-        let mut host: Option<SocketAddr> = None;
-        let (mut a, mut b) = (vec![0u8; 65_536], vec![0u8; 65_536]);
-        loop {
-            tokio::select! {
-                r = front.recv_from(&mut a) => {
-                    let Ok((n, from)) = r else { return };
-                    host = Some(from);
-                    if !blocked.load(Ordering::SeqCst) {
-                        let _ = back.send_to(&a[..n], target).await;
-                    }
-                }
-                r = back.recv_from(&mut b) => {
-                    let Ok((n, _)) = r else { return };
-                    if let (Some(h), false) = (host, blocked.load(Ordering::SeqCst)) {
-                        let _ = front.send_to(&b[..n], h).await;
-                    }
-                }
-            }
-        }
-    });
-    addr
 }

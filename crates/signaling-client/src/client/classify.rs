@@ -1,14 +1,13 @@
-//! Message classification: what one frame read from the signaling socket
-//! means to the core. Text frames are parsed and sorted into `auth` replies,
-//! server errors and messages for the handler; malformed JSON, binary frames
-//! and pings only prove the link alive; a pong re-arms the read deadline; a
-//! close frame, read error or end of stream ends the link.
+//! Frame parsing: what one frame read from the signaling socket is, before
+//! the core sorts it. A text frame is parsed into a typed [`Signal`] (whose
+//! meaning — `auth` verdict, server error, message for the application — is
+//! [`core::classify`](crate::core::classify)'s call); malformed JSON, binary
+//! frames and pings only prove the link alive; a pong re-arms the read
+//! deadline; a close frame, read error or end of stream ends the link.
 
-use signaling_proto::SignalingMessage;
+use signaling_proto::{Signal, SignalingMessage};
 use tokio_tungstenite::tungstenite::{self, Message};
 use tracing::debug;
-
-use crate::core::Inbound;
 
 /// One frame as the driver hands it to the core.
 // Short-lived and moved once per frame, like the message it carries: boxing
@@ -16,8 +15,11 @@ use crate::core::Inbound;
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, PartialEq)]
 pub(super) enum Frame {
-    /// For `Core::handle_message`.
-    Inbound(Inbound<SignalingMessage>),
+    /// A parsed message, for `core::classify` then `Core::handle_message`.
+    Signal(Signal),
+    /// Nothing for the application (malformed JSON, binary, WS ping), but the
+    /// link is alive: `Core::handle_message(Inbound::Ignored)`.
+    Ignored,
     /// For `Core::handle_pong`.
     Pong,
     /// For `Core::handle_closed`: close frame, read error or end of stream.
@@ -28,16 +30,14 @@ pub(super) enum Frame {
 pub(super) fn classify_frame(frame: Option<Result<Message, tungstenite::Error>>) -> Frame {
     match frame {
         Some(Ok(Message::Text(text))) => match SignalingMessage::parse(&text) {
-            Ok(msg) => Frame::Inbound(classify(msg)),
+            Ok(msg) => Frame::Signal(Signal::from(msg)),
             Err(e) => {
                 debug!("skipped a malformed signaling message: {e}");
-                Frame::Inbound(Inbound::Ignored)
+                Frame::Ignored
             }
         },
         Some(Ok(Message::Pong(_))) => Frame::Pong,
-        Some(Ok(Message::Binary(_) | Message::Ping(_) | Message::Frame(_))) => {
-            Frame::Inbound(Inbound::Ignored)
-        }
+        Some(Ok(Message::Binary(_) | Message::Ping(_) | Message::Frame(_))) => Frame::Ignored,
         Some(Ok(Message::Close(frame))) => {
             debug!("signaling server closed the link: {frame:?}");
             Frame::Closed
@@ -50,53 +50,24 @@ pub(super) fn classify_frame(frame: Option<Result<Message, tungstenite::Error>>)
     }
 }
 
-/// Sorts a parsed message for the core.
-pub(super) fn classify(msg: SignalingMessage) -> Inbound<SignalingMessage> {
-    match msg.kind.as_str() {
-        "auth" if msg.status == "ok" => Inbound::AuthOk,
-        "auth" => Inbound::Error(format!("auth status {:?}", msg.status)),
-        "error" => Inbound::Error(msg.error),
-        _ => Inbound::Message(msg),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn classify_sorts_auth_errors_and_messages() {
-        let ok = SignalingMessage {
-            status: "ok".into(),
-            ..SignalingMessage::new("auth")
-        };
-        assert_eq!(classify(ok), Inbound::AuthOk);
-        assert!(matches!(
-            classify(SignalingMessage::error("Invalid token")),
-            Inbound::Error(e) if e == "Invalid token"
-        ));
-        assert!(matches!(
-            classify(SignalingMessage::new("auth")),
-            Inbound::Error(_)
-        ));
-        let relay = SignalingMessage::new("connect_request");
-        assert_eq!(classify(relay.clone()), Inbound::Message(relay));
-    }
-
-    #[test]
-    fn frames_sort_into_messages_pongs_and_ends() {
+    fn frames_sort_into_signals_pongs_and_ends() {
         let auth_ok = Message::text(r#"{"type":"auth","status":"ok"}"#);
         assert_eq!(
             classify_frame(Some(Ok(auth_ok))),
-            Frame::Inbound(Inbound::AuthOk)
+            Frame::Signal(Signal::AuthOk)
         );
         assert_eq!(
             classify_frame(Some(Ok(Message::text("{not json")))),
-            Frame::Inbound(Inbound::Ignored)
+            Frame::Ignored
         );
         assert_eq!(
             classify_frame(Some(Ok(Message::Ping(Default::default())))),
-            Frame::Inbound(Inbound::Ignored)
+            Frame::Ignored
         );
         assert_eq!(
             classify_frame(Some(Ok(Message::Pong(Default::default())))),

@@ -1,17 +1,21 @@
-//! The driver loop behind [`SignalingClient::run`]: one task that owns the
-//! socket, the dial, the token exchange and one sleep until the core's next
-//! deadline. Each wake-up (shutdown, suspend, activity, timer, token result,
+//! [`SignalingDriver`], the loop behind the handle: one task that owns the
+//! socket, the dial, the token exchange, the outgoing queue, the incoming
+//! channel and one sleep until the core's next deadline (the shape of a
+//! connection driver: the handle only queues and signals, the driver does
+//! the I/O). Each wake-up (shutdown, suspend, activity, timer, token result,
 //! dial result, frame, message to send) reads both clocks for the core's
 //! host-sleep check, becomes one core input, and the core's actions are then
 //! performed in order (`drain`). It decides nothing itself: when to dial,
-//! re-authenticate, close or give up is the core's call.
+//! re-authenticate, write, drop, deliver, close or give up is the core's call.
 
 use std::future::{Future, pending};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
-use signaling_proto::{SignalingMessage, jwt_expiry_unverified};
+use signaling_proto::{Signal, SignalingMessage, jwt_expiry_unverified};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -20,10 +24,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::classify::{Frame, classify_frame};
-use super::{
-    AUTH_WRITE_DEADLINE, CLOSE_WRITE_DEADLINE, Settings, SignalingClient, WRITE_DEADLINE, lock,
+use super::{AUTH_WRITE_DEADLINE, CLOSE_WRITE_DEADLINE, ClientConfig, Shared, WRITE_DEADLINE};
+use crate::core::{
+    Action, CloseReason, ConnectionState, Core, Failure, Inbound, auth_signal, classify,
 };
-use crate::core::{Action, CloseReason, ConnectionState, Core, Failure, Inbound};
 use crate::error::{HttpError, SignalingError};
 use crate::http;
 use crate::ws::{DialTarget, Socket as Ws, dial};
@@ -49,7 +53,7 @@ enum Wake {
     Token(Result<Result<String, HttpError>, tokio::task::JoinError>),
     Dialed(Result<Ws, Failure<SignalingError>>),
     Frame(Option<Result<Message, tungstenite::Error>>),
-    Outgoing(Option<SignalingMessage>),
+    Outgoing(Option<Signal>),
 }
 
 fn now() -> std::time::Instant {
@@ -57,27 +61,64 @@ fn now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
 }
 
-impl SignalingClient {
+/// The signaling connection's loop, returned by
+/// [`SignalingClient::new`](super::SignalingClient::new). Spawn
+/// [`run`](Self::run) once; it takes the driver by value, so a client can
+/// only ever run once.
+pub struct SignalingDriver {
+    shared: Arc<Shared>,
+    config: ClientConfig,
+    outgoing: mpsc::Receiver<Signal>,
+    incoming: mpsc::Sender<Signal>,
+    /// The wall clock (Unix seconds) the driver feeds the core: JWT expiry
+    /// and host-sleep detection. `http::unix_now` except in tests, which
+    /// move it to play a host that slept.
+    pub(super) wall_clock: fn() -> i64,
+}
+
+impl std::fmt::Debug for SignalingDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignalingDriver")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SignalingDriver {
+    pub(super) fn new(
+        shared: Arc<Shared>,
+        config: ClientConfig,
+        outgoing: mpsc::Receiver<Signal>,
+        incoming: mpsc::Sender<Signal>,
+    ) -> SignalingDriver {
+        SignalingDriver {
+            shared,
+            config,
+            outgoing,
+            incoming,
+            wall_clock: http::unix_now,
+        }
+    }
+
     /// Connects and keeps the link up until `cancel` fires or
-    /// [`close`](Self::close) is called (then `Ok(())`), or a permanent error
-    /// (signature rejected, device unknown) stops it (then that error).
-    /// Transient failures never end it. Only one `run` at a time.
-    pub async fn run(&self, cancel: CancellationToken) -> Result<(), SignalingError> {
-        if self.closed.is_cancelled() {
+    /// [`SignalingClient::close`](super::SignalingClient::close) is called
+    /// (then `Ok(())`), or a permanent error (signature rejected, device
+    /// unknown, API version not served) stops it (then that error).
+    /// Transient failures never end it. This is the client's `run`: the
+    /// handle has none, so it cannot be started twice.
+    #[doc(alias = "SignalingClient::run")]
+    pub async fn run(mut self, cancel: CancellationToken) -> Result<(), SignalingError> {
+        if self.shared.closed.is_cancelled() {
             return Ok(());
         }
-        let Ok(mut outgoing) = self.outgoing_rx.try_lock() else {
-            return Err(SignalingError::AlreadyRunning);
-        };
-        let settings = lock(&self.settings).clone();
         let mut target = DialTarget::new(
-            &self.server_url,
-            &settings.api_version,
-            &self.hmac_secret,
-            self.identity.device_id(),
+            &self.config.server_url,
+            &self.config.api_version,
+            &self.config.hmac_secret,
+            self.config.identity.device_id(),
         );
-        target.handshake_timeout = settings.handshake_timeout;
-        let mut core: Core<SignalingMessage, SignalingError> = Core::new(settings.core.clone());
+        target.handshake_timeout = self.config.handshake_timeout;
+        let mut core: Core<Signal, SignalingError> = Core::new(self.config.core.clone());
         let mut link = Link::default();
         let sleep = tokio::time::sleep(Duration::from_secs(3600));
         tokio::pin!(sleep);
@@ -85,10 +126,10 @@ impl SignalingClient {
 
         core.handle_start(now(), (self.wall_clock)());
         let result = loop {
-            if let Some(error) = self.drain(&mut core, &mut link, &target, &settings).await {
+            if let Some(error) = self.drain(&mut core, &mut link, &target, &cancel).await {
                 break Err(error);
             }
-            self.publish(&core);
+            self.shared.publish(&core);
             let deadline = core.poll_timeout();
             if deadline != armed {
                 if let Some(at) = deadline {
@@ -101,12 +142,13 @@ impl SignalingClient {
                 dialing,
                 token_task,
             } = &mut link;
+            let shared = &self.shared;
             let wake = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => Wake::Shutdown,
-                _ = self.closed.cancelled() => Wake::Shutdown,
-                _ = self.suspend.notified() => Wake::Suspend,
-                _ = self.activity.notified() => Wake::Activity,
+                _ = shared.closed.cancelled() => Wake::Shutdown,
+                _ = shared.suspend.notified() => Wake::Suspend,
+                _ = shared.activity.notified() => Wake::Activity,
                 r = async {
                     match token_task.as_mut() {
                         Some(task) => task.await,
@@ -125,7 +167,7 @@ impl SignalingClient {
                         None => pending().await,
                     }
                 }, if ws.is_some() => Wake::Frame(f),
-                m = outgoing.recv() => Wake::Outgoing(m),
+                m = self.outgoing.recv() => Wake::Outgoing(m),
                 _ = &mut sleep, if armed.is_some() => Wake::Timer,
             };
             // Every wake-up reads both clocks: a wall clock that ran ahead of
@@ -136,8 +178,7 @@ impl SignalingClient {
             match wake {
                 Wake::Shutdown => {
                     core.handle_shutdown();
-                    if let Some(error) = self.drain(&mut core, &mut link, &target, &settings).await
-                    {
+                    if let Some(error) = self.drain(&mut core, &mut link, &target, &cancel).await {
                         break Err(error);
                     }
                     break Ok(());
@@ -171,23 +212,9 @@ impl SignalingClient {
                         }
                     }
                 }
-                Wake::Frame(frame) => self.on_frame(&mut core, &mut link, frame),
-                Wake::Outgoing(Some(msg)) => {
-                    if core.state() == ConnectionState::Connected && link.ws.is_some() {
-                        if !write(&mut link.ws, Message::text(msg.to_json()), WRITE_DEADLINE).await
-                        {
-                            warn!("signaling write failed; dropped a {} message", msg.kind);
-                            link.ws = None;
-                            core.handle_closed(now());
-                        }
-                    } else {
-                        warn!(
-                            "dropped a queued {} signaling message: the link went down",
-                            msg.kind
-                        );
-                    }
-                }
-                // The client holds a sender, so the queue never closes.
+                Wake::Frame(frame) => on_frame(&mut core, &mut link, frame),
+                Wake::Outgoing(Some(signal)) => core.handle_outgoing(signal),
+                // The handle holds a sender, so the queue never closes.
                 Wake::Outgoing(None) => {}
             }
         };
@@ -195,13 +222,13 @@ impl SignalingClient {
             close_ws(ws).await;
         }
         let mut dropped = 0usize;
-        while outgoing.try_recv().is_ok() {
+        while self.outgoing.try_recv().is_ok() {
             dropped += 1;
         }
         if dropped > 0 {
             warn!("dropped {dropped} queued signaling messages at shutdown");
         }
-        self.publish(&core);
+        self.shared.publish(&core);
         result
     }
 
@@ -209,18 +236,18 @@ impl SignalingClient {
     /// error when the core stops.
     async fn drain(
         &self,
-        core: &mut Core<SignalingMessage, SignalingError>,
+        core: &mut Core<Signal, SignalingError>,
         link: &mut Link,
         target: &DialTarget,
-        settings: &Settings,
+        cancel: &CancellationToken,
     ) -> Option<SignalingError> {
         while let Some(action) = core.poll_action() {
             match action {
                 Action::FetchToken => {
-                    let identity = self.identity.clone();
-                    let server = self.server_url.clone();
-                    let version = settings.api_version.clone();
-                    let secret = self.hmac_secret.clone();
+                    let identity = self.config.identity.clone();
+                    let server = self.config.server_url.clone();
+                    let version = self.config.api_version.clone();
+                    let secret = self.config.hmac_secret.clone();
                     link.token_task = Some(tokio::task::spawn_blocking(move || {
                         http::fetch_token(&identity, &server, &version, &secret)
                     }));
@@ -230,20 +257,14 @@ impl SignalingClient {
                     link.dialing = Some(Box::pin(async move { dial(&target).await }));
                 }
                 Action::SendAuth { token } => {
-                    let msg = SignalingMessage {
-                        token,
-                        name: self.host_name.clone(),
-                        ..SignalingMessage::new("auth")
-                    };
-                    let text = Message::text(msg.to_json());
-                    if !write(&mut link.ws, text, AUTH_WRITE_DEADLINE).await {
+                    let auth = auth_signal(token, &self.config.host_name);
+                    if !write(&mut link.ws, text(auth), AUTH_WRITE_DEADLINE).await {
                         link.ws = None;
                         core.handle_closed(now());
                     }
                 }
                 Action::SendPresence => {
-                    let presence = Message::text(SignalingMessage::new("presence").to_json());
-                    let ok = write(&mut link.ws, presence, WRITE_DEADLINE).await
+                    let ok = write(&mut link.ws, text(Signal::Presence), WRITE_DEADLINE).await
                         && write(
                             &mut link.ws,
                             Message::Ping(Default::default()),
@@ -256,6 +277,18 @@ impl SignalingClient {
                         core.handle_closed(now());
                     }
                 }
+                Action::Send(signal) => {
+                    let kind = signal.kind().to_owned();
+                    if !write(&mut link.ws, text(signal), WRITE_DEADLINE).await {
+                        warn!("signaling write failed; dropped a {kind} message");
+                        link.ws = None;
+                        core.handle_closed(now());
+                    }
+                }
+                Action::Discard(signal) => warn!(
+                    "dropped a queued {} signaling message: the link went down",
+                    signal.kind()
+                ),
                 Action::Close { reason } => {
                     match reason {
                         CloseReason::HostSlept => {
@@ -268,25 +301,41 @@ impl SignalingClient {
                         close_ws(ws).await;
                     }
                 }
-                Action::Deliver(msg) => (self.handler)(msg),
+                Action::Deliver(signal) => self.deliver(signal, cancel).await,
                 Action::GoDormant => {
                     info!(
                         "signaling server unreachable for the dormancy timeout; waiting for activity"
                     )
                 }
                 Action::Stop(error) => {
-                    self.sync_jwt(core);
+                    self.shared.sync_jwt(core);
                     return Some(error);
                 }
             }
         }
-        self.sync_jwt(core);
+        self.shared.sync_jwt(core);
         None
+    }
+
+    /// Hands one message to the receiver, waiting for room (bounded
+    /// backpressure) unless the client is shut down meanwhile.
+    async fn deliver(&self, signal: Signal, cancel: &CancellationToken) {
+        let kind = signal.kind().to_owned();
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => debug!("shutting down; an incoming {kind} message was not delivered"),
+            _ = self.shared.closed.cancelled() => debug!("closed; an incoming {kind} message was not delivered"),
+            sent = self.incoming.send(signal) => {
+                if sent.is_err() {
+                    debug!("nobody reads incoming signaling messages; dropped a {kind} message");
+                }
+            }
+        }
     }
 
     fn on_token(
         &self,
-        core: &mut Core<SignalingMessage, SignalingError>,
+        core: &mut Core<Signal, SignalingError>,
         result: Result<Result<String, HttpError>, tokio::task::JoinError>,
     ) {
         let (now, unix) = (now(), (self.wall_clock)());
@@ -296,7 +345,8 @@ impl SignalingClient {
                 core.handle_token_obtained(now, unix, token, exp);
             }
             Ok(Err(e)) => {
-                let failure = match SignalingError::permanent_from_http(&e, self.device_id()) {
+                let device_id = self.config.identity.device_id();
+                let failure = match SignalingError::permanent_from_http(&e, device_id) {
                     Some(permanent) => Failure::Permanent(permanent),
                     None => Failure::Transient(SignalingError::Http(e.clone())),
                 };
@@ -314,34 +364,41 @@ impl SignalingClient {
             }
         }
     }
+}
 
-    fn on_frame(
-        &self,
-        core: &mut Core<SignalingMessage, SignalingError>,
-        link: &mut Link,
-        frame: Option<Result<Message, tungstenite::Error>>,
-    ) {
-        let now = now();
-        match classify_frame(frame) {
-            Frame::Pong => core.handle_pong(now),
-            Frame::Closed => {
-                link.ws = None;
-                core.handle_closed(now);
-            }
-            Frame::Inbound(inbound) => {
-                if let Inbound::Error(e) = &inbound {
-                    match core.state() {
-                        ConnectionState::Authenticating => warn!("signaling auth failed: {e}"),
-                        ConnectionState::Connected if core.reauth_pending() => warn!(
-                            "the signaling server refused to re-authenticate the open link ({e}); reconnecting with the new token"
-                        ),
-                        _ => warn!("signaling server reported an error: {e}"),
-                    }
+/// Feeds one frame read from the link to the core.
+fn on_frame(
+    core: &mut Core<Signal, SignalingError>,
+    link: &mut Link,
+    frame: Option<Result<Message, tungstenite::Error>>,
+) {
+    let now = now();
+    match classify_frame(frame) {
+        Frame::Pong => core.handle_pong(now),
+        Frame::Closed => {
+            link.ws = None;
+            core.handle_closed(now);
+        }
+        Frame::Ignored => core.handle_message(now, Inbound::Ignored),
+        Frame::Signal(signal) => {
+            let inbound = classify(signal);
+            if let Inbound::Error(e) = &inbound {
+                match core.state() {
+                    ConnectionState::Authenticating => warn!("signaling auth failed: {e}"),
+                    ConnectionState::Connected if core.reauth_pending() => warn!(
+                        "the signaling server refused to re-authenticate the open link ({e}); reconnecting with the new token"
+                    ),
+                    _ => warn!("signaling server reported an error: {e}"),
                 }
-                core.handle_message(now, inbound);
             }
+            core.handle_message(now, inbound);
         }
     }
+}
+
+/// The text frame of `signal`.
+fn text(signal: Signal) -> Message {
+    Message::text(SignalingMessage::from(signal).to_json())
 }
 
 /// Writes one frame within `deadline`; false on any failure or a missing link.

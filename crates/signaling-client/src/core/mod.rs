@@ -4,6 +4,7 @@
 mod backoff;
 mod clock;
 mod config;
+mod inbound;
 mod refresh;
 #[cfg(test)]
 mod tests;
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 use backoff::Wait;
 use clock::ClockWatch;
 pub use config::*;
+pub use inbound::{auth_signal, classify};
 use refresh::CachedToken;
 use timer::{Timer, TimerTable};
 pub use types::*;
@@ -24,7 +26,8 @@ pub use types::*;
 ///
 /// **Inputs** (`handle_*`): `handle_start`, `handle_token_obtained` /
 /// `handle_token_failed`, `handle_connected` / `handle_connect_failed`,
-/// `handle_message` (every frame read), `handle_pong`, `handle_closed` (read or
+/// `handle_message` (every frame read, sorted by [`classify`]),
+/// `handle_outgoing` (a message the application sends), `handle_pong`, `handle_closed` (read or
 /// write error, close frame), `handle_timeout`, `handle_clock`,
 /// `handle_activity`, `handle_suspend` / `handle_resume`, `handle_shutdown`.
 /// Each takes the monotonic `now`; those that may start an attempt also take
@@ -196,7 +199,7 @@ impl<M, E> Core<M, E> {
                     });
                     self.attempt_failed(now);
                 }
-                // Nothing reaches the handler before authentication.
+                // Nothing reaches the application before authentication.
                 Inbound::Message(_) | Inbound::Ignored => {}
             },
             ConnectionState::Connected => {
@@ -213,6 +216,18 @@ impl<M, E> Core<M, E> {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// The application asks to send `msg`: [`Action::Send`] while the link is
+    /// authenticated, [`Action::Discard`] otherwise (the handle refuses sends
+    /// while not connected, so only a message queued just before the link
+    /// went down ends here).
+    pub fn handle_outgoing(&mut self, msg: M) {
+        if self.state == ConnectionState::Connected {
+            self.actions.push_back(Action::Send(msg));
+        } else {
+            self.actions.push_back(Action::Discard(msg));
         }
     }
 

@@ -163,8 +163,12 @@ impl Harness {
                         self.core.handle_pong(now);
                     }
                 }
-                Action::Close { .. } | Action::Deliver(_) | Action::GoDormant | Action::Stop(_) => {
-                }
+                Action::Close { .. }
+                | Action::Send(_)
+                | Action::Discard(_)
+                | Action::Deliver(_)
+                | Action::GoDormant
+                | Action::Stop(_) => {}
             }
         }
     }

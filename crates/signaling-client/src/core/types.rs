@@ -19,9 +19,10 @@ pub enum Inbound<M> {
     AuthOk,
     /// `{"type":"error","error":...}` (or an `auth` reply that is not ok).
     Error(String),
-    /// Any other well-formed message; delivered to the handler once authenticated.
+    /// Any other well-formed message; delivered to the application once
+    /// authenticated.
     Message(M),
-    /// A frame with nothing for the handler (malformed JSON, binary, WS ping):
+    /// A frame with nothing for the application (malformed JSON, binary, WS ping):
     /// it still proves the link is alive.
     Ignored,
 }
@@ -75,7 +76,13 @@ pub enum Action<M, E> {
         /// Why, for logs.
         reason: CloseReason,
     },
-    /// Hand an authenticated, non-error message to the handler.
+    /// Write this application message on the authenticated link (5 s write
+    /// deadline); see [`Core::handle_outgoing`](super::Core::handle_outgoing).
+    Send(M),
+    /// An application message that found no authenticated link: not written;
+    /// the driver logs it as dropped.
+    Discard(M),
+    /// Hand an authenticated, non-error message to the application.
     Deliver(M),
     /// Continuous failure lasted the dormancy timeout: no more attempts until
     /// an activity signal.

@@ -5,7 +5,6 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -13,7 +12,8 @@ use base64::engine::general_purpose::STANDARD;
 use futures_util::{SinkExt as _, StreamExt as _};
 use signaling_client::core::CoreConfig;
 use signaling_client::{
-    ConnectionState, Identity, SignalingClient, SignalingError, SignalingMessage,
+    ClientConfig, ConnectionState, Identity, Signal, SignalingClient, SignalingError,
+    SignalingMessage,
 };
 use signaling_proto::{
     ChallengeRequest, ChallengeResponse, PairCompleteRequest, PairCompleteResponse,
@@ -232,8 +232,8 @@ pub fn fast_config() -> CoreConfig {
 
 /// A running client and what it delivered.
 pub struct Running {
-    pub client: Arc<SignalingClient>,
-    pub messages: mpsc::Receiver<SignalingMessage>,
+    pub client: SignalingClient,
+    pub messages: mpsc::Receiver<Signal>,
     pub cancel: CancellationToken,
     pub task: JoinHandle<Result<(), SignalingError>>,
 }
@@ -248,25 +248,34 @@ impl Running {
     }
 }
 
-/// Builds a client with `config`, spawns `run`.
+/// The test client's configuration: `core` knobs, a 5 s handshake bound.
+pub fn client_config(
+    identity: Identity,
+    server_url: &str,
+    secret: &str,
+    core: CoreConfig,
+) -> ClientConfig {
+    ClientConfig {
+        hmac_secret: secret.to_owned(),
+        handshake_timeout: Duration::from_secs(5),
+        core,
+        // Presence acks pile up while a test looks elsewhere.
+        incoming_capacity: 256,
+        ..ClientConfig::new(identity, server_url, "test-host")
+    }
+}
+
+/// Builds a client with `config`, spawns its driver.
 pub fn spawn_client(
     identity: Identity,
     server_url: &str,
     secret: &str,
     config: CoreConfig,
 ) -> Running {
-    let (tx, messages) = mpsc::channel(256);
-    let handler = Arc::new(move |m: SignalingMessage| {
-        let _ = tx.try_send(m);
-    });
-    let client = SignalingClient::new(identity, server_url, "test-host", handler, secret);
-    client.set_core_config(config);
-    client.set_handshake_timeout(Duration::from_secs(5));
+    let (client, driver, messages) =
+        SignalingClient::new(client_config(identity, server_url, secret, config));
     let cancel = CancellationToken::new();
-    let task = tokio::spawn({
-        let (client, cancel) = (client.clone(), cancel.clone());
-        async move { client.run(cancel).await }
-    });
+    let task = tokio::spawn(driver.run(cancel.clone()));
     Running {
         client,
         messages,
@@ -284,19 +293,29 @@ pub async fn wait_state(client: &SignalingClient, pred: impl FnMut(&ConnectionSt
         .unwrap();
 }
 
-/// Waits for a delivered message of `kind`.
-pub async fn wait_message(
-    messages: &mut mpsc::Receiver<SignalingMessage>,
-    kind: &str,
-) -> SignalingMessage {
+/// Waits for a delivered signal matching `pred` (`what` names it in the
+/// failure), skipping the others.
+pub async fn wait_signal(
+    messages: &mut mpsc::Receiver<Signal>,
+    what: &str,
+    mut pred: impl FnMut(&Signal) -> bool,
+) -> Signal {
     tokio::time::timeout(WAIT, async {
         loop {
-            let m = messages.recv().await.unwrap();
-            if m.kind == kind {
-                return m;
+            let s = messages.recv().await.unwrap();
+            if pred(&s) {
+                return s;
             }
         }
     })
     .await
-    .unwrap_or_else(|_| panic!("no {kind} message"))
+    .unwrap_or_else(|_| panic!("no {what} message"))
+}
+
+/// Waits for a `presence_ack`.
+pub async fn wait_presence_ack(messages: &mut mpsc::Receiver<Signal>) {
+    wait_signal(messages, "presence_ack", |s| {
+        matches!(s, Signal::PresenceAck)
+    })
+    .await;
 }
