@@ -1,15 +1,21 @@
-//! Transport configuration: ICE servers, loopback-only test settings, relay-only policy.
+//! Transport configuration: ICE servers, loopback-only test settings, relay-only
+//! policy, and how they become the library's setting engine (our own host
+//! sockets on loopback, ICE timing).
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use webrtc::api::APIBuilder;
 use webrtc::api::setting_engine::{SctpMaxMessageSize, SettingEngine};
 use webrtc::ice::mdns::MulticastDnsMode;
 use webrtc::ice::network_type::NetworkType;
+use webrtc::ice::udp_network::UDPNetwork;
 use webrtc::ice_transport::ice_server::RTCIceServer;
 use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::policy::ice_transport_policy::RTCIceTransportPolicy;
+
+use crate::socket::HostSockets;
 
 /// One STUN or TURN server.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -42,7 +48,23 @@ impl RtcConfig {
         }
     }
 
-    pub(crate) fn setting_engine(&self, send_limit: usize) -> SettingEngine {
+    /// Whether host candidates are gathered on our own sockets ([`HostSockets`]):
+    /// loopback only, and only without a STUN server (the library's mux hook
+    /// gathers no server-reflexive candidates) or a relay-only policy.
+    pub(crate) fn wants_host_sockets(&self) -> bool {
+        self.loopback_only
+            && !self.relay_only
+            && !self.ice_servers.iter().flat_map(|s| &s.urls).any(|u| {
+                let u = u.trim_start().to_ascii_lowercase();
+                u.starts_with("stun:") || u.starts_with("stuns:")
+            })
+    }
+
+    pub(crate) fn setting_engine(
+        &self,
+        send_limit: usize,
+        host_sockets: Option<&Arc<HostSockets>>,
+    ) -> SettingEngine {
         let mut se = SettingEngine::default();
         // Detached channels let us read messages up to 1 MiB; the callback API
         // reads into a 64 KiB buffer and closes the channel on anything larger.
@@ -60,6 +82,9 @@ impl RtcConfig {
             // pair is peer-reflexive and the library waits 1 s before accepting it;
             // on loopback that pair is the right one, so accept at once.
             se.set_prflx_acceptance_min_wait(Some(Duration::ZERO));
+        }
+        if let Some(sockets) = host_sockets {
+            se.set_udp_network(UDPNetwork::Muxed(Arc::clone(sockets) as _));
         }
         se
     }
@@ -84,9 +109,15 @@ impl RtcConfig {
         }
     }
 
+    /// The library's API object for one peer connection. When
+    /// [`RtcConfig::wants_host_sockets`], it carries that peer's own
+    /// [`HostSockets`]; the ICE agent keeps them and releases them when it closes.
     pub(crate) fn api(&self, send_limit: usize) -> webrtc::api::API {
+        let host_sockets = self
+            .wants_host_sockets()
+            .then(|| Arc::new(HostSockets::default()));
         APIBuilder::new()
-            .with_setting_engine(self.setting_engine(send_limit))
+            .with_setting_engine(self.setting_engine(send_limit, host_sockets.as_ref()))
             .build()
     }
 }

@@ -14,6 +14,7 @@
 //! - `channel`: [`RtcChannel`], the detached DataChannel with a bounded receive
 //!   queue and send backpressure.
 //! - `sdp`: small SDP text helpers (advertise and read `a=max-message-size`).
+//! - `socket`: our own loopback host-candidate UDP sockets with 4 MiB buffers.
 //! - `dtls`: [`DtlsFingerprints`]: SHA-256 of our DTLS certificate and of the one
 //!   the remote end presented, for channel authentication v2.
 //! - `event`: [`RtcEvent`], [`Candidate`], [`PeerState`].
@@ -43,6 +44,11 @@
 //!   closes the channel;
 //! - a peer-reflexive pair waits 1 s before it is accepted: loopback settings set
 //!   that wait to zero, which takes connect from ~1 s to a few ms.
+//! - its own sockets keep the system's default buffers (~208 KiB on Linux), which
+//!   a 1 MiB message over loopback overflows (then SCTP waits ≥ 1 s per loss):
+//!   loopback-only peers without a STUN server gather on our sockets instead,
+//!   4 MiB each way, a fresh one per ICE generation (the library's own UDP mux
+//!   keeps routing a restarted peer's packets to the closed generation).
 
 #![warn(missing_docs)]
 
@@ -53,6 +59,7 @@ mod error;
 mod event;
 mod peer;
 mod sdp;
+mod socket;
 
 pub use channel::RtcChannel;
 pub use config::{IceServer, RtcConfig};
