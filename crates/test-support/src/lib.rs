@@ -20,6 +20,6 @@ mod udp;
 mod util;
 
 pub use tcp::{TcpFaultProxy, TcpMode};
-pub use tmux::{PrivateTmux, TmuxError};
+pub use tmux::PrivateTmux;
 pub use udp::{UdpFaultProxy, UdpStats};
 pub use util::{unique_name, wait_until, wait_until_blocking};

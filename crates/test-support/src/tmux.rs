@@ -6,25 +6,11 @@
 //! shapes a test's server) and without `TMUX` in the environment (a test run
 //! from inside tmux talks to the private server, not the surrounding one).
 
-use std::fmt;
 use std::process::{Command, Output};
 
+use anyhow::{Context, Result, bail};
+
 use crate::unique_name;
-
-/// A tmux command that could not run or exited non-zero.
-#[derive(Debug)]
-pub struct TmuxError {
-    args: Vec<String>,
-    detail: String,
-}
-
-impl fmt::Display for TmuxError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "tmux {:?} failed: {}", self.args, self.detail)
-    }
-}
-
-impl std::error::Error for TmuxError {}
 
 /// A tmux server on a private socket, owned by one test (or demo run); the
 /// server starts with the first session and is killed on drop.
@@ -64,17 +50,17 @@ impl PrivateTmux {
 
     /// Runs `tmux … args`; stdout without its trailing newlines, or the error
     /// with tmux's stderr when it cannot run or exits non-zero.
-    pub fn run(&self, args: &[&str]) -> Result<String, TmuxError> {
-        let error = |detail: String| TmuxError {
-            args: args.iter().map(|a| (*a).to_owned()).collect(),
-            detail,
-        };
+    pub fn run(&self, args: &[&str]) -> Result<String> {
         let out = self
             .output(args)
-            .map_err(|e| error(format!("cannot run tmux: {e}")))?;
+            .with_context(|| format!("cannot run tmux {args:?}"))?;
         if !out.status.success() {
             let stderr = String::from_utf8_lossy(&out.stderr);
-            return Err(error(format!("{}: {}", out.status, stderr.trim_end())));
+            bail!(
+                "tmux {args:?} failed ({}): {}",
+                out.status,
+                stderr.trim_end()
+            );
         }
         Ok(String::from_utf8_lossy(&out.stdout)
             .trim_end_matches('\n')
@@ -83,7 +69,7 @@ impl PrivateTmux {
 
     /// [`run`](Self::run) for tests: panics with tmux's message on failure.
     pub fn tmux(&self, args: &[&str]) -> String {
-        self.run(args).unwrap_or_else(|e| panic!("{e}"))
+        self.run(args).unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     /// `display -p -t target format` for tests (panics on failure).
@@ -93,7 +79,7 @@ impl PrivateTmux {
 
     /// Creates a detached session `name` of `cols`×`rows` running `sh`;
     /// returns its first pane id.
-    pub fn new_session(&self, name: &str, cols: u16, rows: u16) -> Result<String, TmuxError> {
+    pub fn new_session(&self, name: &str, cols: u16, rows: u16) -> Result<String> {
         self.new_session_running(name, cols, rows, Some("sh"))
     }
 
@@ -105,7 +91,7 @@ impl PrivateTmux {
         cols: u16,
         rows: u16,
         cmd: Option<&str>,
-    ) -> Result<String, TmuxError> {
+    ) -> Result<String> {
         let (cols, rows) = (cols.to_string(), rows.to_string());
         let mut args = vec![
             "new-session",
@@ -125,7 +111,7 @@ impl PrivateTmux {
     }
 
     /// `#{pane_width}x#{pane_height}` of a pane.
-    pub fn pane_size(&self, pane: &str) -> Result<String, TmuxError> {
+    pub fn pane_size(&self, pane: &str) -> Result<String> {
         self.run(&[
             "display-message",
             "-p",
