@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rtc_transport::{PeerState, RtcChannel, RtcConfig, RtcPeer};
-use signaling_proto::SignalingMessage;
+use signaling_proto::Signal;
 use terminal_protocol::Event;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -191,18 +191,27 @@ impl PhoneConnection {
         let mut route = signaling.route(&host);
         let (peer, mut rtc_events) = RtcPeer::new(rtc).await?;
 
-        let mut req = SignalingMessage::new("connect_request");
-        req.target_device_id = host.clone();
-        signaling.send(req).await?;
+        signaling
+            .send(Signal::ConnectRequest {
+                target_device_id: host.clone(),
+            })
+            .await?;
 
         // Wait for the offer; candidates that come first are queued by the peer.
         let offer = tokio::time::timeout(OFFER_TIMEOUT, async {
             while let Some(m) = route.recv().await {
-                match m.kind.as_str() {
-                    "sdp_offer" => return Ok(m.sdp),
-                    "ice_candidate" => add_candidate(&peer, &m).await,
-                    "connection_rejected" => return Err(ClientError::Rejected(m.reason)),
-                    "host_offline" => return Err(ClientError::HostOffline),
+                match m {
+                    Signal::SdpOffer { sdp, .. } => return Ok(sdp),
+                    Signal::IceCandidate {
+                        candidate,
+                        sdp_mid,
+                        sdp_m_line_index,
+                        ..
+                    } => add_candidate(&peer, candidate, sdp_mid, sdp_m_line_index).await,
+                    Signal::ConnectionRejected { reason, .. } => {
+                        return Err(ClientError::Rejected(reason));
+                    }
+                    Signal::HostOffline { .. } => return Err(ClientError::HostOffline),
                     _ => {}
                 }
             }
@@ -230,10 +239,12 @@ impl PhoneConnection {
                 gather::candidates_into_answer(&answer, &mut rtc_events, quiet).await
             }
         };
-        let mut ans = SignalingMessage::new("sdp_answer");
-        ans.target_device_id = host.clone();
-        ans.sdp = answer;
-        signaling.send(ans).await?;
+        signaling
+            .send(Signal::SdpAnswer {
+                target_device_id: host.clone(),
+                sdp: answer,
+            })
+            .await?;
 
         let (state_tx, state_rx) = watch::channel(early_state.unwrap_or(PeerState::New));
         let (chan_tx, chan_rx) = oneshot::channel();

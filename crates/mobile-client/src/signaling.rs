@@ -1,7 +1,8 @@
 //! The phone's signaling WebSocket: the signed dial of
-//! `signaling_client::ws` (the host's own, with its proxy handling), `auth`,
-//! presence every 30 s, host presence tracking, and routing of relayed
-//! messages to the connection that waits for them.
+//! `signaling_client::ws` (the host's own, with its proxy handling), `auth`
+//! (its reply sorted by `signaling_client::core::classify`, the host's own
+//! rule), presence every 30 s, host presence tracking, and routing of relayed
+//! messages, typed as [`Signal`]s, to the connection that waits for them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,11 +10,11 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use signaling_client::SignalingError;
-use signaling_client::core::Failure;
+use signaling_client::core::{Failure, Inbound, classify};
 use signaling_client::http::fetch_token;
 use signaling_client::ws::{DialTarget, Socket as Ws, dial};
-use signaling_proto::SignalingMessage;
 use signaling_proto::consts::{DEFAULT_API_VERSION, ERR_UNKNOWN_DEVICE, PRESENCE_INTERVAL};
+use signaling_proto::{Signal, SignalingMessage};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
@@ -57,14 +58,23 @@ impl SignalingOptions {
     }
 }
 
-type Routes = Arc<Mutex<HashMap<String, mpsc::Sender<SignalingMessage>>>>;
+type Routes = Arc<Mutex<HashMap<String, mpsc::Sender<Signal>>>>;
+
+/// What the session's task is asked to do, in order.
+#[derive(Debug)]
+enum Command {
+    /// Write this message.
+    Send(Signal),
+    /// Close the socket (close 1000) and end.
+    Close,
+}
 
 /// A live, authenticated signaling session. Dropping it closes the socket.
 pub struct Signaling {
     device_id: String,
-    out: mpsc::Sender<SignalingMessage>,
+    out: mpsc::Sender<Command>,
     routes: Routes,
-    other: tokio::sync::Mutex<mpsc::Receiver<SignalingMessage>>,
+    other: tokio::sync::Mutex<mpsc::Receiver<Signal>>,
     hosts: watch::Receiver<HashMap<String, String>>,
     closed: watch::Receiver<bool>,
     task: JoinHandle<()>,
@@ -136,10 +146,11 @@ impl Signaling {
             }
         })?;
 
-        let mut auth = SignalingMessage::new("auth");
-        auth.token = token.to_owned();
-        auth.name = opts.name.clone();
-        tokio::time::timeout(WRITE_TIMEOUT, ws.send(Message::text(auth.to_json())))
+        let auth = Signal::Auth {
+            token: token.to_owned(),
+            name: opts.name.clone(),
+        };
+        tokio::time::timeout(WRITE_TIMEOUT, ws.send(text(auth)))
             .await
             .map_err(|_| err("auth write timed out".into()))?
             .map_err(|e| err(e.to_string()))?;
@@ -148,7 +159,7 @@ impl Signaling {
                 match frame {
                     Ok(Message::Text(t)) => {
                         if let Ok(m) = SignalingMessage::parse(t.as_str()) {
-                            return Ok(m);
+                            return Ok(Signal::from(m));
                         }
                     }
                     Ok(Message::Close(f)) => {
@@ -165,12 +176,13 @@ impl Signaling {
         })
         .await
         .map_err(|_| ClientError::Timeout("signaling auth reply"))??;
-        if reply.kind == "error" || reply.status != "ok" {
-            return Err(ClientError::AuthRejected(if reply.error.is_empty() {
-                reply.kind
-            } else {
-                reply.error
-            }));
+        let kind = reply.kind().to_owned();
+        match classify(reply) {
+            Inbound::AuthOk => {}
+            Inbound::Error(e) if !e.is_empty() => return Err(ClientError::AuthRejected(e)),
+            Inbound::Error(_) | Inbound::Message(_) | Inbound::Ignored => {
+                return Err(ClientError::AuthRejected(kind));
+            }
         }
 
         let (out_tx, out_rx) = mpsc::channel(OUT_QUEUE);
@@ -204,9 +216,13 @@ impl Signaling {
     }
 
     /// Queues a message for the server; fails if the socket is gone.
-    pub async fn send(&self, msg: SignalingMessage) -> Result<(), ClientError> {
+    pub async fn send(&self, signal: Signal) -> Result<(), ClientError> {
+        self.command(Command::Send(signal)).await
+    }
+
+    async fn command(&self, command: Command) -> Result<(), ClientError> {
         self.out
-            .send(msg)
+            .send(command)
             .await
             .map_err(|_| ClientError::Signaling("connection closed".into()))
     }
@@ -214,7 +230,7 @@ impl Signaling {
     /// Routes every message from (or about) `host_device_id` to the returned
     /// receiver until it is dropped: relayed SDP/ICE, `connection_rejected`,
     /// and `host_offline` for that host. A new route replaces the old one.
-    pub fn route(&self, host_device_id: &str) -> mpsc::Receiver<SignalingMessage> {
+    pub fn route(&self, host_device_id: &str) -> mpsc::Receiver<Signal> {
         let (tx, rx) = mpsc::channel(ROUTE_QUEUE);
         lock(&self.routes).insert(host_device_id.to_owned(), tx);
         rx
@@ -222,7 +238,7 @@ impl Signaling {
 
     /// The next message no route took (`host_online`, `device_unpaired`, ...).
     /// `None` once the socket is closed.
-    pub async fn recv_other(&self) -> Option<SignalingMessage> {
+    pub async fn recv_other(&self) -> Option<Signal> {
         self.other.lock().await.recv().await
     }
 
@@ -244,16 +260,16 @@ impl Signaling {
 
     /// Closes the socket (close 1000).
     pub async fn close(&self) {
-        let _ = self.send(SignalingMessage::new("!close")).await;
+        let _ = self.command(Command::Close).await;
         self.closed().await;
     }
 }
 
 async fn drive(
     mut ws: Ws,
-    mut out: mpsc::Receiver<SignalingMessage>,
+    mut out: mpsc::Receiver<Command>,
     routes: Routes,
-    other: mpsc::Sender<SignalingMessage>,
+    other: mpsc::Sender<Signal>,
     hosts: watch::Sender<HashMap<String, String>>,
     closed: watch::Sender<bool>,
     presence: Duration,
@@ -267,18 +283,18 @@ async fn drive(
                         tracing::debug!("malformed signaling message skipped");
                         continue;
                     };
-                    dispatch(msg, &routes, &other, &hosts);
+                    dispatch(Signal::from(msg), &routes, &other, &hosts);
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                 Some(Ok(_)) => {}
             },
-            msg = out.recv() => match msg {
-                Some(m) if m.kind == "!close" => {
+            command = out.recv() => match command {
+                Some(Command::Close) => {
                     let _ = tokio::time::timeout(WRITE_TIMEOUT, ws.close(None)).await;
                     break;
                 }
-                Some(m) => {
-                    let sent = tokio::time::timeout(WRITE_TIMEOUT, ws.send(Message::text(m.to_json()))).await;
+                Some(Command::Send(signal)) => {
+                    let sent = tokio::time::timeout(WRITE_TIMEOUT, ws.send(text(signal))).await;
                     if !matches!(sent, Ok(Ok(()))) {
                         break;
                     }
@@ -289,9 +305,8 @@ async fn drive(
                 }
             },
             _ = tick.tick() => {
-                let p = SignalingMessage::new("presence");
                 let ok = tokio::time::timeout(WRITE_TIMEOUT, async {
-                    ws.send(Message::text(p.to_json())).await?;
+                    ws.send(text(Signal::Presence)).await?;
                     ws.send(Message::Ping(Vec::new().into())).await
                 }).await;
                 if !matches!(ok, Ok(Ok(()))) {
@@ -305,39 +320,64 @@ async fn drive(
     lock(&routes).clear();
 }
 
+/// The text frame of `signal`.
+fn text(signal: Signal) -> Message {
+    Message::text(SignalingMessage::from(signal).to_json())
+}
+
+/// The device a message is from or about, for routing: the relayed sender
+/// (`targetDeviceId` after relay), or the host of `host_offline`; empty
+/// when it names none.
+fn route_key(signal: &Signal) -> &str {
+    match signal {
+        Signal::HostOffline { device_id } => device_id,
+        Signal::ConnectRequest { target_device_id }
+        | Signal::SdpOffer {
+            target_device_id, ..
+        }
+        | Signal::SdpAnswer {
+            target_device_id, ..
+        }
+        | Signal::IceCandidate {
+            target_device_id, ..
+        }
+        | Signal::ConnectionRejected {
+            target_device_id, ..
+        } => target_device_id,
+        Signal::Other(m) => &m.target_device_id,
+        _ => "",
+    }
+}
+
 fn dispatch(
-    msg: SignalingMessage,
+    signal: Signal,
     routes: &Routes,
-    other: &mpsc::Sender<SignalingMessage>,
+    other: &mpsc::Sender<Signal>,
     hosts: &watch::Sender<HashMap<String, String>>,
 ) {
-    match msg.kind.as_str() {
-        "presence_ack" => return,
-        "host_online" => {
-            let (id, name) = (msg.device_id.clone(), msg.name.clone());
+    match &signal {
+        Signal::PresenceAck => return,
+        Signal::HostOnline { device_id, name } => {
+            let (id, name) = (device_id.clone(), name.clone());
             hosts.send_modify(|h| {
                 h.insert(id, name);
             });
         }
-        "host_offline" => {
-            let id = msg.device_id.clone();
+        Signal::HostOffline { device_id } => {
             hosts.send_modify(|h| {
-                h.remove(&id);
+                h.remove(device_id);
             });
         }
-        "error" => tracing::debug!(error = %msg.error, "signaling error message"),
+        Signal::Error { error } => tracing::debug!(%error, "signaling error message"),
         _ => {}
     }
-    let key = match msg.kind.as_str() {
-        "host_offline" => msg.device_id.clone(),
-        _ => msg.target_device_id.clone(),
-    };
-    if key.is_empty() && msg.kind == "connection_rejected" {
+    let key = route_key(&signal).to_owned();
+    if key.is_empty() && matches!(signal, Signal::ConnectionRejected { .. }) {
         // The server's own refusal (`not_paired`) names no device: tell every
         // waiting connection.
         let all: Vec<_> = lock(routes).values().cloned().collect();
         for tx in all {
-            let _ = tx.try_send(msg.clone());
+            let _ = tx.try_send(signal.clone());
         }
         return;
     }
@@ -348,12 +388,12 @@ fn dispatch(
     if let Some(tx) = routed
         && !tx.is_closed()
     {
-        if tx.try_send(msg).is_err() {
+        if tx.try_send(signal).is_err() {
             tracing::warn!("connection route full; signaling message dropped");
         }
         return;
     }
-    if other.try_send(msg).is_err() {
+    if other.try_send(signal).is_err() {
         tracing::debug!("unrouted signaling message dropped (queue full)");
     }
 }

@@ -42,10 +42,14 @@ async fn signaling_sees_the_host_online_and_routes_its_rejection() {
     let refuser = tokio::spawn(async move {
         let mut route = host_sig.route(&phone_id);
         let req = route.recv().await.unwrap();
-        assert_eq!(req.kind, "connect_request");
-        let mut m = signaling_proto::SignalingMessage::new("connection_rejected");
-        m.target_device_id = phone_id.clone();
-        m.reason = "already_connected".into();
+        assert!(
+            matches!(req, signaling_proto::Signal::ConnectRequest { .. }),
+            "{req:?}"
+        );
+        let m = signaling_proto::Signal::ConnectionRejected {
+            target_device_id: phone_id.clone(),
+            reason: "already_connected".into(),
+        };
         host_sig.send(m).await.unwrap();
         host_sig
     });

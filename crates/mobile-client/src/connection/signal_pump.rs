@@ -5,16 +5,23 @@
 use std::sync::Arc;
 
 use rtc_transport::{Candidate, PeerState, RtcChannel, RtcEvent, RtcPeer};
-use signaling_proto::SignalingMessage;
+use signaling_proto::Signal;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::signaling::Signaling;
 
-pub(super) async fn add_candidate(peer: &RtcPeer, m: &SignalingMessage) {
+/// Hands a relayed `ice_candidate`'s fields to the peer (an empty `sdp_mid`
+/// is absent).
+pub(super) async fn add_candidate(
+    peer: &RtcPeer,
+    candidate: String,
+    sdp_mid: String,
+    sdp_m_line_index: Option<u16>,
+) {
     let c = Candidate {
-        candidate: m.candidate.clone(),
-        sdp_mid: (!m.sdp_mid.is_empty()).then(|| m.sdp_mid.clone()),
-        sdp_m_line_index: m.sdp_m_line_index,
+        candidate,
+        sdp_mid: (!sdp_mid.is_empty()).then_some(sdp_mid),
+        sdp_m_line_index,
     };
     if let Err(e) = peer.add_remote_candidate(c).await {
         tracing::debug!(error = %e, "remote candidate rejected");
@@ -27,7 +34,7 @@ pub(super) async fn signal_pump(
     signaling: Arc<Signaling>,
     host: String,
     peer: RtcPeer,
-    mut route: mpsc::Receiver<SignalingMessage>,
+    mut route: mpsc::Receiver<Signal>,
     mut events: mpsc::Receiver<RtcEvent>,
     state: watch::Sender<PeerState>,
     chan_tx: oneshot::Sender<RtcChannel>,
@@ -37,15 +44,18 @@ pub(super) async fn signal_pump(
     loop {
         tokio::select! {
             m = route.recv(), if route_open => match m {
-                Some(m) => match m.kind.as_str() {
-                    "ice_candidate" => add_candidate(&peer, &m).await,
-                    "sdp_offer" => {
+                Some(m) => match m {
+                    Signal::IceCandidate { candidate, sdp_mid, sdp_m_line_index, .. } => {
+                        add_candidate(&peer, candidate, sdp_mid, sdp_m_line_index).await
+                    }
+                    Signal::SdpOffer { sdp, .. } => {
                         // ICE restart (or renegotiation) on the same connection.
-                        match peer.accept_offer(&m.sdp).await {
+                        match peer.accept_offer(&sdp).await {
                             Ok(answer) => {
-                                let mut ans = SignalingMessage::new("sdp_answer");
-                                ans.target_device_id = host.clone();
-                                ans.sdp = answer;
+                                let ans = Signal::SdpAnswer {
+                                    target_device_id: host.clone(),
+                                    sdp: answer,
+                                };
                                 if signaling.send(ans).await.is_err() {
                                     tracing::debug!("answer to a restart offer not sent");
                                 }
@@ -53,18 +63,19 @@ pub(super) async fn signal_pump(
                             Err(e) => tracing::warn!(error = %e, "restart offer rejected"),
                         }
                     }
-                    other => tracing::debug!(kind = other, "signaling message for the connection ignored"),
+                    other => tracing::debug!(kind = other.kind(), "signaling message for the connection ignored"),
                 },
                 // Signaling gone: the established connection carries on.
                 None => route_open = false,
             },
             ev = events.recv() => match ev {
                 Some(RtcEvent::LocalCandidate(c)) => {
-                    let mut m = SignalingMessage::new("ice_candidate");
-                    m.target_device_id = host.clone();
-                    m.candidate = c.candidate;
-                    m.sdp_mid = c.sdp_mid.unwrap_or_default();
-                    m.sdp_m_line_index = c.sdp_m_line_index;
+                    let m = Signal::IceCandidate {
+                        target_device_id: host.clone(),
+                        candidate: c.candidate,
+                        sdp_mid: c.sdp_mid.unwrap_or_default(),
+                        sdp_m_line_index: c.sdp_m_line_index,
+                    };
                     let _ = signaling.send(m).await;
                 }
                 Some(RtcEvent::State(s)) => {

@@ -14,7 +14,7 @@ use mobile_client::{
 use rtc_transport::{Candidate, RtcEvent, RtcPeer};
 use signaling_client::http::{fetch_challenge, signed_json};
 use signaling_proto::consts::DEFAULT_API_VERSION;
-use signaling_proto::{PairInitiateRequest, PairInitiateResponse, QrPayload, SignalingMessage};
+use signaling_proto::{PairInitiateRequest, PairInitiateResponse, QrPayload, Signal};
 use signaling_server::{RunningServer, Server, ServerConfig};
 use terminal_protocol::{AuthTranscript, Compressor, Event, Request, new_nonce, nonce_b64};
 use tokio::sync::mpsc;
@@ -126,26 +126,36 @@ pub async fn paired(
     let record = phone.pair(&payload).await.unwrap();
     let complete = tokio::time::timeout(WAIT, async {
         loop {
-            let m = host_sig.recv_other().await.unwrap();
-            if m.kind == "pair_complete" {
-                return m;
+            if let Signal::PairComplete {
+                mobile_device_id,
+                mobile_x25519_public_key,
+                mobile_confirmation,
+                ..
+            } = host_sig.recv_other().await.unwrap()
+            {
+                return (
+                    mobile_device_id,
+                    mobile_x25519_public_key,
+                    mobile_confirmation,
+                );
             }
         }
     })
     .await
     .unwrap();
-    assert_eq!(complete.mobile_device_id, phone.identity().device_id());
-    let phone_x = signaling_proto::decode_public_key(&complete.mobile_x25519_public_key).unwrap();
+    let (mobile_device_id, mobile_x25519_public_key, mobile_confirmation) = complete;
+    assert_eq!(mobile_device_id, phone.identity().device_id());
+    let phone_x = signaling_proto::decode_public_key(&mobile_x25519_public_key).unwrap();
     let host_secret =
         *signaling_proto::derive_pairing_secret(&host.x25519, &phone_x, &host.token).unwrap();
     assert_eq!(host_secret, record.secret);
     // The host's check of pairing.md §9.6 passes on what the server relayed.
     signaling_proto::verify_pairing_confirmation(
         &host_secret,
-        &complete.mobile_device_id,
-        &complete.mobile_x25519_public_key,
+        &mobile_device_id,
+        &mobile_x25519_public_key,
         &host.device_id(),
-        &complete.mobile_confirmation,
+        &mobile_confirmation,
     )
     .unwrap();
     (phone, host, host_sig, host_secret)
@@ -174,30 +184,31 @@ pub fn mini_host(
             tokio::select! {
                 m = route.recv() => {
                     let Some(m) = m else { break };
-                    match m.kind.as_str() {
-                        "connect_request" => {
+                    match m {
+                        Signal::ConnectRequest { .. } => {
                             if let Some(old) = peer.take() {
                                 old.close().await;
                             }
                             let (p, events) = RtcPeer::new(&RtcConfig::loopback()).await.unwrap();
                             let ch = p.create_data_channel("terminal").await.unwrap();
                             let offer = p.create_offer(false).await.unwrap();
-                            send(&sig, &phone_id, "sdp_offer", offer).await;
+                            let offer = Signal::SdpOffer { target_device_id: phone_id.clone(), sdp: offer };
+                            sig.send(offer).await.unwrap();
                             tokio::spawn(forward_candidates(Arc::clone(&sig), phone_id.clone(), events));
                             tokio::spawn(serve(ch, p.clone(), secret, seen_tx.clone()));
                             peer = Some(p);
                         }
-                        "sdp_answer" => {
+                        Signal::SdpAnswer { sdp, .. } => {
                             if let Some(p) = &peer {
-                                p.set_remote_answer(&m.sdp).await.unwrap();
+                                p.set_remote_answer(&sdp).await.unwrap();
                             }
                         }
-                        "ice_candidate" => {
+                        Signal::IceCandidate { candidate, sdp_mid, sdp_m_line_index, .. } => {
                             if let Some(p) = &peer {
                                 let c = Candidate {
-                                    candidate: m.candidate,
-                                    sdp_mid: Some(m.sdp_mid),
-                                    sdp_m_line_index: m.sdp_m_line_index,
+                                    candidate,
+                                    sdp_mid: Some(sdp_mid),
+                                    sdp_m_line_index,
                                 };
                                 let _ = p.add_remote_candidate(c).await;
                             }
@@ -209,7 +220,8 @@ pub fn mini_host(
                     Some(HostCmd::IceRestart) => {
                         if let Some(p) = &peer {
                             let offer = p.create_offer(true).await.unwrap();
-                            send(&sig, &phone_id, "sdp_offer", offer).await;
+                            let offer = Signal::SdpOffer { target_device_id: phone_id.clone(), sdp: offer };
+                            sig.send(offer).await.unwrap();
                             let _ = seen_tx.send("restart offer sent".into()).await;
                         }
                     }
@@ -224,21 +236,15 @@ pub fn mini_host(
     (cmd_tx, seen_rx)
 }
 
-async fn send(sig: &Signaling, to: &str, kind: &str, sdp: String) {
-    let mut m = SignalingMessage::new(kind);
-    m.target_device_id = to.to_owned();
-    m.sdp = sdp;
-    sig.send(m).await.unwrap();
-}
-
 async fn forward_candidates(sig: Arc<Signaling>, to: String, mut events: mpsc::Receiver<RtcEvent>) {
     while let Some(ev) = events.recv().await {
         if let RtcEvent::LocalCandidate(c) = ev {
-            let mut m = SignalingMessage::new("ice_candidate");
-            m.target_device_id = to.clone();
-            m.candidate = c.candidate;
-            m.sdp_mid = c.sdp_mid.unwrap_or_default();
-            m.sdp_m_line_index = c.sdp_m_line_index;
+            let m = Signal::IceCandidate {
+                target_device_id: to.clone(),
+                candidate: c.candidate,
+                sdp_mid: c.sdp_mid.unwrap_or_default(),
+                sdp_m_line_index: c.sdp_m_line_index,
+            };
             let _ = sig.send(m).await;
         }
     }
