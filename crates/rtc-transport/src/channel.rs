@@ -1,8 +1,11 @@
-//! The "terminal" DataChannel: detached reads into a bounded queue, sends with
-//! backpressure (spec peer-lifecycle §6), close that wakes every waiter at once.
+//! One DataChannel (the "terminal" channel or a fast one): detached reads into
+//! a bounded queue, sends with backpressure (spec peer-lifecycle §6), a
+//! non-waiting send for messages that may be lost, close that wakes every
+//! waiter at once.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,8 +15,11 @@ use webrtc::data::data_channel::DataChannel;
 use webrtc::data_channel::RTCDataChannel;
 
 use crate::error::RtcError;
+use crate::options::ChannelOptions;
 use crate::sdp::MAX_MESSAGE_SIZE;
-use crate::{HIGH_WATER_MARK, LOW_WATER_MARK, MIN_WRITE_RATE_BYTES_PER_SEC, SEND_TIMEOUT};
+use crate::{
+    HIGH_WATER_MARK, LOW_WATER_MARK, MIN_WRITE_RATE_BYTES_PER_SEC, SEND_TIMEOUT, TRY_SEND_LIMIT,
+};
 
 /// Received messages waiting for `recv`; a full queue stops reading, which in
 /// turn fills SCTP's receive window and slows the remote sender.
@@ -21,6 +27,10 @@ const RECV_QUEUE: usize = 32;
 /// Read buffer: room for the largest allowed message plus slack, so a peer that
 /// ignores our limit by a little still gets a decodable-size verdict, not a close.
 const READ_BUF: usize = MAX_MESSAGE_SIZE + 65_536;
+/// [`RtcChannel::try_send`] writes that found SCTP's queue (shared by every
+/// channel of the association) full and finish in the background; while this
+/// many are parked, further ones are dropped.
+const MAX_PARKED_WRITES: usize = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ChanState {
@@ -39,6 +49,7 @@ impl std::fmt::Debug for RtcChannel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RtcChannel")
             .field("label", &self.inner.label)
+            .field("options", &self.inner.options)
             .field("state", &*self.inner.state.borrow())
             .finish()
     }
@@ -46,12 +57,15 @@ impl std::fmt::Debug for RtcChannel {
 
 struct ChannelInner {
     label: String,
+    options: ChannelOptions,
     rtc: Arc<RTCDataChannel>,
     raw: OnceLock<Arc<DataChannel>>,
     state: watch::Sender<ChanState>,
     low: Notify,
     rx: Mutex<mpsc::Receiver<Bytes>>,
     remote_max: Arc<AtomicUsize>,
+    /// [`RtcChannel::try_send`] writes still waiting inside the library.
+    parked_writes: AtomicUsize,
 }
 
 impl RtcChannel {
@@ -60,12 +74,19 @@ impl RtcChannel {
         let (tx, rx) = mpsc::channel(RECV_QUEUE);
         let inner = Arc::new(ChannelInner {
             label: rtc.label().to_owned(),
+            // For a channel the remote side opened, the library fills these
+            // from the DCEP open message (a lifetime limit is not used here).
+            options: ChannelOptions {
+                ordered: rtc.ordered(),
+                max_retransmits: rtc.max_retransmits(),
+            },
             rtc: Arc::clone(&rtc),
             raw: OnceLock::new(),
             state: watch::Sender::new(ChanState::Connecting),
             low: Notify::new(),
             rx: Mutex::new(rx),
             remote_max,
+            parked_writes: AtomicUsize::new(0),
         });
         // The library owns this handler, so it holds only a weak reference
         // (a strong one would keep the channel alive forever).
@@ -83,6 +104,17 @@ impl RtcChannel {
     /// The channel's label.
     pub fn label(&self) -> &str {
         &self.inner.label
+    }
+
+    /// Whether messages arrive in the order they were sent.
+    pub fn ordered(&self) -> bool {
+        self.inner.options.ordered
+    }
+
+    /// The channel's delivery options (for a channel the remote side opened,
+    /// as its open message announced them).
+    pub fn options(&self) -> ChannelOptions {
+        self.inner.options
     }
 
     /// Waits until the channel is open; `Err(Closed)` if it closed first.
@@ -116,6 +148,71 @@ impl RtcChannel {
     /// against the remote max-message-size (the library's own limit still applies).
     pub async fn send_unchecked(&self, bytes: &[u8]) -> Result<(), RtcError> {
         self.send_inner(bytes, false).await
+    }
+
+    /// Hands one message to SCTP without waiting, for messages that may be
+    /// lost (fast copies on an unreliable channel). Returns false, and the
+    /// message is dropped, when the channel is not open, the message is empty
+    /// or larger than the remote side accepts, more than [`TRY_SEND_LIMIT`]
+    /// bytes would then be buffered on this channel, or 8 earlier writes are
+    /// still parked. The library's write is polled once here, so a message that
+    /// returns true is normally in SCTP's queue before this returns (ahead of a
+    /// later [`RtcChannel::send`] on another channel); if SCTP's queue, shared
+    /// by every channel of the connection, is full, the write is parked in a
+    /// background task until there is room or the channel closes. Needs a
+    /// tokio runtime (without one it returns false).
+    pub fn try_send(&self, bytes: &[u8]) -> bool {
+        let inner = &self.inner;
+        if *inner.state.borrow() != ChanState::Open
+            || bytes.is_empty()
+            || bytes.len() > self.remote_max_message_size()
+        {
+            return false;
+        }
+        let Some(raw) = inner.raw.get().cloned() else {
+            return false;
+        };
+        if raw.buffered_amount().saturating_add(bytes.len()) > TRY_SEND_LIMIT {
+            return false;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return false;
+        };
+        if inner
+            .parked_writes
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < MAX_PARKED_WRITES).then_some(n + 1)
+            })
+            .is_err()
+        {
+            return false;
+        }
+        let data = Bytes::copy_from_slice(bytes);
+        let label = inner.label.clone();
+        let mut write = Box::pin(async move { raw.write_data_channel(&data, false).await });
+        // One poll without a waker: it completes unless SCTP's queue has no
+        // room. A started write is not dropped while the channel is open (the
+        // library counts the message as buffered before its first await), so
+        // a pending one moves to a task that polls it again with a real waker.
+        if let Poll::Ready(r) = write.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            inner.parked_writes.fetch_sub(1, Ordering::SeqCst);
+            if let Err(e) = &r {
+                tracing::debug!(error = %e, %label, "non-waiting send failed");
+            }
+            return r.is_ok();
+        }
+        let inner = Arc::clone(inner);
+        runtime.spawn(async move {
+            let mut st = inner.state.subscribe();
+            tokio::select! {
+                r = write => if let Err(e) = r {
+                    tracing::debug!(error = %e, %label, "parked non-waiting send failed");
+                },
+                _ = wait_closed(&mut st) => {}
+            }
+            inner.parked_writes.fetch_sub(1, Ordering::SeqCst);
+        });
+        true
     }
 
     async fn send_inner(&self, bytes: &[u8], check_limit: bool) -> Result<(), RtcError> {

@@ -1,5 +1,6 @@
 //! The only wrapper of the `webrtc` crate in muxlink: peer connections, the
-//! "terminal" DataChannel, trickle ICE queueing and sending with backpressure.
+//! "terminal" DataChannel and the unordered, unreliable fast channel of stream
+//! v2, trickle ICE queueing, sending with backpressure and without waiting.
 //!
 //! Both ends use it: the host (peer-manager, always the offerer) and the phone
 //! (mobile-client, always the answerer). No other muxlink crate names `webrtc`, so a
@@ -12,7 +13,10 @@
 //! - `config`: [`RtcConfig`] and [`IceServer`], and how they become a webrtc API object.
 //! - `peer`: [`RtcPeer`], offer/answer, trickle ICE with a bounded queue, close.
 //! - `channel`: [`RtcChannel`], the detached DataChannel with a bounded receive
-//!   queue and send backpressure.
+//!   queue, send backpressure and a non-waiting [`RtcChannel::try_send`].
+//! - `options`: [`ChannelOptions`]: reliable and ordered, or fast (unordered,
+//!   no retransmissions); either side may open a channel on a connected peer
+//!   (SCTP announces it in band, no renegotiation).
 //! - `sdp`: small SDP text helpers (advertise and read `a=max-message-size`).
 //! - `socket`: our own loopback host-candidate UDP sockets with 4 MiB buffers.
 //! - `dtls`: [`DtlsFingerprints`]: SHA-256 of our DTLS certificate and of the one
@@ -57,6 +61,7 @@ mod config;
 mod dtls;
 mod error;
 mod event;
+mod options;
 mod peer;
 mod sdp;
 mod socket;
@@ -68,6 +73,7 @@ pub use dtls::{
 };
 pub use error::RtcError;
 pub use event::{Candidate, PeerState, RtcEvent};
+pub use options::ChannelOptions;
 pub use peer::RtcPeer;
 pub use sdp::{MAX_MESSAGE_SIZE, parse_max_message_size};
 
@@ -75,6 +81,9 @@ pub use sdp::{MAX_MESSAGE_SIZE, parse_max_message_size};
 pub const LOW_WATER_MARK: usize = 4096;
 /// A send waits while more than this many bytes are buffered (512 KiB).
 pub const HIGH_WATER_MARK: usize = 512 * 1024;
+/// [`RtcChannel::try_send`] drops a message that would leave more than this
+/// many bytes buffered on its channel (64 KiB).
+pub const TRY_SEND_LIMIT: usize = 64 * 1024;
 /// How long a send may wait for room (spec peer-lifecycle §6).
 pub const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// The slowest transfer rate a write is given time for, on top of

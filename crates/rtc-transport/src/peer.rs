@@ -158,11 +158,26 @@ impl RtcPeer {
         Ok((RtcPeer { inner }, rx))
     }
 
-    /// Offerer: creates an ordered, reliable, in-band negotiated DataChannel.
+    /// Offerer: creates an ordered, reliable, in-band negotiated DataChannel
+    /// (the `terminal` channel, before the offer).
     pub async fn create_data_channel(&self, label: &str) -> Result<RtcChannel, RtcError> {
+        self.create_data_channel_with(label, crate::options::ChannelOptions::reliable())
+            .await
+    }
+
+    /// Either side: creates an in-band negotiated DataChannel with these
+    /// delivery options. Before the connection is up it opens with it; on a
+    /// connected peer SCTP announces it at once (DCEP, no renegotiation) and
+    /// the other side sees [`RtcEvent::DataChannel`].
+    pub async fn create_data_channel_with(
+        &self,
+        label: &str,
+        options: crate::options::ChannelOptions,
+    ) -> Result<RtcChannel, RtcError> {
         self.check_open()?;
         let init = RTCDataChannelInit {
-            ordered: Some(true),
+            ordered: Some(options.ordered),
+            max_retransmits: options.max_retransmits,
             ..Default::default()
         };
         let dc = self.inner.pc.create_data_channel(label, Some(init)).await?;

@@ -1,0 +1,45 @@
+//! How a DataChannel delivers its messages: [`ChannelOptions`], the part of
+//! the library's channel init muxlink uses (reliable and ordered for the
+//! terminal stream; unordered and never retransmitted for fast copies).
+
+/// Delivery options of a DataChannel created with
+/// [`crate::RtcPeer::create_data_channel_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelOptions {
+    /// Messages are delivered in the order they were sent.
+    pub ordered: bool,
+    /// `None`: reliable (retransmitted until acknowledged). `Some(n)`: a
+    /// message is retransmitted at most `n` times, then abandoned.
+    pub max_retransmits: Option<u16>,
+}
+
+impl ChannelOptions {
+    /// Ordered and reliable: the `terminal` channel.
+    pub const fn reliable() -> ChannelOptions {
+        ChannelOptions {
+            ordered: true,
+            max_retransmits: None,
+        }
+    }
+
+    /// Unordered and never retransmitted (`maxRetransmits: 0`): the fast
+    /// channel of stream v2 (docs/stream-v2.md §4), whose copies are either
+    /// early or lost.
+    pub const fn fast() -> ChannelOptions {
+        ChannelOptions {
+            ordered: false,
+            max_retransmits: Some(0),
+        }
+    }
+
+    /// True when every message is retransmitted until acknowledged.
+    pub const fn is_reliable(&self) -> bool {
+        self.max_retransmits.is_none()
+    }
+}
+
+impl Default for ChannelOptions {
+    fn default() -> ChannelOptions {
+        ChannelOptions::reliable()
+    }
+}
