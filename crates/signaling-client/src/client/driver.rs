@@ -319,7 +319,7 @@ impl SignalingDriver {
 
     /// Hands one message to the receiver, waiting for room (bounded
     /// backpressure) unless the client is shut down meanwhile.
-    async fn deliver(&self, signal: Signal, cancel: &CancellationToken) {
+    pub(super) async fn deliver(&self, signal: Signal, cancel: &CancellationToken) {
         let kind = signal.kind().to_owned();
         tokio::select! {
             biased;

@@ -53,6 +53,50 @@ async fn a_driver_closed_before_it_runs_returns_at_once() {
     assert_eq!(incoming.recv().await, None);
 }
 
+#[tokio::test]
+async fn a_full_receiver_holds_the_driver_back_until_read_or_shutdown() {
+    use futures_util::FutureExt as _;
+    let (client, driver, mut incoming) = SignalingClient::new(ClientConfig {
+        incoming_capacity: 1,
+        ..ClientConfig::new(Identity::generate(), "http://127.0.0.1:9", "h")
+    });
+    let cancel = CancellationToken::new();
+    let first = Signal::ConnectRequest {
+        target_device_id: "a".into(),
+    };
+    let second = Signal::ConnectRequest {
+        target_device_id: "b".into(),
+    };
+    // Room for one: delivered at once.
+    assert!(
+        driver
+            .deliver(first.clone(), &cancel)
+            .now_or_never()
+            .is_some()
+    );
+    // Full: the driver waits (nothing is dropped) ...
+    let mut waiting = Box::pin(driver.deliver(second.clone(), &cancel));
+    assert!(waiting.as_mut().now_or_never().is_none());
+    // ... until the reader makes room, and the message arrives in order.
+    assert_eq!(incoming.recv().await, Some(first));
+    assert!(waiting.as_mut().now_or_never().is_some());
+    assert_eq!(incoming.recv().await, Some(second));
+    // Full again: a shutdown ends the wait (the message is not delivered).
+    let third = Signal::Presence;
+    assert!(
+        driver
+            .deliver(third.clone(), &cancel)
+            .now_or_never()
+            .is_some()
+    );
+    let mut waiting = Box::pin(driver.deliver(Signal::PresenceAck, &cancel));
+    assert!(waiting.as_mut().now_or_never().is_none());
+    client.close();
+    assert!(waiting.as_mut().now_or_never().is_some());
+    assert_eq!(incoming.try_recv(), Ok(third));
+    assert!(incoming.try_recv().is_err());
+}
+
 #[test]
 fn permanent_errors_name_their_cause() {
     let e = SignalingError::permanent_from(401, "invalid client signature", "d").unwrap();
