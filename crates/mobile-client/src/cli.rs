@@ -1,5 +1,6 @@
 //! The `muxlink-phone` command line: pair with a host, list its sessions, or attach
-//! to a pane in the local terminal (raw mode, Ctrl-] quits). A library function so
+//! to a pane in the local terminal (raw mode, Ctrl-] quits; a lost connection
+//! is replaced and, with stream v2, the pane's byte stream resumed). A library function so
 //! other packages' binaries (the end-to-end tests) can run exactly this code.
 
 use std::io::{Read, Write};
@@ -7,7 +8,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::{Event, PhoneClient, PhoneConfig, Request, RtcConfig, Session};
+use crate::{
+    ClientError, Event, PhoneClient, PhoneConfig, PhoneConnection, Request, RtcConfig, Session,
+};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
@@ -15,6 +18,8 @@ use clap::{Parser, Subcommand};
 const QUIT_BYTE: u8 = 0x1d;
 /// The host closes peers that do not ping within 60 s.
 const PING_EVERY: Duration = Duration::from_secs(20);
+/// Connects tried after the connection went away, before giving up.
+const RECONNECT_TRIES: usize = 3;
 
 #[derive(Parser)]
 #[command(
@@ -52,6 +57,11 @@ struct Cli {
     /// Loopback-only WebRTC (host on this machine, no mDNS).
     #[arg(long)]
     loopback: bool,
+    /// Speak the terminal protocol without stream v2 (no fast channel, no
+    /// offsets; a lost connection is re-attached with a fresh screen instead
+    /// of resumed).
+    #[arg(long)]
+    no_stream_v2: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -140,6 +150,7 @@ fn run_cli() -> Result<()> {
     if cli.loopback {
         config.rtc = RtcConfig::loopback();
     }
+    config.stream_v2 = !cli.no_stream_v2;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(run(cli.cmd, config))
 }
@@ -224,9 +235,15 @@ impl Drop for RawMode {
     }
 }
 
+/// The terminal size to ask for, within the protocol's bounds.
+fn term_size() -> (u16, u16) {
+    let (cols, rows) = crossterm::terminal::size().unwrap_or((80, 24));
+    (cols.clamp(1, 500), rows.clamp(1, 500))
+}
+
 async fn attach(client: &PhoneClient, pane: Option<String>, compress: bool) -> Result<()> {
     let sig = client.signaling().await?;
-    let conn = client.connect(sig).await?;
+    let mut conn = client.connect(sig).await?;
     let pane = match pane {
         Some(p) => p,
         None => match default_pane(&conn.list_sessions().await?) {
@@ -234,19 +251,12 @@ async fn attach(client: &PhoneClient, pane: Option<String>, compress: bool) -> R
             None => bail!("the host has no panes"),
         },
     };
-    let (cols, rows) = crossterm::terminal::size().unwrap_or((80, 24));
-    conn.attach(
-        &pane,
-        cols.clamp(1, 500),
-        rows.clamp(1, 500),
-        false,
-        compress,
-    )
-    .await?;
+    let (cols, rows) = term_size();
+    conn.attach(&pane, cols, rows, false, compress).await?;
     let raw = RawMode::enable()?;
 
     // Stdin is read on a plain thread: blocking reads, bounded hand-over.
-    let (keys_tx, mut keys) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
+    let (keys_tx, keys) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
     std::thread::spawn(move || {
         let mut stdin = std::io::stdin();
         let mut buf = [0u8; 4096];
@@ -261,43 +271,22 @@ async fn attach(client: &PhoneClient, pane: Option<String>, compress: bool) -> R
             }
         }
     });
-    let mut winch = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())?;
-    let mut ping = tokio::time::interval(PING_EVERY);
-    let mut out = std::io::stdout();
+    let mut view = View {
+        keys,
+        winch: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())?,
+        ping: tokio::time::interval(PING_EVERY),
+        out: std::io::stdout(),
+    };
     let end = loop {
-        tokio::select! {
-            k = keys.recv() => match k {
-                Some(bytes) => {
-                    if let Some(i) = bytes.iter().position(|b| *b == QUIT_BYTE) {
-                        conn.input(&bytes[..i]).await?;
-                        break "detached";
-                    }
-                    conn.input(&bytes).await?;
+        match view.run(&conn).await? {
+            Ended::Done(why) => break why,
+            Ended::Lost => match reconnect(client, &conn, &pane, compress).await {
+                Ok(next) => conn = next,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reconnect failed");
+                    break "connection closed";
                 }
-                None => break "stdin closed",
             },
-            ev = conn.next_event() => match ev {
-                Some(Event::Output { data, .. }) => {
-                    out.write_all(&data)?;
-                    out.flush()?;
-                }
-                Some(Event::PaneClosed { .. }) => break "pane closed",
-                Some(Event::Error { code, message }) => {
-                    tracing::warn!(%code, %message, "host error");
-                }
-                Some(_) => {}
-                None => break "connection closed",
-            },
-            _ = winch.recv() => {
-                if let Ok((c, r)) = crossterm::terminal::size() {
-                    conn.resize(c.clamp(1, 500), r.clamp(1, 500)).await?;
-                }
-            }
-            _ = ping.tick() => {
-                // Fire and forget: waiting for the pong here would stop the
-                // event drain above while output floods in.
-                let _ = conn.send_request(&Request::Ping).await;
-            }
         }
     };
     let _ = conn.detach().await;
@@ -305,6 +294,105 @@ async fn attach(client: &PhoneClient, pane: Option<String>, compress: bool) -> R
     conn.close().await;
     println!("\r\n[{end}]");
     Ok(())
+}
+
+/// How one connection's part of `attach` ended.
+enum Ended {
+    /// For good, with the reason shown.
+    Done(&'static str),
+    /// The connection went away: reconnect and continue.
+    Lost,
+}
+
+/// The viewer's inputs and output, kept across connections.
+struct View {
+    keys: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    winch: tokio::signal::unix::Signal,
+    ping: tokio::time::Interval,
+    out: std::io::Stdout,
+}
+
+impl View {
+    /// Keys to the host, output to the terminal, until the user quits or
+    /// the connection goes away (its events drained to the end).
+    async fn run(&mut self, conn: &PhoneConnection) -> Result<Ended> {
+        let mut lost = false;
+        loop {
+            tokio::select! {
+                k = self.keys.recv(), if !lost => match k {
+                    Some(bytes) => {
+                        let (keys, quit) = match bytes.iter().position(|b| *b == QUIT_BYTE) {
+                            Some(i) => (&bytes[..i], true),
+                            None => (&bytes[..], false),
+                        };
+                        match conn.input(keys).await {
+                            Ok(()) => {}
+                            Err(ClientError::Closed) => lost = true,
+                            Err(e) => return Err(e.into()),
+                        }
+                        if quit {
+                            return Ok(Ended::Done("detached"));
+                        }
+                    }
+                    None => return Ok(Ended::Done("stdin closed")),
+                },
+                ev = conn.next_event() => match ev {
+                    Some(Event::Output { data, .. }) => {
+                        self.out.write_all(&data)?;
+                        self.out.flush()?;
+                    }
+                    Some(Event::PaneClosed { .. }) => return Ok(Ended::Done("pane closed")),
+                    Some(Event::Error { code, message }) => {
+                        tracing::warn!(%code, %message, "host error");
+                    }
+                    Some(_) => {}
+                    None => return Ok(Ended::Lost),
+                },
+                _ = self.winch.recv(), if !lost => {
+                    let (c, r) = term_size();
+                    if let Err(e) = conn.resize(c, r).await {
+                        tracing::debug!(error = %e, "resize not sent");
+                    }
+                }
+                _ = self.ping.tick(), if !lost => {
+                    // Fire and forget: waiting for the pong here would stop the
+                    // event drain above while output floods in.
+                    let _ = conn.send_request(&Request::Ping).await;
+                }
+            }
+        }
+    }
+}
+
+/// A new connection attached to `pane` again after `old` went away: with
+/// stream v2 it resumes `old`'s byte stream where the terminal stopped
+/// (exactly, or after a snapshot when the host no longer holds the bytes);
+/// without, a re-attach with a snapshot. A few tries, then the error.
+async fn reconnect(
+    client: &PhoneClient,
+    old: &PhoneConnection,
+    pane: &str,
+    compress: bool,
+) -> Result<PhoneConnection> {
+    old.close().await;
+    let point = old.resume_point();
+    let mut last = None;
+    for _ in 0..RECONNECT_TRIES {
+        let attempt = async {
+            let conn = client.connect(client.signaling().await?).await?;
+            let (cols, rows) = term_size();
+            match &point {
+                Some(p) => conn.resume(p, cols, rows, compress).await.map(|_| ())?,
+                None => conn.attach(pane, cols, rows, true, compress).await?,
+            }
+            Ok::<_, ClientError>(conn)
+        };
+        match attempt.await {
+            Ok(conn) => return Ok(conn),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.map_or_else(|| anyhow::anyhow!("no reconnect tried"), Into::into))
 }
 
 #[cfg(test)]

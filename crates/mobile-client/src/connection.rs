@@ -28,9 +28,9 @@ mod stream;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rtc_transport::{PeerState, RtcChannel, RtcConfig, RtcPeer};
+use rtc_transport::{ChannelOptions, PeerState, RtcChannel, RtcConfig, RtcPeer};
 use signaling_proto::Signal;
-use terminal_protocol::Event;
+use terminal_protocol::{Event, FAST_CHANNEL_LABEL};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -344,6 +344,23 @@ impl PhoneConnection {
         self.stream_v2
     }
 
+    /// Waits until the stream v2 fast channel is open: false when there is
+    /// none or it closed first (an old host closes it).
+    pub async fn fast_channel_ready(&self) -> bool {
+        match &self.fast {
+            Some(fast) => fast.wait_open().await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// Waits until the peer connection's state satisfies `pred` and returns
+    /// that state (the last state seen if the connection's pump ended first).
+    pub async fn state_until(&self, pred: impl Fn(PeerState) -> bool) -> PeerState {
+        let mut st = self.state.clone();
+        let seen = st.wait_for(|s| pred(*s)).await.map(|s| *s);
+        seen.unwrap_or_else(|_| *self.state.borrow())
+    }
+
     /// True while the stream v2 fast channel is open.
     pub fn fast_channel_open(&self) -> bool {
         self.fast.as_ref().is_some_and(RtcChannel::is_open)
@@ -394,10 +411,18 @@ impl PhoneConnection {
 }
 
 /// Opens the fast channel (unordered, no retransmissions); without it the
-/// connection works as before, only without early copies. Not opened yet:
-/// rtc-transport cannot create an unordered channel so far.
-async fn open_fast(_peer: &RtcPeer) -> Option<RtcChannel> {
-    None
+/// connection works as before, only without early copies.
+async fn open_fast(peer: &RtcPeer) -> Option<RtcChannel> {
+    match peer
+        .create_data_channel_with(FAST_CHANNEL_LABEL, ChannelOptions::fast())
+        .await
+    {
+        Ok(ch) => Some(ch),
+        Err(e) => {
+            tracing::debug!(error = %e, "fast channel not opened");
+            None
+        }
+    }
 }
 
 fn closed_or(e: rtc_transport::RtcError) -> ClientError {

@@ -29,7 +29,8 @@
 //!   connection's [`ResumePoint`].
 //! - `misbehave`: [`Misbehave`], test-only deviations for hostile-peer tests.
 //! - `client`: [`PhoneClient`], all of the above over one config directory.
-//! - `cli`: [`cli::main_entry`], the `muxlink-phone` command line (the binary calls it).
+//! - `cli`: [`cli::main_entry`], the `muxlink-phone` command line (the binary calls it);
+//!   its viewer reconnects and resumes when the connection drops.
 //! - `error`: [`ClientError`].
 //!
 //! Usage: `PhoneClient::open(config)?`, `pair(payload)` once, then
@@ -59,7 +60,7 @@ pub use error::ClientError;
 pub use identity::PhoneIdentity;
 pub use misbehave::{MacBehaviour, Misbehave};
 pub use pairing::{ServerAccess, pair};
-pub use rtc_transport::RtcConfig;
+pub use rtc_transport::{PeerState, RtcConfig};
 pub use signaling::{Signaling, SignalingOptions};
 pub use store::{ConfigDir, PairingRecord};
 pub use terminal_protocol::{Event, Request, Session};

@@ -27,6 +27,11 @@ pub(super) struct Shared {
     pub(super) resume_asked: Option<u64>,
     /// Input fast copies handed to SCTP (counted by the request side).
     pub(super) fast_inputs_sent: u64,
+    /// The attachment the phone asked for is confirmed: set on `attached`,
+    /// cleared when an `attach` or `detach` is sent and when the attachment
+    /// ends. Input is copied onto the fast channel only while it is set
+    /// (§4: a copy must not overtake an attach and reach the previous pane).
+    pub(super) attach_confirmed: bool,
 }
 
 impl Shared {
@@ -124,7 +129,11 @@ impl Reader {
                 offset,
                 resumed,
             } => {
-                let asked = lock(&self.shared).resume_asked.take();
+                let asked = {
+                    let mut shared = lock(&self.shared);
+                    shared.attach_confirmed = true;
+                    shared.resume_asked.take()
+                };
                 stream.attached(&pane_id, compression.as_deref(), offset, resumed, asked);
                 Some(Event::Attached {
                     pane_id,
@@ -152,11 +161,13 @@ impl Reader {
                 }),
             },
             Event::Detached => {
+                lock(&self.shared).attach_confirmed = false;
                 stream.ended();
                 Some(Event::Detached)
             }
             Event::PaneClosed { pane_id } => {
                 if stream.pane() == Some(pane_id.as_str()) {
+                    lock(&self.shared).attach_confirmed = false;
                     stream.ended();
                 }
                 Some(Event::PaneClosed { pane_id })

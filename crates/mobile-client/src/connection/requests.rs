@@ -147,7 +147,9 @@ impl PhoneConnection {
     /// `input`: sends the bytes in order, split into ≤ 16 384-byte messages.
     /// With stream v2, each message carries its offset in this connection's
     /// input stream, and one of at most 1 024 bytes goes first as a fast
-    /// copy (the host applies whichever copy arrives first, once).
+    /// copy (the host applies whichever copy arrives first, once) while the
+    /// attachment is confirmed (from `attached` until the next `attach` or
+    /// `detach` is sent).
     pub async fn input(&self, data: &[u8]) -> Result<(), ClientError> {
         for chunk in data.chunks(MAX_INPUT_SIZE) {
             self.input_message(chunk).await?;
@@ -171,7 +173,8 @@ impl PhoneConnection {
         *next += data.len() as u64;
         if data.len() <= MAX_FAST_COPY
             && let Some(fast) = &self.fast
-            && fast.is_open()
+            && lock(&self.shared).attach_confirmed
+            && fast.try_send(&bytes)
         {
             lock(&self.shared).fast_inputs_sent += 1;
         }
@@ -222,10 +225,13 @@ impl PhoneConnection {
     /// `input` without an offset is numbered (and copied) as by
     /// [`PhoneConnection::input`].
     pub async fn send_request(&self, req: &Request) -> Result<(), ClientError> {
-        if let Request::Input { data, offset: None } = req
-            && self.stream_v2
-        {
-            return self.input_message(data).await;
+        match req {
+            Request::Input { data, offset: None } if self.stream_v2 => {
+                return self.input_message(data).await;
+            }
+            // No more input copies until the host confirmed where input goes.
+            Request::Attach(_) | Request::Detach => lock(&self.shared).attach_confirmed = false,
+            _ => {}
         }
         self.send_encoded(&req.encode()).await
     }
