@@ -193,12 +193,41 @@ pub struct TlsFiles {
 /// Shortest JWT secret accepted (bytes).
 pub const MIN_JWT_SECRET: usize = 32;
 
+/// Where the server keeps its devices and pairings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseLocation {
+    /// In-memory SQLite: lost on exit (tests, the demo).
+    Memory,
+    /// A SQLite file: one server process.
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL: state shared by every instance that uses it.
+    Postgres(String),
+}
+
+impl DatabaseLocation {
+    /// `database` as configured: a `postgres://` or `postgresql://` URL is
+    /// PostgreSQL, anything else a SQLite file.
+    pub fn of(database: Option<&std::path::Path>) -> DatabaseLocation {
+        let Some(path) = database else {
+            return DatabaseLocation::Memory;
+        };
+        match path.to_str() {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                DatabaseLocation::Postgres(url.to_owned())
+            }
+            _ => DatabaseLocation::Sqlite(path.to_owned()),
+        }
+    }
+}
+
 /// Everything [`crate::Server::start`] needs.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Listen address (default `127.0.0.1:0`).
     pub bind: SocketAddr,
-    /// SQLite file; `None` = in-memory database (lost on exit).
+    /// SQLite file, or a `postgres://` / `postgresql://` URL for state shared
+    /// by several instances (see [`ServerConfig::database_location`]);
+    /// `None` = in-memory SQLite (lost on exit).
     pub database: Option<PathBuf>,
     /// HS256 key for JWTs, at least [`MIN_JWT_SECRET`] bytes; empty = 32
     /// random bytes at start.

@@ -32,8 +32,11 @@
 //! Layout:
 //! - [`config`]: [`ServerConfig`] (library) and [`ConfigFile`] (TOML).
 //! - [`server`]: [`Server::start`], [`RunningServer`], the accept loop.
-//! - [`store`]: the [`Store`] trait, [`Device`], and [`Db`] (blocking calls off the executor).
-//! - [`sqlite`]: [`SqliteStore`], the rusqlite implementation.
+//! - [`store`]: the async [`Store`] trait, [`Device`], [`Pairing`] and [`Db`].
+//! - [`sqlite`]: [`SqliteStore`], the rusqlite implementation (one process).
+//! - [`postgres`]: [`PgStore`], the PostgreSQL implementation (state shared
+//!   by several instances; `--database postgres://…`).
+//! - [`migrations`]: the versioned schemas of both.
 //! - [`tls`]: certificate loading ([`TlsError`]) and the bounded handshake.
 //! - [`client_key`]: [`ClientKey`], prefixes, [`TrustedProxies`] and forwarded headers.
 //! - [`clock`]: shiftable wall clock for expiry tests.
@@ -67,7 +70,9 @@ mod guess_budget;
 mod http_api;
 mod hub;
 mod lru;
+pub mod migrations;
 mod pairing_codes;
+pub mod postgres;
 mod rate_limit;
 mod replay;
 pub mod server;
@@ -84,8 +89,10 @@ mod ws;
 pub use client_key::{ClientKey, TrustedProxies};
 pub use clock::Clock;
 pub use config::{
-    ConfigFile, Limits, MIN_JWT_SECRET, RateLimit, RateLimits, ServerConfig, TlsFiles, TurnConfig,
+    ConfigFile, DatabaseLocation, Limits, MIN_JWT_SECRET, RateLimit, RateLimits, ServerConfig,
+    TlsFiles, TurnConfig,
 };
+pub use postgres::PgStore;
 pub use server::{RunningServer, Server, StartError};
 pub use sqlite::SqliteStore;
 pub use store::{Db, Device, DeviceType, Pairing, Store, StoreError};

@@ -17,18 +17,20 @@ use tokio_util::sync::CancellationToken;
 
 use crate::challenges::Challenges;
 use crate::client_key::{ClientKey, TrustedProxies};
+use crate::config::DatabaseLocation;
 use crate::config::MIN_JWT_SECRET;
 use crate::config::ServerConfig;
 use crate::cors::CorsPolicy;
 use crate::guess_budget::{GuessBudget, GuessLimits};
 use crate::hub::Hub;
 use crate::pairing_codes::PairingCodes;
+use crate::postgres::PgStore;
 use crate::rate_limit::RateLimiter;
 use crate::replay::ReplayCache;
 use crate::slots::{Slot, Slots};
 use crate::sqlite::SqliteStore;
 use crate::state::AppState;
-use crate::store::{Db, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -93,17 +95,24 @@ pub enum StartError {
 pub struct Server;
 
 impl Server {
-    /// Opens the configured SQLite database (or an in-memory one), binds and
-    /// starts serving on the current tokio runtime.
+    /// Opens the configured database (SQLite file, PostgreSQL, or an
+    /// in-memory SQLite), migrates its schema, binds and starts serving on
+    /// the current tokio runtime.
     pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
-        let store: Arc<dyn Store> = match config.database.clone() {
-            Some(path) => Arc::new(
+        let store: Arc<dyn Store> = match DatabaseLocation::of(config.database.as_deref()) {
+            DatabaseLocation::Sqlite(path) => Arc::new(
                 tokio::task::spawn_blocking(move || SqliteStore::open(&path))
                     .await
                     .map_err(|_| StoreError::Task)??,
             ),
-            None => Arc::new(SqliteStore::in_memory()?),
+            DatabaseLocation::Postgres(url) => Arc::new(PgStore::connect(&url).await?),
+            DatabaseLocation::Memory => Arc::new(SqliteStore::in_memory()?),
         };
+        tracing::info!(
+            backend = store.backend(),
+            schema = store.schema_version().await?,
+            "database ready"
+        );
         Self::start_with_store(config, store).await
     }
 
@@ -167,7 +176,7 @@ impl Server {
         let shutdown = CancellationToken::new();
         let state = Arc::new(AppState {
             jwt_secret,
-            db: Db::new(store),
+            db: store,
             hub: Hub::default(),
             challenges: Mutex::new(Challenges::new(
                 limits.max_challenges,

@@ -84,7 +84,7 @@ impl AppState {
         lock(&self.limiter).purge(now);
         lock(&self.guesses).purge(now);
         let cutoff = self.unpaired_cutoff();
-        match self.db.call(move |s| s.delete_unpaired(cutoff)).await {
+        match self.db.delete_unpaired(cutoff).await {
             Ok(gone) => {
                 for id in gone {
                     tracing::info!(device = %id, "deleted a device that never paired");

@@ -1,5 +1,8 @@
-//! Persistent state behind a small synchronous trait (devices and pairings),
-//! plus [`Db`], which runs those blocking calls off the async executor.
+//! Persistent state behind one async trait (devices and pairings), with two
+//! implementations: SQLite (`sqlite`, the default: one process) and
+//! PostgreSQL (`postgres`: state shared by several server instances). Both
+//! pass the same conformance suite (tests/store_conformance.rs) and carry a
+//! versioned schema (`migrations`).
 
 use std::sync::Arc;
 
@@ -76,65 +79,60 @@ pub enum StoreError {
     /// The blocking task running the call was lost.
     #[error("storage task failed")]
     Task,
+    /// The database's schema is newer than this server knows: an older
+    /// server must not write to a database a newer one migrated.
+    #[error("database schema version {found} is newer than this server's {known}")]
+    SchemaTooNew {
+        /// The version the database is at.
+        found: i64,
+        /// The newest version this server has.
+        known: i64,
+    },
 }
 
-/// Devices and pairings. Implementations are synchronous and may block; every
-/// multi-step write is one transaction.
+/// Devices and pairings. Every multi-step write is one transaction.
+#[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// `sqlite` or `postgres` (logs, `/readyz`).
+    fn backend(&self) -> &'static str;
+    /// Succeeds when the database answers (readiness).
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// The schema version the database is at.
+    async fn schema_version(&self) -> Result<i64, StoreError>;
     /// Looks a device up.
-    fn device(&self, id: &str) -> Result<Option<Device>, StoreError>;
+    async fn device(&self, id: &str) -> Result<Option<Device>, StoreError>;
     /// Inserts the device (with its `created_at`; `ever_paired` is set by
     /// pairing only), or updates its name (when non-empty) if it exists with
     /// the same type; [`StoreError::TypeConflict`] otherwise.
-    fn upsert_device(&self, device: &Device) -> Result<(), StoreError>;
-    /// Sets a device's name.
-    fn set_name(&self, id: &str, name: &str) -> Result<(), StoreError>;
+    async fn upsert_device(&self, device: &Device) -> Result<(), StoreError>;
+    /// Sets a device's name; [`StoreError::NotFound`] when there is none.
+    async fn set_name(&self, id: &str, name: &str) -> Result<(), StoreError>;
     /// Deletes a device and its pairings; returns the removed pairings, or
     /// `None` when the device did not exist.
-    fn delete_device(&self, id: &str) -> Result<Option<Vec<Pairing>>, StoreError>;
+    async fn delete_device(&self, id: &str) -> Result<Option<Vec<Pairing>>, StoreError>;
     /// In one transaction: upserts `mobile`, drops the host's earlier pairing
     /// and pairs the host with `mobile`. Returns the replaced mobile id, if
     /// it differs from the new one.
-    fn complete_pairing(
+    async fn complete_pairing(
         &self,
         host_id: &str,
         mobile: &Device,
         now_unix: i64,
     ) -> Result<Option<String>, StoreError>;
     /// Removes every pairing `device_id` takes part in; returns them.
-    fn remove_pairings(&self, device_id: &str) -> Result<Vec<Pairing>, StoreError>;
+    async fn remove_pairings(&self, device_id: &str) -> Result<Vec<Pairing>, StoreError>;
     /// The mobile paired with `host_id`.
-    fn paired_mobile(&self, host_id: &str) -> Result<Option<String>, StoreError>;
+    async fn paired_mobile(&self, host_id: &str) -> Result<Option<String>, StoreError>;
     /// The hosts paired with `mobile_id`.
-    fn paired_hosts(&self, mobile_id: &str) -> Result<Vec<String>, StoreError>;
+    async fn paired_hosts(&self, mobile_id: &str) -> Result<Vec<String>, StoreError>;
     /// True when `a` and `b` are paired with each other (either order).
-    fn is_paired(&self, a: &str, b: &str) -> Result<bool, StoreError>;
+    async fn is_paired(&self, a: &str, b: &str) -> Result<bool, StoreError>;
     /// Deletes every device never paired that registered before
     /// `created_before` (Unix seconds); returns their ids.
-    fn delete_unpaired(&self, created_before: i64) -> Result<Vec<String>, StoreError>;
+    async fn delete_unpaired(&self, created_before: i64) -> Result<Vec<String>, StoreError>;
     /// Deletes `id` if it is a mobile without any pairing left; true if deleted.
-    fn delete_orphan_mobile(&self, id: &str) -> Result<bool, StoreError>;
+    async fn delete_orphan_mobile(&self, id: &str) -> Result<bool, StoreError>;
 }
 
-/// Async handle to a [`Store`]: each call runs on tokio's blocking pool.
-#[derive(Clone)]
-pub struct Db(Arc<dyn Store>);
-
-impl Db {
-    /// Wraps a store.
-    pub fn new(store: Arc<dyn Store>) -> Db {
-        Db(store)
-    }
-
-    /// Runs `f` against the store on a blocking thread.
-    pub async fn call<R, F>(&self, f: F) -> Result<R, StoreError>
-    where
-        R: Send + 'static,
-        F: FnOnce(&dyn Store) -> Result<R, StoreError> + Send + 'static,
-    {
-        let store = Arc::clone(&self.0);
-        tokio::task::spawn_blocking(move || f(&*store))
-            .await
-            .map_err(|_| StoreError::Task)?
-    }
-}
+/// The server's handle to its [`Store`]; cheap to clone.
+pub type Db = Arc<dyn Store>;

@@ -292,25 +292,23 @@ impl Conn {
         let id = device.id.clone();
         let name = new_name.clone().unwrap_or_else(|| device.name.clone());
         let device_type = device.device_type;
-        let looked_up = self
-            .st
-            .db
-            .call(move |s| {
-                if let Some(n) = &new_name {
-                    s.set_name(&id, n)?;
-                }
-                let peers = match device_type {
-                    DeviceType::Host => s.paired_mobile(&id)?.into_iter().collect::<Vec<_>>(),
-                    DeviceType::Mobile => s.paired_hosts(&id)?,
-                };
-                let mut named = Vec::with_capacity(peers.len());
-                for p in peers {
-                    let peer_name = s.device(&p)?.map(|d| d.name).unwrap_or_default();
-                    named.push((p, peer_name));
-                }
-                Ok(named)
-            })
-            .await;
+        let db = &self.st.db;
+        let looked_up: Result<Vec<(String, String)>, crate::store::StoreError> = async {
+            if let Some(n) = &new_name {
+                db.set_name(&id, n).await?;
+            }
+            let peers = match device_type {
+                DeviceType::Host => db.paired_mobile(&id).await?.into_iter().collect::<Vec<_>>(),
+                DeviceType::Mobile => db.paired_hosts(&id).await?,
+            };
+            let mut named = Vec::with_capacity(peers.len());
+            for p in peers {
+                let peer_name = db.device(&p).await?.map(|d| d.name).unwrap_or_default();
+                named.push((p, peer_name));
+            }
+            Ok(named)
+        }
+        .await;
         let peers = match looked_up {
             Ok(p) => p,
             Err(e) => {
@@ -355,14 +353,8 @@ impl Conn {
     async fn relay(&self, me: String, msg: SignalingMessage) {
         let target = msg.target_device_id.clone();
         let is_connect = msg.kind == kind::CONNECT_REQUEST;
-        let paired = is_valid_device_id(&target) && {
-            let (a, b) = (me.clone(), target.clone());
-            self.st
-                .db
-                .call(move |s| s.is_paired(&a, &b))
-                .await
-                .unwrap_or(false)
-        };
+        let paired = is_valid_device_id(&target)
+            && self.st.db.is_paired(&me, &target).await.unwrap_or(false);
         if !paired {
             if is_connect {
                 self.reply(&SignalingMessage {
@@ -411,7 +403,7 @@ impl Conn {
             let last = st.hub.unregister(&auth.device_id, handle.id);
             if last && auth.device_type == DeviceType::Host {
                 let id = auth.device_id.clone();
-                if let Ok(Some(mobile)) = st.db.call(move |s| s.paired_mobile(&id)).await {
+                if let Ok(Some(mobile)) = st.db.paired_mobile(&id).await {
                     let offline = SignalingMessage {
                         device_id: auth.device_id.clone(),
                         ..SignalingMessage::new(kind::HOST_OFFLINE)

@@ -11,14 +11,18 @@
 //! - `tmux`: [`PrivateTmux`] (`tmux -L <unique>`, killed on drop), the one tmux
 //!   wrapper of the tests, e2e suite and demo.
 //! - `util`: [`unique_name`], [`wait_until`] and [`wait_until_blocking`].
+//! - `postgres`: [`PrivatePostgres`], a PostgreSQL cluster of the test's own
+//!   (`initdb` in a temporary directory, a free loopback port).
 
 #![warn(missing_docs)]
 
+mod postgres;
 mod tcp;
 pub mod tmux;
 mod udp;
 mod util;
 
+pub use postgres::PrivatePostgres;
 pub use tcp::{TcpFaultProxy, TcpMode};
 pub use tmux::PrivateTmux;
 pub use udp::{UdpFaultProxy, UdpStats};

@@ -30,10 +30,8 @@ pub(super) async fn delete_device(
     let (claims, _) = bearer(&st, &headers).await?;
     st.rate(Endpoint::Device, RateKey::Device(claims.device_id.clone()))?;
     let id = claims.device_id.clone();
-    let (device, removed) = st
-        .db
-        .call(move |s| Ok((s.device(&id)?, s.delete_device(&id)?)))
-        .await?;
+    let device = st.db.device(&id).await?;
+    let removed = st.db.delete_device(&id).await?;
     let removed_pairings = removed.as_deref().unwrap_or_default();
     notify_unpaired(
         &st,
@@ -63,13 +61,10 @@ pub(super) async fn turn_credentials(
     st.rate(Endpoint::Turn, RateKey::Device(claims.device_id.clone()))?;
     // TURN relays cost bandwidth: only for a device that is paired now.
     let id = device.id.clone();
-    let paired = st
-        .db
-        .call(move |s| match device.device_type {
-            DeviceType::Host => Ok(s.paired_mobile(&id)?.is_some()),
-            DeviceType::Mobile => Ok(!s.paired_hosts(&id)?.is_empty()),
-        })
-        .await?;
+    let paired = match device.device_type {
+        DeviceType::Host => st.db.paired_mobile(&id).await?.is_some(),
+        DeviceType::Mobile => !st.db.paired_hosts(&id).await?.is_empty(),
+    };
     if !paired {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

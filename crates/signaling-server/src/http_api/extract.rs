@@ -58,7 +58,7 @@ pub(crate) fn is_expired(st: &AppState, device: &Device) -> bool {
 /// The device `id`, unless it does not exist or has expired unpaired.
 pub(crate) async fn live_device(st: &AppState, id: &str) -> Result<Option<Device>, ApiError> {
     let id = id.to_owned();
-    let device = st.db.call(move |s| s.device(&id)).await?;
+    let device = st.db.device(&id).await?;
     Ok(device.filter(|d| !is_expired(st, d)))
 }
 

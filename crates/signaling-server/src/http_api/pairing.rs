@@ -55,7 +55,7 @@ pub(super) async fn pair_initiate(
     check_name(&req.name)?;
     consume_challenge(&st, &req.device_id, &req.nonce)?;
     let id = req.device_id.clone();
-    let stored = st.db.call(move |s| s.device(&id)).await?;
+    let stored = st.db.device(&id).await?;
     // A host that outlived its unpaired lifetime registers anew.
     let expired = stored.as_ref().is_some_and(|d| is_expired(&st, d));
     let existing = stored.filter(|_| !expired);
@@ -85,14 +85,10 @@ pub(super) async fn pair_initiate(
     } else {
         host.name.clone()
     };
-    st.db
-        .call(move |s| {
-            if expired {
-                s.delete_device(&host.id)?;
-            }
-            s.upsert_device(&host)
-        })
-        .await?;
+    if expired {
+        st.db.delete_device(&host.id).await?;
+    }
+    st.db.upsert_device(&host).await?;
     let (now, ttl) = (st.now(), secs(st.config.pairing_ttl));
     let code = lock(&st.codes)
         .create(&req.device_id, &req.x25519_public_key, &host_name, now, ttl)
@@ -132,7 +128,7 @@ pub(super) async fn pair_complete(
         .map_err(|_| ApiError::unauthorized("invalid signature"))?;
     let id = req.device_id.clone();
     // Check the type before burning the code, so a conflict leaves it usable.
-    let known = st.db.call(move |s| s.device(&id)).await?;
+    let known = st.db.device(&id).await?;
     if known
         .as_ref()
         .is_some_and(|d| d.device_type != DeviceType::Mobile)
@@ -164,7 +160,7 @@ pub(super) async fn pair_complete(
     let host_id = pending.host_id.clone();
     let replaced = st
         .db
-        .call(move |s| s.complete_pairing(&host_id, &mobile, now))
+        .complete_pairing(&host_id, &mobile, now)
         .await
         .map_err(|e| match e {
             crate::store::StoreError::NotFound => {
@@ -225,7 +221,7 @@ pub(super) fn notify_unpaired(
 pub(super) async fn drop_orphan_mobiles(st: &AppState, mobiles: &[String]) {
     for id in mobiles {
         let m = id.clone();
-        match st.db.call(move |s| s.delete_orphan_mobile(&m)).await {
+        match st.db.delete_orphan_mobile(&m).await {
             Ok(true) => {
                 tracing::info!(mobile = %id, "deleted an unpaired phone");
                 st.hub
@@ -246,7 +242,7 @@ pub(super) async fn unpair(
     let (claims, device) = bearer(&st, &headers).await?;
     st.rate(Endpoint::Pairing, RateKey::Device(claims.device_id.clone()))?;
     let id = claims.device_id.clone();
-    let removed = st.db.call(move |s| s.remove_pairings(&id)).await?;
+    let removed = st.db.remove_pairings(&id).await?;
     notify_unpaired(&st, Some(&device), &removed, UNPAIR_HOST_UNPAIRED);
     let mut mobiles: Vec<String> = removed.iter().map(|p| p.mobile_id.clone()).collect();
     if device.device_type == DeviceType::Mobile {
