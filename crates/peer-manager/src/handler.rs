@@ -27,6 +27,11 @@ pub trait MessageSender: Send + Sync {
 pub trait ProtocolHandler: Send + Sync + 'static {
     /// One decoded request of `peer`.
     async fn handle_message(&self, peer: Arc<Peer>, request: Request);
+    /// One decoded request that arrived over `peer`'s fast channel
+    /// (docs/stream-v2.md §4), in arrival order with `handle_message`.
+    async fn handle_fast_message(&self, peer: Arc<Peer>, request: Request) {
+        let _ = (peer, request);
+    }
     /// The current peer of `device_id` went away (at most once per peer).
     async fn peer_disconnected(&self, device_id: &str);
 }

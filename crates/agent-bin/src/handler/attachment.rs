@@ -22,6 +22,8 @@
 
 use std::collections::HashMap;
 
+use terminal_protocol::{InOrder, Verdict, Via};
+
 use super::ending::{Cause, Ending, Stream};
 
 /// The driver's types, which the table stores and hands back but never opens.
@@ -99,6 +101,9 @@ struct Attachment<D: Driver> {
 struct Peer<D: Driver> {
     link: D::Link,
     attachment: Option<Attachment<D>>,
+    /// Where this peer's numbered input continues (docs/stream-v2.md §4):
+    /// from 0 for every new peer object.
+    input: InOrder,
 }
 
 /// Every known peer and its attachment (terminal-protocol.md §6: at most one
@@ -165,6 +170,7 @@ impl<D: Driver> Table<D> {
             Some(peer) if D::same_link(&peer.link, link) => (false, None),
             Some(peer) => {
                 let old_link = std::mem::replace(&mut peer.link, link.clone());
+                peer.input = InOrder::starting_at(0);
                 let ending = peer
                     .attachment
                     .take()
@@ -177,6 +183,7 @@ impl<D: Driver> Table<D> {
                     Peer {
                         link: link.clone(),
                         attachment: None,
+                        input: InOrder::starting_at(0),
                     },
                 );
                 (true, None)
@@ -343,6 +350,24 @@ impl<D: Driver> Table<D> {
             a.cols = cols;
             a.rows = rows;
         }
+    }
+
+    /// Decides about `len` bytes of numbered input at `offset` from `link`
+    /// (§3, §4) and advances past what is to be applied. `None` when `link`
+    /// is not its device's current peer.
+    pub(crate) fn accept_input(
+        &mut self,
+        device: &str,
+        link: &D::Link,
+        offset: u64,
+        len: usize,
+        via: Via,
+    ) -> Option<Verdict> {
+        let peer = self.peers.get_mut(device)?;
+        if !D::same_link(&peer.link, link) {
+            return None;
+        }
+        Some(peer.input.accept(offset, len, via))
     }
 
     /// Every known peer's link.

@@ -262,3 +262,30 @@ fn resize_is_remembered_for_the_current_attachment() {
         vec![(PHONE.to_owned(), Some("%1".to_owned()))]
     );
 }
+
+#[test]
+fn numbered_input_is_applied_once_per_peer_object() {
+    use terminal_protocol::{Verdict, Via};
+    let mut t = table();
+    assert_eq!(
+        t.accept_input(PHONE, &1, 0, 3, Via::Fast),
+        Some(Verdict::Apply { skip: 0 })
+    );
+    // The reliable copy of the same bytes is a duplicate, never applied twice.
+    assert_eq!(
+        t.accept_input(PHONE, &1, 0, 3, Via::Reliable),
+        Some(Verdict::Duplicate)
+    );
+    assert_eq!(
+        t.accept_input(PHONE, &1, 5, 1, Via::Fast),
+        Some(Verdict::Ahead)
+    );
+    // A stale link decides nothing.
+    assert_eq!(t.accept_input(PHONE, &9, 3, 1, Via::Reliable), None);
+    // A new peer object of the same phone numbers from 0 again.
+    assert!(t.register(PHONE, &2).0);
+    assert_eq!(
+        t.accept_input(PHONE, &2, 0, 1, Via::Reliable),
+        Some(Verdict::Apply { skip: 0 })
+    );
+}

@@ -35,6 +35,18 @@ pub(crate) enum Cause {
     Abandoned,
 }
 
+impl Cause {
+    /// Whether an attachment with offsets that ends this way keeps its pane
+    /// stream reading for a resume (docs/stream-v2.md §5): the phone went
+    /// away (its channel failing is often the first sign), not by choice.
+    pub(crate) fn keeps_for_resume(self) -> bool {
+        matches!(
+            self,
+            Cause::Disconnected | Cause::PeerReplaced | Cause::SendFailed
+        )
+    }
+}
+
 /// What the phone is told once the attachment has ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Notice {

@@ -1,9 +1,15 @@
-//! The protocol handler (terminal-protocol.md §6): maps each authenticated
-//! request to the tmux bridge, holds at most one attachment per peer and streams
-//! the attached pane's output with backpressure.
+//! The protocol handler (terminal-protocol.md §6, with stream v2 of
+//! docs/stream-v2.md): maps each authenticated request to the tmux bridge,
+//! holds at most one attachment per peer and streams the attached pane's
+//! output. Each streamed pane is read at full speed into a ring; each
+//! attachment sends from its own offset with backpressure, and one that falls
+//! more than the ring behind gets a snapshot instead of the backlog (§6).
+//! Offsets, fast-channel copies, input dedupe and resume are per attachment
+//! or peer, when the phone asks for them.
 //!
-//! Call contract: `handle` is called in arrival order per peer (peer-manager
-//! guarantees it); `peer_disconnected` and `end_all` may run concurrently with it.
+//! Call contract: `handle` and `handle_fast` are called in arrival order per
+//! peer (peer-manager guarantees it); `peer_disconnected` and `end_all` may
+//! run concurrently with them.
 //!
 //! Layout:
 //! - `attachment`: the pure attachment state machine (Opening → Streaming →
@@ -12,8 +18,13 @@
 //!   to close, which size to release, what the phone is told.
 //! - `lifecycle`: the attach flow and `Handler::end`, the one async path that
 //!   performs an `Ending` (close the stream, release the size, tell the phone).
-//! - `pump`: the output task's loop (read → strip titles → deflate → send).
-//! - `requests`: every other request (list, input, resize, kill, create).
+//! - `ring`: the pure byte ring indexed by stream offset.
+//! - `stream`: pane streams (reader task → ring), shared per pane, counted by user.
+//! - `resume`: pane streams kept for a phone that went away (§5).
+//! - `pump`: each attachment's sender (ring → deflate → send, lag → snapshot,
+//!   fast copies).
+//! - `requests`: every other request (list, input with its dedupe, resize,
+//!   kill, create).
 //! - `output`: pane bytes → `output` events within the phone's message limit.
 //! - `tree_watch`: pushes `sessions` when tmux reports a change of the tree.
 
@@ -23,15 +34,21 @@ mod lifecycle;
 pub mod output;
 mod pump;
 mod requests;
+mod resume;
+mod ring;
+mod stream;
 mod tree_watch;
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use terminal_protocol::{ErrorCode, Event, Request};
-use tmux_bridge::{PaneOutput, TmuxBridge};
+use tmux_bridge::TmuxBridge;
 
 use attachment::{Driver, Table};
-use pump::Pump;
+use pump::{LagCounters, Pump};
+use resume::Holds;
+use stream::{StreamUse, Streams};
 
 /// The agent version reported in `sessions`.
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -45,6 +62,11 @@ pub trait PeerLink: Send + Sync + 'static {
     async fn send_event(&self, event: &Event) -> Result<(), String>;
     /// Largest message the phone accepts.
     fn max_message_size(&self) -> usize;
+    /// Sends a copy over the fast channel (docs/stream-v2.md §4): best
+    /// effort, never waits; false when there is no open authenticated one.
+    async fn send_fast(&self, _event: &Event) -> bool {
+        false
+    }
 }
 
 #[async_trait::async_trait]
@@ -58,6 +80,8 @@ impl PeerLink for peer_manager::Peer {
     fn max_message_size(&self) -> usize {
         peer_manager::Peer::max_message_size(self)
     }
+    // `send_fast` keeps the trait's default (no fast channel) until
+    // `peer_manager::Peer` can send fast-channel copies.
 }
 
 /// The real types behind the attachment table.
@@ -65,7 +89,7 @@ struct Io;
 
 impl Driver for Io {
     type Link = Arc<dyn PeerLink>;
-    type Output = PaneOutput;
+    type Output = StreamUse;
     type Pump = Pump;
     fn same_link(a: &Self::Link, b: &Self::Link) -> bool {
         // The data pointers only: a reconnected phone is a new peer object.
@@ -77,6 +101,19 @@ struct Inner {
     bridge: TmuxBridge,
     table: Mutex<Table<Io>>,
     changed: tokio::sync::Notify,
+    streams: Streams,
+    holds: Mutex<Holds>,
+    counters: Arc<LagCounters>,
+}
+
+/// What the lag rule (docs/stream-v2.md §6) did since the handler started,
+/// over every attachment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamStats {
+    /// Stream bytes never sent because a phone fell more than the ring behind.
+    pub skipped_bytes: u64,
+    /// Snapshots sent in their place.
+    pub lag_snapshots: u64,
 }
 
 /// The muxlink protocol handler over one tmux bridge. Cheap to clone.
@@ -93,6 +130,9 @@ impl Handler {
                 bridge,
                 table: Mutex::new(Table::default()),
                 changed: tokio::sync::Notify::new(),
+                streams: Streams::default(),
+                holds: Mutex::new(Holds::default()),
+                counters: Arc::default(),
             }),
         }
     }
@@ -113,6 +153,14 @@ impl Handler {
         self.inner.changed.notified().await;
     }
 
+    /// The lag rule's counters (for status and benchmarks).
+    pub fn stream_stats(&self) -> StreamStats {
+        StreamStats {
+            skipped_bytes: self.inner.counters.skipped_bytes.load(Ordering::Relaxed),
+            lag_snapshots: self.inner.counters.snapshots.load(Ordering::Relaxed),
+        }
+    }
+
     /// (device id, attached pane) for every peer the handler knows.
     pub fn attachments(&self) -> Vec<(String, Option<String>)> {
         self.table().attachments()
@@ -125,7 +173,7 @@ impl Handler {
             Request::ListSessions => self.list_sessions(&link).await,
             Request::Attach(a) => self.attach(&link, a).await,
             Request::Detach => self.detach(&link).await,
-            Request::Input { data, .. } => self.input(&link, &data).await,
+            Request::Input { data, offset } => self.input(&link, &data, offset).await,
             Request::Resize { cols, rows } => self.resize(&link, cols, rows).await,
             Request::KillSession { session } => self.kill_session(&link, session).await,
             // The peer manager answers pings itself so that a slow request
@@ -138,6 +186,19 @@ impl Handler {
         }
     }
 
+    /// Handles one request that arrived over `link`'s fast channel
+    /// (docs/stream-v2.md §4): only a numbered `input` copy of at most
+    /// `MAX_FAST_COPY` bytes is considered; everything else is dropped unanswered.
+    pub async fn handle_fast(&self, link: Arc<dyn PeerLink>, request: Request) {
+        if let Request::Input {
+            data,
+            offset: Some(offset),
+        } = request
+        {
+            self.fast_input(&link, &data, offset).await;
+        }
+    }
+
     /// The peer of `device_id` went away: end its attachment (releases the size).
     pub async fn peer_disconnected(&self, device_id: &str) {
         let ending = self.table().disconnect(device_id);
@@ -147,12 +208,25 @@ impl Handler {
         self.inner.changed.notify_one();
     }
 
-    /// Ends every attachment (shutdown, reload).
+    /// Ends every attachment and drops every resume hold (shutdown, reload).
     pub async fn end_all(&self) {
         let endings = self.table().end_all();
         for ending in endings {
             self.end(ending).await;
         }
+        let holds = self.holds().drain();
+        for hold in holds {
+            self.inner.streams.release(&hold.stream).await;
+        }
+    }
+
+    /// The resume holds. Never held across an await.
+    fn holds(&self) -> MutexGuard<'_, Holds> {
+        // Plain map operations only; a poisoned lock is still consistent.
+        self.inner
+            .holds
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Makes `link` the current peer of its device; a different (reconnected)
@@ -174,6 +248,11 @@ impl peer_manager::ProtocolHandler for Handler {
     async fn handle_message(&self, peer: Arc<peer_manager::Peer>, request: Request) {
         let link: Arc<dyn PeerLink> = peer;
         self.handle(link, request).await;
+    }
+
+    async fn handle_fast_message(&self, peer: Arc<peer_manager::Peer>, request: Request) {
+        let link: Arc<dyn PeerLink> = peer;
+        self.handle_fast(link, request).await;
     }
 
     async fn peer_disconnected(&self, device_id: &str) {

@@ -1,10 +1,13 @@
 //! The requests that use an attachment without starting or ending one by
 //! themselves, and those that need none (terminal-protocol.md §6): list,
-//! input, resize, kill and create.
+//! input (numbered input applied once, whichever channel brought it first:
+//! docs/stream-v2.md §4), resize, kill and create.
 
 use std::sync::Arc;
 
-use terminal_protocol::{ErrorCode, MAX_DIM, MAX_INPUT_SIZE, MIN_DIM, valid_target_id};
+use terminal_protocol::{
+    ErrorCode, MAX_DIM, MAX_FAST_COPY, MAX_INPUT_SIZE, MIN_DIM, Verdict, Via, valid_target_id,
+};
 
 use super::ending::Cause;
 use super::{Handler, PeerLink, send, send_error, sessions_event};
@@ -46,7 +49,29 @@ impl Handler {
         send(link, &sessions_event(sessions)).await;
     }
 
-    pub(super) async fn input(&self, link: &Arc<dyn PeerLink>, data: &[u8]) {
+    /// `input` over the reliable channel. Numbered input goes through the
+    /// peer's `InOrder` first: a duplicate is dropped unanswered, and every
+    /// byte counts, attached or not (§4).
+    pub(super) async fn input(&self, link: &Arc<dyn PeerLink>, data: &[u8], offset: Option<u64>) {
+        let mut skip = 0;
+        if let Some(offset) = offset {
+            let verdict = self.table().accept_input(
+                link.device_id(),
+                link,
+                offset,
+                data.len(),
+                Via::Reliable,
+            );
+            match verdict {
+                Some(Verdict::Apply { skip: s }) => skip = s,
+                Some(Verdict::Gap { missing }) => {
+                    tracing::debug!(missing, "input continues after a gap");
+                }
+                Some(Verdict::Duplicate | Verdict::Ahead) => return,
+                // A replaced peer: it finds no attachment below either.
+                None => {}
+            }
+        }
         // `input_too_large` comes before `not_attached` (§11.2).
         if data.len() > MAX_INPUT_SIZE {
             let message = "input larger than 16384 bytes";
@@ -55,10 +80,43 @@ impl Handler {
         let Some(a) = self.table().attached(link.device_id(), link) else {
             return send_error(link, ErrorCode::NotAttached, "no pane attached").await;
         };
+        let data = &data[skip.min(data.len())..];
+        if data.is_empty() {
+            return;
+        }
         if let Err(e) = self.inner.bridge.send_input(&a.pane_id, data).await {
             tracing::info!(pane = %a.pane_id, error = %e, "input failed");
             let message = format!("cannot send input to {}", a.pane_id);
             send_error(link, ErrorCode::InputFailed, &message).await;
+        }
+    }
+
+    /// A numbered `input` copy from the fast channel (§4): applied only while
+    /// attached and only if no copy of it was applied yet; never answered
+    /// (only the reliable copy may produce an `error`).
+    pub(super) async fn fast_input(&self, link: &Arc<dyn PeerLink>, data: &[u8], offset: u64) {
+        if data.len() > MAX_FAST_COPY {
+            return;
+        }
+        let (attached, verdict) = {
+            let mut table = self.table();
+            // Checked first: a copy dropped while not attached must leave
+            // the reliable copy to produce `not_attached`.
+            let Some(a) = table.attached(link.device_id(), link) else {
+                return;
+            };
+            let verdict = table.accept_input(link.device_id(), link, offset, data.len(), Via::Fast);
+            (a, verdict)
+        };
+        let Some(Verdict::Apply { skip }) = verdict else {
+            return;
+        };
+        let data = &data[skip.min(data.len())..];
+        if data.is_empty() {
+            return;
+        }
+        if let Err(e) = self.inner.bridge.send_input(&attached.pane_id, data).await {
+            tracing::info!(pane = %attached.pane_id, error = %e, "fast input failed");
         }
     }
 

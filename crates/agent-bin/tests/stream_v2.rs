@@ -1,0 +1,482 @@
+//! Stream v2 on the host (docs/stream-v2.md): offsets, snapshots with
+//! offsets, resume inside and outside the ring, the lag bound under a flood
+//! to a phone that does not take anything, fast-channel copies and input
+//! dedupe — the handler against a real tmux server on a private socket, with
+//! a channel standing in for the phone's two DataChannels.
+
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agent_bin::handler::{Handler, PeerLink};
+use terminal_protocol::{Attach, Decompressor, Event, MAX_FAST_COPY, RESUME_RING_BYTES, Request};
+use tmux_bridge::{BridgeConfig, TmuxBridge};
+use tokio::sync::{Semaphore, mpsc};
+
+const WAIT: Duration = Duration::from_secs(20);
+const DEVICE: &str = "0123456789abcdef0123456789abcdef";
+
+/// Which channel an event went out on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chan {
+    Reliable,
+    Fast,
+}
+
+/// A phone stand-in: both channels land in one channel, in sending order.
+/// Reliable sends first take a permit of `gate` (a phone that accepts only
+/// as much as the test releases); fast copies never wait.
+struct Phone {
+    tx: mpsc::Sender<(Chan, Event)>,
+    gate: Arc<Semaphore>,
+}
+
+#[async_trait::async_trait]
+impl PeerLink for Phone {
+    fn device_id(&self) -> &str {
+        DEVICE
+    }
+    async fn send_event(&self, event: &Event) -> Result<(), String> {
+        self.gate
+            .acquire()
+            .await
+            .map_err(|e| e.to_string())?
+            .forget();
+        self.tx
+            .send((Chan::Reliable, event.clone()))
+            .await
+            .map_err(|e| e.to_string())
+    }
+    fn max_message_size(&self) -> usize {
+        65_536
+    }
+    async fn send_fast(&self, event: &Event) -> bool {
+        self.tx.try_send((Chan::Fast, event.clone())).is_ok()
+    }
+}
+
+struct Tmux {
+    socket: String,
+}
+
+/// Runs `tmux -L socket … args` and returns its stdout; panics on failure.
+fn tmux(socket: &str, args: &[&str]) -> String {
+    let out = Command::new("tmux")
+        .env_remove("TMUX")
+        .args(["-L", socket, "-f", "/dev/null"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "tmux {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+impl Tmux {
+    fn run(&self, args: &[&str]) -> String {
+        tmux(&self.socket, args)
+    }
+    /// Types `line` into `pane` and returns once the shell has run it and
+    /// then signalled `channel` (tmux `wait-for`): the pane's output is done.
+    async fn run_in_pane(&self, pane: &str, line: &str, channel: &str) {
+        let cmd = format!("{line}; tmux wait-for -S {channel}");
+        self.run(&["send-keys", "-t", pane, "-l", &cmd]);
+        self.run(&["send-keys", "-t", pane, "Enter"]);
+        let socket = self.socket.clone();
+        let channel = channel.to_owned();
+        tokio::task::spawn_blocking(move || tmux(&socket, &["wait-for", &channel]))
+            .await
+            .unwrap();
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// One connected phone (one peer object) and what it received.
+struct Link {
+    link: Arc<dyn PeerLink>,
+    rx: mpsc::Receiver<(Chan, Event)>,
+    gate: Arc<Semaphore>,
+}
+
+fn phone(permits: usize) -> Link {
+    let (tx, rx) = mpsc::channel(4096);
+    let gate = Arc::new(Semaphore::new(permits));
+    let link: Arc<dyn PeerLink> = Arc::new(Phone {
+        tx,
+        gate: gate.clone(),
+    });
+    Link { link, rx, gate }
+}
+
+impl Link {
+    async fn next(&mut self) -> (Chan, Event) {
+        tokio::time::timeout(WAIT, self.rx.recv())
+            .await
+            .expect("no event in time")
+            .expect("channel closed")
+    }
+    async fn reliable(&mut self) -> Event {
+        loop {
+            if let (Chan::Reliable, e) = self.next().await {
+                return e;
+            }
+        }
+    }
+}
+
+struct Rig {
+    tmux: Tmux,
+    handler: Handler,
+    pane: String,
+}
+
+async fn rig(tag: &str) -> Rig {
+    let tmux = Tmux {
+        socket: format!("mxl-s2-{tag}-{}", std::process::id()),
+    };
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "work",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        "sh",
+    ]);
+    let pane = tmux.run(&["display-message", "-p", "-t", "work", "#{pane_id}"]);
+    let mut cfg = BridgeConfig::new(&tmux.socket);
+    cfg.timeout = Duration::from_secs(30);
+    let bridge = TmuxBridge::start_with(cfg).await.unwrap();
+    Rig {
+        tmux,
+        handler: Handler::new(bridge),
+        pane,
+    }
+}
+
+fn attach(pane: &str, compression: bool, offsets: bool, resume_from: Option<u64>) -> Request {
+    Request::Attach(Attach {
+        pane_id: pane.to_string(),
+        cols: 80,
+        rows: 24,
+        reattach: resume_from.is_some(),
+        compression: compression.then(|| "deflate".to_string()),
+        offsets,
+        resume_from,
+    })
+}
+
+/// The phone's side of one attachment with offsets: applies every reliable
+/// output in order and checks that offsets follow plaintext lengths.
+struct Screen {
+    inflate: Option<Decompressor>,
+    next: u64,
+    /// Stream plaintext since the last snapshot.
+    text: Vec<u8>,
+    snapshots: usize,
+    fast_copies: usize,
+}
+
+impl Screen {
+    /// Reads `attached` and returns the screen state it announces.
+    async fn attached(p: &mut Link, deflate: bool) -> (Screen, bool) {
+        let Event::Attached {
+            offset, resumed, ..
+        } = p.reliable().await
+        else {
+            panic!("no attached")
+        };
+        let screen = Screen {
+            inflate: deflate.then(Decompressor::new),
+            next: offset.expect("attached.offset with offsets"),
+            text: Vec::new(),
+            snapshots: 0,
+            fast_copies: 0,
+        };
+        (screen, resumed)
+    }
+
+    /// Applies events until the stream text holds `needle`.
+    async fn until(&mut self, p: &mut Link, pane: &str, needle: &str) {
+        let mut pending_fast: Option<(u64, Vec<u8>)> = None;
+        while !String::from_utf8_lossy(&self.text).contains(needle) {
+            match p.next().await {
+                (
+                    Chan::Fast,
+                    Event::Output {
+                        data,
+                        offset,
+                        snapshot,
+                        pane_id,
+                    },
+                ) => {
+                    assert!(!snapshot);
+                    assert_eq!(pane_id.as_deref(), Some(pane));
+                    assert!(data.len() <= MAX_FAST_COPY);
+                    pending_fast = Some((offset.unwrap(), data));
+                    self.fast_copies += 1;
+                }
+                (
+                    Chan::Reliable,
+                    Event::Output {
+                        data,
+                        offset,
+                        snapshot,
+                        pane_id,
+                    },
+                ) => {
+                    assert_eq!(pane_id, None);
+                    let plain = match self.inflate.as_mut() {
+                        Some(d) => d.decompress(&data).unwrap(),
+                        None => data,
+                    };
+                    let offset = offset.expect("offset on every output");
+                    if snapshot {
+                        assert!(offset >= self.next, "snapshot moves forward");
+                        self.next = offset;
+                        self.text.clear();
+                        self.snapshots += 1;
+                        continue;
+                    }
+                    assert_eq!(offset, self.next, "no byte lost or doubled");
+                    // The fast copy, if any, went first with the same bytes.
+                    if let Some((fast_offset, fast)) = pending_fast.take() {
+                        assert_eq!((fast_offset, &fast), (offset, &plain));
+                    } else {
+                        assert!(
+                            plain.len() > MAX_FAST_COPY,
+                            "small output without a fast copy"
+                        );
+                    }
+                    self.next += plain.len() as u64;
+                    self.text.extend_from_slice(&plain);
+                }
+                other => panic!("unexpected {other:?} while waiting for {needle:?}"),
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn offsets_follow_plaintext_and_fast_copies_go_first() {
+    let r = rig("offsets").await;
+    let mut p = phone(Semaphore::MAX_PERMITS);
+    r.handler
+        .handle(p.link.clone(), attach(&r.pane, true, true, None))
+        .await;
+    let (mut screen, resumed) = Screen::attached(&mut p, true).await;
+    assert!(!resumed);
+    let start = screen.next;
+    // A fresh attach: the snapshot comes first, numbered where the stream
+    // continues, i.e. `attached.offset`.
+    r.tmux
+        .run_in_pane(&r.pane, "echo mux$((40+2))link", "w1")
+        .await;
+    screen.until(&mut p, &r.pane, "mux42link").await;
+    assert_eq!(screen.snapshots, 1);
+    assert!(screen.fast_copies > 0);
+    // A big output: several messages, continuous offsets.
+    r.tmux
+        .run_in_pane(&r.pane, "seq 1 40000; echo big$((1+1))done", "w2")
+        .await;
+    screen.until(&mut p, &r.pane, "big2done").await;
+    assert!(screen.next - start > 200_000);
+    assert_eq!(screen.snapshots, 1);
+}
+
+#[tokio::test]
+async fn a_phone_without_offsets_sees_no_new_fields() {
+    let r = rig("plain").await;
+    let mut p = phone(Semaphore::MAX_PERMITS);
+    r.handler
+        .handle(p.link.clone(), attach(&r.pane, false, false, None))
+        .await;
+    assert_eq!(p.reliable().await, Event::attached(r.pane.clone(), None));
+    r.tmux
+        .run_in_pane(&r.pane, "echo mux$((40+2))link", "w")
+        .await;
+    let mut text = String::new();
+    while !text.contains("mux42link") {
+        match p.next().await {
+            (
+                Chan::Reliable,
+                Event::Output {
+                    data,
+                    offset: None,
+                    snapshot: false,
+                    pane_id: None,
+                },
+            ) => {
+                text.push_str(&String::from_utf8_lossy(&data));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn resume_inside_the_ring_replays_exactly() {
+    let r = rig("resume").await;
+    let mut first = phone(Semaphore::MAX_PERMITS);
+    r.handler
+        .handle(first.link.clone(), attach(&r.pane, true, true, None))
+        .await;
+    let (mut screen, _) = Screen::attached(&mut first, true).await;
+    r.tmux.run_in_pane(&r.pane, "echo one$((0+1))", "w1").await;
+    screen.until(&mut first, &r.pane, "one1").await;
+    // The phone goes away; the pane keeps printing meanwhile.
+    r.handler.peer_disconnected(DEVICE).await;
+    r.tmux
+        .run_in_pane(&r.pane, "seq 1 5000; echo two$((1+1))", "w2")
+        .await;
+    let resume_at = screen.next;
+    let mut second = phone(Semaphore::MAX_PERMITS);
+    r.handler
+        .handle(
+            second.link.clone(),
+            attach(&r.pane, true, true, Some(resume_at)),
+        )
+        .await;
+    let (mut resumed_screen, resumed) = Screen::attached(&mut second, true).await;
+    assert!(resumed);
+    assert_eq!(resumed_screen.next, resume_at);
+    resumed_screen.until(&mut second, &r.pane, "two2").await;
+    // No snapshot: the bytes printed while away arrive in order, once.
+    assert_eq!(resumed_screen.snapshots, 0);
+    let text = String::from_utf8_lossy(&resumed_screen.text);
+    assert!(text.contains("\n4999\r\n5000\r\n"), "{text:?}");
+    assert!(
+        !text.contains("one1"),
+        "nothing before resumeFrom is sent again"
+    );
+}
+
+#[tokio::test]
+async fn resume_outside_the_ring_falls_back_to_a_snapshot() {
+    let r = rig("noresume").await;
+    let mut first = phone(Semaphore::MAX_PERMITS);
+    r.handler
+        .handle(first.link.clone(), attach(&r.pane, false, true, None))
+        .await;
+    let (mut screen, _) = Screen::attached(&mut first, false).await;
+    r.tmux.run_in_pane(&r.pane, "echo one$((0+1))", "w1").await;
+    screen.until(&mut first, &r.pane, "one1").await;
+    r.handler.peer_disconnected(DEVICE).await;
+    // Four times the ring while away.
+    let flood = 4 * RESUME_RING_BYTES;
+    let line = format!("yes 0123456789abcdef | head -c {flood}; echo; echo flood$((0+1))over");
+    r.tmux.run_in_pane(&r.pane, &line, "w2").await;
+    let mut second = phone(Semaphore::MAX_PERMITS);
+    r.handler
+        .handle(
+            second.link.clone(),
+            attach(&r.pane, false, true, Some(screen.next)),
+        )
+        .await;
+    let (mut fresh, resumed) = Screen::attached(&mut second, false).await;
+    assert!(!resumed);
+    assert!(fresh.next > screen.next + RESUME_RING_BYTES as u64);
+    // The snapshot carries `attached.offset`; the stream continues there.
+    let snapshot_at = fresh.next;
+    match second.reliable().await {
+        Event::Output {
+            offset, snapshot, ..
+        } => assert_eq!((offset, snapshot), (Some(snapshot_at), true)),
+        other => panic!("{other:?}"),
+    }
+    r.tmux
+        .run_in_pane(&r.pane, "echo three$((1+2))", "w3")
+        .await;
+    fresh.until(&mut second, &r.pane, "three3").await;
+}
+
+#[tokio::test]
+async fn a_phone_that_takes_nothing_during_a_flood_gets_a_snapshot() {
+    let r = rig("lag").await;
+    // Two sends allowed: `attached` and the snapshot.
+    let mut p = phone(2);
+    r.handler
+        .handle(p.link.clone(), attach(&r.pane, true, true, None))
+        .await;
+    let (mut screen, _) = Screen::attached(&mut p, true).await;
+    let start = screen.next;
+    // The pane floods while the phone accepts nothing more: the flood
+    // finishes all the same (the pane is read at full speed into the ring).
+    let flood = 8 * RESUME_RING_BYTES;
+    let line = format!("yes 0123456789abcdef | head -c {flood}; echo; echo flood$((0+1))over");
+    r.tmux.run_in_pane(&r.pane, &line, "w").await;
+    p.gate.add_permits(Semaphore::MAX_PERMITS / 2);
+    r.tmux
+        .run_in_pane(&r.pane, "echo after$((1+1))", "w2")
+        .await;
+    screen.until(&mut p, &r.pane, "after2").await;
+    // The attach snapshot, then one for the lag; far less than the flood
+    // reached the phone.
+    assert_eq!(screen.snapshots, 2);
+    let stats = r.handler.stream_stats();
+    assert_eq!(stats.lag_snapshots, 1);
+    assert!(
+        stats.skipped_bytes > (flood - 2 * RESUME_RING_BYTES) as u64,
+        "{stats:?}"
+    );
+    let sent = screen.next - start - stats.skipped_bytes;
+    assert!(
+        sent < (3 * RESUME_RING_BYTES) as u64,
+        "{sent} bytes sent of {flood}"
+    );
+}
+
+#[tokio::test]
+async fn numbered_input_is_typed_once() {
+    let r = rig("dedupe").await;
+    let mut p = phone(Semaphore::MAX_PERMITS);
+    let input = |data: &[u8], offset: u64| Request::Input {
+        data: data.to_vec(),
+        offset: Some(offset),
+    };
+    // Not attached: the fast copy is dropped unanswered, the reliable one
+    // gets `not_attached` once, its duplicate nothing.
+    r.handler.handle_fast(p.link.clone(), input(b"zz", 0)).await;
+    r.handler.handle(p.link.clone(), input(b"zz", 0)).await;
+    r.handler.handle(p.link.clone(), input(b"zz", 0)).await;
+    r.handler
+        .handle(p.link.clone(), Request::ListSessions)
+        .await;
+    assert!(matches!(p.reliable().await, Event::Error { code, .. } if code == "not_attached"));
+    assert!(matches!(p.reliable().await, Event::Sessions { .. }));
+
+    r.handler
+        .handle(p.link.clone(), attach(&r.pane, false, true, None))
+        .await;
+    let (mut screen, _) = Screen::attached(&mut p, false).await;
+    // The fast copy wins; the reliable copy and a repeat are duplicates; an
+    // overlapping message applies only its new tail.
+    r.handler
+        .handle_fast(p.link.clone(), input(b"echo ab", 2))
+        .await;
+    r.handler.handle(p.link.clone(), input(b"echo ab", 2)).await;
+    r.handler.handle(p.link.clone(), input(b"echo ab", 2)).await;
+    r.handler.handle(p.link.clone(), input(b"abcd\r", 7)).await;
+    // A fast copy from beyond the next byte waits for its reliable copy.
+    r.handler.handle_fast(p.link.clone(), input(b"X", 99)).await;
+    screen.until(&mut p, &r.pane, "\nabcd").await;
+    let text = String::from_utf8_lossy(&screen.text).into_owned();
+    assert_eq!(text.matches("echo ab").count(), 1, "{text:?}");
+    assert!(text.contains("echo abcd\r\n"), "{text:?}");
+    assert!(!text.contains('X'), "{text:?}");
+}
