@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use mobile_client::PhoneIdentity;
 use serde_json::{Value, json};
+use test_support::wait_until_blocking;
 
 const BIN: &str = env!("CARGO_BIN_EXE_muxlink-e2e-agent");
 /// Upper bound of any single wait in this suite.
@@ -437,17 +438,13 @@ fn connection_caps_hold_per_address_and_in_total() {
     assert!(closed_by_server(&mut over_total), "total cap not enforced");
     // A slot given back is usable again.
     drop(held.remove(0));
-    let deadline = Instant::now() + WAIT;
-    loop {
+    let back = wait_until_blocking(WAIT, || {
         let mut s = server.connect_from(c);
         s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             .unwrap();
-        if read_head(&mut s).map(|h| h.0) == Some(200) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the freed slot never came back");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        read_head(&mut s).map(|h| h.0) == Some(200)
+    });
+    assert!(back, "the freed slot never came back");
 }
 
 #[test]
@@ -631,19 +628,15 @@ fn never_paired_devices_disappear_after_their_lifetime() {
     assert_eq!(complete(&server, &[], &phone, &code).status, 200);
     assert_eq!(token(&server, &host).status, 200);
     // Bounded wait for the lifetime (1 s) to pass.
-    let deadline = Instant::now() + WAIT;
-    loop {
+    let mut last = None;
+    let gone = wait_until_blocking(WAIT, || {
         let r = token(&server, &host);
-        if r.status == 401 {
-            assert_eq!(r.error(), "unknown device");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "a never-paired device outlived its lifetime"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        let refused = r.status == 401;
+        last = Some(r);
+        refused
+    });
+    assert!(gone, "a never-paired device outlived its lifetime");
+    assert_eq!(last.unwrap().error(), "unknown device");
     // Paired devices stay.
     assert_eq!(token(&server, &paired_host).status, 200);
     assert_eq!(token(&server, &phone).status, 200);

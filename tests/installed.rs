@@ -15,6 +15,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use muxlink_e2e::{Tmux, wait_output};
+use test_support::wait_until_blocking;
 
 const BIN: &str = env!("CARGO_BIN_EXE_muxlink-e2e-agent");
 const T: Duration = Duration::from_secs(30);
@@ -308,10 +309,10 @@ fn background_agent_files_follow_the_xdg_dirs() {
         .trim()
         .parse()
         .unwrap();
-    let deadline = Instant::now() + T;
-    while !runtime.join("agent-status.json").exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert!(
+        wait_until_blocking(T, || runtime.join("agent-status.json").exists()),
+        "the agent wrote no status file"
+    );
     for (p, m) in [
         (&runtime, 0o700),
         (&state, 0o700),

@@ -10,10 +10,11 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use muxlink_e2e::pairing::{Host, PAIR_ARGS, blocking, start_pairing};
 use muxlink_e2e::{Tmux, wait_output};
+use test_support::wait_until_blocking;
 
 const AGENT: &str = env!("CARGO_BIN_EXE_muxlink-e2e-agent");
 const PHONE: &str = env!("CARGO_BIN_EXE_muxlink-e2e-phone-cli");
@@ -37,15 +38,13 @@ fn phone(dir: &Path, args: &[&str]) -> Output {
 
 /// Polls `probe` until `pred` holds on its result, at most `SCREEN`; returns the last value.
 fn until(what: &str, mut probe: impl FnMut() -> String, pred: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + SCREEN;
-    loop {
-        let v = probe();
-        if pred(&v) {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what}: never held; last:\n{v}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut last = String::new();
+    let held = wait_until_blocking(SCREEN, || {
+        last = probe();
+        pred(&last)
+    });
+    assert!(held, "{what}: never held; last:\n{last}");
+    last
 }
 
 fn screen(tmux: &Tmux, target: &str) -> String {
@@ -86,21 +85,7 @@ async fn phone_cli_pairs_lists_and_attach_views_types_resizes_and_quits() {
 
     // The viewer's terminal: a second private tmux server of fixed size.
     let viewer = Tmux::new();
-    viewer
-        .run(&[
-            "-f",
-            "/dev/null",
-            "new-session",
-            "-d",
-            "-s",
-            "view",
-            "-x",
-            "100",
-            "-y",
-            "30",
-            "sh",
-        ])
-        .unwrap();
+    viewer.new_session("view", 100, 30).unwrap();
     let cmdline = format!(
         "MUXLINK_PHONE_DIR='{}' '{PHONE}' --loopback attach '{pane}'",
         phone_dir.path().display()

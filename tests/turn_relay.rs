@@ -39,6 +39,7 @@ use muxlink_e2e::pairing::{
 use muxlink_e2e::{Home, Tmux};
 use rtc_transport::IceServer;
 use signaling_server::{Server, ServerConfig, TurnConfig};
+use test_support::wait_until_blocking;
 
 const BIN: &str = env!("CARGO_BIN_EXE_muxlink-e2e-agent");
 const T: Duration = Duration::from_secs(30);
@@ -279,15 +280,13 @@ impl Agent {
     fn stop(mut self) {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        let deadline = Instant::now() + T;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "agent exit {status:?}");
-                return;
-            }
-            assert!(Instant::now() < deadline, "agent ignored SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut status = None;
+        let exited = wait_until_blocking(T, || {
+            status = self.child.try_wait().unwrap();
+            status.is_some()
+        });
+        assert!(exited, "agent ignored SIGTERM");
+        assert!(status.unwrap().success(), "agent exit {status:?}");
     }
 }
 

@@ -235,16 +235,11 @@ impl Recorder {
 
     /// Waits until a note satisfies `pred`; false after `timeout`.
     pub async fn wait_note(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> bool {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if lock(&self.0).notes.iter().any(|n| pred(n)) {
-                return true;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        test_support::wait_until(timeout, || {
+            let seen = lock(&self.0).notes.iter().any(|n| pred(n));
+            async move { seen }
+        })
+        .await
     }
 }
 

@@ -197,18 +197,20 @@ impl Rig {
         timeout: Duration,
         pred: impl Fn(&serde_json::Value) -> bool,
     ) -> Result<serde_json::Value> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let v = blocking(|| self.status())?;
-            if pred(&v) {
-                return Ok(v);
-            }
-            if Instant::now() >= deadline {
-                bail!("status never matched within {timeout:?}: {v:#}");
-            }
-            // The agent rewrites the file on change; re-reading is the only way to see it.
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        // The agent rewrites the file on change; re-reading is the only way to see it.
+        let mut last = Ok(serde_json::Value::Null);
+        test_support::wait_until(timeout, || {
+            last = blocking(|| self.status());
+            // A status that cannot be read ends the wait at once.
+            let done = last.as_ref().map_or(true, &pred);
+            async move { done }
+        })
+        .await;
+        let v = last?;
+        if !pred(&v) {
+            bail!("status never matched within {timeout:?}: {v:#}");
         }
+        Ok(v)
     }
 
     /// The pane's window `window-size` option ("" when not forced by anyone).

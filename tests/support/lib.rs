@@ -1,5 +1,5 @@
 //! Helpers for the end-to-end tests in this folder: starting the bundled server,
-//! a private tmux server and the `muxlink` binary.
+//! a private tmux server (test-support's `PrivateTmux`) and the `muxlink` binary.
 //!
 //! The `muxlink` binary under test is this package's `muxlink-e2e-agent` target,
 //! which runs exactly `agent_bin::main_entry` (the same code as `muxlink`); cargo
@@ -9,7 +9,6 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -20,16 +19,13 @@ pub mod faults;
 pub mod pairing;
 pub mod relay;
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
+/// A name unique across processes and calls (test-support's [`unique_name`](test_support::unique_name)).
+pub use test_support::unique_name as unique;
 
-/// A name unique to this process and call, for tmux sockets.
-pub fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst)
-    )
-}
+/// A tmux server on a private socket (`tmux -L <name>`), killed on drop:
+/// test-support's [`PrivateTmux`](test_support::PrivateTmux), the one tmux
+/// wrapper of every suite.
+pub use test_support::PrivateTmux as Tmux;
 
 /// The `muxlink` binary built next to the running executable (the demo and
 /// the bench); `xtask` names the command that builds both, for the error.
@@ -43,84 +39,6 @@ pub fn muxlink_beside_me(xtask: &str) -> Result<PathBuf> {
         );
     }
     Ok(bin)
-}
-
-/// A tmux server on a private socket (`tmux -L <name>`), killed on drop.
-pub struct Tmux {
-    /// The socket name.
-    pub socket: String,
-}
-
-impl Tmux {
-    /// A fresh socket name; the server starts with the first session.
-    pub fn new() -> Self {
-        Tmux {
-            socket: unique("mxl-e2e"),
-        }
-    }
-
-    /// Runs `tmux -L <socket> <args>` and returns trimmed stdout; fails on a non-zero exit.
-    pub fn run(&self, args: &[&str]) -> Result<String> {
-        let out = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .context("running tmux")?;
-        if !out.status.success() {
-            bail!(
-                "tmux {args:?} failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    }
-
-    /// Creates a detached session `name` of `cols`×`rows` running `sh`, returns its first pane id.
-    pub fn new_session(&self, name: &str, cols: u16, rows: u16) -> Result<String> {
-        self.run(&[
-            "-f",
-            "/dev/null",
-            "new-session",
-            "-d",
-            "-s",
-            name,
-            "-x",
-            &cols.to_string(),
-            "-y",
-            &rows.to_string(),
-            "sh",
-        ])?;
-        self.run(&["display-message", "-p", "-t", name, "#{pane_id}"])
-    }
-
-    /// `#{pane_width}x#{pane_height}` of a pane.
-    pub fn pane_size(&self, pane: &str) -> Result<String> {
-        self.run(&[
-            "display-message",
-            "-p",
-            "-t",
-            pane,
-            "#{pane_width}x#{pane_height}",
-        ])
-    }
-}
-
-impl Default for Tmux {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .arg("kill-server")
-            .stderr(Stdio::null())
-            .status();
-    }
 }
 
 /// One muxlink host installation in a temp dir (`MUXLINK_HOME`).
