@@ -8,6 +8,7 @@ mod demo;
 mod fuzz;
 mod man;
 mod run;
+mod stress;
 mod test;
 mod tidy;
 mod web;
@@ -24,6 +25,7 @@ commands:
   lint              fmt check, clippy, rustdoc warnings, cargo deny (if installed)
   man               man pages from the CLI: target/man/muxlink.1 and one per command
   e2e               only the end-to-end tests in tests/ (real tmux, server, WebRTC)
+  stress <t> [n]    run e2e test <t> n times (default 50) without retries, count passes
   fuzz <target> <s> run one cargo-fuzz target for <s> seconds (needs nightly + cargo-fuzz)
   fuzz --list       list the fuzz targets
   web               npm ci, vite build of web/ (embedded by the server), vitest run
@@ -40,6 +42,7 @@ fn main() -> Result<()> {
         "test" => test::test(),
         "lint" => test::lint(),
         "e2e" => test::e2e(),
+        "stress" => stress::stress(rest),
         "fuzz" => fuzz::fuzz(rest),
         "demo" => demo::demo(),
         "bench" => bench::bench(),
