@@ -5,12 +5,14 @@
 //! timeout and size, CORS, signatures, JSON errors); the handlers live in
 //! `auth` (challenge, token, health), `pairing` (pair initiate/complete,
 //! unpair), `devices` (device deletion, TURN credentials, the WebSocket
-//! upgrade), and their shared extractors and checks in `extract`.
+//! upgrade), `probes` (`/healthz`, `/readyz`), and their shared extractors
+//! and checks in `extract`.
 
 mod auth;
 mod devices;
 mod extract;
 mod pairing;
+mod probes;
 
 use std::sync::Arc;
 
@@ -54,7 +56,9 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
     let mut app = signed
         .route("/", get(crate::web_assets::index))
         .route("/assets/{name}", get(crate::web_assets::asset))
-        .route("/health", get(health));
+        .route("/health", get(health))
+        .route("/healthz", get(probes::healthz))
+        .route("/readyz", get(probes::readyz));
     if p("/health") != "/health" {
         app = app.route(&p("/health"), get(health));
     }

@@ -1,0 +1,44 @@
+//! The load balancer's two questions, unsigned and outside the API prefix:
+//! `GET /healthz` — is the process up (always 200 while it serves) — and
+//! `GET /readyz` — should it get traffic: 200 when its store answers within
+//! [`READY_TIMEOUT`], 503 when it does not or when the server is shutting
+//! down, so a balancer drains an instance before it goes.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use super::St;
+
+/// How long `/readyz` waits for the store's answer.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub(super) async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+pub(super) async fn readyz(State(st): St) -> (StatusCode, Json<Value>) {
+    let store = st.db.backend();
+    if st.shutdown.is_cancelled() {
+        let body = json!({ "status": "draining", "store": store });
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body));
+    }
+    match tokio::time::timeout(READY_TIMEOUT, st.db.ping()).await {
+        Ok(Ok(())) => (
+            StatusCode::OK,
+            Json(json!({ "status": "ready", "store": store })),
+        ),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: the store failed");
+            let body = json!({ "status": "not ready", "store": store, "error": e.to_string() });
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body))
+        }
+        Err(_) => {
+            let body = json!({ "status": "not ready", "store": store, "error": "store timed out" });
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body))
+        }
+    }
+}
