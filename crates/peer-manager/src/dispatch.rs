@@ -1,6 +1,7 @@
-//! The per-peer dispatcher task: authenticated requests go to the
-//! [`ProtocolHandler`] and error replies to the phone, in arrival order, off the
-//! peer task, so a handler stuck on tmux never holds up `pong` or the timers.
+//! The per-peer dispatcher task: authenticated requests (and `input` copies from
+//! the fast channel) go to the [`ProtocolHandler`] and error replies to the
+//! phone, in arrival order, off the peer task, so a handler stuck on tmux never
+//! holds up `pong` or the timers.
 
 use std::sync::Arc;
 
@@ -19,6 +20,8 @@ pub(crate) const DISPATCH_QUEUE: usize = 64;
 pub(crate) enum Dispatch {
     /// An authenticated request for the handler.
     Request(Request),
+    /// An `input` copy from the fast channel, for the handler's fast path.
+    Fast(Request),
     /// An `error` reply, in order with the handler's replies.
     Reply(Event),
 }
@@ -42,6 +45,7 @@ pub(crate) async fn run_dispatcher(
         };
         match item {
             Dispatch::Request(req) => handler.handle_message(peer.clone(), req).await,
+            Dispatch::Fast(req) => handler.handle_fast_message(peer.clone(), req).await,
             Dispatch::Reply(ev) => {
                 if let Err(e) = peer.send_message(&ev).await {
                     tracing::info!(device_id = peer.device_id, "error reply not sent: {e}");

@@ -7,22 +7,29 @@
 //! takes the typed signals ([`signaling_proto::Signal`]) of the host's
 //! signaling connection, admits the paired phone (peer-lifecycle.md §1)
 //! and spawns ONE task per peer. That task owns the peer connection (through
-//! `rtc-transport`, with the ordered reliable DataChannel `terminal`) and drives
+//! `rtc-transport`, with the ordered reliable DataChannel `terminal`, plus the
+//! one unordered `terminal-fast` channel the phone may open once authenticated,
+//! docs/stream-v2.md §4) and drives
 //! the peer's [`PeerCore`](core::PeerCore): one sans-IO state machine from the
 //! offer through trickle ICE, grace, ICE restart and watchdog, channel
 //! authentication (terminal-protocol.md §12: the phone's proof over both nonces
 //! and both DTLS fingerprints, then the host's own in `auth_ok`) and the idle
 //! rules, to exactly one close. Authenticated requests reach the
 //! [`ProtocolHandler`] in arrival order from a per-peer dispatcher task; `ping` is
-//! answered by the peer task itself, never behind the handler.
+//! answered by the peer task itself, never behind the handler. Numbered `input`
+//! copies from the fast channel reach `handle_fast_message` through the same
+//! dispatcher, in order with the rest (dropped when it has no room: they are
+//! copies); everything else on that channel is dropped unanswered, and
+//! [`Peer::send_fast`] sends copies the other way without waiting.
 //!
 //! Not for: tmux, the meaning of requests (the handler's job), the signaling
 //! socket itself (`signaling-client`), or naming `webrtc` (only `rtc-transport`).
 //!
 //! Layout (imports go one way: manager → task → core; nothing imports back):
 //! - `core` — [`PeerCore`](core::PeerCore), its timer table, and its parts
-//!   `auth_gate` (channel authentication, direction gate, decode-error replies)
-//!   and `candidates` (≤ 64 remote candidates before the answer and ≤ 64 after,
+//!   `auth_gate` (channel authentication, direction gate, decode-error replies),
+//!   `fast` (which phone-opened channel is the fast one, which of its
+//!   messages go on) and `candidates` (≤ 64 remote candidates before the answer and ≤ 64 after,
 //!   per ICE round).
 //! - `admission` — pure `connect_request` rules: allowed device, secret, limit, reconnect.
 //! - `map` — pure identity rules of the peer map: a peer leaves (and is
@@ -37,7 +44,8 @@
 //! - `dispatch` — the per-peer dispatcher task in front of the handler.
 //! - `events`, `config` — what a task reports up; [`PeerManagerConfig`] and
 //!   what a task is given.
-//! - `peer` — [`Peer`]: the handler's handle (send with backpressure and size limit, close).
+//! - `peer` — [`Peer`]: the handler's handle (send with backpressure and size
+//!   limit, non-waiting fast copies, close).
 //! - `ice_servers` — TURN credential fetch on the configured API version,
 //!   10 min process-wide cache, STUN fallback.
 //! - `handler`, `error` — the [`MessageSender`] / [`ProtocolHandler`] seams, errors.

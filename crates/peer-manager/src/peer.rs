@@ -1,6 +1,7 @@
 //! One mobile's peer as the handler sees it: send with backpressure, size limit,
-//! close; plus a mirror of its core's state that the manager reads (written only
-//! by the peer's own task).
+//! a non-waiting send of fast copies on the phone's fast channel
+//! (docs/stream-v2.md §4), close; plus a mirror of its core's state that the
+//! manager reads (written only by the peer's own task).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -33,6 +34,8 @@ pub struct Peer {
     /// The mobile's device id.
     pub device_id: String,
     channel: OnceLock<RtcChannel>,
+    /// The fast channel the phone opened after authentication (at most one).
+    fast: OnceLock<RtcChannel>,
     cancel: CancellationToken,
     silenced: AtomicBool,
     pub(crate) inbox: mpsc::Sender<SignalingMessage>,
@@ -45,6 +48,7 @@ impl Peer {
         let peer = Self {
             device_id,
             channel: OnceLock::new(),
+            fast: OnceLock::new(),
             cancel: CancellationToken::new(),
             silenced: AtomicBool::new(false),
             inbox,
@@ -79,6 +83,32 @@ impl Peer {
         }
     }
 
+    /// Encode `event` and hand it to the phone's fast channel without waiting:
+    /// a copy that may be lost, for events also sent with
+    /// [`send_message`](Self::send_message) (send the copy first). False, and
+    /// nothing sent, when the peer is closed or not authenticated, the phone
+    /// opened no fast channel or it is not open, the encoded event is larger
+    /// than the phone accepts, or more than 64 KiB are buffered on that
+    /// channel ([`rtc_transport::TRY_SEND_LIMIT`]). Never waits for room.
+    pub fn send_fast(&self, event: &Event) -> bool {
+        if self.cancel.is_cancelled() || !self.is_authenticated() {
+            return false;
+        }
+        let Some(fast) = self.fast.get() else {
+            return false;
+        };
+        if !fast.is_open() {
+            return false;
+        }
+        let bytes = event.encode();
+        bytes.len() <= self.max_message_size() && fast.try_send(&bytes)
+    }
+
+    /// True while the phone's fast channel is open.
+    pub fn has_fast_channel(&self) -> bool {
+        self.fast.get().is_some_and(RtcChannel::is_open)
+    }
+
     /// Largest message the phone accepts: its advertised `max-message-size`
     /// (65 536 when absent), never more than 1 MiB.
     pub fn max_message_size(&self) -> usize {
@@ -100,6 +130,9 @@ impl Peer {
     pub fn close(&self) {
         self.cancel.cancel();
         if let Some(ch) = self.channel.get() {
+            ch.close();
+        }
+        if let Some(ch) = self.fast.get() {
             ch.close();
         }
     }
@@ -126,6 +159,12 @@ impl Peer {
     pub(crate) fn set_channel(&self, ch: RtcChannel) {
         // Set once by the peer's own task right after creating the channel.
         let _ = self.channel.set(ch);
+    }
+
+    /// Set once by the peer's own task when its core accepted the phone's
+    /// fast channel; false (and `ch` untouched) if one was set before.
+    pub(crate) fn set_fast_channel(&self, ch: RtcChannel) -> bool {
+        self.fast.set(ch).is_ok()
     }
 
     /// Stop sending signaling for this peer (replaced by a reconnect).

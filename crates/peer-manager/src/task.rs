@@ -1,8 +1,8 @@
 //! The one tokio task of a peer: it owns the `RtcPeer`, feeds the peer's
 //! [`PeerCore`] every input (this phone's signaling, WebRTC events, channel
-//! messages, the core's timeout, the close command) and performs the actions it
-//! drains. It makes no protocol decision and reports the close up to the manager
-//! over the mpsc it was given.
+//! messages, the fast channel's, the core's timeout, the close command) and
+//! performs the actions it drains. It makes no protocol decision and reports
+//! the close up to the manager over the mpsc it was given.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::task::TaskTracker;
 
 use crate::config::{PeerSettings, RtcSource};
+use crate::core::fast::RemoteChannel;
 use crate::core::{Action, CloseReason, LinkState, PeerCore};
 use crate::dispatch::{DISPATCH_QUEUE, Dispatch, run_dispatcher};
 use crate::events::PeerEvent;
@@ -199,6 +200,10 @@ impl Driver {
         self.peer.set_channel(channel.clone());
         let dispatch = self.dispatch_tx.clone();
         let mut opened = false;
+        // The phone's fast channel, once the core accepted it; read whenever
+        // it has a message (copies the dispatcher has no room for are dropped,
+        // so it never holds SCTP's receive window shared with `terminal`).
+        let mut fast: Option<RtcChannel> = None;
         let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
         tokio::pin!(sleep);
         let mut armed: Option<Instant> = None;
@@ -232,9 +237,14 @@ impl Driver {
                     }
                     Some(RtcEvent::LocalCandidate(c)) => self.core.handle_local_candidate(now(), c),
                     Some(RtcEvent::DataChannel(ch)) => {
-                        // The host is the offerer; a channel opened by the phone is not ours.
-                        tracing::info!(device_id = self.peer.device_id, "unexpected remote data channel closed");
-                        ch.close();
+                        // The host opens `terminal`; the phone may open only the fast channel.
+                        match self.core.handle_remote_channel(now(), ch.label()) {
+                            RemoteChannel::Fast if self.peer.set_fast_channel(ch.clone()) => {
+                                tracing::info!(device_id = self.peer.device_id, "fast channel accepted");
+                                fast = Some(ch);
+                            }
+                            _ => ch.close(),
+                        }
                     }
                 },
                 r = channel.wait_open(), if !opened => {
@@ -264,6 +274,19 @@ impl Driver {
                         }
                     }
                     Err(_) => self.pending.clear(),
+                },
+                // Last: the reliable channel goes first when both have messages.
+                m = recv_fast(fast.as_ref()) => match m {
+                    Some(bytes) => {
+                        if let Some(req) = self.core.handle_fast_received(now(), &bytes) {
+                            self.dispatch_fast(req);
+                        }
+                    }
+                    None => {
+                        tracing::info!(device_id = self.peer.device_id, "fast channel closed");
+                        fast = None;
+                        self.core.handle_fast_closed(now());
+                    }
                 },
             }
         }
@@ -358,6 +381,22 @@ impl Driver {
         }
     }
 
+    /// Hands a fast-channel `input` copy to the dispatcher, behind everything
+    /// delivered before it, or drops it when the dispatcher has no room: it is
+    /// a copy, and its reliable original waits its turn.
+    fn dispatch_fast(&mut self, req: terminal_protocol::Request) {
+        if !self.pending.is_empty() {
+            tracing::debug!(
+                device_id = self.peer.device_id,
+                "fast copy dropped: handler busy"
+            );
+            return;
+        }
+        if let Err(e) = self.dispatch_tx.try_send(Dispatch::Fast(req)) {
+            tracing::debug!(device_id = self.peer.device_id, "fast copy dropped: {e}");
+        }
+    }
+
     /// Sends a signaling message unless the peer was silenced (replaced).
     fn signal(&self, m: SignalingMessage) -> bool {
         if self.peer.is_silenced() {
@@ -405,5 +444,15 @@ impl Driver {
         {
             self.changes.send_modify(|v| *v = v.wrapping_add(1));
         }
+    }
+}
+
+/// The next message of the fast channel, if there is one; never resolves
+/// without a channel (its branch of the select then stays idle).
+/// (Copied out, so the result does not borrow the channel; fast copies are small.)
+async fn recv_fast(fast: Option<&RtcChannel>) -> Option<Vec<u8>> {
+    match fast {
+        Some(ch) => ch.recv().await.map(|b| b.to_vec()),
+        None => std::future::pending().await,
     }
 }

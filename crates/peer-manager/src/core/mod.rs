@@ -1,10 +1,12 @@
 //! `PeerCore`: the sans-IO state machine of one phone's peer, from the offer to
 //! the close (peer-lifecycle.md §2–§4 and §7, terminal-protocol.md §12). It owns
-//! the timer table, the remote-candidate bounds and the channel-authentication
-//! gate; it never reads a clock, touches a socket or spawns a task.
+//! the timer table, the remote-candidate bounds, the channel-authentication
+//! gate and the fast-channel gate (docs/stream-v2.md §4); it never reads a
+//! clock, touches a socket or spawns a task.
 
 pub mod auth_gate;
 pub mod candidates;
+pub mod fast;
 mod timer;
 mod types;
 
@@ -19,6 +21,7 @@ use terminal_protocol::{Event, Request};
 use crate::admission::RejectReason;
 use auth_gate::{AuthGate, GateVerdict};
 use candidates::{CandidateBuffer, Push};
+use fast::{FastGate, Refusal, RemoteChannel};
 pub use timer::Timer;
 use timer::TimerTable;
 pub use types::{
@@ -42,7 +45,9 @@ enum Remote {
 /// - Inputs (`handle_*`, each with the current monotonic `now`): signaling
 ///   messages of this phone, transport events (state changes with the wall
 ///   clock, local candidates, channel open with both DTLS fingerprints and a
-///   nonce, received bytes, channel closed), results of earlier actions
+///   nonce, received bytes, channel closed), the fast channel (a channel the
+///   phone opened, its messages, its close: these return their verdict
+///   directly instead of queueing an action), results of earlier actions
 ///   (offer sent, answer applied, required send failed, setup failed), timer
 ///   expiry, and the host's own [`handle_close`](Self::handle_close).
 /// - Outputs: [`poll_action`](Self::poll_action) until `None`, then
@@ -65,6 +70,7 @@ pub struct PeerCore {
     remote: Remote,
     candidates: CandidateBuffer<Candidate>,
     gate: AuthGate,
+    fast: FastGate,
     channel_opened: bool,
     /// The restart flag of the offer being sent, if one is.
     offer_in_flight: Option<bool>,
@@ -88,6 +94,7 @@ impl PeerCore {
             remote: Remote::Awaiting,
             candidates: CandidateBuffer::default(),
             gate: AuthGate::new(secret, config.auth_timeout),
+            fast: FastGate::default(),
             channel_opened: false,
             offer_in_flight: Some(false),
             grace_wall: None,
@@ -112,6 +119,11 @@ impl PeerCore {
     /// True once the phone proved the key.
     pub fn is_authenticated(&self) -> bool {
         self.gate.is_authenticated()
+    }
+
+    /// True while the phone's accepted fast channel is open.
+    pub fn has_fast_channel(&self) -> bool {
+        self.fast.is_open()
     }
 
     /// True once [`Action::Close`] was emitted.
@@ -344,6 +356,54 @@ impl PeerCore {
             GateVerdict::Drop => {}
             GateVerdict::Close(why) => self.close(now, CloseReason::Auth(why)),
         }
+    }
+
+    /// The phone opened a DataChannel labelled `label` at `now`: keep it as
+    /// the peer's fast channel (only `terminal-fast`, only after channel
+    /// authentication, only one per peer) or close it unread.
+    pub fn handle_remote_channel(&mut self, _now: Instant, label: &str) -> RemoteChannel {
+        let verdict = if self.closed {
+            RemoteChannel::Refuse(Refusal::PeerClosed)
+        } else {
+            self.fast
+                .handle_channel(label, self.gate.is_authenticated())
+        };
+        if let RemoteChannel::Refuse(why) = verdict {
+            tracing::info!(
+                device_id = self.device_id,
+                label,
+                ?why,
+                "data channel opened by the phone closed"
+            );
+        }
+        verdict
+    }
+
+    /// One message on the fast channel at `now`: the `input` copy to hand to
+    /// the handler's fast path now (in order with what was delivered before),
+    /// or `None` when it is dropped. Never answered, never closes the peer.
+    pub fn handle_fast_received(&mut self, _now: Instant, bytes: &[u8]) -> Option<Request> {
+        if self.closed {
+            return None;
+        }
+        match self.fast.handle_message(bytes) {
+            Ok(req) => Some(req),
+            Err(why) => {
+                tracing::debug!(
+                    device_id = self.device_id,
+                    ?why,
+                    len = bytes.len(),
+                    "fast-channel message dropped"
+                );
+                None
+            }
+        }
+    }
+
+    /// The fast channel closed at `now`; the peer stays, and no other fast
+    /// channel is accepted on it.
+    pub fn handle_fast_closed(&mut self, _now: Instant) {
+        self.fast.handle_closed();
     }
 
     /// Timer expiry at `now` (monotonic) and `wall` (wall clock).
