@@ -1,11 +1,16 @@
 //! `muxlink-bench`, run by `cargo xtask bench` (release builds): measures the
 //! real agent over loopback — echo, throughput against tmux's own pipe,
-//! connect, input under flood, idle cost, a slow phone — and writes
-//! `target/bench/report.json` plus a table. Never part of CI; asserts nothing.
+//! connect (candidates trickled and in the answer), input under flood, idle
+//! cost, a slow phone, a lossy path — and writes `target/bench/report.json`
+//! plus a table. Never part of CI; asserts nothing. `--only connect,lossy`
+//! runs just those sections and prints their rows (no report file).
 
+mod connects;
 mod echo;
 mod generator;
+mod lossy;
 mod measure;
+mod middlebox;
 mod pattern;
 mod report;
 mod rig;
@@ -16,8 +21,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use connects::{IN_ANSWER_QUIET, Pacer};
 use echo::{Keyer, RAW_ECHO, echo_rtts};
 use measure::{MEM_MB, clock_ticks, cpu_ticks, ms, rss_bytes};
+use middlebox::Middlebox;
 use muxlink_e2e::muxlink_beside_me;
 use pattern::Kind;
 use report::{Idle, Latency, Report, SlowConsumer, Throughput};
@@ -28,11 +35,6 @@ use stream::mib;
 const ECHO_SAMPLES: usize = 2000;
 /// Keys timed while a sibling pane floods.
 const FLOOD_SAMPLES: usize = 1000;
-/// Connects timed.
-const CONNECTS: usize = 20;
-/// The agent's per-phone connect_request budget: a burst, then one per interval.
-const CONNECT_BURST: usize = 6;
-const CONNECT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(1050);
 /// Pattern bytes per throughput run (≥ 40 MB).
 const BULK_BYTES: u64 = 48_000_000;
 /// Throughput runs per path; the best counts (the machine is shared).
@@ -78,6 +80,45 @@ fn report_path(args: &[String]) -> Result<PathBuf> {
     Ok(target.join("bench").join("report.json"))
 }
 
+/// The sections named by `--only a,b` (`connect`, `lossy`), if given.
+fn only_sections(args: &[String]) -> Result<Option<Vec<&str>>> {
+    let Some(i) = args.iter().position(|a| a == "--only") else {
+        return Ok(None);
+    };
+    let list = args
+        .get(i + 1)
+        .context("--only needs connect, lossy or both")?;
+    let sections: Vec<&str> = list.split(',').map(str::trim).collect();
+    if let Some(bad) = sections.iter().find(|s| !["connect", "lossy"].contains(s)) {
+        anyhow::bail!("unknown section `{bad}` (known: connect, lossy)");
+    }
+    Ok(Some(sections))
+}
+
+/// The rows and JSON of the sections a `--only` run measured.
+fn print_sections(report: &Report, sections: &[&str]) -> Result<()> {
+    let json = report.to_json();
+    let mut rows = Vec::new();
+    let mut part = serde_json::Map::new();
+    if sections.contains(&"connect") {
+        rows.push(report.trickle_row());
+        rows.push(report.in_answer_row());
+        for key in ["connect_ms", "connect_in_answer_ms"] {
+            part.insert(key.into(), json[key].clone());
+        }
+    }
+    if sections.contains(&"lossy") {
+        rows.extend(lossy::rows(&report.lossy));
+        part.insert("lossy".into(), json["lossy"].clone());
+    }
+    println!("\n{}", serde_json::to_string_pretty(&part)?);
+    println!("\n{}", report::table_of(&rows));
+    for n in &report.notes {
+        println!("  - {n}");
+    }
+    Ok(())
+}
+
 async fn bench(args: &[String]) -> Result<()> {
     let out = report_path(args)?;
     let exe = std::env::current_exe().context("locating the bench binary")?;
@@ -87,12 +128,20 @@ async fn bench(args: &[String]) -> Result<()> {
     // `--throughput-only`: the two bulk measurements and nothing else, no
     // report (for profiling the bulk path).
     let only_bulk = args.iter().any(|a| a == "--throughput-only");
-    let result = measure_all(&mut rig, only_bulk).await;
+    let only = only_sections(args)?;
+    let result = match &only {
+        Some(sections) => measure_only(&mut rig, sections).await,
+        None => measure_all(&mut rig, only_bulk).await,
+    };
     step("Cleaning up (agent, tmux server, signaling server, temp dirs)");
     let cleanup = rig.shutdown().await;
     let report = result?;
     cleanup?;
     if only_bulk {
+        return Ok(());
+    }
+    if let Some(sections) = only {
+        print_sections(&report, &sections)?;
         return Ok(());
     }
 
@@ -137,33 +186,9 @@ async fn measure_all(rig: &mut Rig, only_bulk: bool) -> Result<Report> {
 
     step("Starting the agent (`muxlink run`) and timing connects");
     rig.start_agent().await?;
-    let sig = rig.signaling()?;
     println!("    agent pid {}", rig.agent_pid()?);
-    let mut connects = Vec::with_capacity(CONNECTS);
-    let mut conn = None;
-    let mut last_start: Option<Instant> = None;
-    for i in 0..CONNECTS {
-        if let Some(c) = conn.take() {
-            let c: mobile_client::PhoneConnection = c;
-            c.close().await;
-        }
-        // The agent admits a burst of 6 connect_requests per phone, then one
-        // per second (peer-manager's throttle): past the burst the bench waits
-        // out that second, outside the measured time.
-        if i >= CONNECT_BURST
-            && let Some(prev) = last_start
-        {
-            tokio::time::sleep_until((prev + CONNECT_INTERVAL).into()).await;
-        }
-        let t = Instant::now();
-        last_start = Some(t);
-        let c = rig.phone.connect(sig.clone()).await.context("connecting")?;
-        connects.push(ms(t.elapsed()));
-        conn = Some(c);
-    }
-    r.connect = Latency::of(&connects);
-    println!("    p50 {:.1} ms", r.connect.p50);
-    let conn = conn.context("no connection")?;
+    let mut pacer = Pacer::default();
+    let conn = measure_connects(rig, &mut r, &mut pacer).await?;
 
     step(&format!(
         "Echo: {ECHO_SAMPLES} single bytes into `{RAW_ECHO}` from the phone"
@@ -264,6 +289,7 @@ async fn measure_all(rig: &mut Rig, only_bulk: bool) -> Result<Report> {
     let slow = stream::slow_consumer(rig, &conn, SLOW_FLOOD, SLOW_RATE).await?;
     r.slow = SlowConsumer {
         rss_growth_mb: mib(slow.agent_growth),
+        tmux_rss_growth_mb: mib(slow.tmux_growth),
         bytes_lost: slow.lost,
     };
     println!(
@@ -319,5 +345,66 @@ async fn measure_all(rig: &mut Rig, only_bulk: bool) -> Result<Report> {
     r.notes.push(
         "baseline: keys sent by spawning `tmux send-keys -H` per key, echo still received by the phone through the agent".into(),
     );
+    measure_lossy(rig, &mut r).await?;
+    Ok(r)
+}
+
+/// Trickled connects, then connects with the candidates in the answer;
+/// returns a fresh trickled connection for the phases after it.
+async fn measure_connects(
+    rig: &mut Rig,
+    r: &mut Report,
+    pacer: &mut Pacer,
+) -> Result<mobile_client::PhoneConnection> {
+    let sig = rig.signaling()?;
+    let (trickled, conn) = connects::time_connects(&rig.phone, &sig, pacer).await?;
+    r.connect = trickled;
+    println!("    trickled candidates: p50 {:.1} ms", r.connect.p50);
+    conn.close().await;
+    let phone = connects::in_answer_phone(&rig.phone)?;
+    let (in_answer, conn) = connects::time_connects(&phone, &sig, pacer).await?;
+    conn.close().await;
+    r.connect_in_answer = in_answer;
+    r.in_answer_quiet_ms = ms(IN_ANSWER_QUIET);
+    println!(
+        "    candidates in the answer ({:.0} ms gathering quiet): p50 {:.1} ms",
+        r.in_answer_quiet_ms, r.connect_in_answer.p50
+    );
+    // The phases after this one use a trickling phone, like the apps.
+    pacer.next().await;
+    rig.phone.connect(sig).await.context("connecting")
+}
+
+/// The lossy path: a middlebox between phone and agent, one run per loss rate.
+async fn measure_lossy(rig: &mut Rig, r: &mut Report) -> Result<()> {
+    let server = rig.server.as_ref().context("no signaling server")?.url();
+    let mb = Middlebox::start(&server).await?;
+    let file = lossy::create_file(rig)?;
+    r.lossy = lossy::measure(rig, &mb, &file).await?;
+    r.notes.push(format!(
+        "lossy: each loss rate on a fresh connection through a UDP relay ({} ms each way, loss each way), signaling through a relay that shows the phone only the relay's address; echo and cat bounded ({} s for the cat: a longer one reports timeout); TCP model: each lost segment costs 2 x RTT",
+        lossy::ONE_WAY.as_millis(),
+        lossy::CAT_LIMIT.as_secs()
+    ));
+    Ok(())
+}
+
+/// `--only <section,...>`: just the named sections (`connect`, `lossy`),
+/// their rows and their part of the report printed, no report file.
+async fn measure_only(rig: &mut Rig, sections: &[&str]) -> Result<Report> {
+    let mut r = Report::default();
+    rig.start_agent().await?;
+    println!("    agent pid {}", rig.agent_pid()?);
+    if sections.contains(&"connect") {
+        step("Timing connects: candidates trickled, then in the answer");
+        let mut pacer = Pacer::default();
+        measure_connects(rig, &mut r, &mut pacer)
+            .await?
+            .close()
+            .await;
+    }
+    if sections.contains(&"lossy") {
+        measure_lossy(rig, &mut r).await?;
+    }
     Ok(r)
 }

@@ -97,7 +97,7 @@ impl Transfer {
 }
 
 /// Waits (bounded) for the generator's sum file.
-fn wait_written(path: &Path) -> Result<Written> {
+pub fn wait_written(path: &Path) -> Result<Written> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(w) = Written::read(path) {
