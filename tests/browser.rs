@@ -4,7 +4,10 @@
 //! on loopback. The script pairs from the QR URL, lists sessions, attaches,
 //! types and reads back from the xterm buffer, rotates, reloads, survives a
 //! server restart and checks the wrong-key message; screenshots go to
-//! `target/web-e2e/`.
+//! `target/web-e2e/`. Stream v2 (docs/stream-v2.md) with Chromium's SCTP as
+//! the phone side: the page opens the unordered fast channel, typed keys
+//! echo exactly once while input copies cross it, and a dropped peer comes
+//! back resuming the pane's stream.
 //!
 //! It needs Node.js, `web/node_modules` and `web/dist` (`cargo xtask web`),
 //! and Chromium. Without them the test says what is missing and passes,

@@ -11,6 +11,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { chromium } from "playwright-core";
+import { FastProbe, fastProbeScript } from "./fastprobe.mjs";
 
 const root = resolve(import.meta.dirname, "../..");
 const target = process.env.CARGO_TARGET_DIR ?? join(root, "target");
@@ -120,11 +121,15 @@ async function main() {
   // A small phone: 360 px wide (the layout must fit it; the extra keys scroll sideways).
   const PORTRAIT = { width: 360, height: 640 };
   const ctx = await browser.newContext({ viewport: PORTRAIT, deviceScaleFactor: 2, hasTouch: true, isMobile: true });
+  // Stream v2's fast channel, seen from outside the page (options, copies sent and received).
+  await ctx.addInitScript(fastProbeScript);
+  const fast = new FastProbe();
   // Content-Security-Policy violations (the server's CSP must let the page and xterm.js work).
   const cspViolations = [];
   const watch = (p) => {
     p.on("console", (m) => {
-      if (process.env.E2E_VERBOSE) console.log(`    [page] ${m.text()}`);
+      fast.feed(m.text());
+      if (process.env.E2E_VERBOSE && !m.text().startsWith("muxlink-fast ")) console.log(`    [page] ${m.text()}`);
       if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text());
     });
     return p;
@@ -233,6 +238,58 @@ async function main() {
   }, null, { timeout: STEP_MS }).then(() => true, () => false);
   if (!seen) fail(`output never came back; screen:\n${await screenText()}\nnotice: ${await page.textContent("#notice")}\ntmux:\n${tmux("capture-pane", "-p", "-t", pane)}`);
   await page.screenshot({ path: join(shots, "terminal-portrait.png") });
+
+  step("stream v2: the fast channel is open; typed keys echo exactly once");
+  // Chromium's SCTP is the phone side: the page opened `terminal-fast` after
+  // auth_ok and the host took it; every key goes as a fast copy and
+  // reliably, and the screen must still show each byte once.
+  await page.waitForSelector('#state[data-fast="open"]', { state: "attached", timeout: STEP_MS })
+    .catch(() => fail(`the fast channel did not open: ${JSON.stringify(fast)}`));
+  if (!fast.created.includes("ordered=false maxRetransmits=0"))
+    fail(`no unordered, unretransmitted fast channel: ${JSON.stringify(fast.created)}`);
+  const [tx0, rx0] = [fast.tx, fast.rx];
+  const rows = () => page.evaluate(() =>
+    [...document.querySelectorAll(".xterm-rows > div")].map((r) => (r.textContent ?? "").replace(/\u00a0/g, " ").trimEnd()));
+  const fastCmd = "printf 'fast-%s\\n' once";
+  /** A command line as sh shows it: its prompt (`$ `, or `# ` as root), then the command. */
+  const prompted = (line, cmd) => line === `$ ${cmd}` || line === `# ${cmd}`;
+  await page.focus(".xterm-helper-textarea");
+  await page.keyboard.type(fastCmd);
+  await page.keyboard.press("Enter");
+  // The command's output comes after its echo on the ordered stream: once it shows, so has every echoed key.
+  await page.waitForFunction(() => [...document.querySelectorAll(".xterm-rows > div")]
+    .some((r) => (r.textContent ?? "").replace(/\u00a0/g, " ").trim() === "fast-once"), null, { timeout: STEP_MS })
+    .catch(async () => fail(`printf's output never showed; screen:\n${(await rows()).join("\n")}`));
+  const afterFast = await rows();
+  const typed = afterFast.filter((l) => l.includes("fast-%s"));
+  if (typed.length !== 1 || !prompted(typed[0], fastCmd))
+    fail(`the typed line did not echo exactly once: ${JSON.stringify(typed)}; screen:\n${afterFast.join("\n")}`);
+  if (afterFast.filter((l) => l === "fast-once").length !== 1) fail(`printf's output shows more than once:\n${afterFast.join("\n")}`);
+  await until(() => fast.tx - tx0 >= fastCmd.length + 1, `a fast copy of each of the ${fastCmd.length + 1} keys (saw ${fast.tx - tx0})`);
+  if ((await page.getAttribute("#state", "data-fast")) !== "open") fail("the fast channel closed during typing");
+  console.log(`    fast channel: ${fast.tx - tx0} input copies sent, ${fast.rx - rx0} output copies received`);
+
+  step("stream v2: a dropped peer comes back and resumes the pane's stream (no redraw, nothing twice)");
+  // The probe closes the page's `terminal` channel, as a lost peer would; the
+  // page reconnects and re-attaches with resumeFrom, the host answers `resumed`.
+  const opened0 = fast.opened;
+  await page.evaluate(() => document.dispatchEvent(new Event("muxlink-e2e-drop")));
+  await page.waitForSelector('#term-wrap[data-resumed="true"]', { state: "attached", timeout: STEP_MS * 2 })
+    .catch(async () => fail(`the re-attach did not resume; state ${await page.textContent("#state")}, notice ${await page.textContent("#notice")}`));
+  await page.waitForSelector('#state[data-fast="open"]', { state: "attached", timeout: STEP_MS });
+  if (fast.opened <= opened0) fail("the new peer has no fast channel");
+  const resumeCmd = "printf 'resumed-%s\\n' ok";
+  await page.focus(".xterm-helper-textarea");
+  await page.keyboard.type(resumeCmd);
+  await page.keyboard.press("Enter");
+  await page.waitForFunction(() => [...document.querySelectorAll(".xterm-rows > div")]
+    .some((r) => (r.textContent ?? "").replace(/\u00a0/g, " ").trim() === "resumed-ok"), null, { timeout: STEP_MS })
+    .catch(async () => fail(`printf's output never showed after the resume; screen:\n${(await rows()).join("\n")}`));
+  const afterResume = await rows();
+  // The screen kept what it showed (a resume is no redraw) and nothing came twice.
+  for (const [is, what] of [[(l) => prompted(l, fastCmd), "the earlier command"], [(l) => l === "fast-once", "the earlier output"],
+    [(l) => prompted(l, resumeCmd), "the command typed after the resume"], [(l) => l === "resumed-ok", "its output"]])
+    if (afterResume.filter(is).length !== 1) fail(`${what} is not on screen exactly once:\n${afterResume.join("\n")}`);
 
   step("360 px: the page does not overflow sideways; the extra keys row scrolls");
   const layout = await page.evaluate(() => {
