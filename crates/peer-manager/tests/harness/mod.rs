@@ -345,6 +345,12 @@ impl Phone {
         self.net.to_host(&self.device_id, m).await;
     }
 
+    /// The phone's peer connection of the last channel (after
+    /// [`Phone::channel`]), e.g. to open the fast channel on it.
+    pub fn rtc(&self) -> RtcPeer {
+        self.rtc.clone().expect("no channel yet")
+    }
+
     /// The DataChannel the host opened, once it is open.
     pub async fn channel(&mut self) -> RtcChannel {
         let (ch, rtc) = tokio::time::timeout(WAIT, self.channels.recv())
