@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use mobile_client::{
     PhoneClient, PhoneConfig, PhoneIdentity, RtcConfig, Signaling, SignalingOptions,
 };
-use rtc_transport::{Candidate, RtcEvent, RtcPeer};
+use rtc_transport::{Candidate, RtcChannel, RtcEvent, RtcPeer};
 use signaling_client::http::{fetch_challenge, signed_json};
 use signaling_proto::consts::DEFAULT_API_VERSION;
 use signaling_proto::{PairInitiateRequest, PairInitiateResponse, QrPayload, Signal};
@@ -194,8 +194,9 @@ pub fn mini_host(
                             let offer = p.create_offer(false).await.unwrap();
                             let offer = Signal::SdpOffer { target_device_id: phone_id.clone(), sdp: offer };
                             sig.send(offer).await.unwrap();
-                            tokio::spawn(forward_candidates(Arc::clone(&sig), phone_id.clone(), events));
-                            tokio::spawn(serve(ch, p.clone(), secret, seen_tx.clone()));
+                            let (fast_tx, fast_rx) = mpsc::channel(1);
+                            tokio::spawn(forward_candidates(Arc::clone(&sig), phone_id.clone(), events, fast_tx));
+                            tokio::spawn(serve(ch, fast_rx, p.clone(), secret, seen_tx.clone()));
                             peer = Some(p);
                         }
                         Signal::SdpAnswer { sdp, .. } => {
@@ -236,9 +237,18 @@ pub fn mini_host(
     (cmd_tx, seen_rx)
 }
 
-async fn forward_candidates(sig: Arc<Signaling>, to: String, mut events: mpsc::Receiver<RtcEvent>) {
+/// Local candidates to the phone; a channel the phone opens (its stream v2
+/// fast channel) to `fast`.
+async fn forward_candidates(
+    sig: Arc<Signaling>,
+    to: String,
+    mut events: mpsc::Receiver<RtcEvent>,
+    fast: mpsc::Sender<RtcChannel>,
+) {
     while let Some(ev) = events.recv().await {
-        if let RtcEvent::LocalCandidate(c) = ev {
+        if let RtcEvent::DataChannel(ch) = ev {
+            let _ = fast.try_send(ch);
+        } else if let RtcEvent::LocalCandidate(c) = ev {
             let m = Signal::IceCandidate {
                 target_device_id: to.clone(),
                 candidate: c.candidate,
@@ -256,8 +266,21 @@ pub const V8_FRAME1: [u8; 13] = [
 ];
 pub const V8_FRAME2: [u8; 9] = [0xca, 0x80, 0x50, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff];
 
+/// What the mini host knows of the phone's stream v2 side.
+#[derive(Default)]
+struct V2 {
+    /// The fast channel the phone opened.
+    fast: Option<RtcChannel>,
+    /// The attachment has offsets: the next output offset and its pane.
+    out: Option<(u64, String)>,
+}
+
+/// Where the mini host's pane streams start (any base works).
+pub const MINI_STREAM_BASE: u64 = 1000;
+
 async fn serve(
     ch: rtc_transport::RtcChannel,
+    mut fast_rx: mpsc::Receiver<RtcChannel>,
     peer: RtcPeer,
     secret: [u8; 32],
     seen: mpsc::Sender<String>,
@@ -295,7 +318,33 @@ async fn serve(
     };
     ch.send(&ok.encode()).await.unwrap();
     let mut compressor: Option<Compressor> = None;
-    while let Some(bytes) = ch.recv().await {
+    let mut v2 = V2::default();
+    loop {
+        let fast = v2.fast.clone();
+        let bytes = tokio::select! {
+            m = ch.recv() => match m {
+                Some(b) => b,
+                None => break,
+            },
+            Some(f) = fast_rx.recv() => {
+                let _ = f.wait_open().await;
+                let _ = seen.try_send(format!("fast channel {}", f.label()));
+                v2.fast = Some(f);
+                continue;
+            }
+            Some(b) = async {
+                match &fast {
+                    Some(f) => f.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                // Input copies are only recorded; the reliable copy is echoed.
+                if let Ok(Request::Input { offset: Some(o), .. }) = Request::decode(&b) {
+                    let _ = seen.try_send(format!("fast input {o}"));
+                }
+                continue;
+            }
+        };
         let Ok(req) = Request::decode(&bytes) else {
             let _ = seen.send("undecodable".into()).await;
             continue;
@@ -312,48 +361,66 @@ async fn serve(
                 vec![Event::PaneClosed { pane_id: a.pane_id }]
             }
             Request::Attach(a) => {
+                // Stream v2 when asked: offsets from MINI_STREAM_BASE, no snapshot.
                 let deflate = a.compression.as_deref() == Some("deflate");
                 compressor = deflate.then(Compressor::new);
+                let base = a.offsets.then_some(MINI_STREAM_BASE);
+                // "hello\r\n" twice deflated (the spec's V8 frames), once plain.
+                let frames: &[&[u8]] = if deflate {
+                    &[&V8_FRAME1, &V8_FRAME2]
+                } else {
+                    &[b"hello\r\n"]
+                };
+                v2.out = base.map(|b| (b + 7 * frames.len() as u64, a.pane_id.clone()));
                 let mut v = vec![Event::Attached {
                     pane_id: a.pane_id,
                     compression: a.compression.filter(|_| deflate),
-                    offset: None,
+                    offset: base,
                     resumed: false,
                 }];
-                if deflate {
+                for (i, frame) in frames.iter().enumerate() {
                     v.push(Event::Output {
-                        data: V8_FRAME1.to_vec(),
-                        offset: None,
-                        snapshot: false,
-                        pane_id: None,
-                    });
-                    v.push(Event::Output {
-                        data: V8_FRAME2.to_vec(),
-                        offset: None,
-                        snapshot: false,
-                        pane_id: None,
-                    });
-                } else {
-                    v.push(Event::Output {
-                        data: b"hello\r\n".to_vec(),
-                        offset: None,
+                        data: frame.to_vec(),
+                        offset: base.map(|b| b + 7 * i as u64),
                         snapshot: false,
                         pane_id: None,
                     });
                 }
                 v
             }
-            Request::Input { data, .. } => match compressor.as_mut() {
-                Some(c) => vec![Event::Output {
-                    data: c.compress(&data).unwrap(),
-                    offset: None,
+            Request::Input { data, .. } => {
+                // The echo, with stream v2 as a fast copy first, then reliably.
+                let offset = match &mut v2.out {
+                    Some((next, pane)) => {
+                        let at = *next;
+                        *next += data.len() as u64;
+                        if let Some(f) = &v2.fast {
+                            let copy = Event::Output {
+                                data: data.clone(),
+                                offset: Some(at),
+                                snapshot: false,
+                                pane_id: Some(pane.clone()),
+                            };
+                            f.try_send(&copy.encode());
+                        }
+                        Some(at)
+                    }
+                    None => None,
+                };
+                let data = match compressor.as_mut() {
+                    Some(c) => c.compress(&data).unwrap(),
+                    None => data,
+                };
+                vec![Event::Output {
+                    data,
+                    offset,
                     snapshot: false,
                     pane_id: None,
-                }],
-                None => vec![Event::output(data)],
-            },
+                }]
+            }
             Request::Detach => {
                 compressor = None;
+                v2.out = None;
                 vec![Event::Detached]
             }
             Request::KillSession { session } => vec![Event::SessionEnded { session }],
