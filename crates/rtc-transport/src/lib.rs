@@ -19,6 +19,8 @@
 //!   (SCTP announces it in band, no renegotiation).
 //! - `sdp`: small SDP text helpers (advertise and read `a=max-message-size`).
 //! - `socket`: our own loopback host-candidate UDP sockets with 4 MiB buffers.
+//! - `prflx`: a trickled remote candidate that repeats a peer-reflexive one is
+//!   not added (it would delay nomination by one 200 ms check tick).
 //! - `dtls`: [`DtlsFingerprints`]: SHA-256 of our DTLS certificate and of the one
 //!   the remote end presented, for channel authentication v2.
 //! - `event`: [`RtcEvent`], [`Candidate`], [`PeerState`].
@@ -53,6 +55,10 @@
 //!   loopback-only peers without a STUN server gather on our sockets instead,
 //!   4 MiB each way, a fresh one per ICE generation (the library's own UDP mux
 //!   keeps routing a restarted peer's packets to the closed generation).
+//! - a trickled candidate whose address the agent already learned from a check
+//!   (peer-reflexive) becomes a second, never-succeeding pair that outranks the
+//!   working one, so nomination waits for the 200 ms check tick: such a
+//!   candidate is skipped, which takes a trickled connect from ~210 ms to ~10 ms.
 
 #![warn(missing_docs)]
 
@@ -63,6 +69,7 @@ mod error;
 mod event;
 mod options;
 mod peer;
+mod prflx;
 mod sdp;
 mod socket;
 

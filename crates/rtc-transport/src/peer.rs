@@ -368,6 +368,10 @@ impl RtcPeer {
     }
 
     async fn apply_candidate(&self, c: Candidate) -> Result<(), RtcError> {
+        if crate::prflx::repeats_prflx(&self.inner.pc, &c.candidate).await {
+            tracing::debug!("remote candidate already known as peer-reflexive; not added");
+            return Ok(());
+        }
         let init = RTCIceCandidateInit {
             candidate: c.candidate,
             sdp_mid: c.sdp_mid,
