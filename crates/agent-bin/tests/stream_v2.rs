@@ -213,8 +213,17 @@ impl Screen {
 
     /// Applies events until the stream text holds `needle`.
     async fn until(&mut self, p: &mut Link, pane: &str, needle: &str) {
+        let needle = needle.as_bytes();
+        self.apply_until(p, pane, |s| {
+            s.text.windows(needle.len()).any(|w| w == needle)
+        })
+        .await;
+    }
+
+    /// Applies events until `done` holds.
+    async fn apply_until(&mut self, p: &mut Link, pane: &str, done: impl Fn(&Screen) -> bool) {
         let mut pending_fast: Option<(u64, Vec<u8>)> = None;
-        while !String::from_utf8_lossy(&self.text).contains(needle) {
+        while !done(self) {
             match p.next().await {
                 (
                     Chan::Fast,
@@ -266,7 +275,7 @@ impl Screen {
                     self.next += plain.len() as u64;
                     self.text.extend_from_slice(&plain);
                 }
-                other => panic!("unexpected {other:?} while waiting for {needle:?}"),
+                other => panic!("unexpected {other:?}"),
             }
         }
     }
@@ -421,6 +430,11 @@ async fn a_phone_that_takes_nothing_during_a_flood_gets_a_snapshot() {
     let line = format!("yes 0123456789abcdef | head -c {flood}; echo; echo flood$((0+1))over");
     r.tmux.run_in_pane(&r.pane, &line, "w").await;
     p.gate.add_permits(Semaphore::MAX_PERMITS / 2);
+    // What was handed to the channel goes out, then the lag snapshot; the
+    // stream continues after it.
+    screen
+        .apply_until(&mut p, &r.pane, |s| s.snapshots == 2)
+        .await;
     r.tmux
         .run_in_pane(&r.pane, "echo after$((1+1))", "w2")
         .await;
@@ -479,4 +493,39 @@ async fn numbered_input_is_typed_once() {
     assert_eq!(text.matches("echo ab").count(), 1, "{text:?}");
     assert!(text.contains("echo abcd\r\n"), "{text:?}");
     assert!(!text.contains('X'), "{text:?}");
+}
+
+#[tokio::test]
+async fn after_the_resume_window_a_resume_gets_a_snapshot() {
+    let r = rig("window").await;
+    let mut first = phone(Semaphore::MAX_PERMITS);
+    r.handler
+        .handle(first.link.clone(), attach(&r.pane, false, true, None))
+        .await;
+    let (mut screen, _) = Screen::attached(&mut first, false).await;
+    r.tmux.run_in_pane(&r.pane, "echo one$((0+1))", "w1").await;
+    screen.until(&mut first, &r.pane, "one1").await;
+    r.handler.peer_disconnected(DEVICE).await;
+    // The window passes on tokio's clock; its timer closes the kept stream.
+    tokio::time::pause();
+    tokio::time::advance(terminal_protocol::RESUME_WINDOW + Duration::from_secs(1)).await;
+    for _ in 0..8 {
+        tokio::task::yield_now().await;
+    }
+    tokio::time::resume();
+    let mut second = phone(Semaphore::MAX_PERMITS);
+    r.handler
+        .handle(
+            second.link.clone(),
+            attach(&r.pane, false, true, Some(screen.next)),
+        )
+        .await;
+    let (fresh, resumed) = Screen::attached(&mut second, false).await;
+    assert!(!resumed);
+    match second.reliable().await {
+        Event::Output {
+            offset, snapshot, ..
+        } => assert_eq!((offset, snapshot), (Some(fresh.next), true)),
+        other => panic!("{other:?}"),
+    }
 }
