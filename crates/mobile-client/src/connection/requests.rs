@@ -105,7 +105,12 @@ impl PhoneConnection {
             offsets: self.stream_v2,
             resume_from,
         });
-        match self.request(req, Expect::Attached).await? {
+        let answer = self.request(req, Expect::Attached).await;
+        if answer.is_err() {
+            // No `attached` took it: it must not reach a later one.
+            lock(&self.shared).resume_asked = None;
+        }
+        match answer? {
             Event::Attached {
                 pane_id,
                 compression,

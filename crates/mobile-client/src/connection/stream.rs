@@ -9,7 +9,8 @@
 //! Reliable outputs are always inflated, in order, even when their verdict is
 //! "duplicate": the inflater must stay in step with the host's compressor.
 //! Fast copies are plaintext and apply only to the pane of the current
-//! attachment.
+//! attachment, and never between a snapshot and the reliable stream output
+//! after it (§3).
 
 use terminal_protocol::{
     DecompressError, Decompressor, Event, InOrder, MAX_FAST_COPY, Verdict, Via,
@@ -31,7 +32,7 @@ pub struct StreamStats {
     /// reliable copy).
     pub fast_applied: u64,
     /// Fast-channel messages dropped unapplied: ahead of the stream, for
-    /// another pane, not an output copy, or undecodable.
+    /// another pane, during a snapshot, not an output copy, or undecodable.
     pub fast_dropped: u64,
     /// `input` fast copies handed to SCTP (each also went reliably).
     pub fast_inputs_sent: u64,
@@ -55,6 +56,11 @@ struct Current {
     order: Option<InOrder>,
     /// The last reliable output was a snapshot part at this offset.
     in_snapshot: Option<u64>,
+    /// Fast copies may be applied: not between a snapshot (or an `attached`
+    /// that was not `resumed`, which a snapshot follows) and the next
+    /// reliable stream output, since a fast copy could overtake the
+    /// snapshot or its later parts and be drawn before the screen it follows.
+    fast_ok: bool,
 }
 
 /// What became of one message fed to [`OutputStream`].
@@ -116,6 +122,7 @@ impl OutputStream {
             inflater: (compression == Some("deflate")).then(Decompressor::new),
             order: offset.map(InOrder::starting_at),
             in_snapshot: None,
+            fast_ok: resumed,
         });
     }
 
@@ -152,6 +159,7 @@ impl OutputStream {
             return Applied::Output(plain);
         };
         if snapshot {
+            c.fast_ok = false;
             if c.in_snapshot != Some(offset) {
                 self.stats.snapshots += 1;
                 c.in_snapshot = Some(offset);
@@ -160,6 +168,7 @@ impl OutputStream {
             return Applied::Output(plain);
         }
         c.in_snapshot = None;
+        c.fast_ok = true;
         match order.accept(offset, plain.len(), Via::Reliable) {
             Verdict::Apply { skip } => Applied::Output(tail(plain, skip)),
             Verdict::Gap { missing } => {
@@ -192,7 +201,7 @@ impl OutputStream {
         let Some(c) = self.current.as_mut() else {
             return self.fast_drop();
         };
-        if c.pane_id != pane_id {
+        if c.pane_id != pane_id || !c.fast_ok {
             return self.fast_drop();
         }
         let Some(order) = c.order.as_mut() else {
@@ -201,7 +210,6 @@ impl OutputStream {
         match order.accept(offset, data.len(), Via::Fast) {
             Verdict::Apply { skip } => {
                 self.stats.fast_applied += 1;
-                c.in_snapshot = None;
                 Applied::Output(tail(data, skip))
             }
             Verdict::Duplicate => {

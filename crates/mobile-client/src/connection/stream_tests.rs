@@ -22,7 +22,7 @@ fn out(bytes: &[u8]) -> Applied {
 #[test]
 fn a_fast_copy_wins_and_its_reliable_copy_is_dropped() {
     let mut s = OutputStream::default();
-    s.attached("%1", None, Some(100), false, None);
+    s.attached("%1", None, Some(100), true, Some(100));
     assert_eq!(s.fast(&fast_copy(b"ab", 100, "%1")), out(b"ab"));
     assert_eq!(s.reliable(b"ab", Some(100), false), Applied::Nothing);
     assert_eq!(s.reliable(b"cd", Some(102), false), out(b"cd"));
@@ -44,7 +44,7 @@ fn duplicates_are_still_inflated_so_later_frames_decode() {
     let f1 = c.compress(b"hello ").unwrap();
     let f2 = c.compress(b"hello world").unwrap();
     let mut s = OutputStream::default();
-    s.attached("%1", Some("deflate"), Some(0), false, None);
+    s.attached("%1", Some("deflate"), Some(0), true, Some(0));
     assert_eq!(s.fast(&fast_copy(b"hello ", 0, "%1")), out(b"hello "));
     assert_eq!(s.reliable(&f1, Some(0), false), Applied::Nothing);
     assert_eq!(s.reliable(&f2, Some(6), false), out(b"hello world"));
@@ -94,7 +94,7 @@ fn a_reliable_gap_is_applied_and_counted() {
 fn foreign_oversize_and_early_fast_messages_are_dropped() {
     let mut s = OutputStream::default();
     assert_eq!(s.fast(&fast_copy(b"a", 0, "%1")), Applied::Nothing);
-    s.attached("%1", None, Some(0), false, None);
+    s.attached("%1", None, Some(0), true, Some(0));
     assert_eq!(s.fast(&fast_copy(b"a", 0, "%2")), Applied::Nothing);
     let big = vec![b'x'; MAX_FAST_COPY + 1];
     assert_eq!(s.fast(&fast_copy(&big, 0, "%1")), Applied::Nothing);
@@ -140,4 +140,23 @@ fn after_the_attachment_ends_its_inflater_still_serves_stray_output() {
     assert_eq!(s.pane(), None);
     assert_eq!(s.reliable(&f2, Some(3), false), out(b"two"));
     assert_eq!(s.resume_point(), None);
+}
+
+#[test]
+fn fast_copies_wait_until_the_snapshot_is_over() {
+    let mut s = OutputStream::default();
+    // A fresh attach: a snapshot at 50 follows; a copy at 50 must not be
+    // drawn before it.
+    s.attached("%1", None, Some(50), false, None);
+    assert_eq!(s.fast(&fast_copy(b"x", 50, "%1")), Applied::Nothing);
+    assert_eq!(s.reliable(b"screen1", Some(50), true), out(b"screen1"));
+    // Between the parts of one snapshot, too.
+    assert_eq!(s.fast(&fast_copy(b"x", 50, "%1")), Applied::Nothing);
+    assert_eq!(s.reliable(b"screen2", Some(50), true), out(b"screen2"));
+    assert_eq!(s.reliable(b"x", Some(50), false), out(b"x"));
+    // Once the stream runs again, copies apply.
+    assert_eq!(s.fast(&fast_copy(b"y", 51, "%1")), out(b"y"));
+    assert_eq!(s.reliable(b"y", Some(51), false), Applied::Nothing);
+    let st = s.stats();
+    assert_eq!((st.fast_dropped, st.fast_applied, st.snapshots), (2, 1, 1));
 }
