@@ -80,7 +80,7 @@ pub use dtls::{
 };
 pub use error::RtcError;
 pub use event::{Candidate, PeerState, RtcEvent};
-pub use options::ChannelOptions;
+pub use options::{ChannelOptions, FAST_COPY_LEAD};
 pub use peer::RtcPeer;
 pub use sdp::{MAX_MESSAGE_SIZE, parse_max_message_size};
 

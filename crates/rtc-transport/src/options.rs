@@ -1,6 +1,18 @@
 //! How a DataChannel delivers its messages: [`ChannelOptions`], the part of
 //! the library's channel init muxlink uses (reliable and ordered for the
-//! terminal stream; unordered and never retransmitted for fast copies).
+//! terminal stream; unordered and never retransmitted for fast copies), and
+//! [`FAST_COPY_LEAD`], how far a fast copy must go ahead of its original.
+
+use std::time::Duration;
+
+/// How long the reliable original of a fast copy is held back after the copy
+/// was handed on, so the two do not leave in one datagram. SCTP bundles the
+/// queued chunks of every channel of a connection into its next packet, so a
+/// copy and an original queued together are lost together and the copy saves
+/// nothing. webrtc 0.17.2's write loop takes queued chunks within
+/// microseconds when idle; 3 ms leaves room for a busy one and is nothing
+/// next to the 1 s retransmission the copy avoids (docs/stream-v2.md §4).
+pub const FAST_COPY_LEAD: Duration = Duration::from_millis(3);
 
 /// Delivery options of a DataChannel created with
 /// [`crate::RtcPeer::create_data_channel_with`].

@@ -214,6 +214,15 @@ impl Net {
         }
     }
 
+    /// Every relay made so far drops each datagram with probability `rate`
+    /// and delays the others by `delay` (a lossy mobile path).
+    pub fn relay_faults(&self, rate: f64, delay: Duration) {
+        for relay in self.relays.lock().unwrap().iter() {
+            relay.set_drop_rate(rate);
+            relay.set_delay(delay);
+        }
+    }
+
     pub fn set_host(&self, host: Arc<PeerManager>) {
         *self.host.lock().unwrap() = Some(host);
     }
