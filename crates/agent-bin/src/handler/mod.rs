@@ -80,8 +80,9 @@ impl PeerLink for peer_manager::Peer {
     fn max_message_size(&self) -> usize {
         peer_manager::Peer::max_message_size(self)
     }
-    // `send_fast` keeps the trait's default (no fast channel) until
-    // `peer_manager::Peer` can send fast-channel copies.
+    async fn send_fast(&self, event: &Event) -> bool {
+        peer_manager::Peer::send_fast(self, event)
+    }
 }
 
 /// The real types behind the attachment table.
