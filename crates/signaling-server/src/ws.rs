@@ -242,7 +242,7 @@ impl Conn {
             self.error("Token is for another device");
             return Some((CLOSE_POLICY, "token is for another device"));
         }
-        let device = match crate::http_api::live_device(&self.st, &claims.device_id).await {
+        let device = match self.st.live_device(&claims.device_id).await {
             Ok(Some(d)) => d,
             Ok(None) => {
                 self.error("Device not found");
@@ -266,6 +266,20 @@ impl Conn {
             self.reply(&auth_ok());
             return None;
         }
+        let new_name =
+            (!msg.name.is_empty() && msg.name != device.name && validate_name(&msg.name).is_ok())
+                .then(|| msg.name.clone());
+        // Every store call happens before the socket is registered, so what
+        // follows registration runs without a pause: a peer that comes
+        // online meanwhile is either in the snapshot below or announces
+        // itself to this socket afterwards, never both.
+        let peers = match self.presence_peers(&device, new_name.as_deref()).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "presence lookup failed");
+                Vec::new()
+            }
+        };
         let max = self.st.config.limits.max_sockets_per_device;
         if !self.st.hub.register(&device.id, self.handle.clone(), max) {
             self.error("Too many connections");
@@ -279,43 +293,44 @@ impl Conn {
             device_type: device.device_type,
         });
         self.reply(&auth_ok());
-        let new_name =
-            (!msg.name.is_empty() && msg.name != device.name && validate_name(&msg.name).is_ok())
-                .then(|| msg.name.clone());
-        self.announce(device, new_name).await;
+        self.announce(&device, new_name, peers);
         None
     }
 
-    /// Presence side effects of a successful auth: name update, `host_online`
-    /// to the paired mobile, or the online-hosts snapshot to a mobile.
-    async fn announce(&self, device: crate::store::Device, new_name: Option<String>) {
-        let id = device.id.clone();
-        let name = new_name.clone().unwrap_or_else(|| device.name.clone());
-        let device_type = device.device_type;
+    /// The store side of an auth: stores a new name, and returns the paired
+    /// devices with their names.
+    async fn presence_peers(
+        &self,
+        device: &crate::store::Device,
+        new_name: Option<&str>,
+    ) -> Result<Vec<(String, String)>, crate::store::StoreError> {
         let db = &self.st.db;
-        let looked_up: Result<Vec<(String, String)>, crate::store::StoreError> = async {
-            if let Some(n) = &new_name {
-                db.set_name(&id, n).await?;
-            }
-            let peers = match device_type {
-                DeviceType::Host => db.paired_mobile(&id).await?.into_iter().collect::<Vec<_>>(),
-                DeviceType::Mobile => db.paired_hosts(&id).await?,
-            };
-            let mut named = Vec::with_capacity(peers.len());
-            for p in peers {
-                let peer_name = db.device(&p).await?.map(|d| d.name).unwrap_or_default();
-                named.push((p, peer_name));
-            }
-            Ok(named)
+        if let Some(n) = new_name {
+            db.set_name(&device.id, n).await?;
         }
-        .await;
-        let peers = match looked_up {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(error = %e, "presence lookup failed");
-                return;
-            }
+        let peers = match device.device_type {
+            DeviceType::Host => db.paired_mobile(&device.id).await?.into_iter().collect(),
+            DeviceType::Mobile => db.paired_hosts(&device.id).await?,
         };
+        let mut named = Vec::with_capacity(peers.len());
+        for p in peers {
+            let peer_name = db.device(&p).await?.map(|d| d.name).unwrap_or_default();
+            named.push((p, peer_name));
+        }
+        Ok(named)
+    }
+
+    /// Presence side effects of a successful auth, sent without a pause:
+    /// `host_online` to the paired mobile, or the name update and the
+    /// online-hosts snapshot for a mobile.
+    fn announce(
+        &self,
+        device: &crate::store::Device,
+        new_name: Option<String>,
+        peers: Vec<(String, String)>,
+    ) {
+        let name = new_name.unwrap_or_else(|| device.name.clone());
+        let device_type = device.device_type;
         let renamed = name != device.name;
         for (peer, peer_name) in peers {
             match device_type {
