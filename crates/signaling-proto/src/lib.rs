@@ -12,6 +12,8 @@
 //! - [`consts`]: timings, limits, header names, reason and error strings.
 //! - [`message`]: [`SignalingMessage`], the flat WebSocket JSON object.
 //! - [`signal`]: [`Signal`], its typed, losslessly convertible view.
+//! - [`kind`]: the `type` strings of every message kind (also reachable as
+//!   `signal::kind`).
 //! - [`identity`]: device ids and Ed25519 challenge signatures.
 //! - [`signing`]: HMAC request-signing headers and their verification.
 //! - [`jwt`]: HS256 JWT encode/verify and [`Claims`].
@@ -29,6 +31,7 @@ pub mod error;
 pub mod http;
 pub mod identity;
 pub mod jwt;
+pub mod kind;
 pub mod message;
 pub mod name;
 pub mod pairing;

@@ -191,7 +191,7 @@ impl SignalingMessage {
     pub fn error(text: &str) -> Self {
         Self {
             error: text.to_owned(),
-            ..Self::new(crate::signal::kind::ERROR)
+            ..Self::new(crate::kind::ERROR)
         }
     }
 }

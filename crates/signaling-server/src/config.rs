@@ -10,7 +10,7 @@ use signaling_proto::consts;
 
 use crate::clock::Clock;
 use crate::stun_responder::StunBind;
-use crate::tls::TlsError;
+use crate::tls::{TlsError, TlsFiles};
 
 /// A fixed-window rate limit: at most `max` requests per `window`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,16 +178,6 @@ impl TurnConfig {
             format!("turns:{host}:5349"),
         ]
     }
-}
-
-/// Certificate chain and private key (PEM files) for serving https/wss; see
-/// [`TlsFiles::from_pair`] and [`crate::tls`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsFiles {
-    /// PEM certificate chain, server certificate first.
-    pub cert: PathBuf,
-    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
-    pub key: PathBuf,
 }
 
 /// Shortest JWT secret accepted (bytes).

@@ -24,8 +24,6 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::state::AppState;
-
 /// Methods the API uses, as answered to a preflight.
 pub(crate) const ALLOW_METHODS: &str = "GET, POST, DELETE";
 /// How long a browser may cache a preflight answer, in seconds.
@@ -169,11 +167,15 @@ pub(crate) fn request_origin(headers: &HeaderMap) -> Option<&str> {
 /// routing and request signing: browsers send no custom headers on a
 /// preflight) and adds `Access-Control-Allow-Origin` + `Vary: Origin` to every
 /// response for a listed origin. Other requests pass untouched.
-pub(crate) async fn layer(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+pub(crate) async fn layer(
+    State(policy): State<Arc<CorsPolicy>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let listed = req
         .headers()
         .get(header::ORIGIN)
-        .filter(|o| o.to_str().is_ok_and(|o| st.cors.allows(o)))
+        .filter(|o| o.to_str().is_ok_and(|o| policy.allows(o)))
         .cloned();
     let Some(origin) = listed else {
         return next.run(req).await;

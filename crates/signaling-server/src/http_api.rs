@@ -30,7 +30,6 @@ use crate::state::{AppState, lock};
 
 use auth::{challenge, health, token};
 use devices::{delete_device, turn_credentials, ws_upgrade};
-pub(crate) use extract::live_device;
 use pairing::{pair_complete, pair_initiate, unpair};
 
 type St = State<Arc<AppState>>;
@@ -72,7 +71,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             bounded_body,
         ))
         .layer(middleware::from_fn_with_state(
-            Arc::clone(&state),
+            Arc::clone(&state.cors),
             crate::cors::layer,
         ))
         .layer(middleware::map_response_with_state(

@@ -52,7 +52,7 @@
 //!   bounded in-memory tables; `lru`: the evicting map under them.
 //! - `slots`: connection and socket counts per client; `token_bucket`: the
 //!   per-socket message rate.
-//! - `api_error`: HTTP error responses.
+//! - `api_error`: HTTP error responses; `sync`: the crate's one mutex `lock`.
 //! - `cors`: CORS for the configured web-client origins and the `Origin` check of `/ws`.
 //! - `web_assets`: the embedded web client served at `/` (built by `cargo xtask web`;
 //!   `build.rs` embeds `web/dist` when present, pre-compressed, else a page
@@ -81,6 +81,7 @@ pub mod sqlite;
 mod state;
 pub mod store;
 pub mod stun_responder;
+mod sync;
 pub mod tls;
 mod token_bucket;
 mod web_assets;
@@ -90,12 +91,12 @@ pub use client_key::{ClientKey, TrustedProxies};
 pub use clock::Clock;
 pub use config::{
     ConfigFile, DatabaseLocation, Limits, MIN_JWT_SECRET, RateLimit, RateLimits, ServerConfig,
-    TlsFiles, TurnConfig,
+    TurnConfig,
 };
 pub use postgres::PgStore;
 pub use server::{RunningServer, Server, StartError};
 pub use sqlite::SqliteStore;
 pub use store::{Db, Device, DeviceType, Pairing, Store, StoreError};
 pub use stun_responder::{StunBind, StunBindError};
-pub use tls::TlsError;
+pub use tls::{TlsError, TlsFiles};
 pub use web_assets::files as web_client_files;

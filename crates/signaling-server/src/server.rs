@@ -27,7 +27,7 @@ use crate::pairing_codes::PairingCodes;
 use crate::postgres::PgStore;
 use crate::rate_limit::RateLimiter;
 use crate::replay::ReplayCache;
-use crate::slots::{Slot, Slots};
+use crate::slots::{ConnSlot, Slot, Slots};
 use crate::sqlite::SqliteStore;
 use crate::state::AppState;
 use crate::store::{Store, StoreError};
@@ -204,7 +204,7 @@ impl Server {
             sockets: Arc::new(Semaphore::new(limits.max_sockets_total)),
             shutdown: shutdown.clone(),
             socket_tasks: tokio_util::task::TaskTracker::new(),
-            cors,
+            cors: Arc::new(cors),
             config,
         });
         let app = crate::http_api::router(Arc::clone(&state));
@@ -300,11 +300,6 @@ async fn serve_connection(
         }
     }
 }
-
-/// The connection slot of the TCP connection a request came on; a WebSocket
-/// keeps it (a clone) for as long as it stays open.
-#[derive(Clone)]
-pub(crate) struct ConnSlot(#[allow(dead_code)] pub Arc<Slot<ClientKey>>);
 
 async fn serve_http<I>(
     io: TokioIo<I>,

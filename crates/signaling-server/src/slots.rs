@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 
-use crate::state::lock;
+use crate::sync::lock;
 
 /// Counts per key, with a cap per key and in total.
 #[derive(Debug)]
@@ -108,6 +108,13 @@ impl<K: Hash + Eq + Clone> Drop for Slot<K> {
         lock(&self.table).remove(self.key.as_ref());
     }
 }
+
+/// The connection slot of the TCP connection a request came on; a WebSocket
+/// keeps it (a clone) for as long as it stays open.
+#[derive(Clone)]
+pub(crate) struct ConnSlot(
+    #[allow(dead_code)] pub std::sync::Arc<Slot<crate::client_key::ClientKey>>,
+);
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,6 @@
 //! `AppState`: everything the HTTP handlers and socket tasks share.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -23,7 +23,7 @@ use crate::store::Db;
 pub(crate) struct AppState {
     pub config: ServerConfig,
     /// `config.cors_origins`, checked and normalised.
-    pub cors: CorsPolicy,
+    pub cors: Arc<CorsPolicy>,
     pub jwt_secret: Vec<u8>,
     pub db: Db,
     pub hub: Hub,
@@ -50,11 +50,7 @@ pub(crate) struct AppState {
     pub socket_tasks: TaskTracker,
 }
 
-/// Locks a std mutex; every critical section here is panic-free, so a
-/// poisoned lock still guards consistent data.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+pub(crate) use crate::sync::lock;
 
 impl AppState {
     pub fn now(&self) -> i64 {
@@ -67,6 +63,20 @@ impl AppState {
         lock(&self.limiter)
             .check(ep, &key, now)
             .map_err(ApiError::rate_limited)
+    }
+
+    /// True when `device` never paired and outlived its unpaired lifetime.
+    pub fn is_expired(&self, device: &crate::store::Device) -> bool {
+        !device.ever_paired && device.created_at < self.unpaired_cutoff()
+    }
+
+    /// The device `id`, unless it does not exist or has expired unpaired.
+    pub async fn live_device(
+        &self,
+        id: &str,
+    ) -> Result<Option<crate::store::Device>, crate::store::StoreError> {
+        let device = self.db.device(id).await?;
+        Ok(device.filter(|d| !self.is_expired(d)))
     }
 
     /// Registration time before which a never-paired device is expired.

@@ -35,8 +35,6 @@ use tokio_rustls::rustls::sign::CertifiedKey;
 use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::TlsFiles;
-
 /// A TLS handshake must complete within this time or the connection is dropped.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -117,6 +115,16 @@ pub enum TlsError {
         /// rustls' reason.
         source: rustls::Error,
     },
+}
+
+/// Certificate chain and private key (PEM files) for serving https/wss; see
+/// [`TlsFiles::from_pair`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// PEM certificate chain, server certificate first.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 impl TlsFiles {

@@ -98,7 +98,7 @@ pub(super) async fn turn_credentials(
 pub(super) async fn ws_upgrade(
     State(st): St,
     client: Client,
-    conn: Option<axum::Extension<crate::server::ConnSlot>>,
+    conn: Option<axum::Extension<crate::slots::ConnSlot>>,
     headers: HeaderMap,
     uri: Uri,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,

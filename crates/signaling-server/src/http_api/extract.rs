@@ -52,14 +52,12 @@ pub(super) fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiErro
 /// True when `device` never paired and has outlived
 /// `config.unpaired_device_ttl` (the sweep deletes it; until then it is gone).
 pub(crate) fn is_expired(st: &AppState, device: &Device) -> bool {
-    !device.ever_paired && device.created_at < st.unpaired_cutoff()
+    st.is_expired(device)
 }
 
 /// The device `id`, unless it does not exist or has expired unpaired.
-pub(crate) async fn live_device(st: &AppState, id: &str) -> Result<Option<Device>, ApiError> {
-    let id = id.to_owned();
-    let device = st.db.device(&id).await?;
-    Ok(device.filter(|d| !is_expired(st, d)))
+pub(super) async fn live_device(st: &AppState, id: &str) -> Result<Option<Device>, ApiError> {
+    Ok(st.live_device(id).await?)
 }
 
 /// A valid Bearer token of a device that still exists (deleted, unpaired
