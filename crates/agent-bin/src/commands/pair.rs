@@ -208,9 +208,9 @@ fn show(payload: &str, url: &str, payload_only: bool) {
 
 /// Waits for a `pair_complete` that passes [`PairingAttempt::accept`] (every
 /// other signal is skipped); each refused one prints one line and the wait
-/// goes on until the deadline: the
-/// earlier of `--timeout` and `code_expires`, when the server forgets the code
-/// (then the countdown stops and the error says the code expired).
+/// goes on until the deadline: the earlier of `--timeout` and `code_expires`,
+/// when the server forgets the code (then the countdown stops and the error
+/// says the code expired).
 async fn wait_verified(
     rx: &mut mpsc::Receiver<Signal>,
     run: &mut RunHandle,
