@@ -16,7 +16,9 @@
 //!   queue, send backpressure and a non-waiting [`RtcChannel::try_send`].
 //! - `options`: [`ChannelOptions`]: reliable and ordered, or fast (unordered,
 //!   no retransmissions); either side may open a channel on a connected peer
-//!   (SCTP announces it in band, no renegotiation).
+//!   (SCTP announces it in band, no renegotiation). [`FAST_COPY_LEAD`]: how
+//!   long a reliable original waits after its fast copy, since SCTP bundles
+//!   every channel's queued chunks into one packet.
 //! - `sdp`: small SDP text helpers (advertise and read `a=max-message-size`).
 //! - `socket`: our own loopback host-candidate UDP sockets with 4 MiB buffers.
 //! - `prflx`: a trickled remote candidate that repeats a peer-reflexive one is
