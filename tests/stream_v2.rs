@@ -4,7 +4,8 @@
 //! pane's byte stream exactly when the host's ring still holds it, and gets a
 //! snapshot (and the skipped bytes counted) when it does not; a phone that
 //! gives up on a black-holed path and comes back as a new peer resumes
-//! exactly; and a phone without stream v2 still works.
+//! exactly; a phone without stream v2 still works; and the `muxlink-phone`
+//! viewer connects again when its connection drops.
 
 #![allow(clippy::unwrap_used)]
 
@@ -14,10 +15,12 @@ use std::time::{Duration, Instant};
 use mobile_client::{
     AttachOptions, Event, PeerState, PhoneClient, PhoneConnection, ResumePoint, RtcConfig,
 };
+use muxlink_e2e::Tmux;
 use muxlink_e2e::faults::{Netns, Rig, RigOptions, STEP, blocking};
 use terminal_protocol::RESUME_RING_BYTES;
 
 const BIN: &str = env!("CARGO_BIN_EXE_muxlink-e2e-agent");
+const PHONE_CLI: &str = env!("CARGO_BIN_EXE_muxlink-e2e-phone-cli");
 
 /// The output a phone has been handed, in order.
 #[derive(Default)]
@@ -336,5 +339,79 @@ async fn a_phone_without_stream_v2_works_as_before() {
     assert_eq!(conn.stream_stats(), mobile_client::StreamStats::default());
     assert_eq!(conn.resume_point(), None);
     conn.close().await;
+    rig.shutdown().await.unwrap();
+}
+
+/// The visible text of the viewer's pane.
+fn viewer_screen(viewer: &Tmux) -> String {
+    viewer
+        .run(&["capture-pane", "-p", "-t", "view"])
+        .unwrap_or_default()
+}
+
+/// Waits until the viewer's screen contains `needle`.
+async fn viewer_shows(viewer: &Tmux, needle: &str) {
+    let deadline = Instant::now() + STEP;
+    loop {
+        let text = blocking(|| viewer_screen(viewer));
+        if text.contains(needle) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the viewer never showed {needle:?}:\n{text}"
+        );
+        // Nothing tells when a tmux screen changes; re-reading is the way.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn type_in_viewer(viewer: &Tmux, line: &str) {
+    viewer
+        .run(&["send-keys", "-t", "view", "-l", line])
+        .unwrap();
+    viewer.run(&["send-keys", "-t", "view", "Enter"]).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_viewer_reconnects_when_its_connection_drops() {
+    let mut rig = Rig::start(BIN).await.unwrap();
+    // The viewer's terminal: a second private tmux server running the phone CLI.
+    let viewer = Tmux::new();
+    viewer.new_session("view", 100, 30).unwrap();
+    let cmdline = format!(
+        "MUXLINK_PHONE_DIR='{}' '{PHONE_CLI}' --loopback attach '{}'",
+        rig.phone_dir.path().display(),
+        rig.pane
+    );
+    type_in_viewer(&viewer, &cmdline);
+    rig.status_until(STEP, |v| v["peers"][0]["attachedPane"] == rig.pane.as_str())
+        .await
+        .unwrap();
+    type_in_viewer(&viewer, "echo one-$((6*7))");
+    viewer_shows(&viewer, "one-42").await;
+
+    // The agent restarts: the viewer's connection closes under it.
+    let restart = Instant::now();
+    let st = blocking(|| rig.agent().terminate(STEP)).unwrap();
+    eprintln!("agent stopped after {:?}", restart.elapsed());
+    assert!(st.success());
+    rig.agent = None;
+    rig.start_agent().unwrap();
+    eprintln!("agent ready after {:?}", restart.elapsed());
+    rig.status_until(STEP, |v| v["peers"][0]["attachedPane"] == rig.pane.as_str())
+        .await
+        .unwrap();
+    eprintln!("viewer attached again after {:?}", restart.elapsed());
+    type_in_viewer(&viewer, "echo two-$((6*7))");
+    viewer_shows(&viewer, "two-42").await;
+    assert!(
+        !viewer_screen(&viewer).contains("[connection closed]"),
+        "the viewer gave up"
+    );
+    viewer
+        .run(&["send-keys", "-t", "view", "-H", "1d"])
+        .unwrap();
+    viewer_shows(&viewer, "[detached]").await;
     rig.shutdown().await.unwrap();
 }

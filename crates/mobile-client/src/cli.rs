@@ -18,8 +18,14 @@ use clap::{Parser, Subcommand};
 const QUIT_BYTE: u8 = 0x1d;
 /// The host closes peers that do not ping within 60 s.
 const PING_EVERY: Duration = Duration::from_secs(20);
-/// Connects tried after the connection went away, before giving up.
-const RECONNECT_TRIES: usize = 3;
+/// Waits before each connect tried after the connection went away (the
+/// first at once); then the viewer gives up.
+const RECONNECT_BACKOFF: [Duration; 4] = [
+    Duration::ZERO,
+    Duration::from_secs(1),
+    Duration::from_secs(3),
+    Duration::from_secs(8),
+];
 
 #[derive(Parser)]
 #[command(
@@ -367,7 +373,8 @@ impl View {
 /// A new connection attached to `pane` again after `old` went away: with
 /// stream v2 it resumes `old`'s byte stream where the terminal stopped
 /// (exactly, or after a snapshot when the host no longer holds the bytes);
-/// without, a re-attach with a snapshot. A few tries, then the error.
+/// without, a re-attach with a snapshot. Four tries over about 12 s, then
+/// the error.
 async fn reconnect(
     client: &PhoneClient,
     old: &PhoneConnection,
@@ -377,7 +384,8 @@ async fn reconnect(
     old.close().await;
     let point = old.resume_point();
     let mut last = None;
-    for _ in 0..RECONNECT_TRIES {
+    for wait in RECONNECT_BACKOFF {
+        tokio::time::sleep(wait).await;
         let attempt = async {
             let conn = client.connect(client.signaling().await?).await?;
             let (cols, rows) = term_size();
