@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rtc_transport::FAST_COPY_LEAD;
 use terminal_protocol::{Attach, Event, MAX_FAST_COPY, MAX_INPUT_SIZE, Request, Session};
 use tokio::sync::oneshot;
 
@@ -154,7 +155,8 @@ impl PhoneConnection {
     /// input stream, and one of at most 1 024 bytes goes first as a fast
     /// copy (the host applies whichever copy arrives first, once) while the
     /// attachment is confirmed (from `attached` until the next `attach` or
-    /// `detach` is sent).
+    /// `detach` is sent); its original follows `FAST_COPY_LEAD` (3 ms) later
+    /// so the two never share a datagram.
     pub async fn input(&self, data: &[u8]) -> Result<(), ClientError> {
         for chunk in data.chunks(MAX_INPUT_SIZE) {
             self.input_message(chunk).await?;
@@ -182,6 +184,9 @@ impl PhoneConnection {
             && fast.try_send(&bytes)
         {
             lock(&self.shared).fast_inputs_sent += 1;
+            // §4: the original must not leave in the copy's datagram (SCTP
+            // bundles every channel's queued chunks), or both are lost together.
+            tokio::time::sleep(FAST_COPY_LEAD).await;
         }
         self.send_encoded(&bytes).await
     }
