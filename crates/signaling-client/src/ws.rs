@@ -14,11 +14,13 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite};
 
-use crate::client::HANDSHAKE_TIMEOUT;
 use crate::core::Failure;
 use crate::error::SignalingError;
 use crate::http::unix_now;
 use crate::proxy::{self, ProxyError};
+
+/// Default bound on TCP connect + WebSocket upgrade (spec: 15 s).
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The open signaling socket.
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;

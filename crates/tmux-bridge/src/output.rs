@@ -89,6 +89,17 @@ pub struct PaneOutput {
     fifo: FifoDir,
 }
 
+impl TmuxBridge {
+    /// Starts streaming the pane's output (`pipe-pane -O` into a private
+    /// FIFO) and captures its screen in the same atomic tmux command list;
+    /// see [`PaneOutput`] for the ordering guarantee. A pane that is already
+    /// piped → [`BridgeError::AlreadyPiped`], and its pipe is left as it
+    /// was; only a pipe of ours whose agent is gone (killed) is replaced.
+    pub async fn open_output(&self, pane_id: &str) -> Result<PaneOutput> {
+        PaneOutput::open(self.clone(), pane_id).await
+    }
+}
+
 impl PaneOutput {
     pub(crate) async fn open(bridge: TmuxBridge, pane_id: &str) -> Result<PaneOutput> {
         let fifo = FifoDir::create()?;

@@ -32,8 +32,7 @@ pub const SEND_QUEUE_CAPACITY: usize = 64;
 pub const INCOMING_CAPACITY: usize = 64;
 /// Capacity of the [`SignalingClient::state_changes`] broadcast.
 pub const STATE_CHANGES_CAPACITY: usize = 64;
-/// Default bound on TCP connect + WebSocket upgrade (spec: 15 s).
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+pub use crate::ws::HANDSHAKE_TIMEOUT;
 /// Write deadline of the `auth` message (spec: 10 s).
 const AUTH_WRITE_DEADLINE: Duration = Duration::from_secs(10);
 /// Write deadline of presence, ping and outgoing messages (spec: 5 s).

@@ -1,6 +1,6 @@
-//! Pane output and snapshots for [`TmuxBridge`]: opening a pane's output
-//! stream (atomic with its snapshot, see [`PaneOutput`]) and capturing a
-//! screen through a private file, never through a control-mode reply.
+//! Snapshots for [`TmuxBridge`]: the one taken with a pane's output stream
+//! (see `crate::output`, which opens it) and capturing a screen through a
+//! private file, never through a control-mode reply.
 
 use std::collections::HashMap;
 use std::sync::MutexGuard;
@@ -8,7 +8,6 @@ use std::sync::MutexGuard;
 use super::{TmuxBridge, lock, map_pane_error};
 use crate::error::{BridgeError, Result};
 use crate::fifo_dir::FifoDir;
-use crate::output::PaneOutput;
 use crate::quote::quote;
 use crate::snapshot::{
     CAPTURE_BLOCKS, CURSOR_FORMAT, CursorState, build_snapshot, capture_commands,
@@ -16,15 +15,6 @@ use crate::snapshot::{
 };
 
 impl TmuxBridge {
-    /// Starts streaming the pane's output (`pipe-pane -O` into a private
-    /// FIFO) and captures its screen in the same atomic tmux command list;
-    /// see [`PaneOutput`] for the ordering guarantee. A pane that is already
-    /// piped → [`BridgeError::AlreadyPiped`], and its pipe is left as it
-    /// was; only a pipe of ours whose agent is gone (killed) is replaced.
-    pub async fn open_output(&self, pane_id: &str) -> Result<PaneOutput> {
-        PaneOutput::open(self.clone(), pane_id).await
-    }
-
     /// The attach snapshot (spec terminal-protocol §6 step 8). If
     /// [`TmuxBridge::open_output`] was called for this pane and its snapshot
     /// was not taken yet, that one is returned: it matches the stream
