@@ -138,7 +138,6 @@ async fn go_away(rig: &Rig, conn: PhoneConnection, seen: &mut Seen) -> ResumePoi
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the host side of stream v2"]
 async fn fast_copies_arrive_twice_and_are_applied_once() {
     let rig = Rig::start(BIN).await.unwrap();
     let conn = rig.connect().await.unwrap();
@@ -179,7 +178,6 @@ async fn fast_copies_arrive_twice_and_are_applied_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the host side of stream v2"]
 async fn resume_after_the_ring_moved_on_gets_a_snapshot_and_continues() {
     let rig = Rig::start(BIN).await.unwrap();
     let conn = rig.connect().await.unwrap();
@@ -221,7 +219,6 @@ async fn resume_after_the_ring_moved_on_gets_a_snapshot_and_continues() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the host side of stream v2"]
 async fn resume_inside_the_ring_continues_the_stream_exactly() {
     let rig = Rig::start(BIN).await.unwrap();
     let conn = rig.connect().await.unwrap();
@@ -264,7 +261,6 @@ async fn resume_inside_the_ring_continues_the_stream_exactly() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the host side of stream v2"]
 async fn a_phone_that_gives_up_on_a_black_hole_resumes_as_a_new_peer() {
     if !Netns::available() {
         eprintln!("skipped: network namespaces need root");
