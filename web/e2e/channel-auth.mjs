@@ -72,7 +72,7 @@ try {
     if (r.mode !== "fast") return true;
     // Each byte shown once whatever channel brought it first; the snapshot jumps; input numbered from 0,
     // every message reliably, those of at most 1024 bytes also as fast copies once the attach is confirmed.
-    return r.offsets === true && r.shown === "abcdefghij[snap]k" && r.reliableIn.join() === "0:3,3:3,6:2,8:1500,1508:1"
+    return r.offsets === true && r.shown === "abcdefghij[snap]kl" && r.reliableIn.join() === "0:3,3:3,6:2,8:1500,1508:1"
       && r.fastIn.length > 0 && r.fastIn.every((f) => f === "6:2" || f === "1508:1");
   };
   const failures = [];

@@ -67,7 +67,8 @@ describe("PaneStream", () => {
   it("a fast copy first: its reliable copy is inflated but not shown, and the window stays in step", async () => {
     const host = new Host(1000);
     const s = new PaneStream();
-    s.attached({ type: "attached", paneId: "%3", compression: "deflate", offset: 1000 });
+    // Resumed: no snapshot follows, so fast copies count from the start.
+    s.attached({ type: "attached", paneId: "%3", compression: "deflate", offset: 1000, resumed: true });
     const out: string[] = [];
     const a = await host.out("hello hello hello\r\n");
     const b = await host.out("hello hello hello\r\n"); // deflates to a back-reference into a's window
@@ -142,6 +143,29 @@ describe("PaneStream", () => {
     expect(s.skipped).toBe(2_000_000 - 507);
   });
 
+  it("no fast copy is drawn before the snapshot it follows: held from attached and each part until a reliable output applies", () => {
+    const s = new PaneStream();
+    const copy = (t: string, offset: number): Event => ({ type: "output", data: enc.encode(t), offset, paneId: "%3" });
+    const part = (t: string, offset: number) => s.reliable({ type: "output", data: enc.encode(t), offset, snapshot: true });
+    const out: string[] = [];
+    const show = (b: Uint8Array | undefined) => b && out.push(dec.decode(b));
+    s.attached({ type: "attached", paneId: "%3", offset: 70 });
+    show(s.fast(copy("a", 70))); // overtook the snapshot: dropped, not even counted
+    show(part("[1/2]", 70));
+    show(s.fast(copy("a", 70))); // overtook the second part: dropped
+    show(part("[2/2]", 70));
+    show(s.reliable({ type: "output", data: enc.encode("a"), offset: 70 }));
+    show(s.fast(copy("b", 71))); // the stream is drawn again: copies count
+    show(s.reliable({ type: "output", data: enc.encode("b"), offset: 71 }));
+    // A lag snapshot later: held again until the stream after it applies.
+    show(part("[lag]", 900));
+    show(s.fast(copy("c", 900)));
+    show(s.reliable({ type: "output", data: enc.encode("c"), offset: 900 }));
+    expect(out).toEqual(["[1/2]", "[2/2]", "a", "b", "[lag]", "c"]);
+    expect(s.fastApplied).toBe(1);
+    expect(s.skipped).toBe(900 - 72);
+  });
+
   it("a snapshot in several parts carries one offset and skips nothing after the first", () => {
     const s = new PaneStream();
     s.attached({ type: "attached", paneId: "%3", offset: 70 });
@@ -163,7 +187,7 @@ describe("PaneStream", () => {
     const s = new PaneStream();
     const copy = (paneId: string, offset: number): Event => ({ type: "output", data: enc.encode("q"), offset, paneId });
     expect(s.fast(copy("%3", 0))).toBeUndefined(); // not attached
-    s.attached({ type: "attached", paneId: "%3", offset: 0 });
+    s.attached({ type: "attached", paneId: "%3", offset: 0, resumed: true });
     expect(s.fast(copy("%4", 0))).toBeUndefined();
     expect(s.fast({ type: "output", data: enc.encode("q"), offset: 0 })).toBeUndefined(); // no paneId
     expect(s.fast({ type: "output", data: new Uint8Array(MAX_FAST_COPY + 1), offset: 0, paneId: "%3" })).toBeUndefined();

@@ -69,20 +69,22 @@ export class FastHost {
     await until(() => this.attach !== undefined, "the attach");
     const out = (text: string, offset: number, extra: Record<string, unknown> = {}) =>
       encode({ type: "output", data: te.encode(text), offset, ...extra });
-    fast.send(out("ab", 1000, { paneId: "%3" })); // first: shown, its reliable copy is a duplicate
+    fast.send(out("ab", 1000, { paneId: "%3" })); // before any stream output is applied: dropped (§3)
     ch.send(out("ab", 1000));
+    fast.send(out("cd", 1002, { paneId: "%3" })); // first: shown, its reliable copy is a duplicate
     ch.send(out("cd", 1002));
-    fast.send(out("cd", 1002, { paneId: "%3" })); // late: a duplicate
-    fast.send(out("XX", 1004, { paneId: "%9" })); // another pane: ignored
-    fast.send(out("gh", 1006, { paneId: "%3" })); // ahead of a lost copy: dropped
-    fast.send(encode({ type: "pong", latency: 0 })); // not an output copy: ignored
     ch.send(out("ef", 1004));
+    fast.send(out("ef", 1004, { paneId: "%3" })); // late: a duplicate
+    fast.send(out("XX", 1006, { paneId: "%9" })); // another pane: ignored
+    fast.send(out("ij", 1008, { paneId: "%3" })); // ahead of a lost copy: dropped
+    fast.send(encode({ type: "pong", latency: 0 })); // not an output copy: ignored
     ch.send(out("gh", 1006));
-    fast.send(out("ij", 1008, { paneId: "%3" }));
     ch.send(out("ij", 1008));
     ch.send(out("[snap]", 5000, { snapshot: true })); // the stream continues at 5000
-    fast.send(out("k", 5000, { paneId: "%3" }));
+    fast.send(out("k", 5000, { paneId: "%3" })); // may overtake the snapshot: dropped until "k" applies
     ch.send(out("k", 5000));
+    fast.send(out("l", 5001, { paneId: "%3" }));
+    ch.send(out("l", 5001));
     ch.send(encode({ type: "pong", latency: 0 }));
     // Reliable messages are in order: after the pong every byte has come at least once.
     await until(() => pongs === 1, "the pong");

@@ -23,6 +23,13 @@ export class PaneStream {
   private current: { paneId: string; order: InOrder } | undefined;
   /** The resume point an `attach` in flight asked for: still true until its `attached` arrives. */
   private pending: ResumePoint | undefined;
+  /**
+   * Fast copies are dropped unread from an `attached` without `resumed` and
+   * from every snapshot part until the next reliable stream output is
+   * applied (§3): a copy at the snapshot's offset can overtake the snapshot
+   * (or its later parts) and would be drawn before the screen it follows.
+   */
+  private fastHeld = false;
   /** Bytes the host left out (a snapshot jumping forward, a gap) on this connection. */
   skipped = 0;
   /** Fast copies shown because they came before their reliable copy. */
@@ -39,6 +46,7 @@ export class PaneStream {
     this.inflater = ev.compression === "deflate" ? new StreamInflater() : undefined;
     this.pending = undefined;
     this.current = ev.offset === undefined ? undefined : { paneId: ev.paneId, order: InOrder.startingAt(ev.offset) };
+    this.fastHeld = ev.resumed !== true;
   }
 
   /** The attachment ended (`detached`, its pane closed, the attach failed): nothing to resume. */
@@ -72,13 +80,16 @@ export class PaneStream {
     if (!cur || ev.offset === undefined) return data;
     if (ev.snapshot) {
       this.skipped += cur.order.jumpTo(ev.offset);
+      this.fastHeld = true;
       return data;
     }
     const v = cur.order.accept(ev.offset, data.length, "reliable");
     switch (v.kind) {
       case "apply":
+        this.fastHeld = false;
         return v.skip ? data.subarray(v.skip) : data;
       case "gap":
+        this.fastHeld = false;
         this.skipped += v.missing;
         return data;
       default:
@@ -88,13 +99,14 @@ export class PaneStream {
 
   /**
    * A decoded message from the fast channel: the bytes to show, or nothing.
-   * Only a stream `output` copy of the current attachment's pane counts;
-   * everything else on that channel is ignored.
+   * Only a stream `output` copy of the current attachment's pane counts,
+   * and none while a snapshot may still be on its way; everything else on
+   * that channel is ignored.
    */
   fast(ev: Event): Uint8Array | undefined {
     if (ev.type !== "output" || ev.snapshot || ev.offset === undefined || ev.data.length > MAX_FAST_COPY) return undefined;
     const cur = this.current;
-    if (!cur || ev.paneId !== cur.paneId) return undefined;
+    if (!cur || ev.paneId !== cur.paneId || this.fastHeld) return undefined;
     const v = cur.order.accept(ev.offset, ev.data.length, "fast");
     if (v.kind !== "apply") return undefined;
     this.fastApplied++;
