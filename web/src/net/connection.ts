@@ -9,6 +9,7 @@ import {
 import { decodeEvent, encodeRequest, MAX_INPUT, MAX_MESSAGE, type Event, type Request } from "../proto/msgpack";
 import { FAST_CHANNEL_LABEL, MAX_FAST_COPY } from "../proto/inorder";
 import { PaneStream, type ResumePoint } from "../proto/stream";
+import { LeadQueue } from "./lead";
 import type { Signaling, SignalMsg } from "./signaling";
 
 const OFFER_TIMEOUT_MS = 15_000;
@@ -55,6 +56,10 @@ export class HostConnection {
   private readonly stream = new PaneStream();
   /** Offset of the next input byte on this peer (§4: from 0, every byte of every `input`). */
   private inputNext = 0;
+  /** Reliable sends after authentication: held back a moment after a fast copy (§4). */
+  private readonly reliable = new LeadQueue((b) => {
+    if (this.channel?.readyState === "open") this.channel.send(b as Uint8Array<ArrayBuffer>);
+  });
   private pingSent = 0;
   private closed = false;
   /** Set once the host proved the pairing key; nothing but `auth_response` is sent before. */
@@ -367,7 +372,7 @@ export class HostConnection {
 
   private sendRaw(b: Uint8Array): boolean {
     if (!this.authed || this.closed || !this.channel || this.channel.readyState !== "open") return false;
-    this.channel.send(b as Uint8Array<ArrayBuffer>);
+    this.reliable.push(b);
     return true;
   }
 
@@ -389,7 +394,7 @@ export class HostConnection {
    * `input`, split into messages of at most 16 384 bytes, each numbered in
    * this peer's input stream; one of at most 1024 bytes goes first as a copy
    * on the fast channel (while the attachment is confirmed and that channel
-   * is not backed up), then reliably.
+   * is not backed up), then reliably, at least 3 ms later (§4).
    */
   input(data: Uint8Array): void {
     for (let i = 0; i < data.length; i += MAX_INPUT) {
@@ -402,6 +407,8 @@ export class HostConnection {
       if (copy && f?.readyState === "open" && f.bufferedAmount <= FAST_BUFFER_LIMIT) {
         try {
           f.send(msg as Uint8Array<ArrayBuffer>);
+          // The original leaves FAST_COPY_LEAD_MS later, never in the copy's datagram.
+          this.reliable.copied();
         } catch {
           // A copy lost here is a copy lost on the way: the reliable one follows.
         }
@@ -430,6 +437,7 @@ export class HostConnection {
     if (this.closed) return;
     this.closed = true;
     this.unlisten();
+    this.reliable.clear();
     this.fast?.close();
     this.channel?.close();
     this.pc.close();
