@@ -6,8 +6,8 @@
 //! server restart and checks the wrong-key message; screenshots go to
 //! `target/web-e2e/`. Stream v2 (docs/stream-v2.md) with Chromium's SCTP as
 //! the phone side: the page opens the unordered fast channel, typed keys
-//! echo exactly once while input copies cross it, and a dropped peer comes
-//! back resuming the pane's stream.
+//! echo exactly once while input and output copies cross it, and a dropped
+//! peer comes back resuming the pane's stream.
 //!
 //! It needs Node.js, `web/node_modules` and `web/dist` (`cargo xtask web`),
 //! and Chromium. Without them the test says what is missing and passes,

@@ -242,7 +242,8 @@ async function main() {
   step("stream v2: the fast channel is open; typed keys echo exactly once");
   // Chromium's SCTP is the phone side: the page opened `terminal-fast` after
   // auth_ok and the host took it; every key goes as a fast copy and
-  // reliably, and the screen must still show each byte once.
+  // reliably, every small output comes both ways, and the screen must still
+  // show each byte once.
   await page.waitForSelector('#state[data-fast="open"]', { state: "attached", timeout: STEP_MS })
     .catch(() => fail(`the fast channel did not open: ${JSON.stringify(fast)}`));
   if (!fast.created.includes("ordered=false maxRetransmits=0"))
@@ -266,6 +267,7 @@ async function main() {
     fail(`the typed line did not echo exactly once: ${JSON.stringify(typed)}; screen:\n${afterFast.join("\n")}`);
   if (afterFast.filter((l) => l === "fast-once").length !== 1) fail(`printf's output shows more than once:\n${afterFast.join("\n")}`);
   await until(() => fast.tx - tx0 >= fastCmd.length + 1, `a fast copy of each of the ${fastCmd.length + 1} keys (saw ${fast.tx - tx0})`);
+  await until(() => fast.rx > rx0, "output copies from the host on the fast channel");
   if ((await page.getAttribute("#state", "data-fast")) !== "open") fail("the fast channel closed during typing");
   console.log(`    fast channel: ${fast.tx - tx0} input copies sent, ${fast.rx - rx0} output copies received`);
 
