@@ -21,8 +21,8 @@
 //!   every channel's queued chunks into one packet.
 //! - `sdp`: small SDP text helpers (advertise and read `a=max-message-size`).
 //! - `socket`: our own loopback host-candidate UDP sockets with 4 MiB buffers.
-//! - `prflx`: a trickled remote candidate that repeats a peer-reflexive one is
-//!   not added (it would delay nomination by one 200 ms check tick).
+//! - `prflx`: trickled remote host candidates rank just below peer-reflexive
+//!   ones, so a duplicate of a peer-reflexive address cannot delay nomination.
 //! - `dtls`: [`DtlsFingerprints`]: SHA-256 of our DTLS certificate and of the one
 //!   the remote end presented, for channel authentication v2.
 //! - `event`: [`RtcEvent`], [`Candidate`], [`PeerState`].
@@ -59,8 +59,10 @@
 //!   keeps routing a restarted peer's packets to the closed generation).
 //! - a trickled candidate whose address the agent already learned from a check
 //!   (peer-reflexive) becomes a second, never-succeeding pair that outranks the
-//!   working one, so nomination waits for the 200 ms check tick: such a
-//!   candidate is skipped, which takes a trickled connect from ~210 ms to ~10 ms.
+//!   working one, so nomination waits for the 200 ms check tick: remote host
+//!   candidates get type preference 109 (below peer-reflexive 110, above
+//!   server-reflexive 100); trickled connects of the product on loopback took
+//!   ~210 ms in 5 of 12 runs before, 9–17 ms in 20 of 20 after.
 
 #![warn(missing_docs)]
 

@@ -368,12 +368,8 @@ impl RtcPeer {
     }
 
     async fn apply_candidate(&self, c: Candidate) -> Result<(), RtcError> {
-        if crate::prflx::repeats_prflx(&self.inner.pc, &c.candidate).await {
-            tracing::debug!("remote candidate already known as peer-reflexive; not added");
-            return Ok(());
-        }
         let init = RTCIceCandidateInit {
-            candidate: c.candidate,
+            candidate: crate::prflx::rank_host_below_prflx(&c.candidate),
             sdp_mid: c.sdp_mid,
             sdp_mline_index: c.sdp_m_line_index,
             username_fragment: None,
