@@ -36,6 +36,13 @@ fn numbered_lines(text: &str) -> Vec<usize> {
         .collect()
 }
 
+/// The agent's log so far (its queued lines read first), for a failure message.
+fn agent_log(rig: &mut Rig) -> String {
+    let agent = rig.agent();
+    let _ = agent.wait_line(Duration::from_millis(200), |_, _| false);
+    format!("agent log:\n{}", agent.transcript())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_path_black_holed_ice_restart_resumes_without_loss() {
     if !Netns::available() {
@@ -56,7 +63,9 @@ async fn udp_path_black_holed_ice_restart_resumes_without_loss() {
         "i=0; while [ $i -lt {LINES} ]; do echo L$i; i=$((i+1)); sleep 0.05; done; echo EN''D\r"
     );
     conn.input(script.as_bytes()).await.unwrap();
-    let mut text = output_until(&conn, "\nL10\r", STEP).await.unwrap();
+    let mut text = output_until(&conn, "\nL10\r", STEP)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", agent_log(&mut rig)));
 
     ns.set_link(false).unwrap();
     let agent = rig.agent();
@@ -67,7 +76,7 @@ async fn udp_path_black_holed_ice_restart_resumes_without_loss() {
     text.push_str(
         &output_until(&conn, "END", Duration::from_secs(60))
             .await
-            .unwrap(),
+            .unwrap_or_else(|e| panic!("{e}\n{}", agent_log(&mut rig))),
     );
     assert!(!conn.is_closed(), "the session was replaced, not resumed");
     conn.ping().await.unwrap();
