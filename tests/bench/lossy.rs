@@ -69,6 +69,11 @@ pub struct CatStats {
     pub received: u64,
     /// Why the `cat` ended without its last byte before the limit, if it did.
     pub failed: Option<String>,
+    /// Stream bytes the agent skipped for this phone (stream v2: a phone that
+    /// falls too far behind gets a fresh screen), during the `cat`.
+    pub bytes_skipped: u64,
+    /// Snapshots (fresh screens) the phone received during the `cat`.
+    pub snapshots: u64,
 }
 
 /// One loss rate's figures.
@@ -103,7 +108,7 @@ pub struct TcpModel {
     pub p99: f64,
     /// Echo max, ms.
     pub max: f64,
-    /// `cat` seconds (`None` when the lossless `cat` did not finish).
+    /// `cat` seconds (`None` when the lossless `cat` did not finish byte-exact).
     pub cat_seconds: Option<f64>,
 }
 
@@ -125,7 +130,8 @@ pub fn tcp_model(base: &LossyRun, p: f64) -> TcpModel {
         } else {
             base.echo.max
         },
-        cat_seconds: base.cat.seconds.map(|s| {
+        // Only a byte-exact lossless cat is a base for TCP, which never skips.
+        cat_seconds: base.cat.seconds.filter(|_| base.cat.byte_exact).map(|s| {
             let segments = (CAT_BYTES as f64 / TCP_MSS).ceil();
             s + p * segments * penalty / 1000.0
         }),
@@ -266,7 +272,10 @@ async fn one_rate(
         rig.kill_pane(&pane);
         run.cat = timed?;
         match (run.cat.seconds, &run.cat.failed) {
-            (Some(s), _) => println!("    cat {s:.1} s, byte-exact {}", run.cat.byte_exact),
+            (Some(s), _) => println!(
+                "    cat {s:.1} s, byte-exact {} ({} bytes skipped, {} snapshots)",
+                run.cat.byte_exact, run.cat.bytes_skipped, run.cat.snapshots
+            ),
             (None, Some(why)) => println!(
                 "    cat stopped: {why} ({:.1} MB arrived)",
                 run.cat.received as f64 / 1e6
@@ -361,6 +370,7 @@ async fn cat(rig: &mut Rig, conn: &PhoneConnection, file: &CatFile) -> Result<Ca
 
 async fn timed_cat(conn: &PhoneConnection, pane: &str, w: &Written) -> Result<CatStats> {
     conn.attach(pane, COLS, ROWS, false, true).await?;
+    let before = conn.stream_stats();
     let started = Instant::now();
     conn.input(b"g").await?;
     let deadline = started + CAT_LIMIT;
@@ -392,7 +402,10 @@ async fn timed_cat(conn: &PhoneConnection, pane: &str, w: &Written) -> Result<Ca
         }
     }
     let c = &framed.checker;
+    let after = conn.stream_stats();
     Ok(CatStats {
+        bytes_skipped: after.bytes_skipped.saturating_sub(before.bytes_skipped),
+        snapshots: after.snapshots.saturating_sub(before.snapshots),
         seconds: finished.map(|d| d.as_secs_f64()),
         byte_exact: finished.is_some()
             && !c.diverged
@@ -429,6 +442,8 @@ pub fn json(runs: &[LossyRun]) -> serde_json::Value {
                     "failed": r.cat.failed,
                     "byte_exact": r.cat.byte_exact,
                     "received_bytes": r.cat.received,
+                    "bytes_skipped": r.cat.bytes_skipped,
+                    "snapshots": r.cat.snapshots,
                 },
                 "tcp_model": {
                     "echo_p50_ms": r3(tcp.p50),
@@ -460,6 +475,10 @@ pub fn rows(runs: &[LossyRun]) -> Vec<Row> {
         Some(s) => format!("{s:.1} s"),
         None => format!("timeout ({} s)", CAT_LIMIT.as_secs()),
     };
+    let model = |s: Option<f64>| match s {
+        Some(s) => format!("{s:.1} s"),
+        None => "(no byte-exact lossless cat)".to_owned(),
+    };
     let cat = |c: &CatStats| match (&c.failed, c.seconds) {
         (Some(why), None) => format!("{why}, {:.1} MB in", c.received as f64 / 1e6),
         _ => secs(c.seconds),
@@ -490,12 +509,14 @@ pub fn rows(runs: &[LossyRun]) -> Vec<Row> {
         ));
         out.push((
             format!(
-                "{name}{} MB cat, byte-exact {}",
+                "{name}{} MB cat, byte-exact {} ({:.1} MB skipped, {} snapshots)",
                 CAT_BYTES / 1_000_000,
-                r.cat.byte_exact
+                r.cat.byte_exact,
+                r.cat.bytes_skipped as f64 / 1e6,
+                r.cat.snapshots
             ),
             cat(&r.cat),
-            format!("TCP model {}", secs(tcp.cat_seconds)),
+            format!("TCP model {}", model(tcp.cat_seconds)),
             "",
         ));
     }
