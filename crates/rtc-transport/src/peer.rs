@@ -351,7 +351,7 @@ impl RtcPeer {
                 .remote_max
                 .store(parse_max_message_size(&sdp), Ordering::Relaxed);
         }
-        Ok(sdp)
+        Ok(crate::prflx::rank_sdp_hosts_below_prflx(&sdp))
     }
 
     async fn remote_description_set(&self) {

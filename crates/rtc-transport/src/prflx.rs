@@ -15,7 +15,9 @@
 //! and relayed candidates and host candidates in their order, but lets the
 //! peer-reflexive pair of the same address be the best one, so nomination
 //! follows its first successful check. Checking the agent's candidates first
-//! (its stats) instead would race with the incoming check.
+//! (its stats) instead would race with the incoming check. Candidates written
+//! into a remote description are ranked the same way: the library may add
+//! them after the peer's first check has arrived.
 
 /// Type preference given to a remote host candidate (RFC 8445 §5.1.2.1).
 const HOST_BELOW_PRFLX: u32 = 109;
@@ -43,9 +45,44 @@ pub(crate) fn rank_host_below_prflx(candidate: &str) -> String {
     }
 }
 
+/// A remote session description with every `a=candidate` line passed through
+/// [`rank_host_below_prflx`] (a peer that writes its candidates into the
+/// answer is checked before the library has added them, like a trickling one).
+pub(crate) fn rank_sdp_hosts_below_prflx(sdp: &str) -> String {
+    if !sdp.contains("a=candidate:") {
+        return sdp.to_owned();
+    }
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.split_inclusive('\n') {
+        match line.strip_prefix("a=") {
+            Some(value) if value.starts_with("candidate:") => {
+                let body = value.trim_end_matches(['\r', '\n']);
+                out.push_str("a=");
+                out.push_str(&rank_host_below_prflx(body));
+                out.push_str(&value[body.len()..]);
+            }
+            _ => out.push_str(line),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
-    use super::rank_host_below_prflx;
+    use super::{rank_host_below_prflx, rank_sdp_hosts_below_prflx};
+
+    #[test]
+    fn candidate_lines_of_a_description_are_ranked_and_the_rest_kept() {
+        let sdp = "v=0\r\na=mid:0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host\r\n\
+                   a=candidate:3 1 udp 1694498815 203.0.113.7 7000 typ srflx raddr 0.0.0.0 rport 0\r\n\
+                   a=end-of-candidates\r\n";
+        assert_eq!(
+            rank_sdp_hosts_below_prflx(sdp),
+            sdp.replace("2130706431", "1845493759")
+        );
+        let plain = "v=0\na=mid:0\n";
+        assert_eq!(rank_sdp_hosts_below_prflx(plain), plain);
+    }
 
     #[test]
     fn host_candidates_drop_below_peer_reflexive_and_nothing_else_changes() {
