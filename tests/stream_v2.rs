@@ -375,15 +375,23 @@ async fn the_viewer_reconnects_when_its_connection_drops() {
     // The viewer's terminal: a second private tmux server running the phone CLI.
     let viewer = Tmux::new();
     viewer.new_session("view", 100, 30).unwrap();
+    let log = rig.phone_dir.path().join("viewer.log");
     let cmdline = format!(
-        "MUXLINK_PHONE_DIR='{}' '{PHONE_CLI}' --loopback attach '{}'",
+        "RUST_LOG=mobile_client=debug MUXLINK_PHONE_DIR='{}' '{PHONE_CLI}' --loopback attach '{}' 2>'{}'",
         rig.phone_dir.path().display(),
-        rig.pane
+        rig.pane,
+        log.display()
     );
     type_in_viewer(&viewer, &cmdline);
-    rig.status_until(STEP, |v| v["peers"][0]["attachedPane"] == rig.pane.as_str())
-        .await
-        .unwrap();
+    let pane = rig.pane.clone();
+    let attached = |v: &serde_json::Value| v["peers"][0]["attachedPane"] == pane.as_str();
+    let viewer_attached = async |rig: &Rig| {
+        if let Err(e) = rig.status_until(STEP, attached).await {
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            panic!("{e}\nviewer:\n{}\nits log:\n{log}", viewer_screen(&viewer));
+        }
+    };
+    viewer_attached(&rig).await;
     type_in_viewer(&viewer, "echo one-$((6*7))");
     viewer_shows(&viewer, "one-42").await;
 
@@ -395,9 +403,7 @@ async fn the_viewer_reconnects_when_its_connection_drops() {
     rig.agent = None;
     rig.start_agent().unwrap();
     eprintln!("agent ready after {:?}", restart.elapsed());
-    rig.status_until(STEP, |v| v["peers"][0]["attachedPane"] == rig.pane.as_str())
-        .await
-        .unwrap();
+    viewer_attached(&rig).await;
     eprintln!("viewer attached again after {:?}", restart.elapsed());
     type_in_viewer(&viewer, "echo two-$((6*7))");
     viewer_shows(&viewer, "two-42").await;
