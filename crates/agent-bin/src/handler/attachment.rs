@@ -25,29 +25,8 @@ use std::collections::HashMap;
 use terminal_protocol::{InOrder, Verdict, Via};
 
 use super::ending::{Cause, Ending, Stream};
-
-/// The driver's types, which the table stores and hands back but never opens.
-pub(crate) trait Driver {
-    /// A connected phone.
-    type Link: Clone;
-    /// An open pane output stream, while its opener or its task holds it.
-    type Output;
-    /// A running output task, which closes its stream when it stops.
-    type Pump;
-    /// Whether two links are the same peer object (not just the same device).
-    fn same_link(a: &Self::Link, b: &Self::Link) -> bool;
-}
-
-/// Which attachment: generations are never reused within one table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Generation(u64);
-
-/// Names one attachment of one device; a stale id matches nothing.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct AttachmentId {
-    device: String,
-    generation: Generation,
-}
+use super::table_types::Generation;
+pub(crate) use super::table_types::{AttachmentId, Driver};
 
 /// An attachment being opened. Not `Clone`: consuming it in
 /// [`Table::start_streaming`] or [`Table::opening_failed`] is the opener's one

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use super::attachment::{AttachmentId, Driver};
+use super::table_types::{AttachmentId, Driver};
 
 /// Why an attachment ended; decides what the phone is told.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

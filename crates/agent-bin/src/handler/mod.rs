@@ -37,6 +37,7 @@ mod requests;
 mod resume;
 mod ring;
 mod stream;
+mod table_types;
 mod tree_watch;
 
 use std::sync::atomic::Ordering;
