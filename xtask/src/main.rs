@@ -6,6 +6,7 @@
 mod bench;
 mod demo;
 mod fuzz;
+mod import_cycles;
 mod man;
 mod run;
 mod stress;

@@ -3,7 +3,7 @@
 //! 600 lines, and every declared dependency is used.
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::path::Path;
 
     use crate::run::project_root;
@@ -14,7 +14,7 @@ mod tests {
 
     /// Every `.rs` file below `dir`, skipping build output, hidden dirs and
     /// `node_modules`.
-    pub(super) fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    pub(crate) fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
         };
