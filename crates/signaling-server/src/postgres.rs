@@ -10,7 +10,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::{NoTls, Row};
 
 use crate::migrations::{self, Migration};
-use crate::store::{Device, DeviceType, Pairing, Store, StoreError};
+use crate::store::{Device, DeviceType, Pairing, Store, StoreError, check_pairing};
 
 /// Connections the pool keeps at most.
 const POOL_SIZE: usize = 16;
@@ -279,16 +279,7 @@ impl Store for PgStore {
         let tx = client.transaction().await.map_err(db_err)?;
         // The host's row lock serialises two pair/complete of one host that
         // land on different instances.
-        match read_device(&*tx, host_id, true).await? {
-            None => return Err(StoreError::NotFound),
-            Some(host) if host.device_type != DeviceType::Host => {
-                return Err(StoreError::TypeConflict);
-            }
-            Some(_) => {}
-        }
-        if mobile.device_type != DeviceType::Mobile {
-            return Err(StoreError::TypeConflict);
-        }
+        check_pairing(read_device(&*tx, host_id, true).await?.as_ref(), mobile)?;
         upsert(&*tx, mobile).await?;
         let previous: Option<String> = tx
             .query_opt(

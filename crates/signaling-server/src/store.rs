@@ -134,5 +134,16 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_orphan_mobile(&self, id: &str) -> Result<bool, StoreError>;
 }
 
+/// The rule both stores apply before pairing: the host exists and is a
+/// host, and the phone is a mobile.
+pub fn check_pairing(host: Option<&Device>, mobile: &Device) -> Result<(), StoreError> {
+    match host {
+        None => Err(StoreError::NotFound),
+        Some(h) if h.device_type != DeviceType::Host => Err(StoreError::TypeConflict),
+        Some(_) if mobile.device_type != DeviceType::Mobile => Err(StoreError::TypeConflict),
+        Some(_) => Ok(()),
+    }
+}
+
 /// The server's handle to its [`Store`]; cheap to clone.
 pub type Db = Arc<dyn Store>;

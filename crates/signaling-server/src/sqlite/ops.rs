@@ -4,7 +4,7 @@
 
 use rusqlite::{Connection, OptionalExtension as _, params};
 
-use crate::store::{Device, DeviceType, Pairing, StoreError};
+use crate::store::{Device, DeviceType, Pairing, StoreError, check_pairing};
 
 use super::db_err;
 
@@ -136,16 +136,7 @@ pub(super) fn complete_pairing(
     now_unix: i64,
 ) -> Result<Option<String>, StoreError> {
     let tx = conn.transaction().map_err(db_err)?;
-    match read_device(&tx, host_id)? {
-        None => return Err(StoreError::NotFound),
-        Some(host) if host.device_type != DeviceType::Host => {
-            return Err(StoreError::TypeConflict);
-        }
-        Some(_) => {}
-    }
-    if mobile.device_type != DeviceType::Mobile {
-        return Err(StoreError::TypeConflict);
-    }
+    check_pairing(read_device(&tx, host_id)?.as_ref(), mobile)?;
     upsert(&tx, mobile)?;
     let previous: Option<String> = tx
         .query_row(
