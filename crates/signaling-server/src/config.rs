@@ -216,7 +216,7 @@ pub struct ServerConfig {
     /// Listen address (default `127.0.0.1:0`).
     pub bind: SocketAddr,
     /// SQLite file, or a `postgres://` / `postgresql://` URL for state shared
-    /// by several instances (see [`ServerConfig::database_location`]);
+    /// by several instances (see [`DatabaseLocation::of`]);
     /// `None` = in-memory SQLite (lost on exit).
     pub database: Option<PathBuf>,
     /// HS256 key for JWTs, at least [`MIN_JWT_SECRET`] bytes; empty = 32
