@@ -36,6 +36,16 @@ fn numbered_lines(text: &str) -> Vec<usize> {
         .collect()
 }
 
+/// Pings every 10 s, as a phone does to stay within the agent's idle limit;
+/// a ping that cannot get through (the black hole) is abandoned after 10 s.
+async fn keep_pinging(conn: &mobile_client::PhoneConnection) {
+    let mut every = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        every.tick().await;
+        let _ = tokio::time::timeout(Duration::from_secs(10), conn.ping()).await;
+    }
+}
+
 /// The agent's log so far (its queued lines read first), for a failure message.
 fn agent_log(rig: &mut Rig) -> String {
     let agent = rig.agent();
@@ -73,11 +83,15 @@ async fn udp_path_black_holed_ice_restart_resumes_without_loss() {
     blocking(|| agent.wait_line(STEP, |_, l| l.contains("restarting ICE"))).unwrap();
     ns.set_link(true).unwrap();
 
-    text.push_str(
-        &output_until(&conn, "END", Duration::from_secs(60))
-            .await
-            .unwrap_or_else(|e| panic!("{e}\n{}", agent_log(&mut rig))),
-    );
+    // Pinging like a real phone: the agent closes a phone that has not pinged
+    // for 60 s, and this wait can pass that mark on a loaded machine (the
+    // pane's 400 lines take longer than 20 s, and SCTP resumes only at its
+    // next retransmission timeout, which backed off during the black hole).
+    let rest = tokio::select! {
+        rest = output_until(&conn, "END", Duration::from_secs(60)) => rest,
+        () = keep_pinging(&conn) => unreachable!("keep_pinging never returns"),
+    };
+    text.push_str(&rest.unwrap_or_else(|e| panic!("{e}\n{}", agent_log(&mut rig))));
     assert!(!conn.is_closed(), "the session was replaced, not resumed");
     conn.ping().await.unwrap();
     let got = numbered_lines(&text);
