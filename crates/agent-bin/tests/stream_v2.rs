@@ -6,12 +6,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use agent_bin::handler::{Handler, PeerLink};
 use terminal_protocol::{Attach, Decompressor, Event, MAX_FAST_COPY, RESUME_RING_BYTES, Request};
+use test_support::PrivateTmux;
 use tmux_bridge::{BridgeConfig, TmuxBridge};
 use tokio::sync::{Semaphore, mpsc};
 
@@ -57,51 +57,19 @@ impl PeerLink for Phone {
     }
 }
 
-struct Tmux {
-    socket: String,
-}
-
-/// Runs `tmux -L socket … args` and returns its stdout; panics on failure.
-fn tmux(socket: &str, args: &[&str]) -> String {
-    let out = Command::new("tmux")
-        .env_remove("TMUX")
-        .args(["-L", socket, "-f", "/dev/null"])
-        .args(args)
-        .output()
+/// Types `line` into `pane` and returns once the shell has run it and then
+/// signalled `channel` (tmux `wait-for`): the pane's output is done.
+async fn run_in_pane(tmux: &PrivateTmux, pane: &str, line: &str, channel: &str) {
+    let cmd = format!("{line}; tmux wait-for -S {channel}");
+    tmux.tmux(&["send-keys", "-t", pane, "-l", &cmd]);
+    tmux.tmux(&["send-keys", "-t", pane, "Enter"]);
+    let mut wait = tmux.command();
+    wait.args(["wait-for", channel]);
+    let status = tokio::task::spawn_blocking(move || wait.status())
+        .await
+        .unwrap()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "tmux {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-impl Tmux {
-    fn run(&self, args: &[&str]) -> String {
-        tmux(&self.socket, args)
-    }
-    /// Types `line` into `pane` and returns once the shell has run it and
-    /// then signalled `channel` (tmux `wait-for`): the pane's output is done.
-    async fn run_in_pane(&self, pane: &str, line: &str, channel: &str) {
-        let cmd = format!("{line}; tmux wait-for -S {channel}");
-        self.run(&["send-keys", "-t", pane, "-l", &cmd]);
-        self.run(&["send-keys", "-t", pane, "Enter"]);
-        let socket = self.socket.clone();
-        let channel = channel.to_owned();
-        tokio::task::spawn_blocking(move || tmux(&socket, &["wait-for", &channel]))
-            .await
-            .unwrap();
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .stderr(std::process::Stdio::null())
-            .status();
-    }
+    assert!(status.success(), "tmux wait-for {channel}: {status}");
 }
 
 /// One connected phone (one peer object) and what it received.
@@ -138,27 +106,14 @@ impl Link {
 }
 
 struct Rig {
-    tmux: Tmux,
+    tmux: PrivateTmux,
     handler: Handler,
     pane: String,
 }
 
 async fn rig(tag: &str) -> Rig {
-    let tmux = Tmux {
-        socket: format!("mxl-s2-{tag}-{}", std::process::id()),
-    };
-    tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "work",
-        "-x",
-        "100",
-        "-y",
-        "30",
-        "sh",
-    ]);
-    let pane = tmux.run(&["display-message", "-p", "-t", "work", "#{pane_id}"]);
+    let tmux = PrivateTmux::tagged(&format!("s2-{tag}"));
+    let pane = tmux.new_session("work", 100, 30).unwrap();
     let mut cfg = BridgeConfig::new(&tmux.socket);
     cfg.timeout = Duration::from_secs(30);
     let bridge = TmuxBridge::start_with(cfg).await.unwrap();
@@ -293,16 +248,12 @@ async fn offsets_follow_plaintext_and_fast_copies_go_first() {
     let start = screen.next;
     // A fresh attach: the snapshot comes first, numbered where the stream
     // continues, i.e. `attached.offset`.
-    r.tmux
-        .run_in_pane(&r.pane, "echo mux$((40+2))link", "w1")
-        .await;
+    run_in_pane(&r.tmux, &r.pane, "echo mux$((40+2))link", "w1").await;
     screen.until(&mut p, &r.pane, "mux42link").await;
     assert_eq!(screen.snapshots, 1);
     assert!(screen.fast_copies > 0);
     // A big output: several messages, continuous offsets.
-    r.tmux
-        .run_in_pane(&r.pane, "seq 1 40000; echo big$((1+1))done", "w2")
-        .await;
+    run_in_pane(&r.tmux, &r.pane, "seq 1 40000; echo big$((1+1))done", "w2").await;
     screen.until(&mut p, &r.pane, "big2done").await;
     assert!(screen.next - start > 200_000);
     assert_eq!(screen.snapshots, 1);
@@ -316,9 +267,7 @@ async fn a_phone_without_offsets_sees_no_new_fields() {
         .handle(p.link.clone(), attach(&r.pane, false, false, None))
         .await;
     assert_eq!(p.reliable().await, Event::attached(r.pane.clone(), None));
-    r.tmux
-        .run_in_pane(&r.pane, "echo mux$((40+2))link", "w")
-        .await;
+    run_in_pane(&r.tmux, &r.pane, "echo mux$((40+2))link", "w").await;
     let mut text = String::new();
     while !text.contains("mux42link") {
         match p.next().await {
@@ -346,13 +295,11 @@ async fn resume_inside_the_ring_replays_exactly() {
         .handle(first.link.clone(), attach(&r.pane, true, true, None))
         .await;
     let (mut screen, _) = Screen::attached(&mut first, true).await;
-    r.tmux.run_in_pane(&r.pane, "echo one$((0+1))", "w1").await;
+    run_in_pane(&r.tmux, &r.pane, "echo one$((0+1))", "w1").await;
     screen.until(&mut first, &r.pane, "one1").await;
     // The phone goes away; the pane keeps printing meanwhile.
     r.handler.peer_disconnected(DEVICE).await;
-    r.tmux
-        .run_in_pane(&r.pane, "seq 1 5000; echo two$((1+1))", "w2")
-        .await;
+    run_in_pane(&r.tmux, &r.pane, "seq 1 5000; echo two$((1+1))", "w2").await;
     let resume_at = screen.next;
     let mut second = phone(Semaphore::MAX_PERMITS);
     r.handler
@@ -383,13 +330,13 @@ async fn resume_outside_the_ring_falls_back_to_a_snapshot() {
         .handle(first.link.clone(), attach(&r.pane, false, true, None))
         .await;
     let (mut screen, _) = Screen::attached(&mut first, false).await;
-    r.tmux.run_in_pane(&r.pane, "echo one$((0+1))", "w1").await;
+    run_in_pane(&r.tmux, &r.pane, "echo one$((0+1))", "w1").await;
     screen.until(&mut first, &r.pane, "one1").await;
     r.handler.peer_disconnected(DEVICE).await;
     // Four times the ring while away.
     let flood = 4 * RESUME_RING_BYTES;
     let line = format!("yes 0123456789abcdef | head -c {flood}; echo; echo flood$((0+1))over");
-    r.tmux.run_in_pane(&r.pane, &line, "w2").await;
+    run_in_pane(&r.tmux, &r.pane, &line, "w2").await;
     let mut second = phone(Semaphore::MAX_PERMITS);
     r.handler
         .handle(
@@ -408,9 +355,7 @@ async fn resume_outside_the_ring_falls_back_to_a_snapshot() {
         } => assert_eq!((offset, snapshot), (Some(snapshot_at), true)),
         other => panic!("{other:?}"),
     }
-    r.tmux
-        .run_in_pane(&r.pane, "echo three$((1+2))", "w3")
-        .await;
+    run_in_pane(&r.tmux, &r.pane, "echo three$((1+2))", "w3").await;
     fresh.until(&mut second, &r.pane, "three3").await;
 }
 
@@ -428,16 +373,14 @@ async fn a_phone_that_takes_nothing_during_a_flood_gets_a_snapshot() {
     // finishes all the same (the pane is read at full speed into the ring).
     let flood = 8 * RESUME_RING_BYTES;
     let line = format!("yes 0123456789abcdef | head -c {flood}; echo; echo flood$((0+1))over");
-    r.tmux.run_in_pane(&r.pane, &line, "w").await;
+    run_in_pane(&r.tmux, &r.pane, &line, "w").await;
     p.gate.add_permits(Semaphore::MAX_PERMITS / 2);
     // What was handed to the channel goes out, then the lag snapshot; the
     // stream continues after it.
     screen
         .apply_until(&mut p, &r.pane, |s| s.snapshots == 2)
         .await;
-    r.tmux
-        .run_in_pane(&r.pane, "echo after$((1+1))", "w2")
-        .await;
+    run_in_pane(&r.tmux, &r.pane, "echo after$((1+1))", "w2").await;
     screen.until(&mut p, &r.pane, "after2").await;
     // The attach snapshot, then one for the lag; far less than the flood
     // reached the phone.
@@ -503,7 +446,7 @@ async fn after_the_resume_window_a_resume_gets_a_snapshot() {
         .handle(first.link.clone(), attach(&r.pane, false, true, None))
         .await;
     let (mut screen, _) = Screen::attached(&mut first, false).await;
-    r.tmux.run_in_pane(&r.pane, "echo one$((0+1))", "w1").await;
+    run_in_pane(&r.tmux, &r.pane, "echo one$((0+1))", "w1").await;
     screen.until(&mut first, &r.pane, "one1").await;
     r.handler.peer_disconnected(DEVICE).await;
     // The window passes on tokio's clock; its timer closes the kept stream.
