@@ -120,6 +120,8 @@ fn device_from(row: &Row) -> Result<Device, StoreError> {
 
 const SELECT_DEVICE: &str =
     "SELECT id, device_type, public_key, name, created_at, ever_paired FROM devices WHERE id = $1";
+/// [`SELECT_DEVICE`] with the row locked until the transaction ends.
+const SELECT_DEVICE_FOR_UPDATE: &str = "SELECT id, device_type, public_key, name, created_at, ever_paired FROM devices WHERE id = $1 FOR UPDATE";
 
 /// Reads a device, locking its row when `for_update` (inside a transaction).
 async fn read_device(
@@ -128,11 +130,11 @@ async fn read_device(
     for_update: bool,
 ) -> Result<Option<Device>, StoreError> {
     let sql = if for_update {
-        format!("{SELECT_DEVICE} FOR UPDATE")
+        SELECT_DEVICE_FOR_UPDATE
     } else {
-        SELECT_DEVICE.to_owned()
+        SELECT_DEVICE
     };
-    c.query_opt(&sql, &[&id])
+    c.query_opt(sql, &[&id])
         .await
         .map_err(db_err)?
         .map(|r| device_from(&r))

@@ -11,7 +11,7 @@ use signaling_proto::{
 };
 
 use super::St;
-use super::extract::{Client, consume_challenge, live_device, parse_body, secs};
+use super::extract::{Client, consume_challenge, parse_body, secs};
 use crate::api_error::ApiError;
 use crate::rate_limit::Endpoint;
 use crate::state::lock;
@@ -50,7 +50,8 @@ pub(super) async fn token(
         return Err(ApiError::bad_request("invalid deviceId"));
     }
     consume_challenge(&st, &req.device_id, &req.nonce)?;
-    let device = live_device(&st, &req.device_id)
+    let device = st
+        .live_device(&req.device_id)
         .await?
         .ok_or_else(|| ApiError::unauthorized(ERR_UNKNOWN_DEVICE))?;
     verify_challenge(

@@ -49,17 +49,6 @@ pub(super) fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiErro
         .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
 }
 
-/// True when `device` never paired and has outlived
-/// `config.unpaired_device_ttl` (the sweep deletes it; until then it is gone).
-pub(crate) fn is_expired(st: &AppState, device: &Device) -> bool {
-    st.is_expired(device)
-}
-
-/// The device `id`, unless it does not exist or has expired unpaired.
-pub(super) async fn live_device(st: &AppState, id: &str) -> Result<Option<Device>, ApiError> {
-    Ok(st.live_device(id).await?)
-}
-
 /// A valid Bearer token of a device that still exists (deleted, unpaired
 /// phones and expired devices are refused: 401).
 pub(super) async fn bearer(
@@ -67,7 +56,8 @@ pub(super) async fn bearer(
     headers: &HeaderMap,
 ) -> Result<(Claims, Device), ApiError> {
     let claims = bearer_claims(st, headers)?;
-    let device = live_device(st, &claims.device_id)
+    let device = st
+        .live_device(&claims.device_id)
         .await?
         .filter(|d| d.device_type.as_str() == claims.device_type)
         .ok_or_else(|| ApiError::unauthorized(ERR_UNKNOWN_DEVICE))?;

@@ -15,7 +15,7 @@ use signaling_proto::{
 
 use super::St;
 use super::extract::{
-    Client, bearer, check_name, consume_challenge, identity_keys, is_expired, parse_body, secs,
+    Client, bearer, check_name, consume_challenge, identity_keys, parse_body, secs,
 };
 use crate::api_error::ApiError;
 use crate::rate_limit::{Endpoint, RateKey};
@@ -57,7 +57,7 @@ pub(super) async fn pair_initiate(
     let id = req.device_id.clone();
     let stored = st.db.device(&id).await?;
     // A host that outlived its unpaired lifetime registers anew.
-    let expired = stored.as_ref().is_some_and(|d| is_expired(&st, d));
+    let expired = stored.as_ref().is_some_and(|d| st.is_expired(d));
     let existing = stored.filter(|_| !expired);
     // The device id is derived from the key, so a stored key equals the body key.
     let verify_key = existing.as_ref().map_or(key, |d| d.public_key);
