@@ -30,14 +30,6 @@ mod tests {
         Some(parts)
     }
 
-    fn is_test_file(path: &Path) -> bool {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        name == "tests.rs" || name.ends_with("_tests.rs") || name == "build.rs"
-    }
-
     fn ident_at(text: &str) -> Option<&str> {
         let end = text
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
@@ -119,7 +111,7 @@ mod tests {
         crate::tidy::tests::rust_files(src, &mut files);
         let files: Vec<(PathBuf, ModPath)> = files
             .into_iter()
-            .filter(|f| !is_test_file(f))
+            .filter(|f| !crate::tidy::tests::is_test_file(f))
             .filter_map(|f| module_of(src, &f).map(|m| (f, m)))
             .collect();
         let modules: BTreeSet<ModPath> = files.iter().map(|(_, m)| m.clone()).collect();

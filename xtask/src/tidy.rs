@@ -56,7 +56,7 @@ pub(crate) mod tests {
 
     /// Test code is exempt: a file named `tests.rs` or `*_tests.rs`, or one
     /// under a `tests/` directory.
-    fn is_test_file(path: &Path) -> bool {
+    pub(crate) fn is_test_file(path: &Path) -> bool {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
