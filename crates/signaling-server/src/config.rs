@@ -277,6 +277,12 @@ pub struct ServerConfig {
     /// (a renewal); a changed, valid pair is used for new connections, a bad
     /// one is logged and the old pair kept. Zero = never reload.
     pub tls_reload_interval: Duration,
+    /// A `nats://` URL: route relays and presence between several instances
+    /// over NATS (`crate::bus`). `None` = one process routes in memory.
+    pub bus: Option<String>,
+    /// Serve Prometheus metrics (`GET /metrics`) on this separate address;
+    /// `None` = no metrics listener.
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 impl Default for ServerConfig {
@@ -309,6 +315,8 @@ impl Default for ServerConfig {
             cors_origins: Vec::new(),
             stun_bind: StunBind::Auto,
             tls_reload_interval: Duration::from_secs(30),
+            bus: None,
+            metrics_bind: None,
         }
     }
 }
@@ -351,6 +359,8 @@ impl Default for ServerConfig {
 /// max_rate_keys = 100000
 /// max_challenges = 100000
 /// max_pairing_codes = 10000
+/// bus = "nats://127.0.0.1:4222"            # several instances; default: in memory
+/// metrics_bind = "127.0.0.1:9464"           # Prometheus /metrics; default: off
 /// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -396,6 +406,8 @@ pub struct ConfigFile {
     pub max_pairing_codes: Option<usize>,
     pub stun_bind: Option<StunBind>,
     pub tls_reload_secs: Option<u64>,
+    pub bus: Option<String>,
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 impl ConfigFile {
@@ -520,6 +532,12 @@ impl ConfigFile {
         }
         if let Some(v) = self.tls_reload_secs {
             config.tls_reload_interval = secs(v);
+        }
+        if let Some(v) = self.bus {
+            config.bus = Some(v);
+        }
+        if let Some(v) = self.metrics_bind {
+            config.metrics_bind = Some(v);
         }
         if let Some(v) = self.registrations_per_prefix_per_hour {
             config.rate_limits.register = RateLimit::per(v, 3600);

@@ -19,9 +19,18 @@ struct Args {
     /// Listen address.
     #[arg(long, env = "MUXLINK_SERVER_BIND")]
     bind: Option<SocketAddr>,
-    /// SQLite database file (default: in-memory, lost on exit).
-    #[arg(long, env = "MUXLINK_SERVER_DATABASE")]
+    /// SQLite database file, or a postgres:// URL for state shared by several
+    /// instances (default: in-memory SQLite, lost on exit).
+    #[arg(long, env = "MUXLINK_SERVER_DATABASE", value_name = "FILE|URL")]
     database: Option<PathBuf>,
+    /// nats:// URL: route relays and presence between several instances
+    /// over NATS (default: this process routes alone, in memory).
+    #[arg(long, env = "MUXLINK_SERVER_BUS", value_name = "URL")]
+    bus: Option<String>,
+    /// Serve Prometheus metrics (GET /metrics) on this separate address
+    /// (default: off). Keep it off the public interface.
+    #[arg(long, env = "MUXLINK_SERVER_METRICS_BIND", value_name = "ADDR")]
+    metrics_bind: Option<SocketAddr>,
     /// JWT signing secret, at least 32 bytes (default: random per start, so
     /// tokens die with the process). A flag's value is visible to every user
     /// of this machine (`ps`): prefer --jwt-secret-file or the environment.
@@ -204,6 +213,8 @@ fn build_config(args: Args) -> anyhow::Result<ServerConfig> {
         max_pairing_codes: args.max_pairing_codes,
         stun_bind: args.stun_bind,
         tls_reload_secs: args.tls_reload_secs,
+        bus: args.bus,
+        metrics_bind: args.metrics_bind,
     };
     overrides.apply(&mut config)?;
     Ok(config)
