@@ -13,15 +13,19 @@
 //! - `util`: [`unique_name`], [`wait_until`] and [`wait_until_blocking`].
 //! - `postgres`: [`PrivatePostgres`], a PostgreSQL cluster of the test's own
 //!   (`initdb` in a temporary directory, a free loopback port).
+//! - `nats`: [`PrivateNats`], a `nats-server` of the test's own on a free
+//!   loopback port (the bus between several signaling instances).
 
 #![warn(missing_docs)]
 
+mod nats;
 mod postgres;
 mod tcp;
 pub mod tmux;
 mod udp;
 mod util;
 
+pub use nats::PrivateNats;
 pub use postgres::PrivatePostgres;
 pub use tcp::{TcpFaultProxy, TcpMode};
 pub use tmux::PrivateTmux;
