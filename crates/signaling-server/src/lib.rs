@@ -70,6 +70,7 @@ mod guess_budget;
 mod http_api;
 mod hub;
 mod lru;
+mod metrics;
 pub mod migrations;
 mod pairing_codes;
 pub mod postgres;

@@ -205,6 +205,7 @@ impl Server {
             shutdown: shutdown.clone(),
             socket_tasks: tokio_util::task::TaskTracker::new(),
             cors: Arc::new(cors),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
             config,
         });
         let app = crate::http_api::router(Arc::clone(&state));

@@ -13,6 +13,7 @@ use crate::config::ServerConfig;
 use crate::cors::CorsPolicy;
 use crate::guess_budget::GuessBudget;
 use crate::hub::Hub;
+use crate::metrics::Metrics;
 use crate::pairing_codes::PairingCodes;
 use crate::rate_limit::{Endpoint, RateKey, RateLimiter};
 use crate::replay::ReplayCache;
@@ -48,6 +49,8 @@ pub(crate) struct AppState {
     /// for upgraded connections, so `shutdown` waits here for their close
     /// frames (1001) to be written.
     pub socket_tasks: TaskTracker,
+    /// Prometheus counters and gauges (`GET /metrics` on `config.metrics_bind`).
+    pub metrics: Arc<Metrics>,
 }
 
 pub(crate) use crate::sync::lock;
