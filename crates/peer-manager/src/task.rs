@@ -236,6 +236,8 @@ impl Driver {
                         self.core.handle_state(now(), SystemTime::now(), LinkState::from(s));
                     }
                     Some(RtcEvent::LocalCandidate(c)) => self.core.handle_local_candidate(now(), c),
+                    // The host trickles its candidates; the end needs no message.
+                    Some(RtcEvent::GatheringComplete) => {}
                     Some(RtcEvent::DataChannel(ch)) => {
                         // The host opens `terminal`; the phone may open only the fast channel.
                         match self.core.handle_remote_channel(now(), ch.label()) {

@@ -56,6 +56,12 @@ impl std::fmt::Display for PeerState {
 pub enum RtcEvent {
     /// A local candidate was gathered; send it to the remote side.
     LocalCandidate(Candidate),
+    /// Gathering of local candidates finished for the current ICE generation
+    /// (the library's final empty candidate): no [`RtcEvent::LocalCandidate`]
+    /// follows until an ICE restart, which gathers again and ends with another
+    /// one of these. Comes after every candidate of its generation. A phone
+    /// that writes its candidates into the answer waits for this.
+    GatheringComplete,
     /// The connection state changed.
     State(PeerState),
     /// The remote side opened a DataChannel (answerer side).

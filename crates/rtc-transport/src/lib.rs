@@ -31,8 +31,10 @@
 //! Call contract: create a peer with [`RtcPeer::new`], drain its event receiver
 //! from a task of your own (the queue is bounded; events are dropped with a log
 //! when it is full), forward [`RtcEvent::LocalCandidate`]s to the remote side
-//! and feed the remote side's candidates to [`RtcPeer::add_remote_candidate`]
-//! in any order relative to the descriptions.
+//! ([`RtcEvent::GatheringComplete`] follows the last one of an ICE generation,
+//! for a side that waits to put them all in its description) and feed the
+//! remote side's candidates to [`RtcPeer::add_remote_candidate`] in any order
+//! relative to the descriptions.
 
 //!
 //! webrtc 0.17.2 facts this crate works around (each has a test):

@@ -126,9 +126,15 @@ impl RtcPeer {
 
         let ev = tx.clone();
         pc.on_ice_candidate(Box::new(move |c: Option<RTCIceCandidate>| {
-            // End of gathering (None) is not signalled to the remote side.
-            if let Some(cand) = c.as_ref().and_then(local_candidate) {
-                emit(&ev, RtcEvent::LocalCandidate(cand));
+            // The library reports candidates and then None, in order, from one
+            // task per ICE agent: None ends this generation's gathering.
+            match c.as_ref() {
+                Some(c) => {
+                    if let Some(cand) = local_candidate(c) {
+                        emit(&ev, RtcEvent::LocalCandidate(cand));
+                    }
+                }
+                None => emit(&ev, RtcEvent::GatheringComplete),
             }
             Box::pin(async {})
         }));

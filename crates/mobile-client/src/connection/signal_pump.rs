@@ -81,6 +81,8 @@ pub(super) async fn signal_pump(
                 Some(RtcEvent::State(s)) => {
                     state.send_replace(s);
                 }
+                // Candidates are trickled; their end needs no message.
+                Some(RtcEvent::GatheringComplete) => {}
                 Some(RtcEvent::DataChannel(ch)) => {
                     if let Some(tx) = chan_tx.take() {
                         let _ = tx.send(ch);

@@ -539,7 +539,7 @@ async fn phone_task(
                         let _ = channels.send((ch, peer.clone())).await;
                     }
                 }
-                Some(RtcEvent::State(_)) => {}
+                Some(RtcEvent::State(_) | RtcEvent::GatheringComplete) => {}
                 None => {
                     if let Some((peer, _)) = rtc.take() {
                         peer.close().await;

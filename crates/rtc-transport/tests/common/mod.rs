@@ -50,6 +50,8 @@ pub async fn side_with(send_limit: Option<usize>) -> Side {
                 RtcEvent::DataChannel(ch) => {
                     let _ = cht.try_send(ch);
                 }
+                // These tests trickle; `tests/gathering.rs` reads this one.
+                RtcEvent::GatheringComplete => {}
             }
         }
     });
