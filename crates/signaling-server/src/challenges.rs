@@ -1,20 +1,13 @@
-//! Outstanding challenge nonces: single use, bound to one device id, expiring,
-//! bounded per device and in total. When the table is full the oldest nonce
-//! is dropped, so a flood of challenges never locks other clients out (their
-//! nonce lives only for the round trip between `challenge` and `token`).
+//! Outstanding challenge nonces in memory (the SQLite back end's half of
+//! [`crate::store::Ephemeral`]): single use, bound to one device id,
+//! expiring, bounded per device and in total. When the table is full the
+//! oldest nonce is dropped, so a flood of challenges never locks other
+//! clients out (their nonce lives only for the round trip between
+//! `challenge` and `token`).
 
 use std::collections::{HashMap, VecDeque};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
-use rand::RngCore as _;
-
-/// Why a presented nonce was not accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChallengeError {
-    /// Never issued, already used, expired, or issued for another device.
-    Invalid,
-}
+use crate::store::{Bounds, new_challenge_nonce};
 
 struct Entry {
     device_id: String,
@@ -28,30 +21,29 @@ pub struct Challenges {
     /// Issue order; may hold nonces already consumed (skipped when evicting,
     /// compacted when it grows past twice the bound).
     order: VecDeque<String>,
-    max_total: usize,
-    max_per_device: usize,
 }
 
 impl Challenges {
-    /// An empty table with the given bounds.
-    pub fn new(max_total: usize, max_per_device: usize) -> Challenges {
+    /// An empty table.
+    pub fn new() -> Challenges {
         Challenges {
             by_nonce: HashMap::new(),
             by_device: HashMap::new(),
             order: VecDeque::new(),
-            max_total: max_total.max(1),
-            max_per_device: max_per_device.max(1),
         }
     }
 
     /// Issues a fresh 32-byte base64 nonce for `device_id`, valid until
-    /// `now + ttl`. The device's oldest nonce is dropped past the per-device bound.
-    /// When the table is full, expired nonces go first, then the oldest.
-    pub fn issue(&mut self, device_id: &str, now: i64, ttl: i64) -> String {
-        if self.by_nonce.len() >= self.max_total {
+    /// `now + challenge_ttl`. The device's oldest nonce is dropped past the
+    /// per-device bound. When the table is full, expired nonces go first,
+    /// then the oldest.
+    pub fn issue(&mut self, device_id: &str, now: i64, bounds: &Bounds) -> String {
+        let max_total = bounds.max_challenges.max(1);
+        let max_per_device = bounds.max_challenges_per_device.max(1);
+        if self.by_nonce.len() >= max_total {
             self.purge(now);
         }
-        while self.by_nonce.len() >= self.max_total {
+        while self.by_nonce.len() >= max_total {
             let Some(old) = self.order.pop_front() else {
                 break;
             };
@@ -59,18 +51,16 @@ impl Challenges {
                 self.forget(&entry.device_id, &old);
             }
         }
-        let mut raw = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut raw);
-        let nonce = STANDARD.encode(raw);
+        let nonce = new_challenge_nonce();
         let queue = self.by_device.entry(device_id.to_owned()).or_default();
-        while queue.len() >= self.max_per_device {
+        while queue.len() >= max_per_device {
             if let Some(old) = queue.pop_front() {
                 self.by_nonce.remove(&old);
             }
         }
         queue.push_back(nonce.clone());
         self.order.push_back(nonce.clone());
-        if self.order.len() > self.max_total.saturating_mul(2) {
+        if self.order.len() > max_total.saturating_mul(2) {
             let live = &self.by_nonce;
             self.order.retain(|n| live.contains_key(n));
         }
@@ -78,7 +68,7 @@ impl Challenges {
             nonce.clone(),
             Entry {
                 device_id: device_id.to_owned(),
-                expires: now.saturating_add(ttl),
+                expires: now.saturating_add(bounds.challenge_ttl),
             },
         );
         nonce
@@ -93,20 +83,15 @@ impl Challenges {
         }
     }
 
-    /// Consumes `nonce` if it was issued for `device_id` and has not expired.
-    /// A nonce presented for the wrong device is consumed too (it is burnt).
-    pub fn consume(
-        &mut self,
-        device_id: &str,
-        nonce: &str,
-        now: i64,
-    ) -> Result<(), ChallengeError> {
-        let entry = self.by_nonce.remove(nonce).ok_or(ChallengeError::Invalid)?;
+    /// Consumes `nonce`: true if it was issued for `device_id` and has not
+    /// expired. A nonce presented for the wrong device is consumed too (it
+    /// is burnt).
+    pub fn consume(&mut self, device_id: &str, nonce: &str, now: i64) -> bool {
+        let Some(entry) = self.by_nonce.remove(nonce) else {
+            return false;
+        };
         self.forget(&entry.device_id, nonce);
-        if entry.device_id != device_id || entry.expires <= now {
-            return Err(ChallengeError::Invalid);
-        }
-        Ok(())
+        entry.device_id == device_id && entry.expires > now
     }
 
     /// Drops expired nonces.
@@ -134,25 +119,31 @@ mod tests {
 
     #[test]
     fn single_use_per_device_and_expiry() {
-        let mut c = Challenges::new(10, 2);
-        let n = c.issue("a", 0, 300);
-        assert_eq!(c.consume("b", &n, 1), Err(ChallengeError::Invalid));
-        let n = c.issue("a", 0, 300);
-        assert_eq!(c.consume("a", &n, 1), Ok(()));
-        assert_eq!(c.consume("a", &n, 1), Err(ChallengeError::Invalid));
-        let n = c.issue("a", 0, 300);
-        assert_eq!(c.consume("a", &n, 300), Err(ChallengeError::Invalid));
-        let first = c.issue("a", 0, 300);
-        c.issue("a", 0, 300);
-        c.issue("a", 0, 300);
-        assert_eq!(c.consume("a", &first, 1), Err(ChallengeError::Invalid));
+        let bounds = Bounds {
+            challenge_ttl: 300,
+            max_challenges: 10,
+            max_challenges_per_device: 2,
+            ..Bounds::default()
+        };
+        let mut c = Challenges::new();
+        let n = c.issue("a", 0, &bounds);
+        assert!(!c.consume("b", &n, 1));
+        let n = c.issue("a", 0, &bounds);
+        assert!(c.consume("a", &n, 1));
+        assert!(!c.consume("a", &n, 1));
+        let n = c.issue("a", 0, &bounds);
+        assert!(!c.consume("a", &n, 300));
+        let first = c.issue("a", 0, &bounds);
+        c.issue("a", 0, &bounds);
+        c.issue("a", 0, &bounds);
+        assert!(!c.consume("a", &first, 1));
         assert_eq!(c.len(), 2);
         for i in 0..8 {
-            c.issue(&i.to_string(), 0, 300);
+            c.issue(&i.to_string(), 0, &bounds);
         }
         // Full: the oldest nonce makes room; the newcomer is served.
-        let x = c.issue("x", 0, 300);
+        let x = c.issue("x", 0, &bounds);
         assert_eq!(c.len(), 10);
-        assert_eq!(c.consume("x", &x, 1), Ok(()));
+        assert!(c.consume("x", &x, 1));
     }
 }

@@ -26,7 +26,7 @@ use signaling_proto::consts::*;
 use signaling_proto::{ErrorBody, SigningError, api_path, verify_request};
 
 use crate::api_error::ApiError;
-use crate::state::{AppState, lock};
+use crate::state::AppState;
 
 use auth::{challenge, health, token};
 use devices::{delete_device, turn_credentials, ws_upgrade};
@@ -63,6 +63,12 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
     }
     // Outermost first: security headers on everything, then CORS (which
     // answers a preflight before routing and signing), then JSON errors.
+    // Routed requests by route pattern and status (also 429s and store
+    // failures); only matched routes, so the labels stay the router's.
+    app = app.route_layer(middleware::from_fn_with_state(
+        Arc::clone(&state.metrics),
+        crate::metrics::count_http,
+    ));
     app.fallback(not_found)
         .layer(middleware::map_response(json_errors))
         .layer(DefaultBodyLimit::max(MAX_HTTP_BODY))
@@ -202,17 +208,21 @@ async fn require_signature(State(st): St, req: Request, next: Next) -> Response 
             get(HEADER_SIGNATURE),
             req.uri().path(),
             now,
-        )
-        .and_then(|()| {
-            let nonce = get(HEADER_NONCE).unwrap_or_default();
-            if lock(&st.replay).check_and_insert(nonce, now) {
-                Ok(())
-            } else {
-                Err(SigningError::Replayed)
-            }
-        });
+        );
         if let Err(e) = checked {
+            st.metrics
+                .auth_failure(crate::metrics::AuthFailure::RequestSignature);
             return ApiError::unauthorized(e.to_string()).into_response();
+        }
+        // The replay cache is the store's, so a nonce is accepted once by
+        // the whole deployment, not once per instance.
+        let nonce = get(HEADER_NONCE).unwrap_or_default();
+        match st.db.record_request_nonce(nonce, now, &st.bounds).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return ApiError::unauthorized(SigningError::Replayed.to_string()).into_response();
+            }
+            Err(e) => return ApiError::from(e).into_response(),
         }
     }
     next.run(req).await

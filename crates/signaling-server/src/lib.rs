@@ -1,6 +1,7 @@
 //! The muxlink signaling server as a library: HTTP auth/pairing/TURN endpoints
 //! and the WebSocket relay of `spec/signaling.md` and `spec/pairing.md`, on
-//! axum + tokio, with SQLite storage. The `muxlink-signaling-server` binary,
+//! axum + tokio, with SQLite storage (or PostgreSQL, shared by several
+//! instances). The `muxlink-signaling-server` binary,
 //! `muxlink serve`, tests and the demo all start it through [`Server::start`].
 //!
 //! It relays only between paired devices and never sees terminal bytes; it is
@@ -8,8 +9,12 @@
 //! a hostile server out), so it treats the phone's pairing confirmation as
 //! opaque: checked for shape, relayed to the host, never stored. It answers
 //! STUN Binding requests on UDP ([`ServerConfig::stun_bind`]) but is
-//! not a TURN server, and keeps no state beyond devices and pairings across
-//! restarts (challenges, pairing codes, rate windows live in memory). It also
+//! not a TURN server. Devices and pairings outlive a restart; the short-lived
+//! state (challenges, pairing codes, the request-signature replay cache, the
+//! failed-pairing budget) is the store's too ([`Ephemeral`]): in memory with
+//! SQLite (gone after a restart), in tables with PostgreSQL, so with several
+//! instances behind a load balancer any of them honours what another issued.
+//! Rate windows and socket caps stay in each instance's memory. It also
 //! serves the static web client at `/` (phone browsers), which talks to the API
 //! like any phone; the page never receives terminal bytes either.
 //!
@@ -25,15 +30,19 @@
 //! (which also ends idle keep-alive connections) and answers 408 to a body
 //! slower than [`ServerConfig::body_timeout`]. A client is a [`ClientKey`]
 //! (IPv4 address or IPv6 /64; behind [`ServerConfig::trusted_proxies`], the
-//! forwarded address). Every in-memory table evicts its oldest entries when
-//! full instead of refusing everyone. Failed pairing attempts have a budget
-//! per /24 (/48) and server-wide; devices that never pair expire.
+//! forwarded address). Every table evicts its oldest entries when full
+//! instead of refusing everyone (PostgreSQL's at each sweep, see [`Bounds`]).
+//! Failed pairing attempts have a budget per /24 (/48) and server-wide
+//! (deployment-wide on PostgreSQL); devices that never pair expire.
 //!
 //! Layout:
 //! - [`config`]: [`ServerConfig`] (library) and [`ConfigFile`] (TOML).
 //! - [`server`]: [`Server::start`], [`RunningServer`], the accept loop.
-//! - [`store`]: the async [`Store`] trait, [`Device`], [`Pairing`] and [`Db`].
-//! - [`sqlite`]: [`SqliteStore`], the rusqlite implementation (one process).
+//! - [`store`]: the async [`Store`] trait and its supertrait [`Ephemeral`]
+//!   (the short-lived tables, with their [`Bounds`]), [`Device`], [`Pairing`]
+//!   and [`Db`].
+//! - [`sqlite`]: [`SqliteStore`], the rusqlite implementation (one process;
+//!   its short-lived tables in memory).
 //! - [`postgres`]: [`PgStore`], the PostgreSQL implementation (state shared
 //!   by several instances; `--database postgres://…`).
 //! - [`migrations`]: the versioned schemas of both.
@@ -47,9 +56,16 @@
 //!   (pair initiate/complete, unpair), `http_api::devices` (device deletion, TURN,
 //!   the `/ws` upgrade) and their shared extractors in `http_api::extract`.
 //! - `ws`: one WebSocket connection (auth, presence, relay, limits).
-//! - `hub`: online sockets per device, non-blocking fan-out.
-//! - `challenges`, `pairing_codes`, `replay`, `rate_limit`, `guess_budget`:
-//!   bounded in-memory tables; `lru`: the evicting map under them.
+//! - `hub`: this process's online sockets per device, non-blocking fan-out.
+//! - `bus`: the `Router` in front of the hub: in memory alone, or with
+//!   `--bus nats://…` routing to devices on other instances through NATS
+//!   (`bus::nats`: one subject per connected device, request/reply for
+//!   "delivered?" and "online?"); its doc says what holds across instances
+//!   and what stays per instance.
+//! - `challenges`, `pairing_codes`, `replay`, `guess_budget`: the bounded
+//!   in-memory tables behind [`SqliteStore`]'s [`Ephemeral`]; `rate_limit`:
+//!   request rates per client (per instance); `lru`: the evicting map under
+//!   them.
 //! - `slots`: connection and socket counts per client; `token_bucket`: the
 //!   per-socket message rate.
 //! - `api_error`: HTTP error responses; `sync`: the crate's one mutex `lock`.
@@ -61,6 +77,7 @@
 #![warn(missing_docs)]
 
 mod api_error;
+mod bus;
 mod challenges;
 pub mod client_key;
 pub mod clock;
@@ -97,7 +114,10 @@ pub use config::{
 pub use postgres::PgStore;
 pub use server::{RunningServer, Server, StartError};
 pub use sqlite::SqliteStore;
-pub use store::{Db, Device, DeviceType, Pairing, Store, StoreError};
+pub use store::{
+    Bounds, Db, Device, DeviceType, Ephemeral, GuessLimits, Pairing, PendingPairing, Store,
+    StoreError,
+};
 pub use stun_responder::{StunBind, StunBindError};
 pub use tls::{TlsError, TlsFiles};
 pub use web_assets::files as web_client_files;

@@ -61,12 +61,16 @@ UPDATE devices SET ever_paired = 1 WHERE id IN
     },
 ];
 
-/// The PostgreSQL schema: the same tables and rules as SQLite's version 3,
-/// born versioned.
-pub const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    name: "devices and pairings",
-    sql: "
+/// The PostgreSQL schema: version 1 has the same tables and rules as
+/// SQLite's version 3, born versioned; version 2 adds the short-lived state
+/// several instances share (SQLite keeps it in memory): challenges, pairing
+/// codes, request-signing nonces and failed-pairing windows, each with the
+/// column the sweep expires it by.
+pub const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "devices and pairings",
+        sql: "
 CREATE TABLE devices (
     id          TEXT PRIMARY KEY,
     device_type TEXT NOT NULL CHECK (device_type IN ('host', 'mobile')),
@@ -83,7 +87,41 @@ CREATE TABLE pairings (
 CREATE INDEX pairings_by_mobile ON pairings(mobile_id);
 CREATE INDEX devices_unpaired ON devices(created_at) WHERE NOT ever_paired;
 ",
-}];
+    },
+    Migration {
+        version: 2,
+        name: "challenges, pairing codes, request nonces and guess windows",
+        sql: "
+CREATE TABLE challenges (
+    id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    nonce      TEXT NOT NULL UNIQUE,
+    device_id  TEXT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX challenges_by_device ON challenges(device_id, id);
+CREATE INDEX challenges_by_expiry ON challenges(expires_at);
+CREATE TABLE pairing_codes (
+    code                   TEXT PRIMARY KEY,
+    host_id                TEXT NOT NULL UNIQUE,
+    host_x25519_public_key TEXT NOT NULL,
+    host_name              TEXT NOT NULL,
+    expires_at             BIGINT NOT NULL
+);
+CREATE INDEX pairing_codes_by_expiry ON pairing_codes(expires_at);
+CREATE TABLE request_nonces (
+    nonce   TEXT PRIMARY KEY,
+    seen_at BIGINT NOT NULL
+);
+CREATE INDEX request_nonces_by_time ON request_nonces(seen_at);
+CREATE TABLE guess_windows (
+    key          TEXT PRIMARY KEY,
+    window_start BIGINT NOT NULL,
+    failures     INTEGER NOT NULL
+);
+CREATE INDEX guess_windows_by_start ON guess_windows(window_start);
+",
+    },
+];
 
 /// The migrations of `all` a database at `current` still needs, in order;
 /// [`StoreError::SchemaTooNew`] when `current` is past the last one.
@@ -129,6 +167,6 @@ mod tests {
             pending(SQLITE, 4),
             Err(StoreError::SchemaTooNew { found: 4, known: 3 })
         ));
-        assert_eq!(latest(POSTGRES), 1);
+        assert_eq!(latest(POSTGRES), 2);
     }
 }

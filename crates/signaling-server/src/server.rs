@@ -15,22 +15,18 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::challenges::Challenges;
 use crate::client_key::{ClientKey, TrustedProxies};
 use crate::config::DatabaseLocation;
 use crate::config::MIN_JWT_SECRET;
 use crate::config::ServerConfig;
 use crate::cors::CorsPolicy;
-use crate::guess_budget::{GuessBudget, GuessLimits};
-use crate::hub::Hub;
-use crate::pairing_codes::PairingCodes;
+use crate::bus::Router as DeviceRouter;
 use crate::postgres::PgStore;
 use crate::rate_limit::RateLimiter;
-use crate::replay::ReplayCache;
 use crate::slots::{ConnSlot, Slot, Slots};
 use crate::sqlite::SqliteStore;
 use crate::state::AppState;
-use crate::store::{Store, StoreError};
+use crate::store::{Bounds, GuessLimits, Store, StoreError};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +72,19 @@ pub enum StartError {
         "cannot bind the STUN responder to UDP {addr}: {source}; choose another address with --stun-bind (MUXLINK_SERVER_STUN_BIND, stun_bind) or turn it off with \"off\""
     )]
     StunBind {
+        /// Requested address.
+        addr: SocketAddr,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// The bus URL (`--bus`) cannot be used.
+    #[error("cannot use the bus (--bus, MUXLINK_SERVER_BUS, bus): {0}")]
+    Bus(String),
+    /// The metrics address (`--metrics-bind`) could not be bound.
+    #[error(
+        "cannot bind the metrics listener to {addr}: {source}; choose another address with --metrics-bind (MUXLINK_SERVER_METRICS_BIND, metrics_bind)"
+    )]
+    MetricsBind {
         /// Requested address.
         addr: SocketAddr,
         /// OS error.
@@ -164,6 +173,10 @@ impl Server {
             addr: config.bind,
             source,
         })?;
+        let metrics_listener = match config.metrics_bind {
+            Some(addr) => Some(bind_metrics(addr).await?),
+            None => None,
+        };
         let stun_socket = crate::stun_responder::bind(config.stun_bind, config.bind)
             .await
             .map_err(|(addr, source)| StartError::StunBind { addr, source })?;
@@ -174,27 +187,21 @@ impl Server {
         }
         let limits = config.limits.clone();
         let shutdown = CancellationToken::new();
+        let hub = match &config.bus {
+            // Connects in the background: a bus that is down now makes the
+            // instance not ready, not absent.
+            Some(url) => DeviceRouter::with_bus(url, shutdown.clone())
+                .await
+                .map_err(|e| StartError::Bus(e.to_string()))?,
+            None => DeviceRouter::local(),
+        };
         let state = Arc::new(AppState {
             jwt_secret,
             db: store,
-            hub: Hub::default(),
-            challenges: Mutex::new(Challenges::new(
-                limits.max_challenges,
-                limits.max_challenges_per_device,
-            )),
-            codes: Mutex::new(PairingCodes::new(limits.max_pairing_codes)),
-            replay: Mutex::new(ReplayCache::new(REPLAY_WINDOW_SECS, limits.replay_cache)),
+            hub,
+            bounds: bounds(&config),
             limiter: Mutex::new(RateLimiter::new(
                 config.rate_limits.clone(),
-                limits.max_rate_keys,
-            )),
-            guesses: Mutex::new(GuessBudget::new(
-                GuessLimits {
-                    per_prefix: limits.pairing_failures_per_prefix,
-                    global: limits.pairing_failures_global,
-                    window_secs: i64::try_from(limits.pairing_failure_window.as_secs())
-                        .unwrap_or(i64::MAX),
-                },
                 limits.max_rate_keys,
             )),
             connections: Slots::new(limits.max_connections, limits.max_connections_per_client),
@@ -206,6 +213,7 @@ impl Server {
             socket_tasks: tokio_util::task::TaskTracker::new(),
             cors: Arc::new(cors),
             metrics: Arc::new(crate::metrics::Metrics::new()),
+            draining: CancellationToken::new(),
             config,
         });
         let app = crate::http_api::router(Arc::clone(&state));
@@ -213,6 +221,11 @@ impl Server {
         let task = tokio::spawn(accept_loop(listener, tls, app, Arc::clone(&state)));
         let sweeper = tokio::spawn(sweep_loop(Arc::clone(&state)));
         let mut helpers = Vec::new();
+        let metrics_addr = metrics_listener.as_ref().map(|(_, addr)| *addr);
+        if let Some((listener, addr)) = metrics_listener {
+            tracing::info!(%addr, "metrics listening (GET /metrics)");
+            helpers.push(tokio::spawn(serve_metrics(listener, Arc::clone(&state))));
+        }
         if let Some(socket) = stun_socket {
             if let Some(addr) = stun_addr {
                 tracing::info!(%addr, "STUN responder listening on UDP");
@@ -233,6 +246,7 @@ impl Server {
         Ok(RunningServer {
             local_addr,
             stun_addr,
+            metrics_addr,
             reloader,
             helpers,
             scheme,
@@ -241,6 +255,27 @@ impl Server {
             sweeper,
             state,
         })
+    }
+}
+
+/// The store's table bounds from the configuration.
+fn bounds(config: &ServerConfig) -> Bounds {
+    let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+    let l = &config.limits;
+    Bounds {
+        challenge_ttl: secs(config.challenge_ttl),
+        max_challenges: l.max_challenges,
+        max_challenges_per_device: l.max_challenges_per_device,
+        pairing_ttl: secs(config.pairing_ttl),
+        max_pairing_codes: l.max_pairing_codes,
+        replay_window: REPLAY_WINDOW_SECS,
+        replay_capacity: l.replay_cache,
+        guesses: GuessLimits {
+            per_prefix: l.pairing_failures_per_prefix,
+            global: l.pairing_failures_global,
+            window_secs: secs(l.pairing_failure_window),
+        },
+        max_guess_keys: l.max_rate_keys,
     }
 }
 
@@ -356,10 +391,50 @@ async fn sweep_loop(state: Arc<AppState>) {
     }
 }
 
+/// Binds the metrics listener: `(listener, its address)`.
+async fn bind_metrics(
+    addr: SocketAddr,
+) -> Result<(tokio::net::TcpListener, SocketAddr), StartError> {
+    let bound = async {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        Ok((listener, local))
+    };
+    bound
+        .await
+        .map_err(|source| StartError::MetricsBind { addr, source })
+}
+
+/// `GET /metrics` and nothing else, on the metrics listener until shutdown
+/// (it keeps answering while the server drains).
+async fn serve_metrics(listener: tokio::net::TcpListener, st: Arc<AppState>) {
+    async fn metrics(
+        axum::extract::State(st): axum::extract::State<Arc<AppState>>,
+    ) -> impl axum::response::IntoResponse {
+        st.metrics.set_devices_online(st.hub.device_count());
+        let content_type = [(
+            axum::http::header::CONTENT_TYPE,
+            crate::metrics::CONTENT_TYPE,
+        )];
+        (content_type, st.metrics.encode())
+    }
+    let app = Router::new()
+        .route("/metrics", axum::routing::get(metrics))
+        .with_state(Arc::clone(&st));
+    let stop = st.shutdown.clone();
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await;
+    if let Err(e) = served {
+        tracing::warn!(error = %e, "the metrics listener failed");
+    }
+}
+
 /// A started server.
 pub struct RunningServer {
     local_addr: SocketAddr,
     stun_addr: Option<SocketAddr>,
+    metrics_addr: Option<SocketAddr>,
     reloader: Option<Arc<crate::tls::CertReloader>>,
     helpers: Vec<JoinHandle<()>>,
     scheme: &'static str,
@@ -379,6 +454,12 @@ impl RunningServer {
     /// with port 0); `None` when it is off.
     pub fn stun_addr(&self) -> Option<SocketAddr> {
         self.stun_addr
+    }
+
+    /// The address of the metrics listener (`GET /metrics`; the real port
+    /// when configured with port 0); `None` when it is off.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The TLS certificate handle (to check for renewed files now, without
@@ -409,8 +490,27 @@ impl RunningServer {
         self.state.hub.socket_count()
     }
 
-    /// Closes every socket (1001) and stops serving; waits at most 10 s.
+    /// Starts a drain: `/readyz` answers 503 from now on, so a load
+    /// balancer stops sending new clients, while everything else is served
+    /// as before until [`RunningServer::shutdown`].
+    pub fn start_draining(&self) {
+        if !self.state.draining.is_cancelled() {
+            tracing::info!("draining: /readyz answers 503");
+        }
+        self.state.draining.cancel();
+    }
+
+    /// Whether [`RunningServer::start_draining`] (or shutdown) was called.
+    pub fn is_draining(&self) -> bool {
+        self.state.draining.is_cancelled()
+    }
+
+    /// Stops accepting connections, closes every WebSocket with 1001 (going
+    /// away: clients reconnect, through a load balancer to another
+    /// instance), lets in-flight HTTP requests finish (5 s per connection)
+    /// and stops serving; waits at most 10 s in all.
     pub async fn shutdown(self) {
+        self.state.draining.cancel();
         self.shutdown.cancel();
         let sockets = &self.state.socket_tasks;
         sockets.close();

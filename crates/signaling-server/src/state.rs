@@ -7,18 +7,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::api_error::ApiError;
-use crate::challenges::Challenges;
+use crate::bus::Router;
 use crate::client_key::{ClientKey, TrustedProxies};
 use crate::config::ServerConfig;
 use crate::cors::CorsPolicy;
-use crate::guess_budget::GuessBudget;
-use crate::hub::Hub;
 use crate::metrics::Metrics;
-use crate::pairing_codes::PairingCodes;
 use crate::rate_limit::{Endpoint, RateKey, RateLimiter};
-use crate::replay::ReplayCache;
 use crate::slots::Slots;
-use crate::store::Db;
+use crate::store::{Bounds, Db};
 
 /// Shared server state.
 pub(crate) struct AppState {
@@ -27,13 +23,13 @@ pub(crate) struct AppState {
     pub cors: Arc<CorsPolicy>,
     pub jwt_secret: Vec<u8>,
     pub db: Db,
-    pub hub: Hub,
-    pub challenges: Mutex<Challenges>,
-    pub codes: Mutex<PairingCodes>,
-    pub replay: Mutex<ReplayCache>,
+    /// Where a device's sockets are: here, and with `--bus` on other instances.
+    pub hub: Router,
+    /// Lifetimes and bounds of the store's short-lived tables (challenges,
+    /// pairing codes, replay cache, guess budget), from `config`.
+    pub bounds: Bounds,
+    /// Request rates per client: per instance, even with a shared store.
     pub limiter: Mutex<RateLimiter>,
-    /// Failed `pair/complete` budgets.
-    pub guesses: Mutex<GuessBudget>,
     /// Open TCP connections, per client address (trusted proxies exempt).
     pub connections: Slots<ClientKey>,
     /// Open WebSockets per client address.
@@ -51,6 +47,9 @@ pub(crate) struct AppState {
     pub socket_tasks: TaskTracker,
     /// Prometheus counters and gauges (`GET /metrics` on `config.metrics_bind`).
     pub metrics: Arc<Metrics>,
+    /// Cancelled when a drain starts (`/readyz` answers 503), before
+    /// `shutdown` closes the sockets.
+    pub draining: CancellationToken,
 }
 
 pub(crate) use crate::sync::lock;
@@ -88,22 +87,25 @@ impl AppState {
         self.now().saturating_sub(ttl)
     }
 
-    /// Drops expired challenges, codes, rate windows and guess budgets, and
-    /// deletes devices that were never paired within their lifetime.
+    /// Drops expired challenges, codes, nonces, rate windows and guess
+    /// budgets (trimming the store's tables to their bounds), and deletes
+    /// devices that were never paired within their lifetime.
     pub async fn sweep(&self) {
         let now = self.now();
-        lock(&self.challenges).purge(now);
-        lock(&self.codes).purge(now);
         lock(&self.limiter).purge(now);
-        lock(&self.guesses).purge(now);
+        if let Err(e) = self.db.purge_ephemeral(now, &self.bounds).await {
+            tracing::warn!(error = %e, "purging expired challenges and codes failed");
+        }
         let cutoff = self.unpaired_cutoff();
         match self.db.delete_unpaired(cutoff).await {
             Ok(gone) => {
                 for id in gone {
                     tracing::info!(device = %id, "deleted a device that never paired");
                     let code = signaling_proto::consts::CLOSE_DEVICE_NOT_FOUND;
-                    self.hub.kill_device(&id, code, "device expired");
-                    lock(&self.codes).cancel_host(&id);
+                    self.hub.kill_device(&id, code, "device expired").await;
+                    if let Err(e) = self.db.cancel_pairing_code(&id).await {
+                        tracing::warn!(error = %e, "dropping an expired host's pairing code failed");
+                    }
                 }
             }
             Err(e) => tracing::warn!(error = %e, "deleting unpaired devices failed"),

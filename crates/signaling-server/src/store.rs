@@ -1,12 +1,25 @@
-//! Persistent state behind one async trait (devices and pairings), with two
-//! implementations: SQLite (`sqlite`, the default: one process) and
-//! PostgreSQL (`postgres`: state shared by several server instances). Both
-//! pass the same conformance suite (tests/store_conformance.rs) and carry a
-//! versioned schema (`migrations`).
+//! Server state behind one async trait, with two implementations: SQLite
+//! (`sqlite`, the default: one process) and PostgreSQL (`postgres`: state
+//! shared by several server instances). Both pass the same conformance suite
+//! (tests/store_conformance.rs) and carry a versioned schema (`migrations`).
+//!
+//! [`Store`] holds what outlives a restart: devices and pairings. Its
+//! supertrait [`Ephemeral`] holds the short-lived state that one instance
+//! issues and another may have to honour: challenge nonces, pairing codes,
+//! the request-signature replay cache and the failed-pairing guess budget.
+//! SQLite keeps those in bounded in-memory tables (one process needs no
+//! disk writes for them; they are gone after a restart, as before);
+//! PostgreSQL keeps them in tables with expiry columns, so a challenge
+//! issued by instance A is answered at B, a code made at A is redeemed at
+//! B, a signed request is accepted once by the whole deployment and the
+//! guess budget holds for the deployment, not per instance. Every operation
+//! takes the server's [`crate::Clock`] time as `now` (Unix seconds).
 
 use std::sync::Arc;
 
 use signaling_proto::consts::{DEVICE_TYPE_HOST, DEVICE_TYPE_MOBILE};
+
+use crate::client_key::PrefixKey;
 
 /// `host` or `mobile`; fixed at first registration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -90,9 +103,10 @@ pub enum StoreError {
     },
 }
 
-/// Devices and pairings. Every multi-step write is one transaction.
+/// Devices and pairings (and, through [`Ephemeral`], the short-lived
+/// tables). Every multi-step write is one transaction.
 #[async_trait::async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Ephemeral + Send + Sync + 'static {
     /// `sqlite` or `postgres` (logs, `/readyz`).
     fn backend(&self) -> &'static str;
     /// Succeeds when the database answers (readiness).
@@ -143,6 +157,179 @@ pub fn check_pairing(host: Option<&Device>, mobile: &Device) -> Result<(), Store
         Some(_) if mobile.device_type != DeviceType::Mobile => Err(StoreError::TypeConflict),
         Some(_) => Ok(()),
     }
+}
+
+/// Lifetimes and bounds of the [`Ephemeral`] tables (the server fills it
+/// from [`crate::Limits`] and its TTL settings).
+///
+/// Totals (`max_challenges`, `max_pairing_codes`, `replay_capacity`,
+/// `max_guess_keys`): the in-memory tables never exceed them (the oldest
+/// entry makes room); PostgreSQL trims its tables back to them at each
+/// [`Ephemeral::purge_ephemeral`] (the server's sweep, at most every 30 s),
+/// so in between they may run over by what clients add in that time, which
+/// the per-client rate limits bound. The per-device challenge cap holds
+/// exactly in both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// Seconds a challenge nonce stays valid.
+    pub challenge_ttl: i64,
+    /// Outstanding challenges in total.
+    pub max_challenges: usize,
+    /// Outstanding challenges per device id (its oldest is dropped).
+    pub max_challenges_per_device: usize,
+    /// Seconds a pairing code stays valid.
+    pub pairing_ttl: i64,
+    /// Live pairing codes in total (the one expiring first makes room).
+    pub max_pairing_codes: usize,
+    /// Seconds a request-signing nonce is remembered.
+    pub replay_window: i64,
+    /// Remembered request-signing nonces in total (the oldest goes).
+    pub replay_capacity: usize,
+    /// Failed `pair/complete` attempts allowed per window.
+    pub guesses: GuessLimits,
+    /// Address prefixes whose failures are counted at most.
+    pub max_guess_keys: usize,
+}
+
+impl Default for Bounds {
+    /// The server's defaults ([`crate::Limits::default`], the protocol's TTLs).
+    fn default() -> Self {
+        let secs = |d: std::time::Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+        Bounds {
+            challenge_ttl: secs(signaling_proto::consts::CHALLENGE_TTL),
+            max_challenges: 100_000,
+            max_challenges_per_device: 8,
+            pairing_ttl: secs(signaling_proto::consts::PAIRING_TIMEOUT),
+            max_pairing_codes: 10_000,
+            replay_window: signaling_proto::consts::REPLAY_WINDOW_SECS,
+            replay_capacity: 100_000,
+            guesses: GuessLimits::default(),
+            max_guess_keys: 100_000,
+        }
+    }
+}
+
+/// Failed `pair/complete` attempts allowed, each budget a fixed window that
+/// starts at its first failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuessLimits {
+    /// Failed attempts per address prefix per window.
+    pub per_prefix: u32,
+    /// Failed attempts server-wide (deployment-wide on PostgreSQL) per window.
+    pub global: u32,
+    /// Window length in seconds.
+    pub window_secs: i64,
+}
+
+impl Default for GuessLimits {
+    fn default() -> Self {
+        GuessLimits {
+            per_prefix: 20,
+            global: 1000,
+            window_secs: 600,
+        }
+    }
+}
+
+impl GuessLimits {
+    /// The window length, at least one second.
+    pub fn window(&self) -> i64 {
+        self.window_secs.max(1)
+    }
+
+    /// Seconds until a window that started at `start` ends (at least 1).
+    pub fn retry_after(&self, start: i64, now: i64) -> u64 {
+        let left = start.saturating_add(self.window()).saturating_sub(now);
+        u64::try_from(left).unwrap_or(1).max(1)
+    }
+}
+
+/// What a pairing code stands for until a mobile redeems it (pairing.md §2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingPairing {
+    /// Host that initiated.
+    pub host_id: String,
+    /// Host X25519 key for this attempt (base64).
+    pub host_x25519_public_key: String,
+    /// Host name at initiate time.
+    pub host_name: String,
+}
+
+/// A fresh challenge nonce: 32 random bytes, base64.
+pub fn new_challenge_nonce() -> String {
+    use base64::Engine as _;
+    use rand::RngCore as _;
+    let mut raw = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    base64::engine::general_purpose::STANDARD.encode(raw)
+}
+
+/// Short-lived state every instance must see: challenges, pairing codes, the
+/// replay cache and the guess budget. One-shot operations are atomic (a
+/// nonce or code is consumed by exactly one caller, whichever instance it
+/// reaches). See [`Bounds`] for how each table stays bounded.
+#[async_trait::async_trait]
+pub trait Ephemeral: Send + Sync {
+    /// Issues a fresh nonce for `device_id`, valid until `now +
+    /// challenge_ttl`; the device's oldest outstanding nonce is dropped past
+    /// `max_challenges_per_device`.
+    async fn issue_challenge(
+        &self,
+        device_id: &str,
+        now: i64,
+        bounds: &Bounds,
+    ) -> Result<String, StoreError>;
+    /// Consumes `nonce`: true if it was issued for `device_id` and has not
+    /// expired. A nonce presented for another device is consumed too (burnt).
+    async fn consume_challenge(
+        &self,
+        device_id: &str,
+        nonce: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Replaces any earlier code of the host with a fresh unique one, valid
+    /// until `now + pairing_ttl`. `None` only if no unused code was drawn in
+    /// 16 tries.
+    async fn create_pairing_code(
+        &self,
+        pending: &PendingPairing,
+        now: i64,
+        bounds: &Bounds,
+    ) -> Result<Option<String>, StoreError>;
+    /// Removes the pending pairing of `code`; returns it if it was live.
+    async fn redeem_pairing_code(
+        &self,
+        code: &str,
+        now: i64,
+    ) -> Result<Option<PendingPairing>, StoreError>;
+    /// Drops the code of `host_id`, if any.
+    async fn cancel_pairing_code(&self, host_id: &str) -> Result<(), StoreError>;
+    /// Records a request-signing nonce at `now`: false when it was already
+    /// seen within `replay_window` (a replay).
+    async fn record_request_nonce(
+        &self,
+        nonce: &str,
+        now: i64,
+        bounds: &Bounds,
+    ) -> Result<bool, StoreError>;
+    /// `Some(retry_after_secs)` when `prefix` or the whole server has used
+    /// its budget of failed pairing attempts.
+    async fn guess_budget_spent(
+        &self,
+        prefix: PrefixKey,
+        now: i64,
+        bounds: &Bounds,
+    ) -> Result<Option<u64>, StoreError>;
+    /// Counts one failed pairing attempt from `prefix` (and server-wide).
+    async fn record_failed_guess(
+        &self,
+        prefix: PrefixKey,
+        now: i64,
+        bounds: &Bounds,
+    ) -> Result<(), StoreError>;
+    /// Drops expired challenges, codes, nonces and ended guess windows, and
+    /// trims each table to its total bound.
+    async fn purge_ephemeral(&self, now: i64, bounds: &Bounds) -> Result<(), StoreError>;
 }
 
 /// The server's handle to its [`Store`]; cheap to clone.

@@ -13,8 +13,8 @@ use signaling_proto::{
 use super::St;
 use super::extract::{Client, consume_challenge, parse_body, secs};
 use crate::api_error::ApiError;
+use crate::metrics::AuthFailure;
 use crate::rate_limit::Endpoint;
-use crate::state::lock;
 
 pub(super) async fn health(State(st): St) -> Json<HealthResponse> {
     Json(HealthResponse {
@@ -34,8 +34,10 @@ pub(super) async fn challenge(
     if !is_valid_device_id(&req.device_id) {
         return Err(ApiError::bad_request("invalid deviceId"));
     }
-    let (now, ttl) = (st.now(), secs(st.config.challenge_ttl));
-    let nonce = lock(&st.challenges).issue(&req.device_id, now, ttl);
+    let nonce = st
+        .db
+        .issue_challenge(&req.device_id, st.now(), &st.bounds)
+        .await?;
     Ok(Json(ChallengeResponse { nonce }))
 }
 
@@ -49,18 +51,20 @@ pub(super) async fn token(
     if !is_valid_device_id(&req.device_id) {
         return Err(ApiError::bad_request("invalid deviceId"));
     }
-    consume_challenge(&st, &req.device_id, &req.nonce)?;
+    consume_challenge(&st, &req.device_id, &req.nonce).await?;
     let device = st
         .live_device(&req.device_id)
         .await?
-        .ok_or_else(|| ApiError::unauthorized(ERR_UNKNOWN_DEVICE))?;
+        .ok_or_else(|| ApiError::unauthorized(ERR_UNKNOWN_DEVICE))
+        .inspect_err(|_| st.metrics.auth_failure(AuthFailure::Challenge))?;
     verify_challenge(
         &device.public_key,
         &req.device_id,
         &req.nonce,
         &req.signature,
     )
-    .map_err(|_| ApiError::unauthorized("invalid signature"))?;
+    .map_err(|_| ApiError::unauthorized("invalid signature"))
+    .inspect_err(|_| st.metrics.auth_failure(AuthFailure::Challenge))?;
     let claims = Claims::new(
         &device.id,
         device.device_type.as_str(),

@@ -20,7 +20,6 @@ use super::extract::{Client, bearer, secs};
 use super::pairing::{drop_orphan_mobiles, notify_unpaired};
 use crate::api_error::ApiError;
 use crate::rate_limit::{Endpoint, RateKey};
-use crate::state::lock;
 use crate::store::DeviceType;
 
 pub(super) async fn delete_device(
@@ -38,16 +37,18 @@ pub(super) async fn delete_device(
         device.as_ref(),
         removed_pairings,
         UNPAIR_HOST_UNINSTALLED,
-    );
+    )
+    .await;
     let mobiles: Vec<String> = removed_pairings
         .iter()
         .filter(|p| p.mobile_id != claims.device_id)
         .map(|p| p.mobile_id.clone())
         .collect();
     drop_orphan_mobiles(&st, &mobiles).await;
-    lock(&st.codes).cancel_host(&claims.device_id);
+    st.db.cancel_pairing_code(&claims.device_id).await?;
     st.hub
-        .kill_device(&claims.device_id, CLOSE_DEVICE_NOT_FOUND, "device deleted");
+        .kill_device(&claims.device_id, CLOSE_DEVICE_NOT_FOUND, "device deleted")
+        .await;
     Ok(Json(RemovedResponse {
         removed: removed.is_some(),
     }))

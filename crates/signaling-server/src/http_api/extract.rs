@@ -14,8 +14,9 @@ use signaling_proto::{Claims, decode_public_key, device_id, jwt_verify, validate
 
 use crate::api_error::ApiError;
 use crate::client_key::ClientKey;
+use crate::metrics::AuthFailure;
 use crate::rate_limit::RateKey;
-use crate::state::{AppState, lock};
+use crate::state::AppState;
 use crate::store::Device;
 
 /// The client of a request: the TCP peer, or the address a trusted proxy
@@ -55,12 +56,14 @@ pub(super) async fn bearer(
     st: &AppState,
     headers: &HeaderMap,
 ) -> Result<(Claims, Device), ApiError> {
-    let claims = bearer_claims(st, headers)?;
+    let refused = || st.metrics.auth_failure(AuthFailure::Bearer);
+    let claims = bearer_claims(st, headers).inspect_err(|_| refused())?;
     let device = st
         .live_device(&claims.device_id)
         .await?
         .filter(|d| d.device_type.as_str() == claims.device_type)
-        .ok_or_else(|| ApiError::unauthorized(ERR_UNKNOWN_DEVICE))?;
+        .ok_or_else(|| ApiError::unauthorized(ERR_UNKNOWN_DEVICE))
+        .inspect_err(|_| refused())?;
     Ok((claims, device))
 }
 
@@ -96,11 +99,18 @@ pub(super) fn identity_keys(id: &str, ed: &str, x: &str) -> Result<[u8; 32], Api
     Ok(key)
 }
 
-pub(super) fn consume_challenge(st: &AppState, id: &str, nonce: &str) -> Result<(), ApiError> {
-    let now = st.now();
-    lock(&st.challenges)
-        .consume(id, nonce, now)
-        .map_err(|_| ApiError::unauthorized("invalid or expired challenge"))
+/// Consumes the challenge `nonce` of device `id` (whichever instance issued it).
+pub(super) async fn consume_challenge(
+    st: &AppState,
+    id: &str,
+    nonce: &str,
+) -> Result<(), ApiError> {
+    if st.db.consume_challenge(id, nonce, st.now()).await? {
+        Ok(())
+    } else {
+        st.metrics.auth_failure(AuthFailure::Challenge);
+        Err(ApiError::unauthorized("invalid or expired challenge"))
+    }
 }
 
 pub(super) fn secs(d: std::time::Duration) -> i64 {

@@ -14,13 +14,11 @@ use signaling_proto::{
 };
 
 use super::St;
-use super::extract::{
-    Client, bearer, check_name, consume_challenge, identity_keys, parse_body, secs,
-};
+use super::extract::{Client, bearer, check_name, consume_challenge, identity_keys, parse_body};
 use crate::api_error::ApiError;
 use crate::rate_limit::{Endpoint, RateKey};
-use crate::state::{AppState, lock};
-use crate::store::{Device, DeviceType};
+use crate::state::AppState;
+use crate::store::{Device, DeviceType, PendingPairing};
 
 /// The 400 message for a `pair/complete` without a confirmation.
 const ERR_NO_CONFIRMATION: &str = "missing confirmation: pairing v2 needs the phone's confirmation \
@@ -53,7 +51,7 @@ pub(super) async fn pair_initiate(
         &req.x25519_public_key,
     )?;
     check_name(&req.name)?;
-    consume_challenge(&st, &req.device_id, &req.nonce)?;
+    consume_challenge(&st, &req.device_id, &req.nonce).await?;
     let id = req.device_id.clone();
     let stored = st.db.device(&id).await?;
     // A host that outlived its unpaired lifetime registers anew.
@@ -89,9 +87,15 @@ pub(super) async fn pair_initiate(
         st.db.delete_device(&host.id).await?;
     }
     st.db.upsert_device(&host).await?;
-    let (now, ttl) = (st.now(), secs(st.config.pairing_ttl));
-    let code = lock(&st.codes)
-        .create(&req.device_id, &req.x25519_public_key, &host_name, now, ttl)
+    let pending = PendingPairing {
+        host_id: req.device_id.clone(),
+        host_x25519_public_key: req.x25519_public_key.clone(),
+        host_name,
+    };
+    let code = st
+        .db
+        .create_pairing_code(&pending, st.now(), &st.bounds)
+        .await?
         .ok_or_else(|| {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too many pending pairings")
         })?;
@@ -106,12 +110,16 @@ pub(super) async fn pair_complete(
 ) -> Result<Json<PairCompleteResponse>, ApiError> {
     st.rate(Endpoint::PairComplete, client.rate())?;
     let prefix = client.0.prefix();
-    lock(&st.guesses)
-        .check(prefix, st.now())
-        .map_err(|retry| ApiError {
+    if let Some(retry) = st
+        .db
+        .guess_budget_spent(prefix, st.now(), &st.bounds)
+        .await?
+    {
+        return Err(ApiError {
             message: "too many failed pairing attempts".to_owned(),
             ..ApiError::rate_limited(retry)
-        })?;
+        });
+    }
     // An absent `confirmation` reads as empty and gets the same answer.
     let req: PairCompleteRequest = parse_body(&body)?;
     // Checked before the challenge and the code are consumed, so a malformed
@@ -123,7 +131,7 @@ pub(super) async fn pair_complete(
         &req.x25519_public_key,
     )?;
     check_name(&req.name)?;
-    consume_challenge(&st, &req.device_id, &req.nonce)?;
+    consume_challenge(&st, &req.device_id, &req.nonce).await?;
     verify_challenge(&key, &req.device_id, &req.nonce, &req.signature)
         .map_err(|_| ApiError::unauthorized("invalid signature"))?;
     let id = req.device_id.clone();
@@ -140,9 +148,9 @@ pub(super) async fn pair_complete(
     }
     let now = st.now();
     let code = req.pairing_code.trim().to_ascii_uppercase();
-    let redeemed = lock(&st.codes).redeem(&code, now);
+    let redeemed = st.db.redeem_pairing_code(&code, now).await?;
     let Some(pending) = redeemed else {
-        lock(&st.guesses).record_failure(prefix, now);
+        st.db.record_failed_guess(prefix, now, &st.bounds).await?;
         tracing::info!(client = %client.0, "pairing attempt with a wrong or expired code");
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -175,7 +183,7 @@ pub(super) async fn pair_complete(
             host_name: pending.host_name.clone(),
             ..SignalingMessage::new(kind::DEVICE_UNPAIRED)
         };
-        st.hub.send(&old, &notice);
+        st.hub.send(&old, &notice).await;
         drop_orphan_mobiles(&st, &[old]).await;
     }
     // The confirmation is relayed verbatim and kept nowhere else: the host
@@ -187,7 +195,7 @@ pub(super) async fn pair_complete(
         mobile_confirmation: req.confirmation,
         ..SignalingMessage::new(kind::PAIR_COMPLETE)
     };
-    st.hub.send(&pending.host_id, &done);
+    st.hub.send(&pending.host_id, &done).await;
     tracing::info!(host = %pending.host_id, mobile = %req.device_id, "pairing completed");
     Ok(Json(PairCompleteResponse {
         host_x25519_public_key: pending.host_x25519_public_key,
@@ -197,7 +205,7 @@ pub(super) async fn pair_complete(
 }
 
 /// Tells each mobile of `pairings` whose host is `host_id` that it was unpaired.
-pub(super) fn notify_unpaired(
+pub(super) async fn notify_unpaired(
     st: &AppState,
     host: Option<&Device>,
     pairings: &[crate::store::Pairing],
@@ -211,7 +219,7 @@ pub(super) fn notify_unpaired(
             host_name: host.name.clone(),
             ..SignalingMessage::new(kind::DEVICE_UNPAIRED)
         };
-        st.hub.send(&p.mobile_id, &notice);
+        st.hub.send(&p.mobile_id, &notice).await;
     }
 }
 
@@ -225,7 +233,8 @@ pub(super) async fn drop_orphan_mobiles(st: &AppState, mobiles: &[String]) {
             Ok(true) => {
                 tracing::info!(mobile = %id, "deleted an unpaired phone");
                 st.hub
-                    .kill_device(id, CLOSE_DEVICE_NOT_FOUND, "device unpaired");
+                    .kill_device(id, CLOSE_DEVICE_NOT_FOUND, "device unpaired")
+                    .await;
             }
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "deleting an unpaired phone failed"),
@@ -243,7 +252,7 @@ pub(super) async fn unpair(
     st.rate(Endpoint::Pairing, RateKey::Device(claims.device_id.clone()))?;
     let id = claims.device_id.clone();
     let removed = st.db.remove_pairings(&id).await?;
-    notify_unpaired(&st, Some(&device), &removed, UNPAIR_HOST_UNPAIRED);
+    notify_unpaired(&st, Some(&device), &removed, UNPAIR_HOST_UNPAIRED).await;
     let mut mobiles: Vec<String> = removed.iter().map(|p| p.mobile_id.clone()).collect();
     if device.device_type == DeviceType::Mobile {
         mobiles.push(device.id.clone());

@@ -1,8 +1,10 @@
 //! [`SqliteStore`]: the rusqlite implementation of [`Store`] (a file or an
 //! in-memory database, one connection behind a mutex), for a server that
 //! runs as one process. Each call runs its SQL (`ops`) on tokio's blocking
-//! pool; the schema is versioned (`crate::migrations::SQLITE`).
+//! pool; the schema is versioned (`crate::migrations::SQLITE`). The
+//! short-lived [`crate::store::Ephemeral`] tables stay in memory (`memory`).
 
+mod memory;
 mod ops;
 
 use std::path::Path;
@@ -17,6 +19,7 @@ use crate::store::{Device, Pairing, Store, StoreError};
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    tables: Arc<memory::Tables>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -55,6 +58,7 @@ impl SqliteStore {
         migrate(&mut conn, migrations::SQLITE)?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
+            tables: Arc::new(memory::Tables::new()),
         })
     }
 

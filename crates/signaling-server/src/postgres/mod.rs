@@ -4,7 +4,11 @@
 //! multi-step write is one transaction; concurrent writers of one pairing
 //! are serialised by row locks, and instances starting together migrate
 //! under an advisory lock. Connections are plain TCP or a Unix socket: run
-//! the database on a trusted network or the same machine.
+//! the database on a trusted network or the same machine. The short-lived
+//! [`crate::store::Ephemeral`] state lives in tables of its own
+//! (`ephemeral`), so every instance honours what another issued.
+
+mod ephemeral;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::{NoTls, Row};
