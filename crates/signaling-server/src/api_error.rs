@@ -15,7 +15,15 @@ pub struct ApiError {
     pub message: String,
     /// `Retry-After` seconds (429 only).
     pub retry_after: Option<u64>,
+    /// A store operation failed: the response carries [`StoreFailure`], so
+    /// the metrics layer counts a store error.
+    pub store_failure: bool,
 }
+
+/// Response extension of a 500 caused by the store (counted by
+/// `metrics::count_http`).
+#[derive(Debug, Clone, Copy)]
+pub struct StoreFailure;
 
 impl ApiError {
     /// Any status.
@@ -24,6 +32,7 @@ impl ApiError {
             status,
             message: message.into(),
             retry_after: None,
+            store_failure: false,
         }
     }
 
@@ -65,6 +74,9 @@ impl IntoResponse for ApiError {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        if self.store_failure {
+            resp.extensions_mut().insert(StoreFailure);
+        }
         resp
     }
 }
@@ -78,7 +90,10 @@ impl From<crate::store::StoreError> for ApiError {
             crate::store::StoreError::NotFound => {
                 ApiError::new(StatusCode::NOT_FOUND, "device not found")
             }
-            other => ApiError::internal(other),
+            other => ApiError {
+                store_failure: true,
+                ..ApiError::internal(other)
+            },
         }
     }
 }

@@ -138,4 +138,9 @@ impl Hub {
     pub fn socket_count(&self) -> usize {
         self.map().values().map(Vec::len).sum()
     }
+
+    /// Devices with an authenticated socket (the `devices_online` metric).
+    pub fn device_count(&self) -> usize {
+        self.map().len()
+    }
 }

@@ -1,9 +1,14 @@
 //! `muxlink-signaling-server`: parses flags / `MUXLINK_SERVER_*` env / an
 //! optional TOML file, starts the library server, prints the bound address
-//! and stops gracefully on SIGTERM or ctrl-c.
+//! and drains on SIGTERM or ctrl-c: `/readyz` answers 503 at once, then
+//! (after `--drain-secs`, default 0, or a second signal) the listener stops
+//! accepting, every WebSocket is closed with 1001 so its client reconnects
+//! (through a load balancer, to another instance), in-flight HTTP requests
+//! finish (bounded), and the process exits 0.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
@@ -27,10 +32,23 @@ struct Args {
     /// over NATS (default: this process routes alone, in memory).
     #[arg(long, env = "MUXLINK_SERVER_BUS", value_name = "URL")]
     bus: Option<String>,
-    /// Serve Prometheus metrics (GET /metrics) on this separate address
+    /// Serve Prometheus metrics (GET /metrics, OpenMetrics text: sockets,
+    /// devices online, relays, relay latency, auth failures, rate-limit
+    /// hits, store and bus errors, HTTP requests) on this separate address
     /// (default: off). Keep it off the public interface.
     #[arg(long, env = "MUXLINK_SERVER_METRICS_BIND", value_name = "ADDR")]
     metrics_bind: Option<SocketAddr>,
+    /// On SIGTERM, answer 503 on /readyz for this many seconds before
+    /// closing the WebSockets (1001) and stopping, so a load balancer
+    /// polling /readyz takes the instance out first; a second SIGTERM or
+    /// ctrl-c skips the wait. 0 (default): close at once.
+    #[arg(
+        long,
+        env = "MUXLINK_SERVER_DRAIN_SECS",
+        value_name = "SECS",
+        default_value_t = 0
+    )]
+    drain_secs: u64,
     /// JWT signing secret, at least 32 bytes (default: random per start, so
     /// tokens die with the process). A flag's value is visible to every user
     /// of this machine (`ps`): prefer --jwt-secret-file or the environment.
@@ -264,7 +282,9 @@ async fn run() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let config = build_config(Args::parse())?;
+    let args = Args::parse();
+    let drain = Duration::from_secs(args.drain_secs);
+    let config = build_config(args)?;
     let server = Server::start(config)
         .await
         // The error's own text already names its cause (and the file to fix).
@@ -275,7 +295,19 @@ async fn run() -> anyhow::Result<()> {
     // the STUN responder's address is logged by the library.
     println!("listening on {}", server.url());
     stop.await;
-    tracing::info!("shutting down");
+    server.start_draining();
+    if !drain.is_zero() {
+        tracing::info!(
+            secs = drain.as_secs(),
+            "draining: closing the sockets after the drain delay (a second signal closes them now)"
+        );
+        let again = stop_signal();
+        tokio::select! {
+            _ = tokio::time::sleep(drain) => {}
+            _ = again => {}
+        }
+    }
+    tracing::info!("shutting down: closing sockets (1001), finishing requests in flight");
     server.shutdown().await;
     Ok(())
 }

@@ -16,9 +16,10 @@
 //!   the sender's socket to its queueing for the target socket (including the
 //!   bus when the target is on another instance).
 //! - `muxlink_auth_failures_total{reason}`, see [`AuthFailure`].
-//! - `muxlink_rate_limited_total{endpoint}`: 429s per limited endpoint,
-//!   `pair_guess` (the failed-pairing budget) and `ws_messages` (a socket
-//!   closed with 1008 for its message rate).
+//! - `muxlink_rate_limited_total{endpoint}`: 429s by route pattern (every
+//!   HTTP limit: request rates, the failed-pairing budget, sockets per
+//!   client), and `ws_messages`: sockets closed with 1008 for their message
+//!   rate.
 //! - `muxlink_store_errors_total`, `muxlink_bus_errors_total`.
 //! - `muxlink_http_requests_total{route,status}`: routed HTTP requests by
 //!   route pattern (`/v1/ws`, not the URL) and status.
@@ -36,7 +37,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::rate_limit::Endpoint;
+use crate::api_error::StoreFailure;
+
+/// The `endpoint` label of a socket closed (1008) for its message rate.
+const WS_MESSAGES: &str = "ws_messages";
 
 /// The `Content-Type` of [`Metrics::encode`]'s text.
 pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -82,21 +86,6 @@ impl AuthFailure {
     }
 }
 
-/// The `endpoint` label of a rate-limited HTTP endpoint.
-fn endpoint_label(ep: Endpoint) -> &'static str {
-    match ep {
-        Endpoint::Challenge => "challenge",
-        Endpoint::Token => "token",
-        Endpoint::PairInitiate => "pair_initiate",
-        Endpoint::PairComplete => "pair_complete",
-        Endpoint::Pairing => "pairing",
-        Endpoint::Device => "device",
-        Endpoint::Turn => "turn",
-        Endpoint::Ws => "ws",
-        Endpoint::Register => "register",
-    }
-}
-
 /// The `type` label of a relayed message: the relay kinds of signaling.md §6,
 /// anything else `other`.
 fn kind_label(kind: &str) -> &'static str {
@@ -123,7 +112,7 @@ struct ReasonLabel {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct EndpointLabel {
-    endpoint: &'static str,
+    endpoint: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -259,24 +248,16 @@ impl Metrics {
             .inc();
     }
 
-    /// One request refused by the rate limit of `ep`.
-    pub(crate) fn rate_limited(&self, ep: Endpoint) {
-        self.rate_limit_hit(endpoint_label(ep));
-    }
-
-    /// One failed pairing refused by the failed-pairing budget.
-    pub(crate) fn pair_guess_limited(&self) {
-        self.rate_limit_hit("pair_guess");
-    }
-
     /// One WebSocket closed (1008) for exceeding its message rate.
     pub(crate) fn ws_message_rate_limited(&self) {
-        self.rate_limit_hit("ws_messages");
+        self.rate_limit_hit(WS_MESSAGES);
     }
 
-    fn rate_limit_hit(&self, endpoint: &'static str) {
+    fn rate_limit_hit(&self, endpoint: &str) {
         self.rate_limited
-            .get_or_create(&EndpointLabel { endpoint })
+            .get_or_create(&EndpointLabel {
+                endpoint: endpoint.to_owned(),
+            })
             .inc();
     }
 
@@ -310,7 +291,8 @@ impl Drop for OpenSocket {
 }
 
 /// `route_layer` middleware counting routed requests by route pattern and
-/// status (only matched routes, so the label set is the router's routes).
+/// status (only matched routes, so the label set is the router's routes),
+/// their 429s as rate-limit hits of that route, and their store failures.
 pub(crate) async fn count_http(
     State(metrics): State<Arc<Metrics>>,
     req: Request,
@@ -321,7 +303,14 @@ pub(crate) async fn count_http(
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let resp = next.run(req).await;
-    metrics.http_request(&route, resp.status().as_u16());
+    let status = resp.status();
+    metrics.http_request(&route, status.as_u16());
+    if status == axum::http::StatusCode::TOO_MANY_REQUESTS {
+        metrics.rate_limit_hit(&route);
+    }
+    if resp.extensions().get::<StoreFailure>().is_some() {
+        metrics.store_error();
+    }
     resp
 }
 
@@ -338,7 +327,7 @@ mod tests {
         );
         m.relayed("made-up", Duration::from_millis(1));
         m.auth_failure(AuthFailure::InvalidToken);
-        m.rate_limited(Endpoint::Token);
+        m.rate_limit_hit("/v1/auth/token");
         m.ws_message_rate_limited();
         m.bus_error();
         let open = m.socket_opened();
@@ -361,7 +350,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("muxlink_rate_limited_total{endpoint=\"token\"} 1"),
+            text.contains("muxlink_rate_limited_total{endpoint=\"/v1/auth/token\"} 1"),
             "{text}"
         );
         assert!(

@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until, timeout};
 
 use crate::hub::{Kill, Outbound, SocketHandle};
+use crate::metrics::AuthFailure;
 use crate::state::AppState;
 use crate::store::DeviceType;
 use crate::token_bucket::TokenBucket;
@@ -45,6 +46,8 @@ struct Conn {
     /// Messages this socket may still send (1008 when empty); `None` when
     /// rate limits are off.
     bucket: Option<TokenBucket>,
+    /// When the frame being handled was read (relay latency).
+    read_at: Instant,
 }
 
 /// How long an oversized-frame socket stays open after its close frame, so
@@ -58,6 +61,7 @@ pub(crate) async fn serve_socket(
     _permit: OwnedSemaphorePermit,
 ) {
     let (sink, mut stream) = socket.split();
+    let _open = st.metrics.socket_opened();
     let (tx, rx) = mpsc::channel(st.config.limits.outbound_queue.max(4));
     let writer = tokio::spawn(write_loop(sink, rx, st.config.write_timeout));
     let id = NEXT_SOCKET_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -80,6 +84,7 @@ pub(crate) async fn serve_socket(
         auth: None,
         linger: false,
         bucket,
+        read_at: Instant::now(),
     };
     let close = conn.read_loop(&mut stream).await;
     conn.finish(close, writer).await;
@@ -138,12 +143,14 @@ impl Conn {
                         Some((CLOSE_IDLE, "idle timeout"))
                     } else {
                         self.error("Authentication timeout");
+                        self.st.metrics.auth_failure(AuthFailure::Timeout);
                         Some((CLOSE_AUTH_FAILED, "authentication timeout"))
                     };
                 }
                 frame = stream.next() => frame,
             };
             last_seen = Instant::now();
+            self.read_at = last_seen;
             if matches!(
                 &frame,
                 Some(Ok(Message::Text(_) | Message::Binary(_) | Message::Ping(_)))
@@ -153,6 +160,7 @@ impl Conn {
                 .is_some_and(|b| !b.take(last_seen.into_std()))
             {
                 self.error("Rate limit exceeded");
+                self.st.metrics.ws_message_rate_limited();
                 return Some((CLOSE_POLICY, "rate limit exceeded"));
             }
             match frame {
@@ -227,10 +235,12 @@ impl Conn {
     async fn on_auth(&mut self, msg: SignalingMessage) -> Option<CloseWith> {
         if msg.token.is_empty() {
             self.error("Missing token");
+            self.st.metrics.auth_failure(AuthFailure::MissingToken);
             return Some((CLOSE_AUTH_FAILED, "missing token"));
         }
         let Ok(claims) = jwt_verify(&self.st.jwt_secret, &msg.token, self.st.now()) else {
             self.error("Invalid token");
+            self.st.metrics.auth_failure(AuthFailure::InvalidToken);
             return Some((CLOSE_AUTH_FAILED, "invalid token"));
         };
         if self
@@ -240,22 +250,26 @@ impl Conn {
         {
             // One socket speaks for one device for its whole life.
             self.error("Token is for another device");
+            self.st.metrics.auth_failure(AuthFailure::WrongDevice);
             return Some((CLOSE_POLICY, "token is for another device"));
         }
         let device = match self.st.live_device(&claims.device_id).await {
             Ok(Some(d)) => d,
             Ok(None) => {
                 self.error("Device not found");
+                self.st.metrics.auth_failure(AuthFailure::DeviceNotFound);
                 return Some((CLOSE_DEVICE_NOT_FOUND, "device not found"));
             }
             Err(e) => {
                 tracing::error!(error = ?e, "device lookup failed");
+                self.st.metrics.store_error();
                 self.error("Internal error");
                 return Some((CLOSE_SOCKET_ERROR, "internal error"));
             }
         };
         if device.device_type.as_str() != claims.device_type {
             self.error("Invalid token");
+            self.st.metrics.auth_failure(AuthFailure::InvalidToken);
             return Some((CLOSE_AUTH_FAILED, "invalid token"));
         }
         if self.auth.is_some() {
@@ -277,6 +291,7 @@ impl Conn {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(error = %e, "presence lookup failed");
+                self.st.metrics.store_error();
                 Vec::new()
             }
         };

@@ -22,7 +22,7 @@ pub(super) async fn healthz() -> Json<Value> {
 
 pub(super) async fn readyz(State(st): St) -> (StatusCode, Json<Value>) {
     let store = st.db.backend();
-    if st.shutdown.is_cancelled() {
+    if st.draining.is_cancelled() || st.shutdown.is_cancelled() {
         let body = json!({ "status": "draining", "store": store });
         return (StatusCode::SERVICE_UNAVAILABLE, Json(body));
     }
