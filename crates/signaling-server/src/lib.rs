@@ -35,6 +35,21 @@
 //! Failed pairing attempts have a budget per /24 (/48) and server-wide
 //! (deployment-wide on PostgreSQL); devices that never pair expire.
 //!
+//! Operations: `GET /healthz` (up) and `GET /readyz` (store and bus
+//! reachable, not draining) on the main listener for a load balancer;
+//! Prometheus metrics (`GET /metrics`, OpenMetrics text) only on the
+//! separate listener of [`ServerConfig::metrics_bind`]
+//! ([`RunningServer::metrics_addr`]), never on the public one: open sockets,
+//! devices online, relays by type and their latency, auth failures by
+//! reason, rate-limit hits, store and bus errors, HTTP requests by route and
+//! status, with bounded label sets only (no device ids or addresses).
+//! A drain ([`RunningServer::start_draining`], then
+//! [`RunningServer::shutdown`]; the binary does both on SIGTERM, with
+//! `--drain-secs` between them) turns `/readyz` to 503 at once, then stops
+//! accepting, closes every WebSocket with 1001 so clients reconnect (through
+//! the balancer, elsewhere), lets in-flight requests finish (5 s per
+//! connection, 10 s in all) and stops.
+//!
 //! Layout:
 //! - [`config`]: [`ServerConfig`] (library) and [`ConfigFile`] (TOML).
 //! - [`server`]: [`Server::start`], [`RunningServer`], the accept loop.
@@ -68,6 +83,8 @@
 //!   them.
 //! - `slots`: connection and socket counts per client; `token_bucket`: the
 //!   per-socket message rate.
+//! - `metrics`: the Prometheus registry (`Metrics` in the shared state) and
+//!   the HTTP counting layer; the server serves it on the metrics listener.
 //! - `api_error`: HTTP error responses; `sync`: the crate's one mutex `lock`.
 //! - `cors`: CORS for the configured web-client origins and the `Origin` check of `/ws`.
 //! - `web_assets`: the embedded web client served at `/` (built by `cargo xtask web`;
