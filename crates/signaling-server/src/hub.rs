@@ -1,11 +1,12 @@
-//! Registry of authenticated sockets per device: bounded per device, with
-//! non-blocking fan-out (a full outbound queue drops that socket only).
+//! Registry of this process's authenticated sockets per device: bounded per
+//! device, with non-blocking fan-out (a full outbound queue drops that socket
+//! only). It knows nothing of other instances: [`crate::bus::Router`] wraps
+//! it and adds the NATS side when the server runs with `--bus`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use axum::extract::ws::Utf8Bytes;
-use signaling_proto::SignalingMessage;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -110,24 +111,21 @@ impl Hub {
         false
     }
 
-    /// Queues `msg` to every socket of `device_id`; true if any accepted it.
-    pub fn send(&self, device_id: &str, msg: &SignalingMessage) -> bool {
+    /// Queues `text` (one serialized message) to every socket of
+    /// `device_id` here; true if any accepted it.
+    pub fn push(&self, device_id: &str, text: &Utf8Bytes) -> bool {
         let targets: Vec<SocketHandle> = self.map().get(device_id).cloned().unwrap_or_default();
-        if targets.is_empty() {
-            return false;
-        }
-        let text = Utf8Bytes::from(msg.to_json());
         // Every socket must get the frame, so no short-circuiting `any`.
         let delivered = targets.iter().filter(|s| s.push(text.clone())).count();
         delivered > 0
     }
 
-    /// True when the device has an authenticated socket.
+    /// True when the device has an authenticated socket here.
     pub fn is_online(&self, device_id: &str) -> bool {
         self.map().contains_key(device_id)
     }
 
-    /// Closes every socket of the device.
+    /// Closes every socket of the device here.
     pub fn kill_device(&self, device_id: &str, code: u16, reason: &'static str) {
         for s in self.map().get(device_id).into_iter().flatten() {
             s.kill.fire(code, reason);

@@ -15,12 +15,12 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::bus::Router as DeviceRouter;
 use crate::client_key::{ClientKey, TrustedProxies};
 use crate::config::DatabaseLocation;
 use crate::config::MIN_JWT_SECRET;
 use crate::config::ServerConfig;
 use crate::cors::CorsPolicy;
-use crate::bus::Router as DeviceRouter;
 use crate::postgres::PgStore;
 use crate::rate_limit::RateLimiter;
 use crate::slots::{ConnSlot, Slot, Slots};
@@ -187,10 +187,11 @@ impl Server {
         }
         let limits = config.limits.clone();
         let shutdown = CancellationToken::new();
+        let metrics = Arc::new(crate::metrics::Metrics::new());
         let hub = match &config.bus {
             // Connects in the background: a bus that is down now makes the
             // instance not ready, not absent.
-            Some(url) => DeviceRouter::with_bus(url, shutdown.clone())
+            Some(url) => DeviceRouter::with_bus(url, Arc::clone(&metrics), shutdown.clone())
                 .await
                 .map_err(|e| StartError::Bus(e.to_string()))?,
             None => DeviceRouter::local(),
@@ -212,7 +213,7 @@ impl Server {
             shutdown: shutdown.clone(),
             socket_tasks: tokio_util::task::TaskTracker::new(),
             cors: Arc::new(cors),
-            metrics: Arc::new(crate::metrics::Metrics::new()),
+            metrics,
             draining: CancellationToken::new(),
             config,
         });

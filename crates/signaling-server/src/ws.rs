@@ -284,9 +284,10 @@ impl Conn {
             (!msg.name.is_empty() && msg.name != device.name && validate_name(&msg.name).is_ok())
                 .then(|| msg.name.clone());
         // Every store call happens before the socket is registered, so what
-        // follows registration runs without a pause: a peer that comes
-        // online meanwhile is either in the snapshot below or announces
-        // itself to this socket afterwards, never both.
+        // follows registration runs without a pause in memory: a peer that
+        // comes online meanwhile is either in the snapshot below or
+        // announces itself to this socket afterwards, never both (with a
+        // bus, see `announce`).
         let peers = match self.presence_peers(&device, new_name.as_deref()).await {
             Ok(p) => p,
             Err(e) => {
@@ -308,7 +309,10 @@ impl Conn {
             device_type: device.device_type,
         });
         self.reply(&auth_ok());
-        self.announce(&device, new_name, peers);
+        // With a bus, other instances reach this device from here on; the
+        // announcement below comes after, so whoever hears it can answer.
+        self.st.hub.subscribe(&device.id).await;
+        self.announce(&device, new_name, peers).await;
         None
     }
 
@@ -335,38 +339,44 @@ impl Conn {
         Ok(named)
     }
 
-    /// Presence side effects of a successful auth, sent without a pause:
-    /// `host_online` to the paired mobile, or the name update and the
-    /// online-hosts snapshot for a mobile.
-    fn announce(
+    /// Presence side effects of a successful auth: `host_online` to the
+    /// paired mobile, or the name update and the online-hosts snapshot for
+    /// a mobile. Without a bus nothing here waits, so a peer that comes
+    /// online meanwhile is in the snapshot or announces itself, never both;
+    /// across instances it may be both (a duplicate `host_online`).
+    async fn announce(
         &self,
         device: &crate::store::Device,
         new_name: Option<String>,
         peers: Vec<(String, String)>,
     ) {
         let name = new_name.unwrap_or_else(|| device.name.clone());
-        let device_type = device.device_type;
-        let renamed = name != device.name;
-        for (peer, peer_name) in peers {
-            match device_type {
-                DeviceType::Host => {
+        match device.device_type {
+            DeviceType::Host => {
+                for (peer, _) in peers {
                     let online = SignalingMessage {
                         device_id: device.id.clone(),
                         name: name.clone(),
                         ..SignalingMessage::new(kind::HOST_ONLINE)
                     };
-                    self.st.hub.send(&peer, &online);
+                    self.st.hub.send(&peer, &online).await;
                 }
-                DeviceType::Mobile => {
-                    if renamed {
+            }
+            DeviceType::Mobile => {
+                if name != device.name {
+                    for (peer, _) in &peers {
                         let update = SignalingMessage {
                             device_id: device.id.clone(),
                             name: name.clone(),
                             ..SignalingMessage::new(kind::MOBILE_NAME_UPDATED)
                         };
-                        self.st.hub.send(&peer, &update);
+                        self.st.hub.send(peer, &update).await;
                     }
-                    if self.st.hub.is_online(&peer) {
+                }
+                let ids: Vec<String> = peers.iter().map(|(p, _)| p.clone()).collect();
+                let online = self.st.hub.online(&ids).await;
+                for ((peer, peer_name), online) in peers.into_iter().zip(online) {
+                    if online {
                         self.reply(&SignalingMessage {
                             device_id: peer,
                             name: peer_name,
@@ -411,7 +421,15 @@ impl Conn {
                 ..SignalingMessage::new(&msg.kind)
             }
         };
-        if !self.st.hub.send(&target, &forward) && is_connect {
+        let delivered = if is_connect {
+            self.st.hub.deliver(&target, &forward).await
+        } else {
+            self.st.hub.send(&target, &forward).await
+        };
+        if delivered {
+            self.st.metrics.relayed(&forward.kind, self.read_at.elapsed());
+        }
+        if !delivered && is_connect {
             self.reply(&SignalingMessage {
                 device_id: target,
                 ..SignalingMessage::new(kind::HOST_OFFLINE)
@@ -438,7 +456,7 @@ impl Conn {
                         device_id: auth.device_id.clone(),
                         ..SignalingMessage::new(kind::HOST_OFFLINE)
                     };
-                    st.hub.send(&mobile, &offline);
+                    st.hub.send(&mobile, &offline).await;
                 }
             }
         }

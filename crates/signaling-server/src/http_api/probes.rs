@@ -1,8 +1,10 @@
 //! The load balancer's two questions, unsigned and outside the API prefix:
 //! `GET /healthz` — is the process up (always 200 while it serves) — and
 //! `GET /readyz` — should it get traffic: 200 when its store answers within
-//! [`READY_TIMEOUT`], 503 when it does not or when the server is shutting
-//! down, so a balancer drains an instance before it goes.
+//! [`READY_TIMEOUT`] and its bus (with `--bus`) is connected, 503 when not
+//! or when the server is shutting down, so a balancer drains an instance
+//! before it goes. An instance without its bus still serves its own
+//! sockets, but cannot reach devices on the others.
 
 use std::time::Duration;
 
@@ -24,6 +26,10 @@ pub(super) async fn readyz(State(st): St) -> (StatusCode, Json<Value>) {
     let store = st.db.backend();
     if st.draining.is_cancelled() || st.shutdown.is_cancelled() {
         let body = json!({ "status": "draining", "store": store });
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body));
+    }
+    if st.hub.bus_up() == Some(false) {
+        let body = json!({ "status": "not ready", "store": store, "error": "bus not connected" });
         return (StatusCode::SERVICE_UNAVAILABLE, Json(body));
     }
     match tokio::time::timeout(READY_TIMEOUT, st.db.ping()).await {

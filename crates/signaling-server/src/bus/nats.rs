@@ -1,0 +1,344 @@
+//! The NATS side of the router: one client connection per instance, one
+//! subscription per device that has a socket here, and the three operations
+//! other instances ask of it (deliver a message, "is it here?", close its
+//! sockets).
+//!
+//! Subjects are `muxlink.dev.<device id>.<op>` with op `msg`, `probe` or
+//! `kill`; an instance subscribes to `muxlink.dev.<id>.*` while the device
+//! has a socket here. Payloads: `msg` carries the message's JSON as the
+//! socket will get it, `probe` nothing, `kill` `"<code> <reason>"`. A `msg`
+//! or `probe` sent as a request is answered (empty reply) only by an
+//! instance that queued it to a socket or holds one; nobody subscribed is
+//! NATS's "no responders", at once.
+//!
+//! The client is opened with `no_echo`, so an instance never hears its own
+//! publications (it already delivered locally), and with
+//! `retry_on_initial_connect` and unlimited reconnects: an instance whose
+//! bus is down serves its own sockets, reports not ready, and takes up its
+//! subscriptions again when NATS returns.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::connection::State;
+use async_nats::{Client, ConnectOptions, Event, Request, RequestErrorKind, Subscriber};
+use axum::body::Bytes;
+use axum::extract::ws::Utf8Bytes;
+use futures_util::StreamExt as _;
+use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::Hub;
+use crate::sync::lock;
+
+/// How long a publish, a request or a subscription may take before the
+/// caller gives up: a socket's reader waits at most this long on the bus.
+pub const BUS_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Messages NATS queues for one device's subscription before it drops
+/// (slow consumer); the dispatcher only pushes to bounded socket queues.
+const SUBSCRIPTION_QUEUE: usize = 256;
+
+/// Commands (publishes, subscriptions) queued to the connection's writer.
+const CLIENT_QUEUE: usize = 1024;
+
+/// First token of every subject.
+const SUBJECT_PREFIX: &str = "muxlink.dev";
+
+/// Close reasons another instance may ask for (`Kill::fire` takes a
+/// `&'static str`); anything else becomes "closed".
+const KILL_REASONS: [&str; 3] = ["device expired", "device deleted", "device unpaired"];
+
+/// Why a bus operation did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// The URL cannot be used.
+    #[error("invalid bus URL: {0}")]
+    Url(String),
+    /// The connection to NATS is down (reconnecting).
+    #[error("the bus is not connected")]
+    Down,
+    /// NATS did not take the command within [`BUS_TIMEOUT`].
+    #[error("the bus did not answer within {BUS_TIMEOUT:?}")]
+    Timeout,
+    /// The client refused the command.
+    #[error("bus error: {0}")]
+    Nats(String),
+}
+
+/// What an instance is asked about a device.
+#[derive(Clone, Copy)]
+enum Op {
+    Msg,
+    Probe,
+    Kill,
+}
+
+impl Op {
+    fn token(self) -> &'static str {
+        match self {
+            Op::Msg => "msg",
+            Op::Probe => "probe",
+            Op::Kill => "kill",
+        }
+    }
+}
+
+fn subject(device_id: &str, op: Op) -> String {
+    format!("{SUBJECT_PREFIX}.{device_id}.{}", op.token())
+}
+
+/// One subscription's switch; `generation` tells a late failure of an
+/// older subscription from the current one.
+struct Sub {
+    generation: u64,
+    stop: CancellationToken,
+}
+
+/// One instance's NATS connection and its per-device subscriptions.
+pub struct NatsBus {
+    client: Client,
+    hub: Arc<Hub>,
+    /// Devices subscribed here. Taken before the hub's map whenever both
+    /// are needed, so "last socket left" and "first socket came" cannot
+    /// interleave between the two tables.
+    subs: Mutex<HashMap<String, Sub>>,
+    next_generation: std::sync::atomic::AtomicU64,
+    /// Parent of every subscription's switch (the server's shutdown).
+    stop: CancellationToken,
+}
+
+impl NatsBus {
+    /// Opens the connection in the background (the call returns at once,
+    /// also when NATS is down; the client keeps redialling).
+    pub async fn connect(
+        url: &str,
+        hub: Arc<Hub>,
+        stop: CancellationToken,
+    ) -> Result<NatsBus, BusError> {
+        let options = ConnectOptions::new()
+            .name("muxlink-signaling-server")
+            .no_echo()
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            .connection_timeout(Duration::from_secs(5))
+            .ping_interval(Duration::from_secs(20))
+            .subscription_capacity(SUBSCRIPTION_QUEUE)
+            .client_capacity(CLIENT_QUEUE)
+            .event_callback(|event| async move {
+                match event {
+                    Event::Connected => tracing::info!("bus connected"),
+                    Event::Disconnected => {
+                        tracing::warn!(
+                            "bus disconnected: relays to other instances fail until it returns"
+                        )
+                    }
+                    Event::SlowConsumer(sid) => {
+                        tracing::warn!(sid, "bus subscription full: messages dropped")
+                    }
+                    // Each failed redial is one; the disconnect was logged.
+                    Event::ClientError(e) => tracing::debug!(error = %e, "bus client error"),
+                    other => tracing::info!(event = %other, "bus event"),
+                }
+            });
+        let client = options
+            .connect(url)
+            .await
+            .map_err(|e| BusError::Url(e.to_string()))?;
+        Ok(NatsBus {
+            client,
+            hub,
+            subs: Mutex::new(HashMap::new()),
+            next_generation: std::sync::atomic::AtomicU64::new(1),
+            stop,
+        })
+    }
+
+    /// True while the connection to NATS is up.
+    pub fn is_up(&self) -> bool {
+        self.client.connection_state() == State::Connected
+    }
+
+    /// Subscribes for `device_id` unless it already is, or has no socket
+    /// here any more. Returns once NATS has the subscription (or after
+    /// [`BUS_TIMEOUT`]; when the bus is down the client sends it on
+    /// reconnect).
+    pub async fn subscribe(&self, device_id: &str) -> Result<(), BusError> {
+        let (generation, stop) = {
+            let mut subs = lock(&self.subs);
+            if subs.contains_key(device_id) || !self.hub.is_online(device_id) {
+                return Ok(());
+            }
+            let generation = self
+                .next_generation
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let stop = self.stop.child_token();
+            let sub = Sub {
+                generation,
+                stop: stop.clone(),
+            };
+            subs.insert(device_id.to_owned(), sub);
+            (generation, stop)
+        };
+        let wildcard = format!("{SUBJECT_PREFIX}.{device_id}.*");
+        let subscribed = match timeout(BUS_TIMEOUT, self.client.subscribe(wildcard)).await {
+            Ok(Ok(subscriber)) => Ok(subscriber),
+            Ok(Err(e)) => Err(BusError::Nats(e.to_string())),
+            Err(_) => Err(BusError::Timeout),
+        };
+        let subscriber = match subscribed {
+            Ok(s) => s,
+            Err(e) => {
+                let mut subs = lock(&self.subs);
+                if subs
+                    .get(device_id)
+                    .is_some_and(|s| s.generation == generation)
+                {
+                    subs.remove(device_id);
+                }
+                return Err(e);
+            }
+        };
+        tokio::spawn(dispatch(
+            self.client.clone(),
+            Arc::clone(&self.hub),
+            device_id.to_owned(),
+            subscriber,
+            stop,
+        ));
+        if self.is_up() {
+            // The subscription is live at the server once a PING after it
+            // is answered: peers told "online" next can reach this device.
+            match timeout(BUS_TIMEOUT, self.client.flush()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(BusError::Nats(e.to_string())),
+                Err(_) => return Err(BusError::Timeout),
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes one socket from the hub; on the device's last, drops its
+    /// subscription. True when it was the last.
+    pub fn unregister(&self, device_id: &str, socket_id: u64) -> bool {
+        let mut subs = lock(&self.subs);
+        let last = self.hub.unregister(device_id, socket_id);
+        if last && let Some(sub) = subs.remove(device_id) {
+            sub.stop.cancel();
+        }
+        last
+    }
+
+    /// Publishes `text` for `device_id`'s sockets on other instances,
+    /// without waiting for anyone to take it.
+    pub async fn publish(&self, device_id: &str, text: &Utf8Bytes) -> Result<(), BusError> {
+        self.publish_op(device_id, Op::Msg, Bytes::from(text.clone()))
+            .await
+    }
+
+    /// Asks the other instances to close `device_id`'s sockets.
+    pub async fn kill(&self, device_id: &str, code: u16, reason: &str) -> Result<(), BusError> {
+        let payload = Bytes::from(format!("{code} {reason}"));
+        self.publish_op(device_id, Op::Kill, payload).await
+    }
+
+    async fn publish_op(&self, device_id: &str, op: Op, payload: Bytes) -> Result<(), BusError> {
+        if !self.is_up() {
+            return Err(BusError::Down);
+        }
+        match timeout(
+            BUS_TIMEOUT,
+            self.client.publish(subject(device_id, op), payload),
+        )
+        .await
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(BusError::Nats(e.to_string())),
+            Err(_) => Err(BusError::Timeout),
+        }
+    }
+
+    /// Hands `text` to `device_id` on whichever instance holds it; true
+    /// when one of them queued it to a socket.
+    pub async fn deliver(&self, device_id: &str, text: &Utf8Bytes) -> Result<bool, BusError> {
+        self.request(device_id, Op::Msg, Bytes::from(text.clone()))
+            .await
+    }
+
+    /// True when another instance holds a socket of `device_id`.
+    pub async fn probe(&self, device_id: &str) -> Result<bool, BusError> {
+        self.request(device_id, Op::Probe, Bytes::new()).await
+    }
+
+    async fn request(&self, device_id: &str, op: Op, payload: Bytes) -> Result<bool, BusError> {
+        if !self.is_up() {
+            return Err(BusError::Down);
+        }
+        let request = Request::new().payload(payload).timeout(Some(BUS_TIMEOUT));
+        let asked = self.client.send_request(subject(device_id, op), request);
+        // The request's own timeout covers the answer; this one also covers
+        // a full command queue.
+        match timeout(BUS_TIMEOUT * 2, asked).await {
+            Ok(Ok(_)) => Ok(true),
+            Ok(Err(e)) => match e.kind() {
+                // Nobody subscribed, or somebody subscribed but had no
+                // socket that took it: not delivered, not a bus fault.
+                RequestErrorKind::NoResponders | RequestErrorKind::TimedOut => Ok(false),
+                _ => Err(BusError::Nats(e.to_string())),
+            },
+            Err(_) => Err(BusError::Timeout),
+        }
+    }
+}
+
+/// Serves one device's subscription until its last socket here leaves (or
+/// the server stops); dropping the subscriber unsubscribes.
+async fn dispatch(
+    client: Client,
+    hub: Arc<Hub>,
+    device_id: String,
+    mut subscriber: Subscriber,
+    stop: CancellationToken,
+) {
+    loop {
+        let msg = tokio::select! {
+            _ = stop.cancelled() => break,
+            msg = subscriber.next() => match msg {
+                Some(m) => m,
+                None => break,
+            },
+        };
+        let op = msg.subject.rsplit('.').next().unwrap_or_default();
+        let answer = match op {
+            "msg" => match Utf8Bytes::try_from(msg.payload) {
+                Ok(text) => hub.push(&device_id, &text),
+                Err(_) => {
+                    tracing::warn!(device = %device_id, "bus message is not UTF-8: dropped");
+                    false
+                }
+            },
+            "probe" => hub.is_online(&device_id),
+            "kill" => {
+                let text = String::from_utf8_lossy(&msg.payload);
+                let (code, reason) = text.split_once(' ').unwrap_or((&text, ""));
+                let code = code
+                    .parse()
+                    .unwrap_or(signaling_proto::consts::CLOSE_SOCKET_ERROR);
+                let reason = KILL_REASONS
+                    .into_iter()
+                    .find(|r| *r == reason)
+                    .unwrap_or("closed");
+                hub.kill_device(&device_id, code, reason);
+                false
+            }
+            _ => false,
+        };
+        if answer && let Some(reply) = msg.reply {
+            // Only an instance that delivered answers, so the requester
+            // hears "delivered" from whichever did, never a "no" first.
+            let _ = timeout(BUS_TIMEOUT, client.publish(reply, Bytes::new())).await;
+        }
+    }
+    drop(subscriber);
+}
