@@ -57,27 +57,34 @@ impl Ephemeral for PgStore {
         let keep = big(bounds.max_challenges_per_device.max(1));
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db_err)?;
-        tx.execute(
-            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-            &[&CHALLENGE_LOCK, &device_id],
-        )
-        .await
-        .map_err(db_err)?;
-        tx.execute(
-            "INSERT INTO challenges (nonce, device_id, expires_at) VALUES ($1, $2, $3)",
-            &[&nonce, &device_id, &expires],
-        )
-        .await
-        .map_err(db_err)?;
+        let lock = tx
+            .prepare_cached("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+            .await
+            .map_err(db_err)?;
+        tx.execute(&lock, &[&CHALLENGE_LOCK, &device_id])
+            .await
+            .map_err(db_err)?;
+        let insert = tx
+            .prepare_cached(
+                "INSERT INTO challenges (nonce, device_id, expires_at) VALUES ($1, $2, $3)",
+            )
+            .await
+            .map_err(db_err)?;
+        tx.execute(&insert, &[&nonce, &device_id, &expires])
+            .await
+            .map_err(db_err)?;
         // The device's oldest nonces beyond its cap go in the same transaction.
-        tx.execute(
-            "DELETE FROM challenges WHERE device_id = $1 AND id <= (
-                SELECT id FROM challenges WHERE device_id = $1
-                ORDER BY id DESC OFFSET $2 LIMIT 1)",
-            &[&device_id, &keep],
-        )
-        .await
-        .map_err(db_err)?;
+        let trim = tx
+            .prepare_cached(
+                "DELETE FROM challenges WHERE device_id = $1 AND id <= (
+                    SELECT id FROM challenges WHERE device_id = $1
+                    ORDER BY id DESC OFFSET $2 LIMIT 1)",
+            )
+            .await
+            .map_err(db_err)?;
+        tx.execute(&trim, &[&device_id, &keep])
+            .await
+            .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
         Ok(nonce)
     }
@@ -88,15 +95,14 @@ impl Ephemeral for PgStore {
         nonce: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let row = self
-            .client()
-            .await?
-            .query_opt(
+        let c = self.client().await?;
+        let stmt = c
+            .prepare_cached(
                 "DELETE FROM challenges WHERE nonce = $1 RETURNING device_id, expires_at",
-                &[&nonce],
             )
             .await
             .map_err(db_err)?;
+        let row = c.query_opt(&stmt, &[&nonce]).await.map_err(db_err)?;
         Ok(row.is_some_and(|r| r.get::<_, String>(0) == device_id && r.get::<_, i64>(1) > now))
     }
 
@@ -108,17 +114,23 @@ impl Ephemeral for PgStore {
     ) -> Result<Option<String>, StoreError> {
         let client = self.client().await?;
         let expires = now.saturating_add(bounds.pairing_ttl);
+        // One row per host: a new initiation replaces the host's code.
+        let upsert = client
+            .prepare_cached(
+                "INSERT INTO pairing_codes
+                    (code, host_id, host_x25519_public_key, host_name, expires_at)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (host_id) DO UPDATE SET code = EXCLUDED.code,
+                    host_x25519_public_key = EXCLUDED.host_x25519_public_key,
+                    host_name = EXCLUDED.host_name, expires_at = EXCLUDED.expires_at",
+            )
+            .await
+            .map_err(db_err)?;
         for _ in 0..CODE_TRIES {
             let code = signaling_proto::new_pairing_code();
-            // One row per host: a new initiation replaces the host's code.
             let done = client
                 .execute(
-                    "INSERT INTO pairing_codes
-                        (code, host_id, host_x25519_public_key, host_name, expires_at)
-                     VALUES ($1, $2, $3, $4, $5)
-                     ON CONFLICT (host_id) DO UPDATE SET code = EXCLUDED.code,
-                        host_x25519_public_key = EXCLUDED.host_x25519_public_key,
-                        host_name = EXCLUDED.host_name, expires_at = EXCLUDED.expires_at",
+                    &upsert,
                     &[
                         &code,
                         &pending.host_id,
@@ -143,16 +155,15 @@ impl Ephemeral for PgStore {
         code: &str,
         now: i64,
     ) -> Result<Option<PendingPairing>, StoreError> {
-        let row = self
-            .client()
-            .await?
-            .query_opt(
+        let c = self.client().await?;
+        let stmt = c
+            .prepare_cached(
                 "DELETE FROM pairing_codes WHERE code = $1
                  RETURNING host_id, host_x25519_public_key, host_name, expires_at",
-                &[&code],
             )
             .await
             .map_err(db_err)?;
+        let row = c.query_opt(&stmt, &[&code]).await.map_err(db_err)?;
         Ok(row
             .filter(|r| r.get::<_, i64>(3) > now)
             .map(|r| PendingPairing {
@@ -163,9 +174,12 @@ impl Ephemeral for PgStore {
     }
 
     async fn cancel_pairing_code(&self, host_id: &str) -> Result<(), StoreError> {
-        self.client()
-            .await?
-            .execute("DELETE FROM pairing_codes WHERE host_id = $1", &[&host_id])
+        let c = self.client().await?;
+        let stmt = c
+            .prepare_cached("DELETE FROM pairing_codes WHERE host_id = $1")
+            .await
+            .map_err(db_err)?;
+        c.execute(&stmt, &[&host_id])
             .await
             .map(drop)
             .map_err(db_err)
@@ -179,15 +193,17 @@ impl Ephemeral for PgStore {
     ) -> Result<bool, StoreError> {
         // A row older than the window (not swept yet) no longer counts.
         let before = now.saturating_sub(bounds.replay_window);
-        let n = self
-            .client()
-            .await?
-            .execute(
+        let c = self.client().await?;
+        let stmt = c
+            .prepare_cached(
                 "INSERT INTO request_nonces (nonce, seen_at) VALUES ($1, $2)
                  ON CONFLICT (nonce) DO UPDATE SET seen_at = EXCLUDED.seen_at
                  WHERE request_nonces.seen_at < $3",
-                &[&nonce, &now, &before],
             )
+            .await
+            .map_err(db_err)?;
+        let n = c
+            .execute(&stmt, &[&nonce, &now, &before])
             .await
             .map_err(db_err)?;
         Ok(n == 1)
@@ -200,16 +216,15 @@ impl Ephemeral for PgStore {
         bounds: &Bounds,
     ) -> Result<Option<u64>, StoreError> {
         let key = prefix_key(prefix);
-        let rows = self
-            .client()
-            .await?
-            .query(
+        let c = self.client().await?;
+        let stmt = c
+            .prepare_cached(
                 "SELECT key, window_start, failures FROM guess_windows
                  WHERE key = $1 OR key = $2",
-                &[&GLOBAL_KEY, &key],
             )
             .await
             .map_err(db_err)?;
+        let rows = c.query(&stmt, &[&GLOBAL_KEY, &key]).await.map_err(db_err)?;
         let row = |k: &str| {
             rows.iter()
                 .find(|r| r.get::<_, &str>(0) == k)
@@ -228,9 +243,9 @@ impl Ephemeral for PgStore {
     ) -> Result<(), StoreError> {
         // Both rows in one statement, the global one first (every writer
         // locks them in the same order); a window that has ended restarts.
-        self.client()
-            .await?
-            .execute(
+        let c = self.client().await?;
+        let stmt = c
+            .prepare_cached(
                 "INSERT INTO guess_windows (key, window_start, failures)
                  VALUES ($1, $3, 1), ($2, $3, 1)
                  ON CONFLICT (key) DO UPDATE SET
@@ -238,16 +253,21 @@ impl Ephemeral for PgStore {
                      THEN $3 ELSE guess_windows.window_start END,
                  failures = CASE WHEN $3 - guess_windows.window_start >= $4
                      THEN 1 ELSE LEAST(guess_windows.failures, 2147483646) + 1 END",
-                &[
-                    &GLOBAL_KEY,
-                    &prefix_key(prefix),
-                    &now,
-                    &bounds.guesses.window(),
-                ],
             )
             .await
-            .map(drop)
-            .map_err(db_err)
+            .map_err(db_err)?;
+        c.execute(
+            &stmt,
+            &[
+                &GLOBAL_KEY,
+                &prefix_key(prefix),
+                &now,
+                &bounds.guesses.window(),
+            ],
+        )
+        .await
+        .map(drop)
+        .map_err(db_err)
     }
 
     async fn purge_ephemeral(&self, now: i64, bounds: &Bounds) -> Result<(), StoreError> {
