@@ -538,6 +538,8 @@ impl MitmActor {
         match ev {
             RtcEvent::LocalCandidate(c) => self.to_host(&candidate_message(&self.phone_id, c)),
             RtcEvent::State(s) => self.rec.note(format!("host side {s}")),
+            // The end of gathering changes nothing for a relay that trickles.
+            RtcEvent::GatheringComplete => {}
             RtcEvent::DataChannel(host_ch) => {
                 self.rec.note(format!("host channel {}", host_ch.label()));
                 if let Some(phone_ch) = self.b_channel.clone() {
@@ -557,6 +559,7 @@ impl MitmActor {
             RtcEvent::LocalCandidate(c) => self.to_phone(&candidate_message(&self.host_id, c)),
             RtcEvent::State(s) => self.rec.note(format!("phone side {s}")),
             RtcEvent::DataChannel(ch) => ch.close(),
+            RtcEvent::GatheringComplete => {}
         }
     }
 }
@@ -706,6 +709,7 @@ async fn fake_host(
                 }
                 Some(RtcEvent::State(s)) => rec.note(format!("phone side {s}")),
                 Some(RtcEvent::DataChannel(ch)) => ch.close(),
+                Some(RtcEvent::GatheringComplete) => {}
                 None => events = None,
             },
         }
