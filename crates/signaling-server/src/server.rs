@@ -10,7 +10,6 @@ use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use rand::RngCore as _;
-use signaling_proto::consts::REPLAY_WINDOW_SECS;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -26,7 +25,7 @@ use crate::rate_limit::RateLimiter;
 use crate::slots::{ConnSlot, Slot, Slots};
 use crate::sqlite::SqliteStore;
 use crate::state::AppState;
-use crate::store::{Bounds, GuessLimits, Store, StoreError};
+use crate::store::{Bounds, Store, StoreError};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -200,7 +199,7 @@ impl Server {
             jwt_secret,
             db: store,
             hub,
-            bounds: bounds(&config),
+            bounds: Bounds::of(&config),
             limiter: Mutex::new(RateLimiter::new(
                 config.rate_limits.clone(),
                 limits.max_rate_keys,
@@ -256,27 +255,6 @@ impl Server {
             sweeper,
             state,
         })
-    }
-}
-
-/// The store's table bounds from the configuration.
-fn bounds(config: &ServerConfig) -> Bounds {
-    let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
-    let l = &config.limits;
-    Bounds {
-        challenge_ttl: secs(config.challenge_ttl),
-        max_challenges: l.max_challenges,
-        max_challenges_per_device: l.max_challenges_per_device,
-        pairing_ttl: secs(config.pairing_ttl),
-        max_pairing_codes: l.max_pairing_codes,
-        replay_window: REPLAY_WINDOW_SECS,
-        replay_capacity: l.replay_cache,
-        guesses: GuessLimits {
-            per_prefix: l.pairing_failures_per_prefix,
-            global: l.pairing_failures_global,
-            window_secs: secs(l.pairing_failure_window),
-        },
-        max_guess_keys: l.max_rate_keys,
     }
 }
 

@@ -191,21 +191,34 @@ pub struct Bounds {
     pub max_guess_keys: usize,
 }
 
-impl Default for Bounds {
-    /// The server's defaults ([`crate::Limits::default`], the protocol's TTLs).
-    fn default() -> Self {
+impl Bounds {
+    /// The bounds a server with `config` applies: its TTLs and [`crate::Limits`]
+    /// (the guess budget tracks as many prefixes as the rate limiter keys).
+    pub fn of(config: &crate::config::ServerConfig) -> Bounds {
         let secs = |d: std::time::Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+        let l = &config.limits;
         Bounds {
-            challenge_ttl: secs(signaling_proto::consts::CHALLENGE_TTL),
-            max_challenges: 100_000,
-            max_challenges_per_device: 8,
-            pairing_ttl: secs(signaling_proto::consts::PAIRING_TIMEOUT),
-            max_pairing_codes: 10_000,
+            challenge_ttl: secs(config.challenge_ttl),
+            max_challenges: l.max_challenges,
+            max_challenges_per_device: l.max_challenges_per_device,
+            pairing_ttl: secs(config.pairing_ttl),
+            max_pairing_codes: l.max_pairing_codes,
             replay_window: signaling_proto::consts::REPLAY_WINDOW_SECS,
-            replay_capacity: 100_000,
-            guesses: GuessLimits::default(),
-            max_guess_keys: 100_000,
+            replay_capacity: l.replay_cache,
+            guesses: GuessLimits {
+                per_prefix: l.pairing_failures_per_prefix,
+                global: l.pairing_failures_global,
+                window_secs: secs(l.pairing_failure_window),
+            },
+            max_guess_keys: l.max_rate_keys,
         }
+    }
+}
+
+impl Default for Bounds {
+    /// The bounds of [`crate::ServerConfig::default`].
+    fn default() -> Self {
+        Bounds::of(&crate::config::ServerConfig::default())
     }
 }
 
@@ -219,16 +232,6 @@ pub struct GuessLimits {
     pub global: u32,
     /// Window length in seconds.
     pub window_secs: i64,
-}
-
-impl Default for GuessLimits {
-    fn default() -> Self {
-        GuessLimits {
-            per_prefix: 20,
-            global: 1000,
-            window_secs: 600,
-        }
-    }
 }
 
 impl GuessLimits {
