@@ -10,11 +10,14 @@
 //! - `muxlink_websockets_open` (gauge): upgraded WebSockets, authenticated or not.
 //! - `muxlink_devices_online` (gauge): devices with an authenticated socket on
 //!   this instance (set when scraped).
-//! - `muxlink_relayed_messages_total{type}`: relay messages queued for their
-//!   target socket; relays/s is `rate()` of it.
+//! - `muxlink_relayed_messages_total{type}`: relay messages handed on to
+//!   their target (counted once, on the sender's instance); relays/s is
+//!   `rate()` of it.
 //! - `muxlink_relay_latency_seconds` (histogram): from a relay message read off
-//!   the sender's socket to its queueing for the target socket (including the
-//!   bus when the target is on another instance).
+//!   the sender's socket to its queueing for the target's socket, measured
+//!   on the sender's instance; with `--bus` and the target elsewhere, to its
+//!   publication on the bus (a `connect_request`: to the holding instance's
+//!   answer, a round trip), so the other instance's queueing is not in it.
 //! - `muxlink_auth_failures_total{reason}`, see [`AuthFailure`].
 //! - `muxlink_rate_limited_total{endpoint}`: 429s by route pattern (every
 //!   HTTP limit: request rates, the failed-pairing budget, sockets per
@@ -176,7 +179,7 @@ impl Metrics {
         );
         r.register(
             "relay_latency_seconds",
-            "From a relay message read off the sender's socket to its queueing for the target socket",
+            "From a relay message read off the sender's socket to its queueing for the target socket (or its publication on the bus)",
             m.relay_latency.clone(),
         );
         r.register(
@@ -228,8 +231,9 @@ impl Metrics {
             .set(i64::try_from(devices).unwrap_or(i64::MAX));
     }
 
-    /// One relay message of type `kind` queued for its target socket,
-    /// `latency` after it was read off the sender's socket.
+    /// One relay message of type `kind` handed on to its target (queued for
+    /// a socket here, or published on the bus), `latency` after it was read
+    /// off the sender's socket.
     pub(crate) fn relayed(&self, kind: &str, latency: Duration) {
         self.relayed
             .get_or_create(&TypeLabel {
