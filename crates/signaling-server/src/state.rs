@@ -95,6 +95,7 @@ impl AppState {
         lock(&self.limiter).purge(now);
         if let Err(e) = self.db.purge_ephemeral(now, &self.bounds).await {
             tracing::warn!(error = %e, "purging expired challenges and codes failed");
+            self.metrics.store_error();
         }
         let cutoff = self.unpaired_cutoff();
         match self.db.delete_unpaired(cutoff).await {
@@ -105,10 +106,14 @@ impl AppState {
                     self.hub.kill_device(&id, code, "device expired").await;
                     if let Err(e) = self.db.cancel_pairing_code(&id).await {
                         tracing::warn!(error = %e, "dropping an expired host's pairing code failed");
+                        self.metrics.store_error();
                     }
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "deleting unpaired devices failed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "deleting unpaired devices failed");
+                self.metrics.store_error();
+            }
         }
     }
 }

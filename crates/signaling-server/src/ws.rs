@@ -394,7 +394,16 @@ impl Conn {
         let target = msg.target_device_id.clone();
         let is_connect = msg.kind == kind::CONNECT_REQUEST;
         let paired = is_valid_device_id(&target)
-            && self.st.db.is_paired(&me, &target).await.unwrap_or(false);
+            && self
+                .st
+                .db
+                .is_paired(&me, &target)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "pairing lookup for a relay failed");
+                    self.st.metrics.store_error();
+                    false
+                });
         if !paired {
             if is_connect {
                 self.reply(&SignalingMessage {
@@ -427,7 +436,9 @@ impl Conn {
             self.st.hub.send(&target, &forward).await
         };
         if delivered {
-            self.st.metrics.relayed(&forward.kind, self.read_at.elapsed());
+            self.st
+                .metrics
+                .relayed(&forward.kind, self.read_at.elapsed());
         }
         if !delivered && is_connect {
             self.reply(&SignalingMessage {
@@ -451,12 +462,19 @@ impl Conn {
             let last = st.hub.unregister(&auth.device_id, handle.id);
             if last && auth.device_type == DeviceType::Host {
                 let id = auth.device_id.clone();
-                if let Ok(Some(mobile)) = st.db.paired_mobile(&id).await {
-                    let offline = SignalingMessage {
-                        device_id: auth.device_id.clone(),
-                        ..SignalingMessage::new(kind::HOST_OFFLINE)
-                    };
-                    st.hub.send(&mobile, &offline).await;
+                match st.db.paired_mobile(&id).await {
+                    Ok(Some(mobile)) => {
+                        let offline = SignalingMessage {
+                            device_id: auth.device_id.clone(),
+                            ..SignalingMessage::new(kind::HOST_OFFLINE)
+                        };
+                        st.hub.send(&mobile, &offline).await;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "pairing lookup for host_offline failed");
+                        st.metrics.store_error();
+                    }
                 }
             }
         }

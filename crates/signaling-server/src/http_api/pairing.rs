@@ -237,7 +237,10 @@ pub(super) async fn drop_orphan_mobiles(st: &AppState, mobiles: &[String]) {
                     .await;
             }
             Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, "deleting an unpaired phone failed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "deleting an unpaired phone failed");
+                st.metrics.store_error();
+            }
         }
     }
 }

@@ -39,6 +39,7 @@ pub(super) async fn readyz(State(st): St) -> (StatusCode, Json<Value>) {
         ),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness: the store failed");
+            st.metrics.store_error();
             let body = json!({ "status": "not ready", "store": store, "error": e.to_string() });
             (StatusCode::SERVICE_UNAVAILABLE, Json(body))
         }
