@@ -10,7 +10,7 @@
 
 mod ephemeral;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::{NoTls, Row};
 
 use crate::migrations::{self, Migration};
@@ -107,6 +107,15 @@ impl PgStore {
     }
 }
 
+/// `sql` prepared once per pooled connection and reused after: one round
+/// trip per statement instead of two (a relay checks its pairing each time).
+async fn prepared(
+    c: &impl GenericClient,
+    sql: &str,
+) -> Result<tokio_postgres::Statement, StoreError> {
+    c.prepare_cached(sql).await.map_err(db_err)
+}
+
 fn device_from(row: &Row) -> Result<Device, StoreError> {
     let kind: String = row.get("device_type");
     let key: Vec<u8> = row.get("public_key");
@@ -129,7 +138,7 @@ const SELECT_DEVICE_FOR_UPDATE: &str = "SELECT id, device_type, public_key, name
 
 /// Reads a device, locking its row when `for_update` (inside a transaction).
 async fn read_device(
-    c: &impl tokio_postgres::GenericClient,
+    c: &impl GenericClient,
     id: &str,
     for_update: bool,
 ) -> Result<Option<Device>, StoreError> {
@@ -138,20 +147,25 @@ async fn read_device(
     } else {
         SELECT_DEVICE
     };
-    c.query_opt(sql, &[&id])
+    c.query_opt(&prepared(c, sql).await?, &[&id])
         .await
         .map_err(db_err)?
         .map(|r| device_from(&r))
         .transpose()
 }
 
-async fn upsert(c: &impl tokio_postgres::GenericClient, device: &Device) -> Result<(), StoreError> {
+async fn upsert(c: &impl GenericClient, device: &Device) -> Result<(), StoreError> {
     // Insert-or-nothing first, so two instances registering the same new
     // device race on the primary key, not on a read.
+    let insert = prepared(
+        c,
+        "INSERT INTO devices (id, device_type, public_key, name, created_at)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
+    )
+    .await?;
     let inserted = c
         .execute(
-            "INSERT INTO devices (id, device_type, public_key, name, created_at)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
+            &insert,
             &[
                 &device.id,
                 &device.device_type.as_str(),
@@ -171,7 +185,7 @@ async fn upsert(c: &impl tokio_postgres::GenericClient, device: &Device) -> Resu
         }
         Some(_) if !device.name.is_empty() => c
             .execute(
-                "UPDATE devices SET name = $2 WHERE id = $1",
+                &prepared(c, "UPDATE devices SET name = $2 WHERE id = $1").await?,
                 &[&device.id, &device.name],
             )
             .await
@@ -183,16 +197,11 @@ async fn upsert(c: &impl tokio_postgres::GenericClient, device: &Device) -> Resu
     }
 }
 
-async fn pairings_of(
-    c: &impl tokio_postgres::GenericClient,
-    id: &str,
-) -> Result<Vec<Pairing>, StoreError> {
+async fn pairings_of(c: &impl GenericClient, id: &str) -> Result<Vec<Pairing>, StoreError> {
+    let sql = "SELECT host_id, mobile_id FROM pairings WHERE host_id = $1 OR mobile_id = $1
+               ORDER BY host_id";
     let rows = c
-        .query(
-            "SELECT host_id, mobile_id FROM pairings WHERE host_id = $1 OR mobile_id = $1
-             ORDER BY host_id",
-            &[&id],
-        )
+        .query(&prepared(c, sql).await?, &[&id])
         .await
         .map_err(db_err)?;
     Ok(rows
@@ -220,11 +229,14 @@ impl Store for PgStore {
     }
 
     async fn schema_version(&self) -> Result<i64, StoreError> {
-        let row = self
-            .client()
-            .await?
+        let c = self.client().await?;
+        let row = c
             .query_one(
-                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                &prepared(
+                    &c,
+                    "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                )
+                .await?,
                 &[],
             )
             .await
@@ -233,13 +245,13 @@ impl Store for PgStore {
     }
 
     async fn device(&self, id: &str) -> Result<Option<Device>, StoreError> {
-        read_device(&**self.client().await?, id, false).await
+        read_device(&self.client().await?, id, false).await
     }
 
     async fn upsert_device(&self, device: &Device) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db_err)?;
-        upsert(&*tx, device).await?;
+        upsert(&tx, device).await?;
         tx.commit().await.map_err(db_err)
     }
 
@@ -260,7 +272,7 @@ impl Store for PgStore {
     async fn delete_device(&self, id: &str) -> Result<Option<Vec<Pairing>>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db_err)?;
-        let pairings = pairings_of(&*tx, id).await?;
+        let pairings = pairings_of(&tx, id).await?;
         tx.execute(
             "DELETE FROM pairings WHERE host_id = $1 OR mobile_id = $1",
             &[&id],
@@ -285,8 +297,8 @@ impl Store for PgStore {
         let tx = client.transaction().await.map_err(db_err)?;
         // The host's row lock serialises two pair/complete of one host that
         // land on different instances.
-        check_pairing(read_device(&*tx, host_id, true).await?.as_ref(), mobile)?;
-        upsert(&*tx, mobile).await?;
+        check_pairing(read_device(&tx, host_id, true).await?.as_ref(), mobile)?;
+        upsert(&tx, mobile).await?;
         let previous: Option<String> = tx
             .query_opt(
                 "SELECT mobile_id FROM pairings WHERE host_id = $1",
@@ -314,12 +326,15 @@ impl Store for PgStore {
     }
 
     async fn remove_pairings(&self, device_id: &str) -> Result<Vec<Pairing>, StoreError> {
-        let rows = self
-            .client()
-            .await?
+        let c = self.client().await?;
+        let rows = c
             .query(
-                "DELETE FROM pairings WHERE host_id = $1 OR mobile_id = $1
+                &prepared(
+                    &c,
+                    "DELETE FROM pairings WHERE host_id = $1 OR mobile_id = $1
                  RETURNING host_id, mobile_id",
+                )
+                .await?,
                 &[&device_id],
             )
             .await
@@ -336,24 +351,25 @@ impl Store for PgStore {
     }
 
     async fn paired_mobile(&self, host_id: &str) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .client()
-            .await?
-            .query_opt(
-                "SELECT mobile_id FROM pairings WHERE host_id = $1",
-                &[&host_id],
-            )
-            .await
-            .map_err(db_err)?
-            .map(|r| r.get(0)))
+        let c = self.client().await?;
+        Ok(c.query_opt(
+            &prepared(&c, "SELECT mobile_id FROM pairings WHERE host_id = $1").await?,
+            &[&host_id],
+        )
+        .await
+        .map_err(db_err)?
+        .map(|r| r.get(0)))
     }
 
     async fn paired_hosts(&self, mobile_id: &str) -> Result<Vec<String>, StoreError> {
-        let rows = self
-            .client()
-            .await?
+        let c = self.client().await?;
+        let rows = c
             .query(
-                "SELECT host_id FROM pairings WHERE mobile_id = $1 ORDER BY host_id",
+                &prepared(
+                    &c,
+                    "SELECT host_id FROM pairings WHERE mobile_id = $1 ORDER BY host_id",
+                )
+                .await?,
                 &[&mobile_id],
             )
             .await
@@ -362,12 +378,15 @@ impl Store for PgStore {
     }
 
     async fn is_paired(&self, a: &str, b: &str) -> Result<bool, StoreError> {
-        let row = self
-            .client()
-            .await?
+        let c = self.client().await?;
+        let row = c
             .query_opt(
-                "SELECT 1 FROM pairings WHERE (host_id = $1 AND mobile_id = $2)
+                &prepared(
+                    &c,
+                    "SELECT 1 FROM pairings WHERE (host_id = $1 AND mobile_id = $2)
                  OR (host_id = $2 AND mobile_id = $1)",
+                )
+                .await?,
                 &[&a, &b],
             )
             .await
@@ -376,11 +395,14 @@ impl Store for PgStore {
     }
 
     async fn delete_unpaired(&self, created_before: i64) -> Result<Vec<String>, StoreError> {
-        let rows = self
-            .client()
-            .await?
+        let c = self.client().await?;
+        let rows = c
             .query(
-                "DELETE FROM devices WHERE NOT ever_paired AND created_at < $1 RETURNING id",
+                &prepared(
+                    &c,
+                    "DELETE FROM devices WHERE NOT ever_paired AND created_at < $1 RETURNING id",
+                )
+                .await?,
                 &[&created_before],
             )
             .await
@@ -391,12 +413,15 @@ impl Store for PgStore {
     }
 
     async fn delete_orphan_mobile(&self, id: &str) -> Result<bool, StoreError> {
-        let n = self
-            .client()
-            .await?
+        let c = self.client().await?;
+        let n = c
             .execute(
-                "DELETE FROM devices WHERE id = $1 AND device_type = 'mobile'
+                &prepared(
+                    &c,
+                    "DELETE FROM devices WHERE id = $1 AND device_type = 'mobile'
                  AND NOT EXISTS (SELECT 1 FROM pairings WHERE mobile_id = $1)",
+                )
+                .await?,
                 &[&id],
             )
             .await
