@@ -1,7 +1,8 @@
 //! Prometheus metrics on their own listener (`metrics_bind`): a real server
 //! is driven through auths, relays, a bad token, a rate-limited request and a
 //! socket over its message rate, and `GET /metrics` on the metrics address
-//! shows each counter moved; the public listener has no `/metrics`.
+//! shows each counter moved; the public listener has no `/metrics`. With
+//! PostgreSQL (a private cluster) gone, failed requests count store errors.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -188,5 +189,43 @@ async fn metrics_count_sockets_relays_auth_failures_and_limits() {
 async fn no_metrics_listener_unless_configured() {
     let ts = TestServer::start(test_config()).await;
     assert_eq!(ts.server.metrics_addr(), None);
+    ts.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_errors_are_counted_once_the_database_is_gone() {
+    let Some(pg) = test_support::PrivatePostgres::start() else {
+        return;
+    };
+    let url = pg.create_database("signaling").unwrap();
+    let mut config = test_config();
+    config.database = Some(url.into());
+    config.metrics_bind = Some("127.0.0.1:0".parse().unwrap());
+    let ts = TestServer::start(config).await;
+    let addr = ts.server.metrics_addr().unwrap();
+    let http = ts.http();
+    let id = DeviceKeys::random().id;
+    let challenge = http
+        .post("/auth/challenge", serde_json::json!({ "deviceId": id }))
+        .await;
+    assert_eq!(challenge.status, 200);
+
+    drop(pg);
+    let challenge = http
+        .post("/auth/challenge", serde_json::json!({ "deviceId": id }))
+        .await;
+    assert_eq!(challenge.status, 500, "{:?}", challenge.body);
+    let (_, text) = scrape(addr).await;
+    let route = ts.path("/auth/challenge");
+    // (The background sweep may fail on the store too.)
+    assert!(sample(&text, "muxlink_store_errors_total") >= 1.0, "{text}");
+    assert_eq!(
+        sample(
+            &text,
+            &format!(r#"muxlink_http_requests_total{{route="{route}",status="500"}}"#)
+        ),
+        1.0,
+        "{text}"
+    );
     ts.server.shutdown().await;
 }
