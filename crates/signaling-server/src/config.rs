@@ -121,7 +121,8 @@ pub struct Limits {
     /// Failed `pair/complete` attempts per address prefix (IPv4 /24, IPv6
     /// /48) per [`Limits::pairing_failure_window`].
     pub pairing_failures_per_prefix: u32,
-    /// Failed `pair/complete` attempts server-wide per window.
+    /// Failed `pair/complete` attempts server-wide per window (with
+    /// PostgreSQL: deployment-wide, shared by every instance).
     pub pairing_failures_global: u32,
     /// Window of the failed-pairing budgets.
     pub pairing_failure_window: Duration,

@@ -157,7 +157,8 @@ struct Args {
     /// Failed pairing attempts per /24 (IPv6: /48) per window.
     #[arg(long, env = "MUXLINK_SERVER_PAIRING_FAILURES_PER_PREFIX")]
     pairing_failures_per_prefix: Option<u32>,
-    /// Failed pairing attempts server-wide per window.
+    /// Failed pairing attempts server-wide per window (with PostgreSQL:
+    /// across every instance on the database).
     #[arg(long, env = "MUXLINK_SERVER_PAIRING_FAILURES_GLOBAL")]
     pairing_failures_global: Option<u32>,
     /// Window of the failed-pairing budgets, in seconds.
