@@ -238,6 +238,13 @@ async fn without_the_bus_an_instance_serves_its_own_sockets_and_is_not_ready() {
     );
     agent.send(&to("sdp_offer", &mobile.id)).await;
     assert_eq!(phone.msg().await.kind, "sdp_offer");
+
+    // A host that authenticated on A while the bus was down is reachable
+    // from B now: its subscription waited in the client for the bus.
+    let mut phone2_b = Ws::authed(b, &mt2, "phone").await;
+    assert_eq!(phone2_b.msg().await.kind, "host_online");
+    phone2_b.send(&to("connect_request", &host2.id)).await;
+    assert_eq!(agent2.msg().await.target_device_id, mobile2.id);
     for ts in servers {
         ts.server.shutdown().await;
     }

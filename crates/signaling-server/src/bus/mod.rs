@@ -40,8 +40,11 @@
 //!   anything for another instance fails at once (logged at debug, counted
 //!   in `muxlink_bus_errors_total`), a `connect_request` to a host elsewhere gets
 //!   `host_offline`, `/readyz` answers 503, and the client redials NATS and
-//!   restores every subscription by itself. Presence changes announced
-//!   while it was down are lost (a phone learns at its next auth).
+//!   restores every subscription by itself, also those of devices that
+//!   authenticated meanwhile (queued in the client; one that cannot even be
+//!   queued within the timeout is logged and waits for the device's next
+//!   auth). Presence changes announced while it was down are lost (a phone
+//!   learns at its next auth, or from `host_offline` when it connects).
 //! - **Bounded:** NATS queues at most 256 messages per device subscription
 //!   and 1024 commands per instance; every publish, request and
 //!   subscription waits at most [`nats::BUS_TIMEOUT`], so a slow bus holds
