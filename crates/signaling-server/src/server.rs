@@ -403,9 +403,20 @@ async fn serve_metrics(listener: tokio::net::TcpListener, st: Arc<AppState>) {
     let stop = st.shutdown.clone();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await;
-    if let Err(e) = served {
-        tracing::warn!(error = %e, "the metrics listener failed");
+        .into_future();
+    // A scrape still open 5 s into shutdown is dropped, so a stuck client
+    // cannot hold the process.
+    let deadline = async {
+        st.shutdown.cancelled().await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    };
+    tokio::select! {
+        served = served => {
+            if let Err(e) = served {
+                tracing::warn!(error = %e, "the metrics listener failed");
+            }
+        }
+        () = deadline => tracing::debug!("metrics connections still open at shutdown were dropped"),
     }
 }
 

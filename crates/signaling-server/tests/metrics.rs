@@ -229,3 +229,21 @@ async fn store_errors_are_counted_once_the_database_is_gone() {
     );
     ts.server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_scrape_does_not_hold_shutdown() {
+    use tokio::io::AsyncWriteExt as _;
+    let mut config = test_config();
+    config.metrics_bind = Some("127.0.0.1:0".parse().unwrap());
+    let ts = TestServer::start(config).await;
+    let addr = ts.server.metrics_addr().unwrap();
+    // Half a request head, never finished.
+    let mut stuck = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stuck.write_all(b"GET /metrics HTTP/1.1\r\n").await.unwrap();
+    let (_, text) = scrape(addr).await;
+    assert!(text.contains("muxlink_websockets_open"));
+    tokio::time::timeout(Duration::from_secs(15), ts.server.shutdown())
+        .await
+        .expect("shutdown waited for the stuck scrape");
+    drop(stuck);
+}
