@@ -19,10 +19,16 @@ const WARM_UP: usize = 20;
 /// The next `output` event's bytes; other events are skipped, and a closed
 /// pane or connection, or an `error`, ends the wait with an error.
 pub async fn next_output(conn: &PhoneConnection, wait: Duration) -> Result<Vec<u8>> {
+    next_piece(conn, wait).await.map(|(data, _)| data)
+}
+
+/// [`next_output`] with the output's `snapshot` flag (stream v2: a fresh
+/// screen, not stream bytes).
+pub async fn next_piece(conn: &PhoneConnection, wait: Duration) -> Result<(Vec<u8>, bool)> {
     tokio::time::timeout(wait, async {
         loop {
             match conn.next_event().await {
-                Some(Event::Output { data, .. }) => return Ok(data),
+                Some(Event::Output { data, snapshot, .. }) => return Ok((data, snapshot)),
                 Some(Event::PaneClosed { pane_id }) => bail!("pane {pane_id} closed"),
                 Some(Event::Error { code, message }) => bail!("agent error {code}: {message}"),
                 Some(_) => {}
@@ -68,7 +74,10 @@ impl Keyer<'_> {
 }
 
 /// Types `samples` single bytes (after a warm-up) into the attached raw-echo
-/// pane and returns each round trip in milliseconds.
+/// pane and returns each round trip in milliseconds: from handing the key to
+/// the phone library until its echo arrives. The wait runs beside the send,
+/// since with stream v2 `input` returns only after sending the reliable
+/// original 3 ms behind the fast copy, and the echo may arrive before that.
 pub async fn echo_rtts(
     conn: &PhoneConnection,
     keyer: &Keyer<'_>,
@@ -79,17 +88,21 @@ pub async fn echo_rtts(
         // Rotating letters: a late echo of an earlier key is never mistaken for this one.
         let key = b'a' + (i % 26) as u8;
         let started = Instant::now();
-        keyer.send(conn, key).await?;
-        loop {
-            let data = next_output(conn, EVENT_WAIT)
-                .await
-                .with_context(|| format!("waiting for the echo of key {i}"))?;
-            if data.contains(&key) {
-                break;
+        let echoed = async {
+            loop {
+                let data = next_output(conn, EVENT_WAIT)
+                    .await
+                    .with_context(|| format!("waiting for the echo of key {i}"))?;
+                if data.contains(&key) {
+                    return Ok::<_, anyhow::Error>(started.elapsed());
+                }
             }
-        }
+        };
+        let (sent, rtt) = tokio::join!(keyer.send(conn, key), echoed);
+        sent?;
+        let rtt = rtt?;
         if i >= WARM_UP {
-            rtts.push(ms(started.elapsed()));
+            rtts.push(ms(rtt));
         }
     }
     Ok(rtts)

@@ -1,6 +1,9 @@
 //! `muxlink-bench gen`: the program the bench runs inside a pane. It waits for
 //! one input byte (the start signal), prints the pattern between the markers,
-//! then records how many bytes it wrote and their checksum in a file.
+//! then records how many bytes it wrote and their checksum in a file. After
+//! that it answers every input byte with the end marker again: a phone that
+//! fell behind may have had the first one skipped (docs/stream-v2.md §6), and
+//! asks for another.
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
@@ -93,8 +96,12 @@ pub fn run(args: &[String]) -> Result<()> {
     std::fs::write(&tmp, format!("{written} {:016x}\n", hash.value()))?;
     std::fs::rename(&tmp, sum_file)?;
 
-    // Stay alive (the pane stays open) until the bench kills the pane.
+    // Stay alive (the pane stays open) until the bench kills the pane,
+    // printing the end marker once more for each read of input.
     let mut sink = [0u8; 256];
-    while stdin.read(&mut sink).unwrap_or(0) > 0 {}
+    while stdin.read(&mut sink).unwrap_or(0) > 0 {
+        out.write_all(&[END])?;
+        out.flush()?;
+    }
     Ok(())
 }

@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use mobile_client::{PhoneConnection, Request, Signaling, SignalingOptions};
+use mobile_client::{PhoneConnection, Signaling, SignalingOptions};
 use serde_json::json;
 
 use crate::echo::{EVENT_WAIT, RAW_ECHO, next_output};
@@ -20,7 +20,7 @@ use crate::measure::{ms, percentile};
 use crate::middlebox::Middlebox;
 use crate::pattern::{Framed, Kind, Phase};
 use crate::report::{Row, round};
-use crate::rig::{COLS, ROWS, Rig, blocking};
+use crate::rig::{COLS, Keepalive, ROWS, Rig, blocking};
 use crate::stream::wait_written;
 
 /// One-way delay the proxy adds in each direction.
@@ -37,9 +37,6 @@ const ECHO_LIMIT: Duration = Duration::from_secs(90);
 pub const CAT_BYTES: u64 = 10_000_000;
 /// Longest the `cat` of one loss rate may take.
 pub const CAT_LIMIT: Duration = Duration::from_secs(120);
-/// How often the phone pings during echo and `cat` (the agent closes a peer
-/// that has not pinged for 60 s).
-const KEEPALIVE: Duration = Duration::from_secs(15);
 /// TCP's maximum segment size on a 1500-byte path (for the model).
 const TCP_MSS: f64 = 1448.0;
 
@@ -243,16 +240,20 @@ async fn one_rate(
 ) -> Result<()> {
     let record = rig.phone.pairing()?.context("the phone lost its pairing")?;
     let t = Instant::now();
-    let conn = PhoneConnection::connect(
-        std::sync::Arc::clone(sig),
-        &record.host_device_id,
-        &record.secret,
-        &rig.phone.config().rtc,
-    )
-    .await
-    .context("connecting through the middlebox")?;
+    let conn = std::sync::Arc::new(
+        PhoneConnection::connect(
+            std::sync::Arc::clone(sig),
+            &record.host_device_id,
+            &record.secret,
+            &rig.phone.config().rtc,
+        )
+        .await
+        .context("connecting through the middlebox")?,
+    );
+    // The agent closes a peer that has not pinged for 60 s; phones ping
+    // (the first one here also shows the channel works before the faults).
+    let _keepalive = Keepalive::start(&conn);
     println!("    connected in {:.0} ms (lossless)", ms(t.elapsed()));
-    // The agent closes a peer that has not pinged within 60 s; phones ping.
     conn.ping().await.context("first ping")?;
     let result = async {
         let pane = rig.pane(RAW_ECHO)?;
@@ -314,34 +315,22 @@ async fn echo(conn: &PhoneConnection) -> Result<EchoStats> {
     let deadline = Instant::now() + ECHO_LIMIT;
     let mut rtts = Vec::with_capacity(ECHO_KEYS);
     let mut timeout = false;
-    let mut last_ping = Instant::now();
     'keys: for i in 0..WARM_UP + ECHO_KEYS {
         let key = b'a' + (i % 26) as u8;
-        if last_ping.elapsed() >= KEEPALIVE {
-            last_ping = Instant::now();
-            // Between keys, not timed; the pong is skipped like other non-output events.
-            conn.send_request(&Request::Ping).await?;
-        }
         let started = Instant::now();
-        conn.input(&[key]).await.context("sending input")?;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+        // Waiting beside the send: `input` returns only after the reliable
+        // original, 3 ms behind the fast copy whose echo may come first.
+        let typed = [key];
+        let (sent, echoed) =
+            tokio::join!(conn.input(&typed), wait_echo(conn, key, started, deadline));
+        sent.context("sending input")?;
+        match echoed.with_context(|| format!("waiting for the echo of key {i}"))? {
+            Some(rtt) if i >= WARM_UP => rtts.push(ms(rtt)),
+            Some(_) => {}
+            None => {
                 timeout = true;
                 break 'keys;
             }
-            match next_output(conn, left.min(EVENT_WAIT)).await {
-                Ok(data) if data.contains(&key) => break,
-                Ok(_) => {}
-                Err(e) if conn.is_closed() => {
-                    return Err(e.context(format!("waiting for the echo of key {i}")));
-                }
-                // No echo yet (a retransmission may be minutes away): wait on until the limit.
-                Err(_) => {}
-            }
-        }
-        if i >= WARM_UP {
-            rtts.push(ms(started.elapsed()));
         }
     }
     Ok(EchoStats {
@@ -351,6 +340,28 @@ async fn echo(conn: &PhoneConnection) -> Result<EchoStats> {
         samples: rtts.len(),
         timeout,
     })
+}
+
+/// The echo of `key`: its round trip from `started`, or `None` at `deadline`.
+async fn wait_echo(
+    conn: &PhoneConnection,
+    key: u8,
+    started: Instant,
+    deadline: Instant,
+) -> Result<Option<Duration>> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        match next_output(conn, left.min(EVENT_WAIT)).await {
+            Ok(data) if data.contains(&key) => return Ok(Some(started.elapsed())),
+            Ok(_) => {}
+            Err(e) if conn.is_closed() => return Err(e),
+            // No echo yet (a retransmission may be minutes away): wait on until the limit.
+            Err(_) => {}
+        }
+    }
 }
 
 /// `cat` of the file in a fresh pane, timed from the start key to the end
@@ -375,15 +386,9 @@ async fn timed_cat(conn: &PhoneConnection, pane: &str, w: &Written) -> Result<Ca
     conn.input(b"g").await?;
     let deadline = started + CAT_LIMIT;
     let mut framed = Framed::new(Kind::Letters);
-    let mut last_ping = started;
     let mut finished = None;
     let mut failed = None;
     while Instant::now() < deadline {
-        if last_ping.elapsed() >= KEEPALIVE {
-            last_ping = Instant::now();
-            // Not awaited: the pong is skipped with the other non-output events.
-            conn.send_request(&Request::Ping).await?;
-        }
         let left = deadline.saturating_duration_since(Instant::now());
         let data = match next_output(conn, left.min(Duration::from_secs(5))).await {
             Ok(d) => d,

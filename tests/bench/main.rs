@@ -3,7 +3,9 @@
 //! connect (candidates trickled and in the answer), input under flood, idle
 //! cost, a slow phone, a lossy path — and writes `target/bench/report.json`
 //! plus a table. Never part of CI; asserts nothing. `--only connect,lossy`
-//! runs just those sections and prints their rows (no report file).
+//! runs just those sections and prints their rows (no report file);
+//! `--throughput-only` runs tmux alone and the runs through the agent and
+//! prints their row. The phone pings every 10 s throughout (`rig::Keepalive`).
 
 mod connects;
 mod echo;
@@ -14,9 +16,12 @@ mod middlebox;
 mod pattern;
 mod report;
 mod rig;
+mod screen;
 mod stream;
+mod verify;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -28,7 +33,7 @@ use middlebox::Middlebox;
 use muxlink_e2e::muxlink_beside_me;
 use pattern::Kind;
 use report::{Idle, Latency, Report, SlowConsumer, Throughput};
-use rig::{COLS, ROWS, Rig};
+use rig::{COLS, Keepalive, ROWS, Rig};
 use stream::mib;
 
 /// Keys timed for the echo round trip (and for the spawn-per-key baseline).
@@ -125,19 +130,26 @@ async fn bench(args: &[String]) -> Result<()> {
     let muxlink = muxlink_beside_me("cargo xtask bench")?;
     let started = Instant::now();
     let mut rig = Rig::new(&muxlink, &exe).await?;
-    // `--throughput-only`: the two bulk measurements and nothing else, no
-    // report (for profiling the bulk path).
+    // `--throughput-only`: tmux alone, then the runs through the agent on
+    // one connection, and nothing else; no report file (for profiling the
+    // bulk path).
     let only_bulk = args.iter().any(|a| a == "--throughput-only");
     let only = only_sections(args)?;
     let result = match &only {
         Some(sections) => measure_only(&mut rig, sections).await,
         None => measure_all(&mut rig, only_bulk).await,
     };
+    if result.is_err() {
+        for line in rig.agent_tail() {
+            println!("    agent: {line}");
+        }
+    }
     step("Cleaning up (agent, tmux server, signaling server, temp dirs)");
     let cleanup = rig.shutdown().await;
     let report = result?;
     cleanup?;
     if only_bulk {
+        println!("\n{}", report::table_of(&[report.throughput_row()]));
         return Ok(());
     }
     if let Some(sections) = only {
@@ -184,11 +196,23 @@ async fn measure_all(rig: &mut Rig, only_bulk: bool) -> Result<Report> {
         native_log.cpu_text()
     );
 
+    if only_bulk {
+        step("Starting the agent (`muxlink run`) and connecting");
+        rig.start_agent().await?;
+        println!("    agent pid {}", rig.agent_pid()?);
+        let conn = Arc::new(rig.phone.connect(rig.signaling()?).await?);
+        let _keepalive = Keepalive::start(&conn);
+        measure_throughput(rig, &conn, &mut r, native_best, &native_log).await?;
+        conn.close().await;
+        return Ok(r);
+    }
+
     step("Starting the agent (`muxlink run`) and timing connects");
     rig.start_agent().await?;
     println!("    agent pid {}", rig.agent_pid()?);
     let mut pacer = Pacer::default();
-    let conn = measure_connects(rig, &mut r, &mut pacer).await?;
+    let conn = Arc::new(measure_connects(rig, &mut r, &mut pacer).await?);
+    let _keepalive = Keepalive::start(&conn);
 
     step(&format!(
         "Echo: {ECHO_SAMPLES} single bytes into `{RAW_ECHO}` from the phone"
@@ -221,97 +245,57 @@ async fn measure_all(rig: &mut Rig, only_bulk: bool) -> Result<Report> {
         r.under_flood.p50, r.under_flood.p99
     );
 
-    // A phone pings (muxlink-phone and the web client do, every few
-    // seconds); the agent closes a peer silent for 60 s, and the phases
-    // below take longer than that together.
-    conn.ping().await?;
-    step(&format!(
-        "Throughput: {} MB of random-letter lines through the agent to the phone, deflate on ({BULK_RUNS} runs), then log lines, then no deflate",
-        BULK_BYTES / 1_000_000
-    ));
-    let mut best: f64 = 0.0;
-    let mut exact = true;
-    for _ in 0..BULK_RUNS {
-        let t = stream::through_agent(rig, &conn, BULK_BYTES, Kind::Letters, true).await?;
-        exact &= t.byte_exact();
-        println!(
-            "    {:.1} MB/s, byte-exact {} (CPU: {})",
-            t.mbps(),
-            t.byte_exact(),
-            t.cpu_text()
-        );
-        best = best.max(t.mbps());
-    }
-    let log = stream::through_agent(rig, &conn, BULK_BYTES, Kind::Log, true).await?;
-    println!(
-        "    log lines: {:.1} MB/s, byte-exact {} (CPU: {})",
-        log.mbps(),
-        log.byte_exact(),
-        log.cpu_text()
-    );
-    r.notes.push(format!(
-        "throughput with log-like lines (deflate ~7x): {:.1} MB/s vs tmux {:.1} MB/s = {:.2}, byte-exact {}",
-        log.mbps(),
-        native_log.mbps(),
-        log.mbps() / native_log.mbps().max(1e-9),
-        log.byte_exact()
-    ));
-    let plain = stream::through_agent(rig, &conn, BULK_BYTES, Kind::Letters, false).await?;
-    println!(
-        "    without deflate: {:.1} MB/s, byte-exact {} (CPU: {})",
-        plain.mbps(),
-        plain.byte_exact(),
-        plain.cpu_text()
-    );
-    r.notes.push(format!(
-        "throughput without deflate (not the app's setting): {:.1} MB/s, byte-exact {}",
-        plain.mbps(),
-        plain.byte_exact()
-    ));
-    r.throughput = Throughput {
-        muxlink_mbps: best,
-        tmux_native_mbps: native_best,
-        bytes: BULK_BYTES,
-        byte_exact: exact,
-    };
+    rig.drain_agent();
+    measure_throughput(rig, &conn, &mut r, native_best, &native_log).await?;
 
-    if only_bulk {
-        conn.close().await;
-        return Ok(r);
-    }
-
-    conn.ping().await?;
+    rig.drain_agent();
     step(&format!(
         "Slow consumer: phone reads {:.0} MB/s while the pane floods for {} s",
         SLOW_RATE / 1e6,
         SLOW_FLOOD.as_secs()
     ));
     let slow = stream::slow_consumer(rig, &conn, SLOW_FLOOD, SLOW_RATE).await?;
+    let t = &slow.transfer;
     r.slow = SlowConsumer {
         rss_growth_mb: mib(slow.agent_growth),
         tmux_rss_growth_mb: mib(slow.tmux_growth),
-        bytes_lost: slow.lost,
+        bytes_skipped: t.skipped(),
+        snapshots: t.snapshots(),
+        verified: t.verified(),
+        final_screen: slow.screen.same,
+        written_mb: t.written.bytes as f64 / 1e6,
+        delivered_mb: t.delivered.received as f64 / 1e6,
     };
     println!(
-        "    generator wrote {:.1} MB; phone paced for {:.1} s, all in {:.1} s; agent +{:.1} MiB, tmux +{:.1} MiB, lost {}",
-        slow.transfer.written.bytes as f64 / 1e6,
+        "    generator wrote {:.1} MB; phone paced for {:.1} s, all in {:.1} s, got {:.1} MB ({}); agent +{:.1} MiB, tmux +{:.1} MiB; final screen {}",
+        t.written.bytes as f64 / 1e6,
         slow.paced_for.as_secs_f64(),
-        slow.transfer.elapsed.as_secs_f64(),
+        t.elapsed.as_secs_f64(),
+        t.delivered.received as f64 / 1e6,
+        t.check_text(),
         mib(slow.agent_growth),
         mib(slow.tmux_growth),
-        slow.lost
+        report::screen_text(slow.screen.same)
     );
+    if !slow.screen.detail.is_empty() {
+        println!("    screen: {}", slow.screen.detail);
+        r.notes.push(format!(
+            "slow consumer, final screen: {}",
+            slow.screen.detail
+        ));
+    }
     if let Some(e) = &slow.error {
         r.notes.push(format!("slow consumer stopped early: {e}"));
     }
     r.notes.push(format!(
-        "slow consumer: the generator wrote {:.1} MB in {} s; the tmux server grew {:.1} MiB holding what pipe-pane could not deliver",
-        slow.transfer.written.bytes as f64 / 1e6,
+        "slow consumer: the generator wrote {:.1} MB in {} s; the phone read {:.0} MB/s (snapshots included) and got {:.1} MB; the agent skipped the rest (lag bound 1 MiB) and sent fresh screens; final screen: the phone's last snapshot and the bytes after it replayed into a fresh pane of the same size, its `capture-pane -p` compared with the real pane's",
+        t.written.bytes as f64 / 1e6,
         SLOW_FLOOD.as_secs(),
-        mib(slow.tmux_growth)
+        SLOW_RATE / 1e6,
+        t.delivered.received as f64 / 1e6,
     ));
 
-    conn.ping().await?;
+    rig.drain_agent();
     step(&format!(
         "Idle: agent CPU and RSS over {} s, attached to a quiet pane",
         IDLE.as_secs()
@@ -347,6 +331,63 @@ async fn measure_all(rig: &mut Rig, only_bulk: bool) -> Result<Report> {
     );
     measure_lossy(rig, &mut r).await?;
     Ok(r)
+}
+
+/// The bulk runs through the agent: letters with deflate ([`BULK_RUNS`],
+/// the best counts), log lines, letters without deflate. The figure is the
+/// delivered rate ([`stream::Transfer::mbps`]): pattern bytes the phone
+/// received per second until the generator's end marker arrived. Under the
+/// lag rule a phone slower than the pane gets snapshots instead of the bytes
+/// it missed, so skipped bytes never count, and the pane's own rate (all
+/// bytes over the same time) is printed beside it. Checked: byte-exact when
+/// nothing was skipped, else every byte the pattern at its offset.
+async fn measure_throughput(
+    rig: &mut Rig,
+    conn: &mobile_client::PhoneConnection,
+    r: &mut Report,
+    native_best: f64,
+    native_log: &stream::Transfer,
+) -> Result<()> {
+    step(&format!(
+        "Throughput: {} MB of random-letter lines through the agent to the phone, deflate on ({BULK_RUNS} runs), then log lines, then no deflate",
+        BULK_BYTES / 1_000_000
+    ));
+    let show = |label: &str, t: &stream::Transfer| {
+        println!(
+            "    {label}{:.1} MB/s delivered (pane {:.1} MB/s), {} (CPU: {})",
+            t.mbps(),
+            t.pane_mbps(),
+            t.check_text(),
+            t.cpu_text()
+        );
+    };
+    let mut runs = Vec::new();
+    for _ in 0..BULK_RUNS {
+        let t = stream::through_agent(rig, conn, BULK_BYTES, Kind::Letters, true).await?;
+        show("", &t);
+        runs.push(t);
+    }
+    let log = stream::through_agent(rig, conn, BULK_BYTES, Kind::Log, true).await?;
+    show("log lines: ", &log);
+    r.notes.push(format!(
+        "throughput with log-like lines (deflate ~7x): {:.1} MB/s delivered vs tmux {:.1} MB/s = {:.2}, {}",
+        log.mbps(),
+        native_log.mbps(),
+        log.mbps() / native_log.mbps().max(1e-9),
+        log.check_text()
+    ));
+    let plain = stream::through_agent(rig, conn, BULK_BYTES, Kind::Letters, false).await?;
+    show("without deflate: ", &plain);
+    r.notes.push(format!(
+        "throughput without deflate (not the app's setting): {:.1} MB/s delivered, {}",
+        plain.mbps(),
+        plain.check_text()
+    ));
+    r.throughput = Throughput::of(&runs, native_best, BULK_BYTES);
+    r.notes.push(
+        "throughput = delivered rate: pattern bytes the phone received per second, from the start signal until the generator's end marker arrived (the phone asks for the marker again if it was skipped); bytes the agent skipped under the lag rule (a phone more than 1 MiB behind gets a fresh screen instead) do not count. Checked: byte-exact when nothing was skipped; otherwise every received byte equals the pattern at its offset (found from the line numbers), none twice, gaps only at snapshots, and the skip the protocol reports agrees".into(),
+    );
+    Ok(())
 }
 
 /// Trickled connects, then connects with the candidates in the answer;

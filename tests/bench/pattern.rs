@@ -102,6 +102,16 @@ impl Pattern {
         p
     }
 
+    /// The pattern of `kind` from `offset` on.
+    pub fn at(kind: Kind, offset: u64) -> Self {
+        let mut p = Pattern::new(kind);
+        p.line_no = offset / LINE as u64;
+        // `offset % LINE` is below `LINE`, a usize.
+        p.pos = (offset % LINE as u64) as usize;
+        p.render();
+        p
+    }
+
     /// Renders line `line_no` (always `LINE` bytes ending in a newline).
     fn render(&mut self) {
         let n = self.line_no;
@@ -161,6 +171,46 @@ impl Pattern {
         }
     }
 }
+
+/// Bytes at the start of a line that [`line_number`] needs.
+pub fn line_head(kind: Kind) -> usize {
+    match kind {
+        Kind::Letters => 12,
+        // "2024-05-01 12:MM:SS.mmm"
+        Kind::Log => 23,
+    }
+}
+
+/// The number of the pattern line that `head` starts (at least
+/// [`line_head`] bytes), `None` if it is not the start of one. Log lines
+/// carry their number as a time of day (minutes, seconds, milliseconds), so
+/// it is found only within the first 3.6 million lines (230 MB).
+pub fn line_number(kind: Kind, head: &[u8]) -> Option<u64> {
+    let digits = |b: &[u8]| -> Option<u64> {
+        if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(b).ok()?.parse().ok()
+    };
+    match kind {
+        Kind::Letters => digits(head.get(..12)?),
+        Kind::Log => {
+            let h = head.get(..23)?;
+            if !h.starts_with(b"2024-05-01 12:") || h[16] != b':' || h[19] != b'.' {
+                return None;
+            }
+            let (m, s, ms) = (
+                digits(&h[14..16])?,
+                digits(&h[17..19])?,
+                digits(&h[20..23])?,
+            );
+            Some(m * 60_000 + s * 1000 + ms)
+        }
+    }
+}
+
+/// Bytes per pattern line.
+pub const LINE_BYTES: u64 = LINE as u64;
 
 /// Compares a received stream with the pattern, byte by byte and in order.
 #[derive(Debug)]
@@ -296,6 +346,28 @@ mod tests {
         let text = String::from_utf8(a).unwrap();
         assert!(text.lines().all(|l| l.len() == 63), "{text}");
         assert!(text.starts_with("2024-05-01 12:00:00.000 "));
+    }
+
+    #[test]
+    fn a_pattern_from_an_offset_and_line_numbers() {
+        for kind in [Kind::Letters, Kind::Log] {
+            let mut all = vec![0; 64 * 40];
+            Pattern::new(kind).fill(&mut all);
+            for off in [0u64, 1, 63, 64, 65, 700, 64 * 39] {
+                let mut tail = vec![0; all.len() - off as usize];
+                Pattern::at(kind, off).fill(&mut tail);
+                assert_eq!(tail, all[off as usize..], "{kind:?} at {off}");
+            }
+            for n in [0u64, 1, 17, 39] {
+                let start = (n * LINE_BYTES) as usize;
+                assert_eq!(
+                    line_number(kind, &all[start..]),
+                    Some(n),
+                    "{kind:?} line {n}"
+                );
+            }
+            assert_eq!(line_number(kind, &all[5..]), None);
+        }
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! The bench's world: the bundled server, a private tmux server, a paired
 //! phone and the real `muxlink` agent in a temporary home, plus a scratch
 //! directory for FIFOs and generator sum files. Dropping it removes them all.
+//! Also the phone's [`Keepalive`]: a ping every 10 s for a connection's
+//! whole life, as muxlink-phone and the web client do.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use mobile_client::{PhoneClient, Signaling};
+use mobile_client::{PhoneClient, PhoneConnection, Request, Signaling};
 pub use muxlink_e2e::pairing::blocking;
 use muxlink_e2e::pairing::{Host, PAIR_ARGS, pair_phone, phone_config, start_pairing};
 use muxlink_e2e::{Home, Running, Tmux};
@@ -18,6 +20,41 @@ pub const STEP: Duration = Duration::from_secs(30);
 pub const COLS: u16 = 100;
 /// Size of every bench pane.
 pub const ROWS: u16 = 30;
+
+/// How often the phone pings. The agent closes a peer that has not pinged
+/// for 60 s; the apps ping every few seconds.
+pub const PING_EVERY: Duration = Duration::from_secs(10);
+/// Agent output lines printed when a phase fails.
+const AGENT_TAIL: usize = 12;
+
+/// Pings the host every [`PING_EVERY`] while the connection lives (the
+/// pongs reach `next_event`, where the bench skips them); stops when
+/// dropped or when the connection is gone.
+pub struct Keepalive(tokio::task::JoinHandle<()>);
+
+impl Keepalive {
+    /// Starts pinging on `conn`.
+    pub fn start(conn: &Arc<PhoneConnection>) -> Keepalive {
+        let weak: Weak<PhoneConnection> = Arc::downgrade(conn);
+        Keepalive(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PING_EVERY);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(conn) = weak.upgrade() else { return };
+                if conn.send_request(&Request::Ping).await.is_err() {
+                    return;
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for Keepalive {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 /// Everything the measurements need.
 pub struct Rig {
@@ -87,6 +124,26 @@ impl Rig {
             .context("the host never came online at the server")??;
         self.signaling = Some(sig);
         Ok(())
+    }
+
+    /// Reads what the agent printed so far: its output goes through a
+    /// bounded queue and pipes, which must never fill, or its logging would
+    /// block it. Called between phases.
+    pub fn drain_agent(&mut self) {
+        if let Some(agent) = self.agent.as_mut() {
+            // Ends with "no matching line" once 200 ms pass: nothing is matched.
+            let _ = agent.wait_line(Duration::from_millis(200), |_, _| false);
+        }
+    }
+
+    /// The agent's last lines, for a failure message.
+    pub fn agent_tail(&mut self) -> Vec<String> {
+        self.drain_agent();
+        let Some(agent) = self.agent.as_ref() else {
+            return Vec::new();
+        };
+        let start = agent.seen.len().saturating_sub(AGENT_TAIL);
+        agent.seen[start..].iter().map(|(_, l)| l.clone()).collect()
     }
 
     /// The agent's process id.

@@ -1,23 +1,38 @@
 //! Bulk output: the generator's bytes through the agent to the phone, the
 //! same bytes through tmux's own `pipe-pane` to a FIFO (no agent), and a
 //! phone that reads slower than the pane writes.
+//!
+//! Under the lag rule (docs/stream-v2.md §6) the agent reads the pane at
+//! full speed and a phone more than 1 MiB behind gets a snapshot instead of
+//! the bytes it missed, so a run through the agent is measured by what was
+//! delivered: [`Transfer::mbps`] counts the bytes the phone received until
+//! the generator's end marker arrived, and [`Delivered`] checks them (exact
+//! when nothing was skipped; otherwise every byte the pattern at its offset,
+//! missing bytes only at snapshots).
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use mobile_client::PhoneConnection;
+use mobile_client::{PhoneConnection, StreamStats};
 
-use crate::echo::{EVENT_WAIT, next_output};
+use crate::echo::{EVENT_WAIT, next_piece};
 use crate::generator::{Written, pane_command};
 use crate::measure::{MEM_MB, PeakRss, RATE_MB, clock_ticks, cpu_ticks, rss_bytes};
-use crate::pattern::{Framed, Kind, Phase};
+use crate::pattern::{Kind, Phase};
 use crate::rig::{COLS, ROWS, Rig, blocking};
+use crate::screen::{self, ScreenCheck};
+use crate::verify::Delivered;
 
 /// Longest any one bulk transfer may take before the bench gives up.
 const TRANSFER_LIMIT: Duration = Duration::from_secs(300);
+/// How long a read waits before looking at the generator's state.
+const QUIET: Duration = Duration::from_millis(100);
+/// After the generator ended, how long the phone waits for the end marker
+/// before asking for it again, and then between asks.
+const POKE_EVERY: Duration = Duration::from_millis(200);
 
 /// One bulk transfer's outcome.
 #[derive(Debug)]
@@ -25,13 +40,18 @@ pub struct Transfer {
     /// Trigger sent → end marker received.
     pub elapsed: Duration,
     /// The received content, checked against the pattern.
-    pub framed: Framed,
+    pub delivered: Delivered,
     /// What the generator says it wrote.
     pub written: Written,
     /// CPU seconds each process spent during the transfer.
     pub cpu: Vec<(&'static str, f64)>,
     /// Output events (messages) or FIFO reads that carried the bytes.
     pub pieces: u64,
+    /// The phone library's stream v2 counters over the run (bytes skipped
+    /// by the protocol's offsets; zero for the native path).
+    pub stream: StreamStats,
+    /// Times the phone asked the generator for the end marker again.
+    pub pokes: u64,
 }
 
 /// CPU time of a few processes over an interval.
@@ -74,25 +94,153 @@ impl Transfer {
             parts.push(format!(
                 "{} pieces of {:.1} KB on average",
                 self.pieces,
-                self.framed.checker.received as f64 / self.pieces as f64 / 1000.0
+                self.delivered.received as f64 / self.pieces as f64 / 1000.0
             ));
         }
         parts.join(", ")
     }
 
-    /// MB/s of pattern bytes.
+    /// The delivered rate, MB/s: pattern bytes the phone (or the FIFO
+    /// reader) actually received, over the time from the start signal until
+    /// the end marker arrived. Skipped bytes do not count; without skips it
+    /// is the plain throughput. This is the figure compared with tmux.
     pub fn mbps(&self) -> f64 {
-        self.framed.checker.received as f64 / RATE_MB / self.elapsed.as_secs_f64().max(1e-9)
+        self.delivered.received as f64 / RATE_MB / self.elapsed.as_secs_f64().max(1e-9)
     }
 
-    /// Length, order and checksum all equal the generator's.
+    /// The pane's rate, MB/s: everything the generator wrote over the same
+    /// time (how fast a `cat` finishes for the user, skipped bytes included).
+    pub fn pane_mbps(&self) -> f64 {
+        self.written.bytes as f64 / RATE_MB / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Nothing skipped, and length, order and checksum equal the generator's.
     pub fn byte_exact(&self) -> bool {
-        let c = &self.framed.checker;
-        self.framed.phase == Phase::Done
-            && !c.diverged
-            && c.received == self.written.bytes
-            && c.matched == self.written.bytes
-            && c.hash.value() == self.written.hash
+        self.delivered.byte_exact(&self.written)
+    }
+
+    /// Every byte the phone got is the pattern at its offset, none twice,
+    /// bytes missing only at snapshots, and the pattern bytes the protocol
+    /// says it skipped agree with the gaps found (it may count the end
+    /// marker and the repeated ones too). Without skips: [`Transfer::byte_exact`].
+    pub fn verified(&self) -> bool {
+        let d = &self.delivered;
+        let protocol = self.stream.bytes_skipped;
+        d.intact(&self.written) && protocol >= d.skipped && protocol <= d.skipped + 1 + self.pokes
+    }
+
+    /// Pattern bytes skipped (from the gaps in what arrived).
+    pub fn skipped(&self) -> u64 {
+        self.delivered.skipped
+    }
+
+    /// Snapshots that replaced skipped bytes (between the markers).
+    pub fn snapshots(&self) -> u64 {
+        self.delivered.gaps
+    }
+
+    /// "byte-exact" or "12.3 MB skipped at 4 snapshots, the rest verified".
+    pub fn check_text(&self) -> String {
+        if self.byte_exact() {
+            return "byte-exact".into();
+        }
+        let d = &self.delivered;
+        if d.gaps == 0 {
+            return format!(
+                "NOT byte-exact ({} of {} bytes matched)",
+                d.matched, self.written.bytes
+            );
+        }
+        format!(
+            "{:.1} MB skipped at {} snapshots (protocol: {:.1} MB), the rest {}",
+            d.skipped as f64 / 1e6,
+            d.gaps,
+            self.stream.bytes_skipped as f64 / 1e6,
+            if self.verified() {
+                "verified at its offsets"
+            } else {
+                "NOT the pattern at its offsets"
+            }
+        )
+    }
+}
+
+/// The difference of two counter snapshots (`after` − `before`).
+fn stats_since(before: StreamStats, after: StreamStats) -> StreamStats {
+    StreamStats {
+        bytes_skipped: after.bytes_skipped.saturating_sub(before.bytes_skipped),
+        snapshots: after.snapshots.saturating_sub(before.snapshots),
+        duplicates_dropped: after
+            .duplicates_dropped
+            .saturating_sub(before.duplicates_dropped),
+        fast_applied: after.fast_applied.saturating_sub(before.fast_applied),
+        fast_dropped: after.fast_dropped.saturating_sub(before.fast_dropped),
+        fast_inputs_sent: after
+            .fast_inputs_sent
+            .saturating_sub(before.fast_inputs_sent),
+    }
+}
+
+/// Watches for the generator's end (its sum file) and then asks it for the
+/// end marker again until the phone has it: the first one may have been
+/// skipped with the bytes around it (the generator answers each input byte
+/// with one).
+struct EndWatch {
+    sum: PathBuf,
+    ended: Option<Instant>,
+    checked: Instant,
+    poked: Option<Instant>,
+    pokes: u64,
+}
+
+impl EndWatch {
+    fn new(sum: &Path) -> Self {
+        EndWatch {
+            sum: sum.to_path_buf(),
+            ended: None,
+            checked: Instant::now(),
+            poked: None,
+            pokes: 0,
+        }
+    }
+
+    /// Whether the generator has finished (its file is looked for at most
+    /// every [`QUIET`]).
+    fn ended(&mut self) -> bool {
+        if self.ended.is_none() && self.checked.elapsed() >= QUIET {
+            self.checked = Instant::now();
+            if self.sum.exists() {
+                self.ended = Some(Instant::now());
+            }
+        }
+        self.ended.is_some()
+    }
+
+    /// Asks for the end marker when one is due.
+    async fn poke(&mut self, conn: &PhoneConnection) -> Result<()> {
+        if !self.ended() {
+            return Ok(());
+        }
+        let Some(ended) = self.ended else {
+            return Ok(());
+        };
+        let due = self.poked.unwrap_or(ended) + POKE_EVERY;
+        if Instant::now() >= due {
+            conn.input(b"e")
+                .await
+                .context("asking for the end marker")?;
+            self.poked = Some(Instant::now());
+            self.pokes += 1;
+        }
+        Ok(())
+    }
+}
+
+/// The next output (bytes, snapshot flag), or `None` when none came within [`QUIET`].
+async fn next_or_quiet(conn: &PhoneConnection) -> Result<Option<(Vec<u8>, bool)>> {
+    match tokio::time::timeout(QUIET, next_piece(conn, EVENT_WAIT)).await {
+        Ok(piece) => piece.map(Some),
+        Err(_) => Ok(None),
     }
 }
 
@@ -127,11 +275,11 @@ pub fn native(rig: &mut Rig, bytes: u64, kind: Kind) -> Result<Transfer> {
 
     let (opened_tx, opened_rx) = mpsc::channel();
     let reader_fifo = fifo.clone();
-    let reader = std::thread::spawn(move || -> Result<(Framed, Instant, u64)> {
+    let reader = std::thread::spawn(move || -> Result<(Delivered, Instant, u64)> {
         // Opening a FIFO for reading waits for its writer (`cat`, started by pipe-pane).
         let mut f = std::fs::File::open(&reader_fifo)?;
         let _ = opened_tx.send(());
-        let mut framed = Framed::new(kind);
+        let mut framed = Delivered::new(kind, false);
         let mut buf = vec![0u8; 256 * 1024];
         let mut reads = 0u64;
         loop {
@@ -140,7 +288,7 @@ pub fn native(rig: &mut Rig, bytes: u64, kind: Kind) -> Result<Transfer> {
                 bail!("the FIFO closed before the end marker");
             }
             reads += 1;
-            if framed.feed(&buf[..n]) == Phase::Done {
+            if framed.feed(&buf[..n], false) == Phase::Done {
                 return Ok((framed, Instant::now(), reads));
             }
         }
@@ -173,25 +321,29 @@ pub fn native(rig: &mut Rig, bytes: u64, kind: Kind) -> Result<Transfer> {
         }
     };
     // The reader ends at the end marker or when the FIFO closes (pane gone).
-    let (framed, done, pieces) = reader
+    let (mut delivered, done, pieces) = reader
         .join()
         .map_err(|_| anyhow::anyhow!("FIFO reader panicked"))??;
     let cpu = watch.map(|w| w.finish()).unwrap_or_default();
     let written = wait_written(&sum)?;
+    delivered.finish(&written);
     let _ = rig.tmux.run(&["pipe-pane", "-t", &pane]);
     rig.kill_pane(&pane);
     let _ = std::fs::remove_file(&fifo);
     Ok(Transfer {
         elapsed: done - started,
-        framed,
+        delivered,
         written,
         cpu,
         pieces,
+        stream: StreamStats::default(),
+        pokes: 0,
     })
 }
 
 /// `bytes` of pattern from a pane through the agent to the phone, with or
-/// without deflate (the phone app attaches with it).
+/// without deflate (the phone app attaches with it), read as fast as the
+/// phone can.
 pub async fn through_agent(
     rig: &mut Rig,
     conn: &PhoneConnection,
@@ -209,32 +361,48 @@ pub async fn through_agent(
         ("tmux", rig.tmux_pid()?),
         ("bench phone", std::process::id()),
     ]);
+    let before = conn.stream_stats();
     let started = Instant::now();
     conn.input(b"g").await?;
-    let mut framed = Framed::new(kind);
+    let mut delivered = Delivered::new(kind, false);
+    let mut end = EndWatch::new(&sum);
     let deadline = started + TRANSFER_LIMIT;
+    let mut last_output = started;
     let mut pieces = 0u64;
-    while framed.phase != Phase::Done {
+    while delivered.phase != Phase::Done {
         if Instant::now() >= deadline {
             bail!("bulk transfer took longer than {TRANSFER_LIMIT:?}");
         }
-        let data = next_output(conn, EVENT_WAIT).await?;
-        if framed.phase == Phase::Inside {
-            pieces += 1;
+        match next_or_quiet(conn).await? {
+            Some((data, snapshot)) => {
+                last_output = Instant::now();
+                if delivered.phase == Phase::Inside && !snapshot {
+                    pieces += 1;
+                }
+                delivered.feed(&data, snapshot);
+            }
+            None if !end.ended() && last_output.elapsed() >= EVENT_WAIT => {
+                bail!("no output from the pane for {EVENT_WAIT:?}");
+            }
+            None => {}
         }
-        framed.feed(&data);
+        end.poke(conn).await?;
     }
     let elapsed = started.elapsed();
     let cpu = watch.finish();
+    let stream = stats_since(before, conn.stream_stats());
     let written = blocking(|| wait_written(&sum))?;
+    delivered.finish(&written);
     conn.detach().await?;
     rig.kill_pane(&pane);
     Ok(Transfer {
         elapsed,
-        framed,
+        delivered,
         written,
         cpu,
         pieces,
+        stream,
+        pokes: end.pokes,
     })
 }
 
@@ -245,18 +413,20 @@ pub struct Slow {
     pub agent_growth: u64,
     /// tmux server peak RSS minus before, bytes (tmux buffers what pipe-pane cannot deliver).
     pub tmux_growth: u64,
-    /// Generator bytes not received in order.
-    pub lost: u64,
-    /// The transfer.
+    /// The transfer (its `delivered` has the skips and the last screen).
     pub transfer: Transfer,
+    /// The phone's last screen against the pane's (`capture-pane -p`).
+    pub screen: ScreenCheck,
     /// When the paced phase ended and the phone started reading at full speed.
     pub paced_for: Duration,
     /// Why the run stopped early, if it did.
     pub error: Option<String>,
 }
 
-/// The phone reads at `rate` bytes/s while the pane floods for `flood`, then
-/// drains at full speed; memory is sampled throughout.
+/// The phone reads at `rate` bytes/s (every output byte, snapshots
+/// included) while the pane floods for `flood`, then at full speed until
+/// the end marker; memory is sampled throughout. Then the phone's last
+/// screen is compared with the pane's.
 pub async fn slow_consumer(
     rig: &mut Rig,
     conn: &PhoneConnection,
@@ -264,6 +434,7 @@ pub async fn slow_consumer(
     rate: f64,
 ) -> Result<Slow> {
     let sum = rig.scratch_file("slow.sum");
+    let _ = std::fs::remove_file(&sum);
     let cmd = pane_command(
         &rig.bench_exe,
         0,
@@ -279,38 +450,35 @@ pub async fn slow_consumer(
     let tmux_before = rss_bytes(tmux)?;
     let peaks = PeakRss::start(vec![agent, tmux]);
 
+    let before = conn.stream_stats();
     let started = Instant::now();
     conn.input(b"g").await?;
-    let mut framed = Framed::new(Kind::Letters);
-    let mut paced = true;
-    let mut paced_for = Duration::ZERO;
-    let mut last_check = started;
+    let mut delivered = Delivered::new(Kind::Letters, true);
+    let mut end = EndWatch::new(&sum);
+    let mut paced_for = None;
+    let mut read = 0u64;
     let deadline = started + flood + TRANSFER_LIMIT;
     let result = async {
-        while framed.phase != Phase::Done {
+        while delivered.phase != Phase::Done {
             if Instant::now() >= deadline {
                 bail!(
                     "slow-consumer run took longer than {:?}",
                     flood + TRANSFER_LIMIT
                 );
             }
-            let data = next_output(conn, EVENT_WAIT).await?;
-            framed.feed(&data);
-            if paced {
-                // The flood is over once the generator wrote its sum file.
-                if last_check.elapsed() >= Duration::from_millis(100) {
-                    last_check = Instant::now();
-                    if sum.exists() {
-                        paced = false;
-                        paced_for = started.elapsed();
-                        continue;
-                    }
-                }
-                let due = Duration::from_secs_f64(framed.checker.received as f64 / rate);
-                let now = started.elapsed();
-                if due > now {
-                    tokio::time::sleep(due - now).await;
-                }
+            if let Some((data, snapshot)) = next_or_quiet(conn).await? {
+                read += data.len() as u64;
+                delivered.feed(&data, snapshot);
+            }
+            end.poke(conn).await?;
+            if end.ended() {
+                paced_for.get_or_insert_with(|| started.elapsed());
+                continue;
+            }
+            let due = Duration::from_secs_f64(read as f64 / rate);
+            let now = started.elapsed();
+            if due > now {
+                tokio::time::sleep(due - now).await;
             }
         }
         Ok(())
@@ -318,26 +486,41 @@ pub async fn slow_consumer(
     .await;
     let elapsed = started.elapsed();
     let peak = peaks.finish();
-    // A broken run still counts its lost bytes rather than assuming them.
+    let stream = stats_since(before, conn.stream_stats());
+    // A broken run still reports what arrived rather than assuming it.
     let error = result.err().map(|e| format!("{e:#}"));
     let written = blocking(|| wait_written(&sum))?;
+    delivered.finish(&written);
+    let screen = match (&error, delivered.screen.as_ref()) {
+        (None, Some(last)) => {
+            blocking(|| screen::compare(rig, &pane, last)).unwrap_or_else(|e| ScreenCheck {
+                same: None,
+                detail: format!("{e:#}"),
+            })
+        }
+        _ => ScreenCheck {
+            same: None,
+            detail: "the run stopped early".into(),
+        },
+    };
     if error.is_none() {
         conn.detach().await?;
     }
     rig.kill_pane(&pane);
-    let lost = written.bytes.saturating_sub(framed.checker.matched);
     Ok(Slow {
         agent_growth: peak[0].saturating_sub(agent_before),
         tmux_growth: peak[1].saturating_sub(tmux_before),
-        lost,
         transfer: Transfer {
             elapsed,
-            framed,
+            delivered,
             written,
             cpu: Vec::new(),
             pieces: 0,
+            stream,
+            pokes: end.pokes,
         },
-        paced_for,
+        screen,
+        paced_for: paced_for.unwrap_or(elapsed),
         error,
     })
 }
