@@ -373,16 +373,8 @@ impl Conn {
                         self.st.hub.send(peer, &update).await;
                     }
                 }
-                let ids: Vec<String> = peers.iter().map(|(p, _)| p.clone()).collect();
-                let online = self.st.hub.online(&ids).await;
-                for ((peer, peer_name), online) in peers.into_iter().zip(online) {
-                    if online {
-                        self.reply(&SignalingMessage {
-                            device_id: peer,
-                            name: peer_name,
-                            ..SignalingMessage::new(kind::HOST_ONLINE)
-                        });
-                    }
+                for online in self.st.hub.online_notices(&device.id, peers).await {
+                    self.reply(&online);
                 }
             }
         }

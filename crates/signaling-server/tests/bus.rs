@@ -12,10 +12,12 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use futures_util::StreamExt as _;
 use serde_json::json;
 use signaling_proto::SignalingMessage;
 use signaling_server::ServerConfig;
-use test_support::{PrivateNats, PrivatePostgres, wait_until};
+use test_support::{PrivateNats, PrivatePostgres, TcpFaultProxy, wait_until};
+use tokio_tungstenite::tungstenite::Message;
 
 /// How long the client may take to notice NATS came back and redial (its
 /// backoff tops out at 4 s).
@@ -252,4 +254,74 @@ async fn without_the_bus_an_instance_serves_its_own_sockets_and_is_not_ready() {
 
 async fn ts_get(ts: &TestServer, path: &str) -> Resp {
     ts.http().send_raw("GET", path, None, Vec::new()).await
+}
+
+/// The next text message on `ws` within `limit` (longer than [`WAIT`]: the
+/// presence audit takes several rounds).
+async fn msg_within(ws: &mut Ws, limit: Duration) -> SignalingMessage {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, ws.stream.next())
+            .await
+            .expect("timed out waiting for a message");
+        match frame {
+            Some(Ok(Message::Text(t))) => return SignalingMessage::parse(t.as_str()).unwrap(),
+            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => panic!("socket closed"),
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phones_elsewhere_hear_when_an_instance_vanishes_from_the_bus_and_returns() {
+    let (Some(pg), Some(nats)) = (PrivatePostgres::start(), PrivateNats::start()) else {
+        return;
+    };
+    // Instance A reaches NATS through a proxy the test can cut: to the
+    // others A is then gone as if it had died (its subscriptions vanish,
+    // it says nothing).
+    let link = TcpFaultProxy::start(([127, 0, 0, 1], nats.port()).into())
+        .await
+        .unwrap();
+    let url = pg.create_database("signaling").unwrap();
+    let config = |bus: String| ServerConfig {
+        database: Some(url.clone().into()),
+        bus: Some(bus),
+        ..test_config()
+    };
+    let a = TestServer::start(config(format!("nats://{}", link.addr()))).await;
+    let b = TestServer::start(config(nats.url())).await;
+    for ts in [&a, &b] {
+        assert!(wait_until(RECONNECT, || async { readyz(ts).await == 200 }).await);
+    }
+    let (host, ht, _, mt) = paired_pair(&a).await;
+    let _agent = Ws::authed(&a, &ht, "host").await;
+    let mut phone = Ws::authed(&b, &mt, "phone").await;
+    assert_eq!(phone.msg().await.kind, "host_online");
+
+    link.refuse_new(true);
+    link.cut();
+    let started = std::time::Instant::now();
+    let gone = msg_within(&mut phone, Duration::from_secs(40)).await;
+    assert_eq!(
+        (gone.kind.as_str(), gone.device_id.as_str()),
+        ("host_offline", host.id.as_str())
+    );
+    eprintln!("host_offline {:?} after the cut", started.elapsed());
+
+    // A gets its bus back: the host, still connected to A, is online again.
+    link.refuse_new(false);
+    let started = std::time::Instant::now();
+    let back = msg_within(&mut phone, Duration::from_secs(40)).await;
+    assert_eq!(
+        (back.kind.as_str(), back.device_id.as_str()),
+        ("host_online", host.id.as_str())
+    );
+    assert_eq!(back.name, "host");
+    eprintln!(
+        "host_online {:?} after the link returned",
+        started.elapsed()
+    );
+    a.server.shutdown().await;
+    b.server.shutdown().await;
 }

@@ -33,9 +33,12 @@
 //!   [`Router::socket_count`].
 //! - **An instance dies:** NATS drops its connection and with it its
 //!   subscriptions, so its devices are offline to every request at once.
-//!   Phones it had told `host_online` hear nothing until the host redials
-//!   another instance (which announces `host_online` again); meanwhile
-//!   a `connect_request` to the host gets `host_offline` (no responders).
+//!   Its hosts redial another instance, which announces `host_online`
+//!   again. Phones elsewhere that were told a host of the dead instance is
+//!   online are told `host_offline` by their own instance's presence audit
+//!   (`presence`: every 5 s it probes the remote hosts its phones believe
+//!   online; nobody subscribed = gone), and a `connect_request` to such a
+//!   host gets `host_offline` at once (no responders).
 //! - **The bus is down:** sockets here keep relaying to each other;
 //!   anything for another instance fails at once (logged at debug, counted
 //!   in `muxlink_bus_errors_total`), a `connect_request` to a host elsewhere gets
@@ -51,12 +54,14 @@
 //!   a socket's reader for at most that long per message.
 
 pub mod nats;
+mod presence;
 
 use std::sync::Arc;
 
 use axum::extract::ws::Utf8Bytes;
 use futures_util::future::join_all;
 use signaling_proto::SignalingMessage;
+use signaling_proto::signal::kind;
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::{Hub, SocketHandle};
@@ -144,6 +149,11 @@ impl Router {
         let Some((bus, _)) = &self.bus else {
             return here;
         };
+        match msg.kind.as_str() {
+            kind::HOST_OFFLINE => bus.forget_host(&msg.device_id),
+            kind::DEVICE_UNPAIRED => bus.forget_host(&msg.host_device_id),
+            _ => {}
+        }
         match bus.publish(device_id, &text).await {
             Ok(()) => true,
             Err(e) => {
@@ -175,25 +185,46 @@ impl Router {
         }
     }
 
-    /// Which of `device_ids` have a socket here or (with a bus) on another
-    /// instance; the remote ones are asked all at once.
-    pub async fn online(&self, device_ids: &[String]) -> Vec<bool> {
-        let Some((bus, _)) = &self.bus else {
-            return device_ids.iter().map(|d| self.hub.is_online(d)).collect();
+    /// The `host_online` notices for `mobile` (a phone authenticating
+    /// here) of those of its `hosts` (id, name) that have a socket here or
+    /// (with a bus) on another instance; the remote ones are asked all at
+    /// once and from then on watched by the presence audit.
+    pub async fn online_notices(
+        &self,
+        mobile: &str,
+        hosts: Vec<(String, String)>,
+    ) -> Vec<SignalingMessage> {
+        let notice = |device_id: String, name: String| SignalingMessage {
+            device_id,
+            name,
+            ..SignalingMessage::new(kind::HOST_ONLINE)
         };
-        let asks = device_ids.iter().map(|d| async move {
-            if self.hub.is_online(d) {
-                return true;
+        let Some((bus, _)) = &self.bus else {
+            return hosts
+                .into_iter()
+                .filter(|(id, _)| self.hub.is_online(id))
+                .map(|(id, name)| notice(id, name))
+                .collect();
+        };
+        let asks = hosts.into_iter().map(|(id, name)| async move {
+            if self.hub.is_online(&id) {
+                return Some(notice(id, name));
             }
-            match bus.probe(d).await {
-                Ok(online) => online,
+            match bus.probe(&id).await {
+                Ok(true) => {
+                    let online = notice(id, name);
+                    let text = Utf8Bytes::from(online.to_json());
+                    bus.note_online(&online.device_id, mobile, &text);
+                    Some(online)
+                }
+                Ok(false) => None,
                 Err(e) => {
-                    self.failed("probe", d, &e);
-                    false
+                    self.failed("probe", &id, &e);
+                    None
                 }
             }
         });
-        join_all(asks).await
+        join_all(asks).await.into_iter().flatten().collect()
     }
 
     /// Closes every socket of the device, here and on other instances.

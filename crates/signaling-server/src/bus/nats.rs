@@ -11,6 +11,13 @@
 //! instance that queued it to a socket or holds one; nobody subscribed is
 //! NATS's "no responders", at once.
 //!
+//! Every [`AUDIT_INTERVAL`] an instance also probes the remote hosts its
+//! phones were told are online (presence.rs) and tells the phones
+//! `host_offline` for each that nobody holds any more (and `host_online`
+//! again if it comes back): an instance that dies (SIGKILL, power)
+//! announces nothing for its hosts, and this is how the phones elsewhere
+//! learn it.
+//!
 //! The client is opened with `no_echo`, so an instance never hears its own
 //! publications (it already delivered locally), and with
 //! `retry_on_initial_connect` and unlimited reconnects: an instance whose
@@ -26,9 +33,13 @@ use async_nats::{Client, ConnectOptions, Event, Request, RequestErrorKind, Subsc
 use axum::body::Bytes;
 use axum::extract::ws::Utf8Bytes;
 use futures_util::StreamExt as _;
+use futures_util::future::join_all;
+use signaling_proto::SignalingMessage;
+use signaling_proto::signal::kind;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
+use super::presence::{AUDIT_INTERVAL, Believed, Verdict};
 use crate::hub::Hub;
 use crate::sync::lock;
 
@@ -65,6 +76,20 @@ pub enum BusError {
     /// The client refused the command.
     #[error("bus error: {0}")]
     Nats(String),
+}
+
+/// Hosts one audit round asks about at once.
+const AUDIT_BATCH: usize = 64;
+
+/// How a request was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// An instance delivered it / holds the device.
+    Yes,
+    /// Nobody is subscribed for the device ("no responders").
+    Nobody,
+    /// Somebody is subscribed but did not answer in time.
+    Silent,
 }
 
 /// What an instance is asked about a device.
@@ -105,6 +130,8 @@ pub struct NatsBus {
     /// interleave between the two tables.
     subs: Mutex<HashMap<String, Sub>>,
     next_generation: std::sync::atomic::AtomicU64,
+    /// Remote hosts the phones here were told are online (the audit's).
+    believed: Arc<Mutex<Believed>>,
     /// Parent of every subscription's switch (the server's shutdown).
     stop: CancellationToken,
 }
@@ -117,6 +144,10 @@ impl NatsBus {
         hub: Arc<Hub>,
         stop: CancellationToken,
     ) -> Result<NatsBus, BusError> {
+        // Counts the connection's (re)connects, so the audit can tell that
+        // the link was lost between two of its rounds.
+        let links = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = Arc::clone(&links);
         let options = ConnectOptions::new()
             .name("muxlink-signaling-server")
             .no_echo()
@@ -126,31 +157,46 @@ impl NatsBus {
             .ping_interval(Duration::from_secs(20))
             .subscription_capacity(SUBSCRIPTION_QUEUE)
             .client_capacity(CLIENT_QUEUE)
-            .event_callback(|event| async move {
-                match event {
-                    Event::Connected => tracing::info!("bus connected"),
-                    Event::Disconnected => {
-                        tracing::warn!(
-                            "bus disconnected: relays to other instances fail until it returns"
-                        )
+            .event_callback(move |event| {
+                let counted = Arc::clone(&counted);
+                async move {
+                    match event {
+                        Event::Connected => {
+                            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            tracing::info!("bus connected")
+                        }
+                        Event::Disconnected => {
+                            tracing::warn!(
+                                "bus disconnected: relays to other instances fail until it returns"
+                            )
+                        }
+                        Event::SlowConsumer(sid) => {
+                            tracing::warn!(sid, "bus subscription full: messages dropped")
+                        }
+                        // Each failed redial is one; the disconnect was logged.
+                        Event::ClientError(e) => tracing::debug!(error = %e, "bus client error"),
+                        other => tracing::info!(event = %other, "bus event"),
                     }
-                    Event::SlowConsumer(sid) => {
-                        tracing::warn!(sid, "bus subscription full: messages dropped")
-                    }
-                    // Each failed redial is one; the disconnect was logged.
-                    Event::ClientError(e) => tracing::debug!(error = %e, "bus client error"),
-                    other => tracing::info!(event = %other, "bus event"),
                 }
             });
         let client = options
             .connect(url)
             .await
             .map_err(|e| BusError::Url(e.to_string()))?;
+        let believed = Arc::new(Mutex::new(Believed::default()));
+        tokio::spawn(audit(
+            client.clone(),
+            Arc::clone(&hub),
+            Arc::clone(&believed),
+            links,
+            stop.clone(),
+        ));
         Ok(NatsBus {
             client,
             hub,
             subs: Mutex::new(HashMap::new()),
             next_generation: std::sync::atomic::AtomicU64::new(1),
+            believed,
             stop,
         })
     }
@@ -201,9 +247,12 @@ impl NatsBus {
             }
         };
         tokio::spawn(dispatch(
-            self.client.clone(),
-            Arc::clone(&self.hub),
-            device_id.to_owned(),
+            Dispatch {
+                client: self.client.clone(),
+                hub: Arc::clone(&self.hub),
+                believed: Arc::clone(&self.believed),
+                device_id: device_id.to_owned(),
+            },
             subscriber,
             stop,
         ));
@@ -227,7 +276,22 @@ impl NatsBus {
         if last && let Some(sub) = subs.remove(device_id) {
             sub.stop.cancel();
         }
+        if last {
+            lock(&self.believed).forget_mobile(device_id);
+        }
         last
+    }
+
+    /// `mobile` (a phone here) is about to be told that `host`, held by
+    /// another instance, is online (`announcement`): the audit keeps an
+    /// eye on it.
+    pub fn note_online(&self, host: &str, mobile: &str, announcement: &Utf8Bytes) {
+        lock(&self.believed).online(host, mobile, announcement.clone());
+    }
+
+    /// `host` left or was unpaired: the audit stops watching it.
+    pub fn forget_host(&self, host: &str) {
+        lock(&self.believed).forget_host(host);
     }
 
     /// Publishes `text` for `device_id`'s sockets on other instances,
@@ -262,45 +326,135 @@ impl NatsBus {
     /// Hands `text` to `device_id` on whichever instance holds it; true
     /// when one of them queued it to a socket.
     pub async fn deliver(&self, device_id: &str, text: &Utf8Bytes) -> Result<bool, BusError> {
-        self.request(device_id, Op::Msg, Bytes::from(text.clone()))
-            .await
+        let payload = Bytes::from(text.clone());
+        let answer = request(&self.client, device_id, Op::Msg, payload).await?;
+        Ok(answer == Answer::Yes)
     }
 
     /// True when another instance holds a socket of `device_id`.
     pub async fn probe(&self, device_id: &str) -> Result<bool, BusError> {
-        self.request(device_id, Op::Probe, Bytes::new()).await
+        let answer = request(&self.client, device_id, Op::Probe, Bytes::new()).await?;
+        Ok(answer == Answer::Yes)
     }
+}
 
-    async fn request(&self, device_id: &str, op: Op, payload: Bytes) -> Result<bool, BusError> {
-        if !self.is_up() {
-            return Err(BusError::Down);
+async fn request(
+    client: &Client,
+    device_id: &str,
+    op: Op,
+    payload: Bytes,
+) -> Result<Answer, BusError> {
+    if client.connection_state() != State::Connected {
+        return Err(BusError::Down);
+    }
+    let request = Request::new().payload(payload).timeout(Some(BUS_TIMEOUT));
+    let asked = client.send_request(subject(device_id, op), request);
+    // The request's own timeout covers the answer; this one also covers a
+    // full command queue.
+    match timeout(BUS_TIMEOUT * 2, asked).await {
+        Ok(Ok(_)) => Ok(Answer::Yes),
+        Ok(Err(e)) => match e.kind() {
+            // Not delivered, but not a bus fault either: nobody holds the
+            // device, or whoever does had no socket that took it.
+            RequestErrorKind::NoResponders => Ok(Answer::Nobody),
+            RequestErrorKind::TimedOut => Ok(Answer::Silent),
+            _ => Err(BusError::Nats(e.to_string())),
+        },
+        Err(_) => Err(BusError::Timeout),
+    }
+}
+
+/// Every [`AUDIT_INTERVAL`] until the server stops: asks about each remote
+/// host the phones here believe online and tells them what changed
+/// (presence.rs decides; only "no responders" counts against a host).
+async fn audit(
+    client: Client,
+    hub: Arc<Hub>,
+    believed: Arc<Mutex<Believed>>,
+    links: Arc<std::sync::atomic::AtomicU64>,
+    stop: CancellationToken,
+) {
+    let mut seen_links = links.load(std::sync::atomic::Ordering::Relaxed);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(AUDIT_INTERVAL) => {}
         }
-        let request = Request::new().payload(payload).timeout(Some(BUS_TIMEOUT));
-        let asked = self.client.send_request(subject(device_id, op), request);
-        // The request's own timeout covers the answer; this one also covers
-        // a full command queue.
-        match timeout(BUS_TIMEOUT * 2, asked).await {
-            Ok(Ok(_)) => Ok(true),
-            Ok(Err(e)) => match e.kind() {
-                // Nobody subscribed, or somebody subscribed but had no
-                // socket that took it: not delivered, not a bus fault.
-                RequestErrorKind::NoResponders | RequestErrorKind::TimedOut => Ok(false),
-                _ => Err(BusError::Nats(e.to_string())),
-            },
-            Err(_) => Err(BusError::Timeout),
+        let now_links = links.load(std::sync::atomic::Ordering::Relaxed);
+        if client.connection_state() != State::Connected || now_links != seen_links {
+            seen_links = now_links;
+            lock(&believed).reset_strikes();
+            continue;
         }
+        let due = lock(&believed).due();
+        for batch in due.chunks(AUDIT_BATCH) {
+            let asks = batch.iter().map(|(host, _)| async {
+                if hub.is_online(host) {
+                    return Verdict::Present;
+                }
+                match request(&client, host, Op::Probe, Bytes::new()).await {
+                    Ok(Answer::Yes) => Verdict::Present,
+                    Ok(Answer::Nobody) => Verdict::Nobody,
+                    Ok(Answer::Silent) | Err(_) => Verdict::Unknown,
+                }
+            });
+            let verdicts = join_all(asks).await;
+            let now = std::time::Instant::now();
+            for ((host, generation), verdict) in batch.iter().zip(verdicts) {
+                // Under the table's lock, so a `host_online` the dispatcher
+                // delivers meanwhile either bumped the generation (nothing
+                // sent here) or reaches the phone after this.
+                let mut table = lock(&believed);
+                if let Some((text, mobiles)) = table.answer(host, *generation, verdict, now) {
+                    tracing::info!(host = %host, ?verdict, "presence audit: the host's phones are told it changed");
+                    for mobile in mobiles {
+                        hub.push(&mobile, &text);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What a device's subscription task delivers with.
+struct Dispatch {
+    client: Client,
+    hub: Arc<Hub>,
+    believed: Arc<Mutex<Believed>>,
+    device_id: String,
+}
+
+impl Dispatch {
+    /// Queues a message from the bus to the device's sockets here; a
+    /// `host_online`, `host_offline` or `device_unpaired` for a phone
+    /// updates the audit's table first, under its lock (see `audit`).
+    fn push(&self, text: &Utf8Bytes) -> bool {
+        // Only presence notices are parsed; relays pass untouched.
+        if !text.contains("\"host_o") && !text.contains(kind::DEVICE_UNPAIRED) {
+            return self.hub.push(&self.device_id, text);
+        }
+        let mut table = lock(&self.believed);
+        if let Ok(msg) = SignalingMessage::parse(text) {
+            match msg.kind.as_str() {
+                kind::HOST_ONLINE => table.online(&msg.device_id, &self.device_id, text.clone()),
+                kind::HOST_OFFLINE => table.forget_host(&msg.device_id),
+                kind::DEVICE_UNPAIRED => table.forget_host(&msg.host_device_id),
+                _ => {}
+            }
+        }
+        self.hub.push(&self.device_id, text)
     }
 }
 
 /// Serves one device's subscription until its last socket here leaves (or
 /// the server stops); dropping the subscriber unsubscribes.
-async fn dispatch(
-    client: Client,
-    hub: Arc<Hub>,
-    device_id: String,
-    mut subscriber: Subscriber,
-    stop: CancellationToken,
-) {
+async fn dispatch(d: Dispatch, mut subscriber: Subscriber, stop: CancellationToken) {
+    let Dispatch {
+        client,
+        hub,
+        device_id,
+        ..
+    } = &d;
     loop {
         let msg = tokio::select! {
             _ = stop.cancelled() => break,
@@ -312,13 +466,13 @@ async fn dispatch(
         let op = msg.subject.rsplit('.').next().unwrap_or_default();
         let answer = match op {
             "msg" => match Utf8Bytes::try_from(msg.payload) {
-                Ok(text) => hub.push(&device_id, &text),
+                Ok(text) => d.push(&text),
                 Err(_) => {
                     tracing::warn!(device = %device_id, "bus message is not UTF-8: dropped");
                     false
                 }
             },
-            "probe" => hub.is_online(&device_id),
+            "probe" => hub.is_online(device_id),
             "kill" => {
                 let text = String::from_utf8_lossy(&msg.payload);
                 let (code, reason) = text.split_once(' ').unwrap_or((&text, ""));
@@ -329,7 +483,7 @@ async fn dispatch(
                     .into_iter()
                     .find(|r| *r == reason)
                     .unwrap_or("closed");
-                hub.kill_device(&device_id, code, reason);
+                hub.kill_device(device_id, code, reason);
                 false
             }
             _ => false,
