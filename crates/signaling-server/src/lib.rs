@@ -75,8 +75,9 @@
 //! - `bus`: the `Router` in front of the hub: in memory alone, or with
 //!   `--bus nats://…` routing to devices on other instances through NATS
 //!   (`bus::nats`: one subject per connected device, request/reply for
-//!   "delivered?" and "online?"); its doc says what holds across instances
-//!   and what stays per instance.
+//!   "delivered?" and "online?"; `bus::presence`: the audit that tells
+//!   phones `host_offline` when a host's instance died); its doc says what
+//!   holds across instances and what stays per instance.
 //! - `challenges`, `pairing_codes`, `replay`, `guess_budget`: the bounded
 //!   in-memory tables behind [`SqliteStore`]'s [`Ephemeral`]; `rate_limit`:
 //!   request rates per client (per instance); `lru`: the evicting map under
