@@ -22,8 +22,9 @@
 //!   here, it is a NATS request that only an instance which queued it to a
 //!   socket answers; no responders, or no answer within
 //!   [`nats::BUS_TIMEOUT`], is offline.
-//! - **`is_online`** (a phone's online-hosts snapshot at auth) asks the
-//!   same way (`probe`), all hosts at once.
+//! - **Online hosts** (a phone's snapshot at auth,
+//!   [`Router::online_notices`]) are asked the same way (`probe`), all of
+//!   the phone's hosts at once.
 //! - **`kill_device`** (device expired, deleted, unpaired) closes the
 //!   sockets here and publishes a `kill` the other instances obey.
 //! - **Per instance only:** the socket cap per device
@@ -37,21 +38,25 @@
 //!   again. Phones elsewhere that were told a host of the dead instance is
 //!   online are told `host_offline` by their own instance's presence audit
 //!   (`presence`: every 5 s it probes the remote hosts its phones believe
-//!   online; nobody subscribed = gone), and a `connect_request` to such a
-//!   host gets `host_offline` at once (no responders).
+//!   online; nobody subscribed in 3 rounds in a row = gone, so 10–15 s;
+//!   one that answers again within 10 min is announced `host_online`
+//!   again), and a `connect_request` to such a host gets `host_offline` at
+//!   once (no responders).
 //! - **The bus is down:** sockets here keep relaying to each other;
-//!   anything for another instance fails at once (logged at debug, counted
-//!   in `muxlink_bus_errors_total`), a `connect_request` to a host elsewhere gets
-//!   `host_offline`, `/readyz` answers 503, and the client redials NATS and
+//!   anything for another instance fails at once (logged at debug,
+//!   counted in `muxlink_bus_errors_total`), a `connect_request` to a host
+//!   elsewhere gets `host_offline`, the presence audit pauses, `/readyz` answers 503, and the client redials NATS and
 //!   restores every subscription by itself, also those of devices that
 //!   authenticated meanwhile (queued in the client; one that cannot even be
 //!   queued within the timeout is logged and waits for the device's next
 //!   auth). Presence changes announced while it was down are lost (a phone
 //!   learns at its next auth, or from `host_offline` when it connects).
 //! - **Bounded:** NATS queues at most 256 messages per device subscription
-//!   and 1024 commands per instance; every publish, request and
-//!   subscription waits at most [`nats::BUS_TIMEOUT`], so a slow bus holds
-//!   a socket's reader for at most that long per message.
+//!   and 1024 commands per instance; every publish and subscription waits
+//!   at most [`nats::BUS_TIMEOUT`] (1 s) and a request twice that (its
+//!   answer, and a full command queue before it), so a slow bus holds a
+//!   socket's reader for at most 2 s per message. The audit's table is
+//!   capped (presence.rs).
 
 pub mod nats;
 mod presence;
