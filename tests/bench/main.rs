@@ -2,8 +2,8 @@
 //! real agent over loopback — echo, throughput against tmux's own pipe,
 //! connect (candidates trickled and in the answer), input under flood, idle
 //! cost, a slow phone, a lossy path — and writes `target/bench/report.json`
-//! plus a table. Never part of CI; asserts nothing. `--only connect,lossy`
-//! runs just those sections and prints their rows (no report file);
+//! plus a table. Never part of CI; asserts nothing. `--only connect,slow,lossy`
+//! (any of them) runs just those sections and prints their rows (no report file);
 //! `--throughput-only` runs tmux alone and the runs through the agent and
 //! prints their row. The phone pings every 10 s throughout (`rig::Keepalive`).
 
@@ -85,17 +85,20 @@ fn report_path(args: &[String]) -> Result<PathBuf> {
     Ok(target.join("bench").join("report.json"))
 }
 
-/// The sections named by `--only a,b` (`connect`, `lossy`), if given.
+/// The sections named by `--only a,b` (`connect`, `slow`, `lossy`), if given.
 fn only_sections(args: &[String]) -> Result<Option<Vec<&str>>> {
     let Some(i) = args.iter().position(|a| a == "--only") else {
         return Ok(None);
     };
     let list = args
         .get(i + 1)
-        .context("--only needs connect, lossy or both")?;
+        .context("--only needs some of connect, lossy, slow")?;
     let sections: Vec<&str> = list.split(',').map(str::trim).collect();
-    if let Some(bad) = sections.iter().find(|s| !["connect", "lossy"].contains(s)) {
-        anyhow::bail!("unknown section `{bad}` (known: connect, lossy)");
+    if let Some(bad) = sections
+        .iter()
+        .find(|s| !["connect", "lossy", "slow"].contains(s))
+    {
+        anyhow::bail!("unknown section `{bad}` (known: connect, lossy, slow)");
     }
     Ok(Some(sections))
 }
@@ -111,6 +114,10 @@ fn print_sections(report: &Report, sections: &[&str]) -> Result<()> {
         for key in ["connect_ms", "connect_in_answer_ms"] {
             part.insert(key.into(), json[key].clone());
         }
+    }
+    if sections.contains(&"slow") {
+        rows.extend(report.slow_rows());
+        part.insert("slow_consumer".into(), json["slow_consumer"].clone());
     }
     if sections.contains(&"lossy") {
         rows.extend(lossy::rows(&report.lossy));
@@ -248,52 +255,7 @@ async fn measure_all(rig: &mut Rig, only_bulk: bool) -> Result<Report> {
     rig.drain_agent();
     measure_throughput(rig, &conn, &mut r, native_best, &native_log).await?;
 
-    rig.drain_agent();
-    step(&format!(
-        "Slow consumer: phone reads {:.0} MB/s while the pane floods for {} s",
-        SLOW_RATE / 1e6,
-        SLOW_FLOOD.as_secs()
-    ));
-    let slow = stream::slow_consumer(rig, &conn, SLOW_FLOOD, SLOW_RATE).await?;
-    let t = &slow.transfer;
-    r.slow = SlowConsumer {
-        rss_growth_mb: mib(slow.agent_growth),
-        tmux_rss_growth_mb: mib(slow.tmux_growth),
-        bytes_skipped: t.skipped(),
-        snapshots: t.snapshots(),
-        verified: t.verified(),
-        final_screen: slow.screen.same,
-        written_mb: t.written.bytes as f64 / 1e6,
-        delivered_mb: t.delivered.received as f64 / 1e6,
-    };
-    println!(
-        "    generator wrote {:.1} MB; phone paced for {:.1} s, all in {:.1} s, got {:.1} MB ({}); agent +{:.1} MiB, tmux +{:.1} MiB; final screen {}",
-        t.written.bytes as f64 / 1e6,
-        slow.paced_for.as_secs_f64(),
-        t.elapsed.as_secs_f64(),
-        t.delivered.received as f64 / 1e6,
-        t.check_text(),
-        mib(slow.agent_growth),
-        mib(slow.tmux_growth),
-        report::screen_text(slow.screen.same)
-    );
-    if !slow.screen.detail.is_empty() {
-        println!("    screen: {}", slow.screen.detail);
-        r.notes.push(format!(
-            "slow consumer, final screen: {}",
-            slow.screen.detail
-        ));
-    }
-    if let Some(e) = &slow.error {
-        r.notes.push(format!("slow consumer stopped early: {e}"));
-    }
-    r.notes.push(format!(
-        "slow consumer: the generator wrote {:.1} MB in {} s; the phone read {:.0} MB/s (snapshots included) and got {:.1} MB; the agent skipped the rest (lag bound 1 MiB) and sent fresh screens; final screen: the phone's last snapshot and the bytes after it replayed into a fresh pane of the same size, its `capture-pane -p` compared with the real pane's",
-        t.written.bytes as f64 / 1e6,
-        SLOW_FLOOD.as_secs(),
-        SLOW_RATE / 1e6,
-        t.delivered.received as f64 / 1e6,
-    ));
+    measure_slow(rig, &conn, &mut r).await?;
 
     rig.drain_agent();
     step(&format!(
@@ -390,6 +352,65 @@ async fn measure_throughput(
     Ok(())
 }
 
+/// The slow phone: it reads [`SLOW_RATE`] while a pane floods for
+/// [`SLOW_FLOOD`]; memory of the agent and of tmux, what the phone got, and
+/// whether it ends on the pane's screen.
+async fn measure_slow(
+    rig: &mut Rig,
+    conn: &mobile_client::PhoneConnection,
+    r: &mut Report,
+) -> Result<()> {
+    rig.drain_agent();
+    step(&format!(
+        "Slow consumer: phone reads {:.0} MB/s while the pane floods for {} s",
+        SLOW_RATE / 1e6,
+        SLOW_FLOOD.as_secs()
+    ));
+    let slow = stream::slow_consumer(rig, conn, SLOW_FLOOD, SLOW_RATE).await?;
+    let t = &slow.transfer;
+    r.slow = SlowConsumer {
+        rss_growth_mb: mib(slow.agent_growth),
+        tmux_rss_growth_mb: mib(slow.tmux_growth),
+        bytes_skipped: t.skipped(),
+        snapshots: t.snapshots(),
+        verified: t.verified(),
+        final_screen: slow.screen.same,
+        written_mb: t.written.bytes as f64 / 1e6,
+        delivered_mb: t.delivered.received as f64 / 1e6,
+    };
+    println!(
+        "    generator wrote {:.1} MB; phone paced for {:.1} s, all in {:.1} s, got {:.1} MB ({}); agent +{:.1} MiB, tmux +{:.1} MiB; final screen {}",
+        t.written.bytes as f64 / 1e6,
+        slow.paced_for.as_secs_f64(),
+        t.elapsed.as_secs_f64(),
+        t.delivered.received as f64 / 1e6,
+        t.check_text(),
+        mib(slow.agent_growth),
+        mib(slow.tmux_growth),
+        report::screen_text(slow.screen.same)
+    );
+    if !slow.screen.detail.is_empty() {
+        println!("    screen: {}", slow.screen.detail);
+        r.notes.push(format!(
+            "slow consumer, final screen: {}",
+            slow.screen.detail
+        ));
+    }
+    if let Some(e) = &slow.error {
+        println!("    stopped early: {e}");
+        r.notes.push(format!("slow consumer stopped early: {e}"));
+    }
+    r.notes.push(format!(
+        "slow consumer: the generator wrote {:.1} MB in {} s; the phone read {:.0} MB/s (snapshots included) and got {:.1} MB; the agent skipped the rest (lag bound 1 MiB) and sent fresh screens; final screen: the phone's last snapshot and the bytes after it replayed into a fresh pane of the same size, its `capture-pane -p` compared with the real pane's",
+        t.written.bytes as f64 / 1e6,
+        SLOW_FLOOD.as_secs(),
+        SLOW_RATE / 1e6,
+        t.delivered.received as f64 / 1e6,
+    ));
+
+    Ok(())
+}
+
 /// Trickled connects, then connects with the candidates in the answer;
 /// returns a fresh trickled connection for the phases after it.
 async fn measure_connects(
@@ -430,7 +451,7 @@ async fn measure_lossy(rig: &mut Rig, r: &mut Report) -> Result<()> {
     Ok(())
 }
 
-/// `--only <section,...>`: just the named sections (`connect`, `lossy`),
+/// `--only <section,...>`: just the named sections (`connect`, `slow`, `lossy`),
 /// their rows and their part of the report printed, no report file.
 async fn measure_only(rig: &mut Rig, sections: &[&str]) -> Result<Report> {
     let mut r = Report::default();
@@ -443,6 +464,12 @@ async fn measure_only(rig: &mut Rig, sections: &[&str]) -> Result<Report> {
             .await?
             .close()
             .await;
+    }
+    if sections.contains(&"slow") {
+        let conn = Arc::new(rig.phone.connect(rig.signaling()?).await?);
+        let _keepalive = Keepalive::start(&conn);
+        measure_slow(rig, &conn, &mut r).await?;
+        conn.close().await;
     }
     if sections.contains(&"lossy") {
         measure_lossy(rig, &mut r).await?;

@@ -236,6 +236,16 @@ impl EndWatch {
     }
 }
 
+/// `detach`, reading (and dropping) output meanwhile: the phone's event
+/// queue may be full, and the `detached` answer queues behind it.
+pub async fn detach_draining(conn: &PhoneConnection) -> Result<()> {
+    let drain = async { while conn.next_event().await.is_some() {} };
+    tokio::select! {
+        r = conn.detach() => r.context("detaching"),
+        _ = drain => bail!("the connection closed while detaching"),
+    }
+}
+
 /// The next output (bytes, snapshot flag), or `None` when none came within [`QUIET`].
 async fn next_or_quiet(conn: &PhoneConnection) -> Result<Option<(Vec<u8>, bool)>> {
     match tokio::time::timeout(QUIET, next_piece(conn, EVENT_WAIT)).await {
@@ -393,7 +403,7 @@ pub async fn through_agent(
     let stream = stats_since(before, conn.stream_stats());
     let written = blocking(|| wait_written(&sum))?;
     delivered.finish(&written);
-    conn.detach().await?;
+    detach_draining(conn).await?;
     rig.kill_pane(&pane);
     Ok(Transfer {
         elapsed,
@@ -503,10 +513,12 @@ pub async fn slow_consumer(
             detail: "the run stopped early".into(),
         },
     };
-    if error.is_none() {
-        conn.detach().await?;
-    }
+    // Also after an error: the phone must not stop reading while attached.
+    let detached = detach_draining(conn).await;
     rig.kill_pane(&pane);
+    if error.is_none() {
+        detached?;
+    }
     Ok(Slow {
         agent_growth: peak[0].saturating_sub(agent_before),
         tmux_growth: peak[1].saturating_sub(tmux_before),

@@ -1,7 +1,7 @@
 //! `bench`: builds the `muxlink` binary and the bench driver with `--release`,
 //! then runs the measurements; the driver writes `target/bench/report.json`.
-//! `MUXLINK_BENCH_ONLY=connect,lossy` runs only those sections (their rows
-//! and JSON printed, no report file written).
+//! `MUXLINK_BENCH_ONLY=connect,slow,lossy` (any of them) runs only those
+//! sections (their rows and JSON printed, no report file written).
 
 use anyhow::Result;
 
