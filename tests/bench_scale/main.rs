@@ -1,12 +1,14 @@
 //! `muxlink-bench-scale`: the bounded scale-out load run of issue 17, for
 //! `cargo xtask bench` (release builds, never CI, asserts nothing). It
-//! starts a private PostgreSQL and NATS, then 1 and then 3
-//! `muxlink-signaling-server` processes sharing them; pairs 500 simulated
-//! hosts with 500 simulated phones through the real pairing code (host on
-//! instance i, its phone on another one); has every pair relay
-//! `ice_candidate`s both ways for 30 s, measuring one-way relay latency and
-//! relays per second; with 3 instances it then SIGKILLs one mid-load and
-//! measures until every device is back online and every pair relays again.
+//! starts a private PostgreSQL and NATS, then three runs of
+//! `muxlink-signaling-server` processes sharing them: one instance routing
+//! alone, one instance with `--bus`, three instances with `--bus`. Each run
+//! pairs 500 simulated hosts with 500 simulated phones through the real
+//! pairing code (host on instance i, its phone on another one when there
+//! are several) and has every pair relay `ice_candidate`s both ways for
+//! 30 s, measuring one-way relay latency and relays per second; the
+//! three-instance run then SIGKILLs one instance mid-load and measures until
+//! every device of it is online elsewhere and every pair relays again.
 //! Writes `<target>/bench/scale.json` (or `--out <path>`) and prints a table.
 //!
 //! Knobs (environment): `MUXLINK_BENCH_SCALE_PAIRS` (500),
@@ -133,11 +135,22 @@ fn run() -> Result<()> {
         runs: Vec::new(),
         recovery: None,
     };
-    for (n, kill) in [(1, false), (3, true)] {
-        step(&format!("{n} instance(s)"));
-        let database = postgres.create_database(&format!("scale{n}"))?;
-        let cluster = Cluster::start(&server, n, &database, bus.as_deref(), dir.path())?;
-        let (run, recovery) = runtime.block_on(scenario(&settings, cluster, kill))?;
+    // One instance alone (the default deployment's routing), one instance
+    // publishing every relay on the bus too, three instances on the bus.
+    let mut runs = vec![(1, None, false)];
+    if bus.is_some() {
+        runs.push((1, bus.as_deref(), false));
+    }
+    runs.push((3, bus.as_deref(), true));
+    for (i, (n, bus, kill)) in runs.into_iter().enumerate() {
+        let with = if bus.is_some() { " + NATS" } else { "" };
+        step(&format!("{n} instance(s) on PostgreSQL{with}"));
+        let database = postgres.create_database(&format!("scale{i}"))?;
+        let logs = dir.path().join(format!("run{i}"));
+        std::fs::create_dir_all(&logs).context("creating a log dir")?;
+        let cluster = Cluster::start(&server, n, &database, bus, &logs)?;
+        let (mut run, recovery) = runtime.block_on(scenario(&settings, cluster, kill))?;
+        run.bus = bus.is_some();
         println!(
             "    {:.0} relays/s, p50 {:.2} ms, p99 {:.2} ms",
             run.msgs_per_sec, run.p50_ms, run.p99_ms
@@ -259,6 +272,8 @@ async fn scenario(
     let elapsed = load.elapsed.as_secs_f64();
     let run = LoadRun {
         instances: n,
+        bus: false,
+        loadavg: load.loadavg,
         pairs: pairs.len(),
         pairing_failures,
         first_failure,

@@ -60,6 +60,9 @@ pub struct Load {
     pub received: u64,
     /// Every kept latency sample, sorted, in microseconds.
     pub latencies_us: Vec<u32>,
+    /// The machine's 1-minute load average when the phase ended (other
+    /// work on the machine shows here).
+    pub loadavg: f64,
 }
 
 /// Hosts send (phones answer) for `length`, then a short drain.
@@ -72,6 +75,7 @@ pub async fn load(pairs: &[PairStats], control: &watch::Sender<Control>, length:
     tokio::time::sleep(length).await;
     control.send_modify(|c| c.sending = false);
     let elapsed = start.elapsed();
+    let loadavg = loadavg();
     tokio::time::sleep(DRAIN).await;
     let (mut sent, mut received, mut latencies_us) = (0, 0, Vec::new());
     for s in pairs.iter().flat_map(PairStats::both) {
@@ -86,7 +90,16 @@ pub async fn load(pairs: &[PairStats], control: &watch::Sender<Control>, length:
         sent,
         received,
         latencies_us,
+        loadavg,
     }
+}
+
+/// The 1-minute load average from /proc/loadavg (0 where unreadable).
+fn loadavg() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// With the load running, SIGKILLs instance `victim` and waits (up to

@@ -12,6 +12,10 @@ use serde_json::{Value, json};
 pub struct LoadRun {
     /// Instances behind the devices.
     pub instances: usize,
+    /// Whether they routed over NATS (`--bus`).
+    pub bus: bool,
+    /// The machine's 1-minute load average at the end of the load.
+    pub loadavg: f64,
     /// Pairs that paired (of those asked for).
     pub pairs: usize,
     /// Pairing attempts that failed, and the first error.
@@ -76,7 +80,7 @@ pub struct Report {
     pub rate_hz: f64,
     /// The load phase's length, in seconds.
     pub secs: f64,
-    /// Whether the instances were given `--bus`.
+    /// Whether NATS was there for the runs with a bus.
     pub bus: bool,
     /// One entry per instance count.
     pub runs: Vec<LoadRun>,
@@ -87,6 +91,8 @@ pub struct Report {
 fn run_json(r: &LoadRun) -> Value {
     json!({
         "instances": r.instances,
+        "bus": r.bus,
+        "loadavg_1m": r.loadavg,
         "pairs": r.pairs,
         "pairing_failures": r.pairing_failures,
         "first_pairing_failure": r.first_failure,
@@ -121,6 +127,9 @@ fn recovery_json(r: &Recovery) -> Value {
     })
 }
 
+/// A table row: its label and how a run's cell is written.
+type Row = (&'static str, fn(&LoadRun) -> String);
+
 impl Report {
     /// The JSON written to `scale.json`.
     pub fn json(&self) -> Value {
@@ -147,19 +156,25 @@ impl Report {
     /// The table printed at the end.
     pub fn table(&self) -> String {
         let mut out = format!(
-            "scale-out: {} pairs ({} devices), {} candidates/s per host answered by its phone, {} s, PostgreSQL{}\n",
+            "scale-out: {} pairs ({} devices), {} candidates/s per host answered by its phone, {} s, on PostgreSQL\n\
+             columns: instances, routing alone or over NATS (--bus){}\n",
             self.pairs,
             self.pairs * 2,
             self.rate_hz,
             self.secs,
-            if self.bus { " + NATS" } else { ", no bus" },
+            if self.bus {
+                ""
+            } else {
+                " (nats-server not installed)"
+            },
         );
         out += &format!("{:<24}", "");
         for r in &self.runs {
-            out += &format!("{:>14}", format!("{} instance(s)", r.instances));
+            let bus = if r.bus { "+NATS" } else { "alone" };
+            out += &format!("{:>14}", format!("{} {bus}", r.instances));
         }
         out.push('\n');
-        let rows: [(&str, fn(&LoadRun) -> String); 8] = [
+        let rows: [Row; 9] = [
             ("pairs paired", |r| format!("{}", r.pairs)),
             ("pairing (s)", |r| format!("{:.1}", r.pairing_s)),
             ("all online (s)", |r| format!("{:.2}", r.online_s)),
@@ -170,6 +185,7 @@ impl Report {
             ("relay p50 (ms)", |r| format!("{:.2}", r.p50_ms)),
             ("relay p99 (ms)", |r| format!("{:.2}", r.p99_ms)),
             ("relay max (ms)", |r| format!("{:.1}", r.max_ms)),
+            ("load average (1 min)", |r| format!("{:.1}", r.loadavg)),
         ];
         for (name, cell) in rows {
             out += &format!("{name:<24}");
