@@ -60,8 +60,9 @@ pub struct Load {
     pub received: u64,
     /// Every kept latency sample, sorted, in microseconds.
     pub latencies_us: Vec<u32>,
-    /// The machine's 1-minute load average when the phase ended (other
-    /// work on the machine shows here).
+    /// The machine's 1-minute load average when the phase ended: this
+    /// run's own processes (bench, instances, PostgreSQL, NATS) plus any
+    /// other work on the machine, such as a build, which skews latency.
     pub loadavg: f64,
 }
 
