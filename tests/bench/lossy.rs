@@ -35,6 +35,9 @@ const WARM_UP: usize = 10;
 const ECHO_LIMIT: Duration = Duration::from_secs(90);
 /// Bytes of the `cat`.
 pub const CAT_BYTES: u64 = 10_000_000;
+/// After this long without output the phone asks the `cat`'s pane for the
+/// end marker again (it answers each input byte with one).
+const ASK_END_AFTER: Duration = Duration::from_secs(1);
 /// Longest the `cat` of one loss rate may take.
 pub const CAT_LIMIT: Duration = Duration::from_secs(120);
 /// TCP's maximum segment size on a 1500-byte path (for the model).
@@ -368,9 +371,12 @@ async fn wait_echo(
 /// marker, within [`CAT_LIMIT`].
 async fn cat(rig: &mut Rig, conn: &PhoneConnection, file: &CatFile) -> Result<CatStats> {
     // Raw mode: the bytes reach tmux untranslated. One byte starts the cat;
-    // the pane then stays open (reading input) until the bench kills it.
+    // the pane then stays open until the bench kills it, answering each
+    // input byte with the end marker: the file's own may have been skipped
+    // with the bytes around it (stream v2 §6), and the phone asks again.
     let cmd = format!(
-        "stty raw -echo; head -c1 >/dev/null; cat '{}'; exec cat >/dev/null",
+        "stty raw -echo; head -c1 >/dev/null; cat '{}'; \
+         while [ -n \"$(dd bs=1 count=1 2>/dev/null)\" ]; do printf '\\003'; done",
         file.path.display()
     );
     let pane = rig.pane(&cmd)?;
@@ -390,7 +396,7 @@ async fn timed_cat(conn: &PhoneConnection, pane: &str, w: &Written) -> Result<Ca
     let mut failed = None;
     while Instant::now() < deadline {
         let left = deadline.saturating_duration_since(Instant::now());
-        let data = match next_output(conn, left.min(Duration::from_secs(5))).await {
+        let data = match next_output(conn, left.min(ASK_END_AFTER)).await {
             Ok(d) => d,
             Err(_) if conn.is_closed() => {
                 failed = Some(format!(
@@ -399,7 +405,13 @@ async fn timed_cat(conn: &PhoneConnection, pane: &str, w: &Written) -> Result<Ca
                 ));
                 break;
             }
-            Err(_) => continue,
+            Err(_) => {
+                // Quiet: perhaps the end marker was skipped; ask for another.
+                conn.input(b"e")
+                    .await
+                    .context("asking for the end marker")?;
+                continue;
+            }
         };
         if framed.feed(&data) == Phase::Done {
             finished = Some(started.elapsed());

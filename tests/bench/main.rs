@@ -316,8 +316,9 @@ async fn measure_throughput(
     ));
     let show = |label: &str, t: &stream::Transfer| {
         println!(
-            "    {label}{:.1} MB/s delivered (pane {:.1} MB/s), {} (CPU: {})",
+            "    {label}{:.1} MB/s delivered (while streaming {:.1} MB/s; pane {:.1} MB/s), {} (CPU: {})",
             t.mbps(),
+            t.streaming_mbps(),
             t.pane_mbps(),
             t.check_text(),
             t.cpu_text()
@@ -347,7 +348,7 @@ async fn measure_throughput(
     ));
     r.throughput = Throughput::of(&runs, native_best, BULK_BYTES);
     r.notes.push(
-        "throughput = delivered rate: pattern bytes the phone received per second, from the start signal until the generator's end marker arrived (the phone asks for the marker again if it was skipped); bytes the agent skipped under the lag rule (a phone more than 1 MiB behind gets a fresh screen instead) do not count. Checked: byte-exact when nothing was skipped; otherwise every received byte equals the pattern at its offset (found from the line numbers), none twice, gaps only at snapshots, and the skip the protocol reports agrees".into(),
+        "throughput = delivered rate: pattern bytes the phone received per second, from the start signal until the generator's end marker arrived (the phone asks for the marker again if it was skipped); bytes the agent skipped under the lag rule (a phone more than 1 MiB behind gets a fresh screen instead) do not count. When the agent's send path is slower than the pane, it falls behind too and the delivered rate drops far below the path's own pace (\"while streaming\": received bytes over the time between consecutive outputs with no snapshot between them), since each catch-up waits for a snapshot from a tmux busy with the flood. Checked: byte-exact when nothing was skipped; otherwise every received byte equals the pattern at its offset (found from the line numbers), none twice, gaps only at snapshots, and the skip the protocol reports agrees".into(),
     );
     Ok(())
 }

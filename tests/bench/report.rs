@@ -44,8 +44,9 @@ pub struct Throughput {
     /// Every run: each received byte the pattern at its offset, none twice,
     /// missing bytes only at snapshots (implied by `byte_exact`).
     pub verified: bool,
-    /// Each run with deflate: (delivered MB/s, pane MB/s, bytes skipped, snapshots).
-    pub runs: Vec<(f64, f64, u64, u64)>,
+    /// Each run with deflate: (delivered MB/s, pane MB/s, bytes skipped,
+    /// snapshots, MB/s while streaming).
+    pub runs: Vec<(f64, f64, u64, u64, f64)>,
 }
 
 impl Throughput {
@@ -59,7 +60,15 @@ impl Throughput {
             verified: runs.iter().all(|t| t.verified()),
             runs: runs
                 .iter()
-                .map(|t| (t.mbps(), t.pane_mbps(), t.skipped(), t.snapshots()))
+                .map(|t| {
+                    (
+                        t.mbps(),
+                        t.pane_mbps(),
+                        t.skipped(),
+                        t.snapshots(),
+                        t.streaming_mbps(),
+                    )
+                })
                 .collect(),
         }
     }
@@ -174,8 +183,9 @@ impl Report {
                 "verified": t.verified,
                 "bytes_skipped": t.skipped(),
                 "snapshots": t.snapshots(),
-                "runs": t.runs.iter().map(|&(mbps, pane, skipped, snapshots)| json!({
+                "runs": t.runs.iter().map(|&(mbps, pane, skipped, snapshots, streaming)| json!({
                     "delivered_mbps": round(mbps, 2),
+                    "streaming_mbps": round(streaming, 2),
                     "pane_mbps": round(pane, 2),
                     "bytes_skipped": skipped,
                     "snapshots": snapshots,

@@ -52,6 +52,9 @@ pub struct Transfer {
     pub stream: StreamStats,
     /// Times the phone asked the generator for the end marker again.
     pub pokes: u64,
+    /// Time between consecutive stream outputs with no snapshot between
+    /// them: the time the phone was actually being streamed to.
+    pub streaming: Duration,
 }
 
 /// CPU time of a few processes over an interval.
@@ -106,6 +109,13 @@ impl Transfer {
     /// is the plain throughput. This is the figure compared with tmux.
     pub fn mbps(&self) -> f64 {
         self.delivered.received as f64 / RATE_MB / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// MB/s while streaming: received bytes over [`Transfer::streaming`],
+    /// the send path's own pace without the waits for catch-up snapshots
+    /// (equal to [`Transfer::mbps`], give or take, when nothing was skipped).
+    pub fn streaming_mbps(&self) -> f64 {
+        self.delivered.received as f64 / RATE_MB / self.streaming.as_secs_f64().max(1e-9)
     }
 
     /// The pane's rate, MB/s: everything the generator wrote over the same
@@ -348,6 +358,7 @@ pub fn native(rig: &mut Rig, bytes: u64, kind: Kind) -> Result<Transfer> {
         pieces,
         stream: StreamStats::default(),
         pokes: 0,
+        streaming: done - started,
     })
 }
 
@@ -379,15 +390,24 @@ pub async fn through_agent(
     let deadline = started + TRANSFER_LIMIT;
     let mut last_output = started;
     let mut pieces = 0u64;
+    let mut streaming = Duration::ZERO;
+    let mut last_stream: Option<Instant> = None;
     while delivered.phase != Phase::Done {
         if Instant::now() >= deadline {
             bail!("bulk transfer took longer than {TRANSFER_LIMIT:?}");
         }
         match next_or_quiet(conn).await? {
             Some((data, snapshot)) => {
-                last_output = Instant::now();
-                if delivered.phase == Phase::Inside && !snapshot {
-                    pieces += 1;
+                let now = Instant::now();
+                last_output = now;
+                if delivered.phase == Phase::Inside {
+                    if snapshot {
+                        last_stream = None;
+                    } else {
+                        pieces += 1;
+                        streaming += last_stream.map_or(Duration::ZERO, |t| now - t);
+                        last_stream = Some(now);
+                    }
                 }
                 delivered.feed(&data, snapshot);
             }
@@ -413,6 +433,7 @@ pub async fn through_agent(
         pieces,
         stream,
         pokes: end.pokes,
+        streaming,
     })
 }
 
@@ -530,6 +551,7 @@ pub async fn slow_consumer(
             pieces: 0,
             stream,
             pokes: end.pokes,
+            streaming: elapsed,
         },
         screen,
         paced_for: paced_for.unwrap_or(elapsed),
