@@ -327,17 +327,44 @@ pub fn spawn_captured(mut cmd: std::process::Command) -> Result<Running> {
     Ok(Running::new(child))
 }
 
-/// A network namespace joined to this one by a veth pair; deleted on drop.
-/// Needs root. The host side is `10.201.<n>.1/24`, the namespace side `.2`.
+/// A network namespace for the agent, joined to this one through a middle
+/// namespace that bridges two veth pairs; both namespaces are deleted on drop.
+/// Needs root. The host side is `10.201.<n>.1/24`, the agent's side `.2`, and
+/// the agent's namespace has a default route through the host side, as a host
+/// usually has one: a phone in this namespace offers candidates on all of its
+/// interfaces, and without a route to them the agent's sends to them fail
+/// with ENETUNREACH, which ends the session if webrtc-ice 0.17.2 sends
+/// DataChannel data on such a pair (it does on the best unchecked pair after
+/// an ICE restart, until one is nominated).
+///
+/// [`Netns::set_link`] takes down the two veth ends inside the middle
+/// namespace, so both endpoints only lose carrier: their addresses and routes
+/// stay, and what they send is dropped without an error, as on a path that
+/// went dark somewhere between two hosts. (`ip link set down` on an
+/// endpoint's own interface would instead flush its routes and make its sends
+/// fail at once with ENETUNREACH.)
 pub struct Netns {
-    /// Namespace name.
+    /// The agent's namespace.
     pub name: String,
-    /// Host-side interface (set down/up to black-hole the link).
+    /// Host-side interface (it stays up; the black hole is in the middle).
     pub host_dev: String,
     /// Host-side address.
     pub host_ip: std::net::Ipv4Addr,
     /// Namespace-side address.
     pub ns_ip: std::net::Ipv4Addr,
+    /// The middle namespace: a bridge between the two veth pairs.
+    middle: String,
+    /// The middle namespace's two bridge ports, set down to black-hole the path.
+    middle_ports: [String; 2],
+}
+
+/// Runs `ip` with `args`; fails with its stderr.
+fn ip(args: &[&str]) -> Result<()> {
+    let o = std::process::Command::new("ip").args(args).output()?;
+    if !o.status.success() {
+        bail!("ip {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    Ok(())
 }
 
 impl Netns {
@@ -349,7 +376,7 @@ impl Netns {
             .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
     }
 
-    /// Creates the namespace and the link, both up.
+    /// Creates both namespaces and the path through them, all up.
     pub fn create() -> Result<Netns> {
         // Interface names are at most 15 bytes; the subnet starts from the pid
         // and skips subnets another test already uses.
@@ -372,25 +399,21 @@ impl Netns {
             .find(|n| !in_use(*n))
             .context("no free 10.201.x.0/24 subnet")?;
         let n = u8::try_from(n).context("subnet number")?;
-        let name = crate::unique("mxl-ns");
-        let host_dev = format!("mxh{}", pid % 1_000_000);
-        let ns_dev = format!("mxp{}", pid % 1_000_000);
+        let tag = pid % 1_000_000;
         let ns = Netns {
-            name,
-            host_dev,
+            name: crate::unique("mxl-ns"),
+            host_dev: format!("mxh{tag}"),
             host_ip: std::net::Ipv4Addr::new(10, 201, n, 1),
             ns_ip: std::net::Ipv4Addr::new(10, 201, n, 2),
+            middle: crate::unique("mxl-mid"),
+            middle_ports: [format!("mxa{tag}"), format!("mxb{tag}")],
         };
-        let ip = |args: &[&str]| -> Result<()> {
-            let o = std::process::Command::new("ip").args(args).output()?;
-            if !o.status.success() {
-                bail!("ip {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-            }
-            Ok(())
-        };
+        // From here on, a failure deletes whatever was made (drop).
+        ip(&["netns", "add", &ns.middle])?;
         ip(&["netns", "add", &ns.name])?;
-        let host_cidr = format!("{}/24", ns.host_ip);
-        let ns_cidr = format!("{}/24", ns.ns_ip);
+        let ns_dev = format!("mxp{tag}");
+        let [port_a, port_b] = &ns.middle_ports;
+        // host_dev (here) ── port_a [bridge] port_b (middle) ── ns_dev (agent)
         ip(&[
             "link",
             "add",
@@ -399,35 +422,57 @@ impl Netns {
             "veth",
             "peer",
             "name",
-            &ns_dev,
+            port_a,
+            "netns",
+            &ns.middle,
         ])?;
-        ip(&["link", "set", &ns_dev, "netns", &ns.name])?;
-        ip(&["addr", "add", &host_cidr, "dev", &ns.host_dev])?;
-        ip(&["link", "set", &ns.host_dev, "up"])?;
-        let inside = |args: &[&str]| {
-            let mut a = vec!["netns", "exec", &ns.name, "ip"];
+        ip(&[
+            "-n", &ns.middle, "link", "add", port_b, "type", "veth", "peer", "name", &ns_dev,
+            "netns", &ns.name,
+        ])?;
+        let mid = |args: &[&str]| {
+            let mut a = vec!["-n", ns.middle.as_str()];
             a.extend_from_slice(args);
             ip(&a)
         };
-        inside(&["addr", "add", &ns_cidr, "dev", &ns_dev])?;
+        mid(&["link", "add", "br0", "type", "bridge"])?;
+        for port in &ns.middle_ports {
+            mid(&["link", "set", port, "master", "br0"])?;
+            mid(&["link", "set", port, "up"])?;
+        }
+        mid(&["link", "set", "br0", "up"])?;
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}/24", ns.host_ip),
+            "dev",
+            &ns.host_dev,
+        ])?;
+        ip(&["link", "set", &ns.host_dev, "up"])?;
+        let inside = |args: &[&str]| {
+            let mut a = vec!["-n", ns.name.as_str()];
+            a.extend_from_slice(args);
+            ip(&a)
+        };
+        inside(&["addr", "add", &format!("{}/24", ns.ns_ip), "dev", &ns_dev])?;
         inside(&["link", "set", &ns_dev, "up"])?;
         inside(&["link", "set", "lo", "up"])?;
+        inside(&["route", "add", "default", "via", &ns.host_ip.to_string()])?;
         Ok(ns)
     }
 
-    /// Black-holes (`false`) or restores (`true`) the link: both directions,
-    /// UDP and TCP alike.
+    /// Black-holes (`false`) or restores (`true`) the path: both directions,
+    /// UDP and TCP alike, dropped silently (see the type's doc).
     pub fn set_link(&self, up: bool) -> Result<()> {
-        let st = std::process::Command::new("ip")
-            .args([
+        for port in &self.middle_ports {
+            ip(&[
+                "-n",
+                &self.middle,
                 "link",
                 "set",
-                &self.host_dev,
+                port,
                 if up { "up" } else { "down" },
-            ])
-            .status()?;
-        if !st.success() {
-            bail!("ip link set {} failed", self.host_dev);
+            ])?;
         }
         Ok(())
     }
@@ -435,11 +480,14 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        // Deleting the namespace deletes its veth end, and with it the pair.
-        let _ = std::process::Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .stderr(Stdio::null())
-            .status();
+        // Deleting a namespace deletes the veth ends in it, and with them their
+        // peers; the host-side end goes with the middle namespace.
+        for ns in [&self.name, &self.middle] {
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", ns])
+                .stderr(Stdio::null())
+                .status();
+        }
         let _ = std::process::Command::new("ip")
             .args(["link", "del", &self.host_dev])
             .stderr(Stdio::null())
