@@ -55,6 +55,9 @@ pub struct Transfer {
     /// Time between consecutive stream outputs with no snapshot between
     /// them: the time the phone was actually being streamed to.
     pub streaming: Duration,
+    /// The longest time from a stream output to the snapshot after it
+    /// (the phone's wait for a catch-up screen).
+    pub longest_gap: Duration,
 }
 
 /// CPU time of a few processes over an interval.
@@ -161,8 +164,16 @@ impl Transfer {
                 d.matched, self.written.bytes
             );
         }
+        let wait = if self.longest_gap.is_zero() {
+            String::new()
+        } else {
+            format!(
+                ", longest wait for one {:.2} s",
+                self.longest_gap.as_secs_f64()
+            )
+        };
         format!(
-            "{:.1} MB skipped at {} snapshots (protocol: {:.1} MB), the rest {}",
+            "{:.1} MB skipped at {} snapshots{wait} (protocol: {:.1} MB), the rest {}",
             d.skipped as f64 / 1e6,
             d.gaps,
             self.stream.bytes_skipped as f64 / 1e6,
@@ -359,6 +370,7 @@ pub fn native(rig: &mut Rig, bytes: u64, kind: Kind) -> Result<Transfer> {
         stream: StreamStats::default(),
         pokes: 0,
         streaming: done - started,
+        longest_gap: Duration::ZERO,
     })
 }
 
@@ -391,6 +403,7 @@ pub async fn through_agent(
     let mut last_output = started;
     let mut pieces = 0u64;
     let mut streaming = Duration::ZERO;
+    let mut longest_gap = Duration::ZERO;
     let mut last_stream: Option<Instant> = None;
     while delivered.phase != Phase::Done {
         if Instant::now() >= deadline {
@@ -402,7 +415,9 @@ pub async fn through_agent(
                 last_output = now;
                 if delivered.phase == Phase::Inside {
                     if snapshot {
-                        last_stream = None;
+                        if let Some(t) = last_stream.take() {
+                            longest_gap = longest_gap.max(now - t);
+                        }
                     } else {
                         pieces += 1;
                         streaming += last_stream.map_or(Duration::ZERO, |t| now - t);
@@ -434,6 +449,7 @@ pub async fn through_agent(
         stream,
         pokes: end.pokes,
         streaming,
+        longest_gap,
     })
 }
 
@@ -552,6 +568,7 @@ pub async fn slow_consumer(
             stream,
             pokes: end.pokes,
             streaming: elapsed,
+            longest_gap: Duration::ZERO,
         },
         screen,
         paced_for: paced_for.unwrap_or(elapsed),
