@@ -300,13 +300,11 @@ impl RtcChannel {
         self.inner.low.notify_waiters();
         if was != ChanState::Closed {
             let rtc = Arc::clone(&self.inner.rtc);
-            if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                handle.spawn(async move {
-                    if let Err(e) = rtc.close().await {
-                        tracing::debug!(error = %e, "data channel close");
-                    }
-                });
-            }
+            crate::stack::spawn(async move {
+                if let Err(e) = rtc.close().await {
+                    tracing::debug!(error = %e, "data channel close");
+                }
+            });
         }
     }
 }

@@ -60,11 +60,9 @@ struct PeerInner {
 
 impl Drop for PeerInner {
     fn drop(&mut self) {
-        if !self.closed.load(Ordering::SeqCst)
-            && let Ok(handle) = tokio::runtime::Handle::try_current()
-        {
+        if !self.closed.load(Ordering::SeqCst) {
             let pc = Arc::clone(&self.pc);
-            handle.spawn(async move {
+            crate::stack::spawn(async move {
                 let _ = tokio::time::timeout(CLOSE_TIMEOUT, pc.close()).await;
             });
         }
@@ -113,7 +111,11 @@ impl RtcPeer {
         send_limit: usize,
     ) -> Result<(RtcPeer, mpsc::Receiver<RtcEvent>), RtcError> {
         let api = config.api(send_limit);
-        let pc = Arc::new(api.new_peer_connection(config.rtc_configuration()).await?);
+        let rtc_config = config.rtc_configuration();
+        let pc = Arc::new(
+            crate::stack::on_stack(async move { api.new_peer_connection(rtc_config).await })
+                .await??,
+        );
         let inner = Arc::new(PeerInner {
             pc: Arc::clone(&pc),
             ice: Mutex::new(IceQueue::default()),
@@ -186,7 +188,11 @@ impl RtcPeer {
             max_retransmits: options.max_retransmits,
             ..Default::default()
         };
-        let dc = self.inner.pc.create_data_channel(label, Some(init)).await?;
+        let pc = Arc::clone(&self.inner.pc);
+        let label = label.to_owned();
+        let dc =
+            crate::stack::on_stack(async move { pc.create_data_channel(&label, Some(init)).await })
+                .await??;
         let ch = RtcChannel::new(dc, Arc::clone(&self.inner.remote_max));
         lock(&self.inner.channels).push(ch.clone());
         Ok(ch)
@@ -202,7 +208,9 @@ impl RtcPeer {
             ice_restart,
             ..Default::default()
         };
-        let offer = self.inner.pc.create_offer(Some(opts)).await?;
+        let pc = Arc::clone(&self.inner.pc);
+        let offer =
+            crate::stack::on_stack(async move { pc.create_offer(Some(opts)).await }).await??;
         // The library refuses a local description that differs from the offer it
         // generated (ErrSDPDoesNotMatchOffer), so the attribute is added only to
         // the text sent to the remote side.
@@ -212,7 +220,8 @@ impl RtcPeer {
             q.remote_set = false;
             q.pending.clear();
         }
-        self.inner.pc.set_local_description(offer).await?;
+        let pc = Arc::clone(&self.inner.pc);
+        crate::stack::on_stack(async move { pc.set_local_description(offer).await }).await??;
         Ok(sdp)
     }
 
@@ -220,10 +229,9 @@ impl RtcPeer {
     pub async fn set_remote_answer(&self, sdp: &str) -> Result<(), RtcError> {
         self.check_open()?;
         let sdp = self.incoming_sdp(sdp)?;
-        self.inner
-            .pc
-            .set_remote_description(RTCSessionDescription::answer(sdp)?)
-            .await?;
+        let desc = RTCSessionDescription::answer(sdp)?;
+        let pc = Arc::clone(&self.inner.pc);
+        crate::stack::on_stack(async move { pc.set_remote_description(desc).await }).await??;
         self.remote_description_set().await;
         Ok(())
     }
@@ -234,13 +242,16 @@ impl RtcPeer {
     pub async fn accept_offer(&self, sdp: &str) -> Result<String, RtcError> {
         self.check_open()?;
         let sdp = self.incoming_sdp(sdp)?;
-        self.inner
-            .pc
-            .set_remote_description(RTCSessionDescription::offer(sdp)?)
-            .await?;
-        let answer = self.inner.pc.create_answer(None).await?;
-        let out = advertise_max_message_size(&answer.sdp);
-        self.inner.pc.set_local_description(answer).await?;
+        let desc = RTCSessionDescription::offer(sdp)?;
+        let pc = Arc::clone(&self.inner.pc);
+        let out = crate::stack::on_stack(async move {
+            pc.set_remote_description(desc).await?;
+            let answer = pc.create_answer(None).await?;
+            let out = advertise_max_message_size(&answer.sdp);
+            pc.set_local_description(answer).await?;
+            Ok::<_, webrtc::Error>(out)
+        })
+        .await??;
         self.remote_description_set().await;
         Ok(out)
     }
@@ -277,10 +288,13 @@ impl RtcPeer {
         for ch in &channels {
             ch.close();
         }
-        if tokio::time::timeout(CLOSE_TIMEOUT, self.inner.pc.close())
-            .await
-            .is_err()
-        {
+        let pc = Arc::clone(&self.inner.pc);
+        let closed =
+            crate::stack::on_stack(
+                async move { tokio::time::timeout(CLOSE_TIMEOUT, pc.close()).await },
+            )
+            .await;
+        if !matches!(closed, Ok(Ok(_))) {
             tracing::debug!("peer connection close timed out");
         }
     }
@@ -380,7 +394,8 @@ impl RtcPeer {
             sdp_mline_index: c.sdp_m_line_index,
             username_fragment: None,
         };
-        self.inner.pc.add_ice_candidate(init).await?;
+        let pc = Arc::clone(&self.inner.pc);
+        crate::stack::on_stack(async move { pc.add_ice_candidate(init).await }).await??;
         Ok(())
     }
 }

@@ -1,5 +1,7 @@
 //! Loopback measurements (ignored by default): 64 B round-trip p50/p99 and 40 MiB
-//! bulk throughput. Run: `cargo test -p rtc-transport --test bench -- --ignored --nocapture`.
+//! bulk throughput with both peers in this process, and 1-byte round trips
+//! between two processes (the agent's and the phone's stacks without tmux).
+//! Run: `cargo test --release -p rtc-transport --test bench -- --ignored --nocapture --test-threads=1`.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -7,6 +9,7 @@ mod common;
 use std::time::Instant;
 
 use common::*;
+use rtc_transport::{RtcConfig, RtcEvent, RtcPeer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measurement, prints numbers"]
@@ -76,4 +79,146 @@ async fn rtt_and_bulk() {
     );
     p.offerer.close().await;
     p.answerer.close().await;
+}
+
+/// Round trips of 1-byte messages between two peers in two processes, as the
+/// agent and the phone are: the two webrtc stacks alone, without tmux. The
+/// echoing peer is this test binary run again ([`echo_peer_process`]); the
+/// descriptions, with the candidates written in, go over its stdin and
+/// stdout. Prints p50/p90/p99 of [`ECHO_ROUNDS`] after [`ECHO_WARMUP`]
+/// unmeasured ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement, prints numbers"]
+async fn one_byte_echo_between_two_processes() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "echo_peer_process", "--nocapture"])
+        .env(ECHO_PEER_ENV, "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut to_child = child.stdin.take().unwrap();
+    let mut from_child = BufReader::new(child.stdout.take().unwrap()).lines();
+
+    let (peer, mut events) = RtcPeer::new(&RtcConfig::loopback()).await.unwrap();
+    let ch = peer.create_data_channel("terminal").await.unwrap();
+    let offer = peer.create_offer(false).await.unwrap();
+    let offer = with_candidates(&offer, &mut events).await;
+    to_child
+        .write_all(one_line(&offer).as_bytes())
+        .await
+        .unwrap();
+    let answer = loop {
+        let line = tokio::time::timeout(WAIT, from_child.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .expect("echo peer ended without an answer");
+        if let Some(sdp) = line.strip_prefix("sdp ") {
+            break sdp.replace('|', "\r\n");
+        }
+    };
+    peer.set_remote_answer(&answer).await.unwrap();
+    tokio::time::timeout(WAIT, ch.wait_open())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut rtts = Vec::with_capacity(ECHO_ROUNDS);
+    for i in 0..ECHO_WARMUP + ECHO_ROUNDS {
+        let t = Instant::now();
+        ch.send(&[0x61]).await.unwrap();
+        let back = recv(&ch).await;
+        if i >= ECHO_WARMUP {
+            rtts.push(t.elapsed());
+        }
+        assert_eq!(&back[..], &[0x61]);
+    }
+    rtts.sort();
+    let at = |q: usize| rtts[rtts.len() * q / 100].as_secs_f64() * 1e6;
+    println!(
+        "1 B round trip, two processes: p50 {:.0} µs p90 {:.0} µs p99 {:.0} µs ({} rounds)",
+        at(50),
+        at(90),
+        at(99),
+        rtts.len()
+    );
+    peer.close().await;
+    drop(to_child);
+    let _ = tokio::time::timeout(WAIT, child.wait()).await;
+}
+
+/// The echoing peer of [`one_byte_echo_between_two_processes`]; does nothing
+/// unless started by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "started by one_byte_echo_between_two_processes"]
+async fn echo_peer_process() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    if std::env::var_os(ECHO_PEER_ENV).is_none() {
+        return;
+    }
+    let mut stdin = BufReader::new(tokio::io::stdin()).lines();
+    let offer = stdin
+        .next_line()
+        .await
+        .unwrap()
+        .unwrap()
+        .replace('|', "\r\n");
+    let (peer, mut events) = RtcPeer::new(&RtcConfig::loopback()).await.unwrap();
+    let answer = peer.accept_offer(&offer).await.unwrap();
+    let answer = with_candidates(&answer, &mut events).await;
+    let mut out = tokio::io::stdout();
+    out.write_all(format!("sdp {}", one_line(&answer)).as_bytes())
+        .await
+        .unwrap();
+    out.flush().await.unwrap();
+    let ch = loop {
+        match tokio::time::timeout(WAIT, events.recv()).await.unwrap() {
+            Some(RtcEvent::DataChannel(ch)) => break ch,
+            Some(_) => {}
+            None => panic!("events ended"),
+        }
+    };
+    ch.wait_open().await.unwrap();
+    tokio::select! {
+        _ = async {
+            while let Some(m) = ch.recv().await {
+                if ch.send(&m).await.is_err() {
+                    break;
+                }
+            }
+        } => {}
+        _ = stdin.next_line() => {}
+    }
+    peer.close().await;
+}
+
+const ECHO_PEER_ENV: &str = "RTC_TRANSPORT_ECHO_PEER";
+const ECHO_ROUNDS: usize = 2000;
+const ECHO_WARMUP: usize = 200;
+
+/// `sdp` with this side's candidates written in, up to the end of gathering.
+async fn with_candidates(sdp: &str, events: &mut tokio::sync::mpsc::Receiver<RtcEvent>) -> String {
+    let mut out = sdp.trim_end().to_owned();
+    out.push_str("\r\n");
+    loop {
+        match tokio::time::timeout(WAIT, events.recv()).await.unwrap() {
+            Some(RtcEvent::LocalCandidate(c)) => {
+                out.push_str("a=");
+                out.push_str(&c.candidate);
+                out.push_str("\r\n");
+            }
+            Some(RtcEvent::GatheringComplete) => break,
+            Some(_) => {}
+            None => panic!("events ended"),
+        }
+    }
+    out.push_str("a=end-of-candidates\r\n");
+    out
+}
+
+/// An SDP on one line (CRLF as `|`), newline-terminated.
+fn one_line(sdp: &str) -> String {
+    format!("{}\n", sdp.trim_end().replace("\r\n", "|"))
 }
