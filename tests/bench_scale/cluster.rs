@@ -108,7 +108,7 @@ impl Drop for Cluster {
     }
 }
 
-/// Reads the instance's stdout until "listening on <url>" (within
+/// Reads the instance's stdout until "listening on `<url>`" (within
 /// [`START_TIMEOUT`]); a thread keeps draining the pipe afterwards.
 fn listening_url(stdout: std::process::ChildStdout) -> Result<String> {
     let (tx, rx) = mpsc::sync_channel(1);
