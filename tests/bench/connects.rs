@@ -18,8 +18,9 @@ pub const CONNECTS: usize = 20;
 /// The agent's per-phone connect_request budget: a burst, then one per interval.
 const CONNECT_BURST: usize = 6;
 const CONNECT_INTERVAL: Duration = Duration::from_millis(1050);
-/// Silence after the phone's last local candidate that ends its gathering
-/// wait (rtc-transport does not report the end of gathering).
+/// Fallback only: silence after the phone's last local candidate that ends
+/// its gathering wait if rtc-transport never reports the end of gathering
+/// (it does, `RtcEvent::GatheringComplete`, and the phone answers then).
 pub const IN_ANSWER_QUIET: Duration = Duration::from_millis(50);
 
 /// Keeps connects within the agent's budget: after the burst, one per interval.

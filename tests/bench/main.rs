@@ -430,7 +430,7 @@ async fn measure_connects(
     r.connect_in_answer = in_answer;
     r.in_answer_quiet_ms = ms(IN_ANSWER_QUIET);
     println!(
-        "    candidates in the answer ({:.0} ms gathering quiet): p50 {:.1} ms",
+        "    candidates in the answer (until gathering completes, {:.0} ms quiet fallback): p50 {:.1} ms",
         r.in_answer_quiet_ms, r.connect_in_answer.p50
     );
     // The phases after this one use a trickling phone, like the apps.

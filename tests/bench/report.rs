@@ -348,7 +348,7 @@ impl Report {
         let c = &self.connect_in_answer;
         (
             format!(
-                "connect p50 / p99, candidates in the answer ({} connects, {:.0} ms gathering quiet)",
+                "connect p50 / p99, candidates in the answer ({} connects, answer at gathering end, {:.0} ms quiet fallback)",
                 c.samples, self.in_answer_quiet_ms
             ),
             format!("{:.1} / {:.1} ms", c.p50, c.p99),
