@@ -385,17 +385,23 @@ impl Conn {
     async fn relay(&self, me: String, msg: SignalingMessage) {
         let target = msg.target_device_id.clone();
         let is_connect = msg.kind == kind::CONNECT_REQUEST;
-        let paired = is_valid_device_id(&target)
-            && self
-                .st
-                .db
-                .is_paired(&me, &target)
-                .await
-                .unwrap_or_else(|e| {
+        let paired = if is_valid_device_id(&target) {
+            match self.st.db.is_paired(&me, &target).await {
+                Ok(paired) => paired,
+                Err(e) => {
+                    // Not relayed, but not "not paired" either: a phone must
+                    // not take a database outage for an unpairing.
                     tracing::warn!(error = %e, "pairing lookup for a relay failed");
                     self.st.metrics.store_error();
-                    false
-                });
+                    if is_connect {
+                        self.error("Internal error: try again");
+                    }
+                    return;
+                }
+            }
+        } else {
+            false
+        };
         if !paired {
             if is_connect {
                 self.reply(&SignalingMessage {

@@ -2,7 +2,8 @@
 //! is driven through auths, relays, a bad token, a rate-limited request and a
 //! socket over its message rate, and `GET /metrics` on the metrics address
 //! shows each counter moved; the public listener has no `/metrics`. With
-//! PostgreSQL (a private cluster) gone, failed requests count store errors.
+//! PostgreSQL (a private cluster) gone, failed requests count store errors
+//! and a relay whose pairing cannot be checked gets an error, not "not paired".
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -209,8 +210,18 @@ async fn store_errors_are_counted_once_the_database_is_gone() {
         .post("/auth/challenge", serde_json::json!({ "deviceId": id }))
         .await;
     assert_eq!(challenge.status, 200);
+    // A paired phone and host, online before the outage.
+    let (host, ht, _mobile, mt) = paired_pair(&ts).await;
+    let mut phone = Ws::authed(&ts, &mt, "phone").await;
+    let _agent = Ws::authed(&ts, &ht, "laptop").await;
+    assert_eq!(phone.msg().await.kind, "host_online");
 
     drop(pg);
+    // The pairing cannot be checked: the phone hears an error, never
+    // "not paired" (it must not take an outage for an unpairing).
+    phone.send(&msg("connect_request", &host.id)).await;
+    let reply = phone.msg().await;
+    assert_eq!(reply.kind, "error", "{reply:?}");
     let challenge = http
         .post("/auth/challenge", serde_json::json!({ "deviceId": id }))
         .await;
