@@ -329,13 +329,11 @@ pub fn spawn_captured(mut cmd: std::process::Command) -> Result<Running> {
 
 /// A network namespace for the agent, joined to this one through a middle
 /// namespace that bridges two veth pairs; both namespaces are deleted on drop.
-/// Needs root. The host side is `10.201.<n>.1/24`, the agent's side `.2`, and
-/// the agent's namespace has a default route through the host side, as a host
-/// usually has one: a phone in this namespace offers candidates on all of its
-/// interfaces, and without a route to them the agent's sends to them fail
-/// with ENETUNREACH, which ends the session if webrtc-ice 0.17.2 sends
-/// DataChannel data on such a pair (it does on the best unchecked pair after
-/// an ICE restart, until one is nominated).
+/// Needs root. The host side is `10.201.<n>.1/24`, the agent's side `.2`; the
+/// agent's namespace has no other route. A phone in this namespace that should
+/// reach the agent over nothing but this path gathers on `host_ip` only
+/// (`RtcConfig::host_ips`): its other addresses are unreachable from the
+/// agent (ENETUNREACH), and other tests' interfaces come and go.
 ///
 /// [`Netns::set_link`] takes down the two veth ends inside the middle
 /// namespace, so both endpoints only lose carrier: their addresses and routes
@@ -457,7 +455,6 @@ impl Netns {
         inside(&["addr", "add", &format!("{}/24", ns.ns_ip), "dev", &ns_dev])?;
         inside(&["link", "set", &ns_dev, "up"])?;
         inside(&["link", "set", "lo", "up"])?;
-        inside(&["route", "add", "default", "via", &ns.host_ip.to_string()])?;
         Ok(ns)
     }
 

@@ -37,6 +37,12 @@ pub struct RtcConfig {
     pub loopback_only: bool,
     /// Force ICE transport policy `relay` (only TURN candidates are used).
     pub relay_only: bool,
+    /// Gather host candidates on these local addresses only (empty: on every
+    /// address the other settings allow). For a peer that must reach the other
+    /// side through one interface of a machine with several, e.g. a test whose
+    /// other interfaces come and go: a pair on a vanished address fails its
+    /// sends, and webrtc-sctp 0.17.2 ends the association on a send error.
+    pub host_ips: Vec<IpAddr>,
 }
 
 impl RtcConfig {
@@ -77,11 +83,18 @@ impl RtcConfig {
             se.set_include_loopback_candidate(true);
             se.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
             se.set_network_types(vec![NetworkType::Udp4]);
-            se.set_ip_filter(Box::new(|ip: IpAddr| ip == IpAddr::V4(Ipv4Addr::LOCALHOST)));
             // When a check from the peer arrives before its trickled candidate, the
             // pair is peer-reflexive and the library waits 1 s before accepting it;
             // on loopback that pair is the right one, so accept at once.
             se.set_prflx_acceptance_min_wait(Some(Duration::ZERO));
+        }
+        if self.loopback_only || !self.host_ips.is_empty() {
+            let loopback_only = self.loopback_only;
+            let allowed = self.host_ips.clone();
+            se.set_ip_filter(Box::new(move |ip: IpAddr| {
+                (!loopback_only || ip == IpAddr::V4(Ipv4Addr::LOCALHOST))
+                    && (allowed.is_empty() || allowed.contains(&ip))
+            }));
         }
         if let Some(sockets) = host_sockets {
             se.set_udp_network(UDPNetwork::Muxed(Arc::clone(sockets) as _));
