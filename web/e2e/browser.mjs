@@ -174,6 +174,9 @@ async function main() {
   await page.goto(`${url}/#${payload}`);
   // Nothing is clicked or typed here: the page pairs by itself.
   await pair.wait((l) => l.startsWith("PAIRED "), "PAIRED from `muxlink pair`");
+  // The host's PAIRED line can come before Playwright has delivered the
+  // browser's request event (two independent channels), so wait for it.
+  await until(() => pairRequests.length >= 1, "the pair/complete request event");
   if (pairRequests.length !== 1) fail(`expected one pair/complete request, saw ${pairRequests.length}`);
   await fragmentGone(page);
   // No agent runs yet: the page says the computer is offline (and keeps retrying).
