@@ -155,6 +155,15 @@ impl Pattern {
         self.line[LINE - 1] = b'\n';
     }
 
+    /// Compares `bytes` with the pattern's next bytes (advancing it past
+    /// them, `scratch` reused between calls): the index of the first
+    /// difference, `None` when all match.
+    pub fn first_mismatch(&mut self, bytes: &[u8], scratch: &mut Vec<u8>) -> Option<usize> {
+        scratch.resize(bytes.len(), 0);
+        self.fill(scratch);
+        bytes.iter().zip(scratch.iter()).position(|(a, b)| a != b)
+    }
+
     /// Fills `out` with the next bytes of the pattern.
     pub fn fill(&mut self, out: &mut [u8]) {
         let mut done = 0;
@@ -247,9 +256,7 @@ impl Checker {
         if self.diverged {
             return;
         }
-        self.scratch.resize(bytes.len(), 0);
-        self.expected.fill(&mut self.scratch);
-        match bytes.iter().zip(&self.scratch).position(|(a, b)| a != b) {
+        match self.expected.first_mismatch(bytes, &mut self.scratch) {
             Some(i) => {
                 self.matched += i as u64;
                 self.diverged = true;

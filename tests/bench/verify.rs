@@ -174,9 +174,7 @@ impl Delivered {
         if self.diverged {
             return;
         }
-        self.scratch.resize(bytes.len(), 0);
-        self.expected.fill(&mut self.scratch);
-        match bytes.iter().zip(&self.scratch).position(|(a, b)| a != b) {
+        match self.expected.first_mismatch(bytes, &mut self.scratch) {
             Some(i) => {
                 self.matched += i as u64;
                 self.diverged = true;
