@@ -142,9 +142,11 @@ impl Conn {
                     return if authed || last_seen + idle <= Instant::now() {
                         Some((CLOSE_IDLE, "idle timeout"))
                     } else {
-                        self.error("Authentication timeout");
-                        self.st.metrics.auth_failure(AuthFailure::Timeout);
-                        Some((CLOSE_AUTH_FAILED, "authentication timeout"))
+                        self.refuse_auth(
+                            "Authentication timeout",
+                            AuthFailure::Timeout,
+                            (CLOSE_AUTH_FAILED, "authentication timeout"),
+                        )
                     };
                 }
                 frame = stream.next() => frame,
@@ -197,6 +199,14 @@ impl Conn {
         self.reply(&SignalingMessage::error(text));
     }
 
+    /// Refuses an `auth`: the error to the client, the failure counted, and
+    /// the close to use.
+    fn refuse_auth(&self, text: &str, why: AuthFailure, close: CloseWith) -> Option<CloseWith> {
+        self.error(text);
+        self.st.metrics.auth_failure(why);
+        Some(close)
+    }
+
     async fn on_text(&mut self, text: &str) -> Option<CloseWith> {
         let msg = match SignalingMessage::parse(text) {
             Ok(m) => m,
@@ -234,14 +244,18 @@ impl Conn {
 
     async fn on_auth(&mut self, msg: SignalingMessage) -> Option<CloseWith> {
         if msg.token.is_empty() {
-            self.error("Missing token");
-            self.st.metrics.auth_failure(AuthFailure::MissingToken);
-            return Some((CLOSE_AUTH_FAILED, "missing token"));
+            return self.refuse_auth(
+                "Missing token",
+                AuthFailure::MissingToken,
+                (CLOSE_AUTH_FAILED, "missing token"),
+            );
         }
         let Ok(claims) = jwt_verify(&self.st.jwt_secret, &msg.token, self.st.now()) else {
-            self.error("Invalid token");
-            self.st.metrics.auth_failure(AuthFailure::InvalidToken);
-            return Some((CLOSE_AUTH_FAILED, "invalid token"));
+            return self.refuse_auth(
+                "Invalid token",
+                AuthFailure::InvalidToken,
+                (CLOSE_AUTH_FAILED, "invalid token"),
+            );
         };
         if self
             .auth
@@ -249,16 +263,20 @@ impl Conn {
             .is_some_and(|auth| auth.device_id != claims.device_id)
         {
             // One socket speaks for one device for its whole life.
-            self.error("Token is for another device");
-            self.st.metrics.auth_failure(AuthFailure::WrongDevice);
-            return Some((CLOSE_POLICY, "token is for another device"));
+            return self.refuse_auth(
+                "Token is for another device",
+                AuthFailure::WrongDevice,
+                (CLOSE_POLICY, "token is for another device"),
+            );
         }
         let device = match self.st.live_device(&claims.device_id).await {
             Ok(Some(d)) => d,
             Ok(None) => {
-                self.error("Device not found");
-                self.st.metrics.auth_failure(AuthFailure::DeviceNotFound);
-                return Some((CLOSE_DEVICE_NOT_FOUND, "device not found"));
+                return self.refuse_auth(
+                    "Device not found",
+                    AuthFailure::DeviceNotFound,
+                    (CLOSE_DEVICE_NOT_FOUND, "device not found"),
+                );
             }
             Err(e) => {
                 tracing::error!(error = ?e, "device lookup failed");
@@ -268,9 +286,11 @@ impl Conn {
             }
         };
         if device.device_type.as_str() != claims.device_type {
-            self.error("Invalid token");
-            self.st.metrics.auth_failure(AuthFailure::InvalidToken);
-            return Some((CLOSE_AUTH_FAILED, "invalid token"));
+            return self.refuse_auth(
+                "Invalid token",
+                AuthFailure::InvalidToken,
+                (CLOSE_AUTH_FAILED, "invalid token"),
+            );
         }
         if self.auth.is_some() {
             // A second `auth` on an authenticated socket is a JWT refresh

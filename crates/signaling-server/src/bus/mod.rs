@@ -171,11 +171,12 @@ impl Router {
     /// Like [`Router::send`], but true only when some socket took it: here,
     /// or on an instance that answered within [`nats::BUS_TIMEOUT`].
     pub async fn deliver(&self, device_id: &str, msg: &SignalingMessage) -> bool {
-        let Some((bus, _)) = &self.bus else {
-            return self.hub.push(device_id, &Utf8Bytes::from(msg.to_json()));
-        };
         let text = Utf8Bytes::from(msg.to_json());
-        if self.hub.push(device_id, &text) {
+        let here = self.hub.push(device_id, &text);
+        let Some((bus, _)) = &self.bus else {
+            return here;
+        };
+        if here {
             if let Err(e) = bus.publish(device_id, &text).await {
                 self.failed("publish", device_id, &e);
             }

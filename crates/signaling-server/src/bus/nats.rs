@@ -108,6 +108,25 @@ impl Op {
             Op::Kill => "kill",
         }
     }
+
+    /// The op a subject ends with, if any.
+    fn of_subject(subject: &str) -> Option<Op> {
+        let token = subject.rsplit('.').next()?;
+        [Op::Msg, Op::Probe, Op::Kill]
+            .into_iter()
+            .find(|op| op.token() == token)
+    }
+}
+
+/// Waits at most [`BUS_TIMEOUT`] for a client command.
+async fn bounded<T, E: std::fmt::Display>(
+    command: impl Future<Output = Result<T, E>>,
+) -> Result<T, BusError> {
+    match timeout(BUS_TIMEOUT, command).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(BusError::Nats(e.to_string())),
+        Err(_) => Err(BusError::Timeout),
+    }
 }
 
 fn subject(device_id: &str, op: Op) -> String {
@@ -228,12 +247,7 @@ impl NatsBus {
             (generation, stop)
         };
         let wildcard = format!("{SUBJECT_PREFIX}.{device_id}.*");
-        let subscribed = match timeout(BUS_TIMEOUT, self.client.subscribe(wildcard)).await {
-            Ok(Ok(subscriber)) => Ok(subscriber),
-            Ok(Err(e)) => Err(BusError::Nats(e.to_string())),
-            Err(_) => Err(BusError::Timeout),
-        };
-        let subscriber = match subscribed {
+        let subscriber = match bounded(self.client.subscribe(wildcard)).await {
             Ok(s) => s,
             Err(e) => {
                 let mut subs = lock(&self.subs);
@@ -259,11 +273,7 @@ impl NatsBus {
         if self.is_up() {
             // The subscription is live at the server once a PING after it
             // is answered: peers told "online" next can reach this device.
-            match timeout(BUS_TIMEOUT, self.client.flush()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(BusError::Nats(e.to_string())),
-                Err(_) => return Err(BusError::Timeout),
-            }
+            bounded(self.client.flush()).await?;
         }
         Ok(())
     }
@@ -311,16 +321,7 @@ impl NatsBus {
         if !self.is_up() {
             return Err(BusError::Down);
         }
-        match timeout(
-            BUS_TIMEOUT,
-            self.client.publish(subject(device_id, op), payload),
-        )
-        .await
-        {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(BusError::Nats(e.to_string())),
-            Err(_) => Err(BusError::Timeout),
-        }
+        bounded(self.client.publish(subject(device_id, op), payload)).await
     }
 
     /// Hands `text` to `device_id` on whichever instance holds it; true
@@ -463,17 +464,16 @@ async fn dispatch(d: Dispatch, mut subscriber: Subscriber, stop: CancellationTok
                 None => break,
             },
         };
-        let op = msg.subject.rsplit('.').next().unwrap_or_default();
-        let answer = match op {
-            "msg" => match Utf8Bytes::try_from(msg.payload) {
+        let answer = match Op::of_subject(&msg.subject) {
+            Some(Op::Msg) => match Utf8Bytes::try_from(msg.payload) {
                 Ok(text) => d.push(&text),
                 Err(_) => {
                     tracing::warn!(device = %device_id, "bus message is not UTF-8: dropped");
                     false
                 }
             },
-            "probe" => hub.is_online(device_id),
-            "kill" => {
+            Some(Op::Probe) => hub.is_online(device_id),
+            Some(Op::Kill) => {
                 let text = String::from_utf8_lossy(&msg.payload);
                 let (code, reason) = text.split_once(' ').unwrap_or((&text, ""));
                 let code = code
@@ -486,7 +486,7 @@ async fn dispatch(d: Dispatch, mut subscriber: Subscriber, stop: CancellationTok
                 hub.kill_device(device_id, code, reason);
                 false
             }
-            _ => false,
+            None => false,
         };
         if answer && let Some(reply) = msg.reply {
             // Only an instance that delivered answers, so the requester
