@@ -85,12 +85,21 @@ impl Hub {
     }
 
     /// Adds a socket unless the device already has `max`; false when full.
-    pub fn register(&self, device_id: &str, handle: SocketHandle, max: usize) -> bool {
+    /// `first` (the `auth` reply) is queued to the socket under the map's
+    /// lock, so nothing another task sends the device can overtake it.
+    pub fn register(
+        &self,
+        device_id: &str,
+        handle: SocketHandle,
+        max: usize,
+        first: Utf8Bytes,
+    ) -> bool {
         let mut map = self.map();
         let sockets = map.entry(device_id.to_owned()).or_default();
         if sockets.len() >= max {
             return false;
         }
+        handle.push(first);
         sockets.push(handle);
         true
     }

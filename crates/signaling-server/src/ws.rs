@@ -317,7 +317,14 @@ impl Conn {
             }
         };
         let max = self.st.config.limits.max_sockets_per_device;
-        if !self.st.hub.register(&device.id, self.handle.clone(), max) {
+        // The `auth` reply is queued as the socket registers: a `host_online`
+        // pushed by another task right after must not arrive before it.
+        let ok = Utf8Bytes::from(auth_ok().to_json());
+        if !self
+            .st
+            .hub
+            .register(&device.id, self.handle.clone(), max, ok)
+        {
             self.error("Too many connections");
             return Some((
                 CLOSE_TOO_MANY_SOCKETS,
@@ -328,7 +335,6 @@ impl Conn {
             device_id: device.id.clone(),
             device_type: device.device_type,
         });
-        self.reply(&auth_ok());
         // With a bus, other instances reach this device from here on; the
         // announcement below comes after, so whoever hears it can answer.
         self.st.hub.subscribe(&device.id).await;

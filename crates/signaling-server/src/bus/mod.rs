@@ -119,10 +119,17 @@ impl Router {
         tracing::debug!(error = %e, device = %device_id, what, "bus operation failed");
     }
 
-    /// Adds a socket here unless the device already has `max` here; false
-    /// when full. Call [`Router::subscribe`] after the socket's `auth` reply.
-    pub fn register(&self, device_id: &str, handle: SocketHandle, max: usize) -> bool {
-        self.hub.register(device_id, handle, max)
+    /// Adds a socket here unless the device already has `max` here, with
+    /// `first` queued to it before anything another task sends; false when
+    /// full. Call [`Router::subscribe`] after the socket's `auth` reply.
+    pub fn register(
+        &self,
+        device_id: &str,
+        handle: SocketHandle,
+        max: usize,
+        first: Utf8Bytes,
+    ) -> bool {
+        self.hub.register(device_id, handle, max, first)
     }
 
     /// With a bus, makes this instance answer for `device_id` (its first
