@@ -2,7 +2,7 @@
 //! real agent over loopback — echo, throughput against tmux's own pipe,
 //! connect (candidates trickled and in the answer), input under flood, idle
 //! cost, a slow phone, a lossy path — and writes `target/bench/report.json`
-//! plus a table. Never part of CI; asserts nothing. `--only connect,slow,lossy`
+//! plus a table. Never part of CI; asserts nothing. `--only connect,echo,slow,lossy`
 //! (any of them) runs just those sections and prints their rows (no report file);
 //! `--throughput-only` runs tmux alone and the runs through the agent and
 //! prints their row. The phone pings every 10 s throughout (`rig::Keepalive`).
@@ -85,20 +85,20 @@ fn report_path(args: &[String]) -> Result<PathBuf> {
     Ok(target.join("bench").join("report.json"))
 }
 
-/// The sections named by `--only a,b` (`connect`, `slow`, `lossy`), if given.
+/// The sections named by `--only a,b` (`connect`, `echo`, `slow`, `lossy`), if given.
 fn only_sections(args: &[String]) -> Result<Option<Vec<&str>>> {
     let Some(i) = args.iter().position(|a| a == "--only") else {
         return Ok(None);
     };
     let list = args
         .get(i + 1)
-        .context("--only needs some of connect, lossy, slow")?;
+        .context("--only needs some of connect, echo, lossy, slow")?;
     let sections: Vec<&str> = list.split(',').map(str::trim).collect();
     if let Some(bad) = sections
         .iter()
-        .find(|s| !["connect", "lossy", "slow"].contains(s))
+        .find(|s| !["connect", "echo", "lossy", "slow"].contains(s))
     {
-        anyhow::bail!("unknown section `{bad}` (known: connect, lossy, slow)");
+        anyhow::bail!("unknown section `{bad}` (known: connect, echo, lossy, slow)");
     }
     Ok(Some(sections))
 }
@@ -114,6 +114,10 @@ fn print_sections(report: &Report, sections: &[&str]) -> Result<()> {
         for key in ["connect_ms", "connect_in_answer_ms"] {
             part.insert(key.into(), json[key].clone());
         }
+    }
+    if sections.contains(&"echo") {
+        rows.push(report.echo_row());
+        part.insert("echo_rtt_ms".into(), json["echo_rtt_ms"].clone());
     }
     if sections.contains(&"slow") {
         rows.extend(report.slow_rows());
@@ -452,7 +456,7 @@ async fn measure_lossy(rig: &mut Rig, r: &mut Report) -> Result<()> {
     Ok(())
 }
 
-/// `--only <section,...>`: just the named sections (`connect`, `slow`, `lossy`),
+/// `--only <section,...>`: just the named sections (`connect`, `echo`, `slow`, `lossy`),
 /// their rows and their part of the report printed, no report file.
 async fn measure_only(rig: &mut Rig, sections: &[&str]) -> Result<Report> {
     let mut r = Report::default();
@@ -465,6 +469,18 @@ async fn measure_only(rig: &mut Rig, sections: &[&str]) -> Result<Report> {
             .await?
             .close()
             .await;
+    }
+    if sections.contains(&"echo") {
+        let conn = Arc::new(rig.phone.connect(rig.signaling()?).await?);
+        let _keepalive = Keepalive::start(&conn);
+        step(&format!(
+            "Echo: {ECHO_SAMPLES} single bytes into `{RAW_ECHO}` from the phone"
+        ));
+        let echo_pane = rig.pane(RAW_ECHO)?;
+        conn.attach(&echo_pane, COLS, ROWS, false, true).await?;
+        r.echo = Latency::of(&echo_rtts(&conn, &Keyer::Phone, ECHO_SAMPLES).await?);
+        println!("    p50 {:.3} ms, p99 {:.3} ms", r.echo.p50, r.echo.p99);
+        conn.close().await;
     }
     if sections.contains(&"slow") {
         let conn = Arc::new(rig.phone.connect(rig.signaling()?).await?);
