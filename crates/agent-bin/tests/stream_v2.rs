@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -145,6 +146,9 @@ struct Screen {
     text: Vec<u8>,
     snapshots: usize,
     fast_copies: usize,
+    /// Copies whose originals have not come yet, in stream order: later
+    /// copies may go before an earlier one's original (§4's lead).
+    pending_fast: VecDeque<(u64, Vec<u8>)>,
 }
 
 impl Screen {
@@ -162,6 +166,7 @@ impl Screen {
             text: Vec::new(),
             snapshots: 0,
             fast_copies: 0,
+            pending_fast: VecDeque::new(),
         };
         (screen, resumed)
     }
@@ -177,7 +182,6 @@ impl Screen {
 
     /// Applies events until `done` holds.
     async fn apply_until(&mut self, p: &mut Link, pane: &str, done: impl Fn(&Screen) -> bool) {
-        let mut pending_fast: Option<(u64, Vec<u8>)> = None;
         while !done(self) {
             match p.next().await {
                 (
@@ -192,7 +196,7 @@ impl Screen {
                     assert!(!snapshot);
                     assert_eq!(pane_id.as_deref(), Some(pane));
                     assert!(data.len() <= MAX_FAST_COPY);
-                    pending_fast = Some((offset.unwrap(), data));
+                    self.pending_fast.push_back((offset.unwrap(), data));
                     self.fast_copies += 1;
                 }
                 (
@@ -212,6 +216,8 @@ impl Screen {
                     let offset = offset.expect("offset on every output");
                     if snapshot {
                         assert!(offset >= self.next, "snapshot moves forward");
+                        // Copies of skipped bytes never get their originals.
+                        self.pending_fast.retain(|(o, _)| *o >= offset);
                         self.next = offset;
                         self.text.clear();
                         self.snapshots += 1;
@@ -219,7 +225,7 @@ impl Screen {
                     }
                     assert_eq!(offset, self.next, "no byte lost or doubled");
                     // The fast copy, if any, went first with the same bytes.
-                    if let Some((fast_offset, fast)) = pending_fast.take() {
+                    if let Some((fast_offset, fast)) = self.pending_fast.pop_front() {
                         assert_eq!((fast_offset, &fast), (offset, &plain));
                     } else {
                         assert!(

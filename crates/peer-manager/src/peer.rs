@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-use rtc_transport::{FAST_COPY_LEAD, RtcChannel, RtcError};
+use rtc_transport::{RtcChannel, RtcError};
 use signaling_proto::SignalingMessage;
 use terminal_protocol::{DEFAULT_PEER_MAX_MESSAGE, Event, MAX_MESSAGE_SIZE};
 use tokio::sync::mpsc;
@@ -36,9 +36,6 @@ pub struct Peer {
     channel: OnceLock<RtcChannel>,
     /// The fast channel the phone opened after authentication (at most one).
     fast: OnceLock<RtcChannel>,
-    /// When the last fast copy was handed on: reliable sends wait until
-    /// [`FAST_COPY_LEAD`] after it, so the original never shares its datagram.
-    fast_sent_at: Mutex<Option<tokio::time::Instant>>,
     cancel: CancellationToken,
     silenced: AtomicBool,
     pub(crate) inbox: mpsc::Sender<SignalingMessage>,
@@ -52,7 +49,6 @@ impl Peer {
             device_id,
             channel: OnceLock::new(),
             fast: OnceLock::new(),
-            fast_sent_at: Mutex::new(None),
             cancel: CancellationToken::new(),
             silenced: AtomicBool::new(false),
             inbox,
@@ -67,18 +63,9 @@ impl Peer {
     /// Encode `event` and send it, waiting for buffer room (≤ 5 s, then
     /// [`PeerError::SendTimeout`]); closing the peer fails a waiting send at once.
     /// Never sends more than [`max_message_size`](Self::max_message_size).
-    /// Within [`FAST_COPY_LEAD`] (3 ms) of a fast copy it first waits out the
-    /// rest of that time, so an original never leaves in its copy's datagram.
     pub async fn send_message(&self, event: &Event) -> Result<(), PeerError> {
         if self.cancel.is_cancelled() {
             return Err(PeerError::Closed);
-        }
-        if let Some(until) = self.fast_lead_until() {
-            tokio::select! {
-                biased;
-                _ = self.cancel.cancelled() => return Err(PeerError::Closed),
-                _ = tokio::time::sleep_until(until) => {}
-            }
         }
         let channel = self.channel.get().ok_or(PeerError::NoChannel)?;
         let bytes = event.encode();
@@ -98,9 +85,10 @@ impl Peer {
 
     /// Encode `event` and hand it to the phone's fast channel without waiting:
     /// a copy that may be lost, for events also sent with
-    /// [`send_message`](Self::send_message) (send the copy first; the next
-    /// `send_message` then holds its original back until [`FAST_COPY_LEAD`]
-    /// after the copy, so the two do not share a datagram). False, and
+    /// [`send_message`](Self::send_message). Send the copy first and its
+    /// original no sooner than [`rtc_transport::FAST_COPY_LEAD`] after it, so
+    /// the two do not share a datagram; the caller keeps that time, since
+    /// only it knows which later message is the original. False, and
     /// nothing sent, when the peer is closed or not authenticated, the phone
     /// opened no fast channel or it is not open, the encoded event is larger
     /// than the phone accepts, or more than 64 KiB are buffered on that
@@ -116,17 +104,7 @@ impl Peer {
             return false;
         }
         let bytes = event.encode();
-        let sent = bytes.len() <= self.max_message_size() && fast.try_send(&bytes);
-        if sent {
-            *lock(&self.fast_sent_at) = Some(tokio::time::Instant::now());
-        }
-        sent
-    }
-
-    /// The end of the hold after the last fast copy, if it is still ahead.
-    fn fast_lead_until(&self) -> Option<tokio::time::Instant> {
-        let until = (*lock(&self.fast_sent_at))? + FAST_COPY_LEAD;
-        (until > tokio::time::Instant::now()).then_some(until)
+        bytes.len() <= self.max_message_size() && fast.try_send(&bytes)
     }
 
     /// True while the phone's fast channel is open.

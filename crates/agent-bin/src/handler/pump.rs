@@ -6,10 +6,12 @@
 //! snapshot and continues from the head. Small stream outputs of attachments
 //! with offsets also go, first and raw, as fast-channel copies.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use rtc_transport::FAST_COPY_LEAD;
 use terminal_protocol::{Compressor, Event, MAX_FAST_COPY};
 use tmux_bridge::TmuxBridge;
 use tokio::task::JoinHandle;
@@ -126,54 +128,106 @@ impl Sender {
 
     /// The output loop. Returns how the attachment ends, or `None` when
     /// cancelled (whoever cancelled is ending it).
+    ///
+    /// Fast copies go out as soon as their bytes are read; each original
+    /// waits in `held` until [`FAST_COPY_LEAD`] after its copy, while later
+    /// bytes keep getting their copies. Holding the original inside the send
+    /// instead would make the next keystroke's echo wait out the previous
+    /// one's hold: 3 ms at typing speed.
     pub(super) async fn run(&mut self, cancel: &CancellationToken) -> Option<Cause> {
         let mut head = self.stream.subscribe();
         let max = plain_budget(
             data_budget(self.link.max_message_size()),
             self.compressor.is_some(),
         );
+        let mut held = Held::new(self.cursor);
         loop {
             // Marked seen before reading, so an append after the read wakes us.
             head.borrow_and_update();
-            let read = self.stream.read_from(self.cursor, max);
-            let sent = match read {
-                StreamRead::Bytes(bytes) => self.send_stream(&bytes, cancel).await,
-                StreamRead::Lagged { head } => self.catch_up(head, cancel).await,
-                StreamRead::Ended => return Some(Cause::PaneExited),
-                StreamRead::Wait => {
-                    tokio::select! {
-                        biased;
-                        _ = cancel.cancelled() => return None,
-                        // The stream outlives its senders; a closed watch
-                        // would mean it is gone: re-read and see `Ended`.
-                        _ = head.changed() => {}
+            if self.offsets {
+                self.copy_new_bytes(&mut held).await;
+            } else {
+                held.release_all(self.stream.head());
+            }
+            let now = tokio::time::Instant::now();
+            let due = held.due_end(self.cursor, now);
+            let sent = if due > self.cursor {
+                let want = usize::try_from(due - self.cursor).map_or(max, |n| n.min(max));
+                match self.stream.read_from(self.cursor, want) {
+                    StreamRead::Bytes(bytes) => self.send_stream(&bytes, cancel).await,
+                    StreamRead::Lagged { head } => {
+                        let r = self.catch_up(head, cancel).await;
+                        held = Held::new(self.cursor);
+                        r
                     }
-                    Ok(())
+                    StreamRead::Ended => return Some(Cause::PaneExited),
+                    // The ring held these bytes a moment ago; read again.
+                    StreamRead::Wait => Ok(()),
+                }
+            } else {
+                match self.stream.read_from(self.cursor, 1) {
+                    StreamRead::Lagged { head } => {
+                        let r = self.catch_up(head, cancel).await;
+                        held = Held::new(self.cursor);
+                        r
+                    }
+                    StreamRead::Ended if held.is_empty() => return Some(Cause::PaneExited),
+                    _ => {
+                        let wake = held.next_due();
+                        tokio::select! {
+                            biased;
+                            _ = cancel.cancelled() => return None,
+                            // The stream outlives its senders; a closed watch
+                            // would mean it is gone: re-read and see `Ended`.
+                            _ = head.changed() => {}
+                            _ = sleep_until_some(wake) => {}
+                        }
+                        Ok(())
+                    }
                 }
             };
             if let Err(fail) = sent {
                 return fail.cause();
             }
+            held.sent_up_to(self.cursor);
         }
     }
 
-    /// Sends stream bytes at the cursor: the fast copy first (§4), then the
-    /// reliable output.
+    /// Sends the fast copy of the bytes after the last copied offset when
+    /// they are few (§4: at most `MAX_FAST_COPY`), and records when, so the
+    /// original waits; more bytes than that go reliably only, with no wait.
+    async fn copy_new_bytes(&mut self, held: &mut Held) {
+        let from = held.decided_to;
+        let bytes = match self.stream.read_from(from, MAX_FAST_COPY + 1) {
+            StreamRead::Bytes(b) => b,
+            // Lagged or ended: the reliable side finds out and acts.
+            _ => return,
+        };
+        if bytes.len() > MAX_FAST_COPY || held.is_full() {
+            held.release_all(self.stream.head().max(from + bytes.len() as u64));
+            return;
+        }
+        let end = from + bytes.len() as u64;
+        let copy = Event::Output {
+            offset: Some(from),
+            data: bytes,
+            snapshot: false,
+            pane_id: Some(self.stream.pane_id().to_owned()),
+        };
+        // Best effort: the reliable original is authoritative.
+        if self.link.send_fast(&copy).await {
+            held.copied(end, tokio::time::Instant::now());
+        } else {
+            held.release_all(end);
+        }
+    }
+
+    /// Sends stream bytes at the cursor reliably.
     async fn send_stream(
         &mut self,
         bytes: &[u8],
         cancel: &CancellationToken,
     ) -> Result<(), SendFail> {
-        if self.offsets && bytes.len() <= MAX_FAST_COPY {
-            let copy = Event::Output {
-                data: bytes.to_vec(),
-                offset: Some(self.cursor),
-                snapshot: false,
-                pane_id: Some(self.stream.pane_id().to_owned()),
-            };
-            // Best effort: the reliable copy below is authoritative.
-            self.link.send_fast(&copy).await;
-        }
         let numbering = self.numbering(self.cursor, false);
         send_output(
             &self.link,
@@ -229,5 +283,153 @@ impl Sender {
                 Ok(())
             }
         }
+    }
+}
+
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Stream bytes already decided on (copied to the fast channel, or not
+/// worth a copy) whose reliable originals have not all gone yet: ranges in
+/// stream order, each with the instant its copy left (`None`: no copy, no
+/// wait). An original leaves no sooner than [`FAST_COPY_LEAD`] after its copy
+/// and covers exactly its copy's bytes (docs/stream-v2.md §4).
+#[derive(Debug)]
+struct Held {
+    /// Ranges by their end offset; each starts where the previous ended
+    /// (the first at the sender's cursor).
+    ranges: VecDeque<(u64, Option<tokio::time::Instant>)>,
+    /// Every byte before this offset is in `ranges` or already sent.
+    decided_to: u64,
+}
+
+/// Copies whose originals may wait at once; past it, bytes go without a copy.
+const MAX_HELD: usize = 64;
+
+impl Held {
+    fn new(cursor: u64) -> Held {
+        Held {
+            ranges: VecDeque::new(),
+            decided_to: cursor,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    fn is_full(&self) -> bool {
+        self.ranges.len() >= MAX_HELD
+    }
+
+    /// Bytes up to `end` got a fast copy that left at `at`.
+    fn copied(&mut self, end: u64, at: tokio::time::Instant) {
+        if end > self.decided_to {
+            self.ranges.push_back((end, Some(at)));
+            self.decided_to = end;
+        }
+    }
+
+    /// Bytes up to `end` go without a copy (too many, or no copy was taken).
+    fn release_all(&mut self, end: u64) {
+        if end <= self.decided_to {
+            return;
+        }
+        match self.ranges.back_mut() {
+            Some((last, None)) => *last = end,
+            _ => self.ranges.push_back((end, None)),
+        }
+        self.decided_to = end;
+    }
+
+    /// How far the reliable channel may send from `cursor` at `now`: to the
+    /// end of the first range if its wait is over (one original per copy).
+    fn due_end(&self, cursor: u64, now: tokio::time::Instant) -> u64 {
+        match self.ranges.front() {
+            Some(&(end, None)) => end,
+            Some(&(end, Some(at))) if at + FAST_COPY_LEAD <= now => end,
+            _ => cursor,
+        }
+    }
+
+    /// When the first range's wait ends, if it is waiting.
+    fn next_due(&self) -> Option<tokio::time::Instant> {
+        match self.ranges.front() {
+            Some(&(_, Some(at))) => Some(at + FAST_COPY_LEAD),
+            _ => None,
+        }
+    }
+
+    /// Everything before `cursor` has gone reliably.
+    fn sent_up_to(&mut self, cursor: u64) {
+        while self.ranges.front().is_some_and(|&(end, _)| end <= cursor) {
+            self.ranges.pop_front();
+        }
+        self.decided_to = self.decided_to.max(cursor);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::time::Instant;
+
+    #[test]
+    fn an_original_waits_for_its_copys_lead_and_covers_exactly_its_bytes() {
+        let t0 = Instant::now();
+        let mut held = Held::new(100);
+        held.copied(101, t0);
+        held.copied(103, t0 + Duration::from_millis(1));
+        assert_eq!(held.due_end(100, t0), 100);
+        assert_eq!(held.next_due(), Some(t0 + FAST_COPY_LEAD));
+        // The first copy's wait is over; the second's is not: one original.
+        assert_eq!(held.due_end(100, t0 + FAST_COPY_LEAD), 101);
+        held.sent_up_to(101);
+        assert_eq!(held.due_end(101, t0 + FAST_COPY_LEAD), 101);
+        let later = t0 + Duration::from_millis(1) + FAST_COPY_LEAD;
+        assert_eq!(held.due_end(101, later), 103);
+        held.sent_up_to(103);
+        assert!(held.is_empty());
+        assert_eq!(held.next_due(), None);
+    }
+
+    #[test]
+    fn bytes_without_a_copy_go_at_once_but_after_the_held_ones() {
+        let t0 = Instant::now();
+        let mut held = Held::new(0);
+        held.release_all(5000);
+        held.release_all(6000);
+        assert_eq!(held.ranges.len(), 1, "ranges without a copy merge");
+        assert_eq!(held.due_end(0, t0), 6000);
+        held.sent_up_to(6000);
+        held.copied(6001, t0);
+        held.release_all(9000);
+        // Order holds: the uncopied bytes wait behind the copied byte.
+        assert_eq!(held.due_end(6000, t0), 6000);
+        assert_eq!(held.due_end(6000, t0 + FAST_COPY_LEAD), 6001);
+        held.sent_up_to(6001);
+        assert_eq!(held.due_end(6001, t0), 9000);
+    }
+
+    #[test]
+    fn nothing_is_decided_twice_and_the_bound_holds() {
+        let t0 = Instant::now();
+        let mut held = Held::new(10);
+        held.copied(10, t0);
+        held.release_all(5);
+        assert!(held.is_empty());
+        for end in 11..11 + MAX_HELD as u64 {
+            held.copied(end, t0);
+        }
+        assert!(held.is_full());
+        // A reliable send past the decided bytes (a lag snapshot's jump) moves both.
+        held.sent_up_to(500);
+        assert!(held.is_empty());
+        assert_eq!(held.decided_to, 500);
     }
 }
