@@ -273,6 +273,7 @@ async fn a_phone_that_gives_up_on_a_black_hole_resumes_as_a_new_peer() {
         agent_netns: Some(ns.name.clone()),
         // Host candidates on every local interface; only the veth reaches the agent.
         phone_rtc: RtcConfig::default(),
+        ..RigOptions::default()
     };
     let rig = Rig::start_with(BIN, options).await.unwrap();
     let conn = rig.connect().await.unwrap();

@@ -83,12 +83,29 @@ fn agent_log(rig: &mut Rig) -> String {
     format!("agent log:\n{}", agent.transcript())
 }
 
+/// What both ends log, in a failing run's output: ICE state changes and
+/// candidates, and every SCTP retransmission timeout ("T3-rtx timed out",
+/// with its doubling count) and SACK. A stall after the restart shows there as
+/// a side whose next retransmission is still seconds away.
+const WEBRTC_LOG: &str =
+    "info,webrtc_ice=debug,webrtc_sctp::association::association_internal=debug";
+
+/// The phone runs in this process: its log goes to the test's output, which
+/// the harness shows only when the test fails.
+fn log_phone() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(WEBRTC_LOG))
+        .with_test_writer()
+        .try_init();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_path_black_holed_ice_restart_resumes_without_loss() {
     if !Netns::available() {
         eprintln!("skipped: network namespaces need root");
         return;
     }
+    log_phone();
     let ns = Netns::create().unwrap();
     let options = RigOptions {
         server_bind: SocketAddr::from((ns.host_ip, 0)),
@@ -101,6 +118,7 @@ async fn udp_path_black_holed_ice_restart_resumes_without_loss() {
             host_ips: vec![ns.host_ip.into()],
             ..RtcConfig::default()
         },
+        agent_log: Some(WEBRTC_LOG.to_owned()),
     };
     let mut rig = Rig::start_with(BIN, options).await.unwrap();
     let conn = rig.connect().await.unwrap();

@@ -52,6 +52,11 @@ pub struct RigOptions {
     pub agent_netns: Option<String>,
     /// Phone WebRTC settings.
     pub phone_rtc: RtcConfig,
+    /// The agent's `RUST_LOG` (`None`: the test's own, if set, else the
+    /// agent's default: info for muxlink, warn for the rest). A failing test
+    /// prints the agent's log ([`Running::transcript`]), so a test whose
+    /// failures live in the WebRTC stack asks for that stack's log here.
+    pub agent_log: Option<String>,
 }
 
 impl Default for RigOptions {
@@ -60,6 +65,7 @@ impl Default for RigOptions {
             server_bind: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             agent_netns: None,
             phone_rtc: RtcConfig::loopback(),
+            agent_log: None,
         }
     }
 }
@@ -115,8 +121,8 @@ impl Rig {
 
     /// Spawns `muxlink run` and waits for `agent ready`.
     pub fn start_agent(&mut self) -> Result<()> {
-        let mut agent = match &self.options.agent_netns {
-            None => self.home.spawn(&["run"])?,
+        let mut cmd = match &self.options.agent_netns {
+            None => self.home.cmd(&["run"]),
             Some(ns) => {
                 // Same environment as every other command of this home, run
                 // through `ip netns exec`.
@@ -125,9 +131,13 @@ impl Rig {
                 let mut cmd = self.home.cmd(&["netns", "exec", ns, &bin, "run"]);
                 self.home.bin = real;
                 cmd.env("MUXLINK_LOOPBACK_ONLY", "false");
-                spawn_captured(cmd)?
+                cmd
             }
         };
+        if let Some(filter) = &self.options.agent_log {
+            cmd.env("RUST_LOG", filter);
+        }
+        let mut agent = spawn_captured(cmd)?;
         blocking(|| agent.wait_line(STEP, |_, l| l.contains("agent ready")))?;
         self.agent = Some(agent);
         Ok(())
