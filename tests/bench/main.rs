@@ -1,7 +1,8 @@
 //! `muxlink-bench`, run by `cargo xtask bench` (release builds): measures the
-//! real agent over loopback — echo, throughput against tmux's own pipe,
-//! connect (candidates trickled and in the answer), input under flood, idle
-//! cost, a slow phone, a lossy path — and writes `target/bench/report.json`
+//! real agent over loopback — echo (beside ssh + tmux attach's, the issue's
+//! reference), throughput against tmux's own pipe, connect (candidates
+//! trickled and in the answer), input under flood, idle cost, a slow phone,
+//! a lossy path — and writes `target/bench/report.json`
 //! plus a table. Never part of CI; asserts nothing. `--only connect,echo,slow,lossy`
 //! (any of them) runs just those sections and prints their rows (no report file);
 //! `--throughput-only` runs tmux alone and the runs through the agent and
@@ -17,6 +18,7 @@ mod pattern;
 mod report;
 mod rig;
 mod screen;
+mod ssh;
 mod stream;
 mod verify;
 
@@ -34,6 +36,7 @@ use muxlink_e2e::muxlink_beside_me;
 use pattern::Kind;
 use report::{Idle, Latency, Report, SlowConsumer, Throughput};
 use rig::{COLS, Keepalive, ROWS, Rig};
+use ssh::SshEcho;
 use stream::mib;
 
 /// Keys timed for the echo round trip (and for the spawn-per-key baseline).
@@ -117,7 +120,10 @@ fn print_sections(report: &Report, sections: &[&str]) -> Result<()> {
     }
     if sections.contains(&"echo") {
         rows.push(report.echo_row());
-        part.insert("echo_rtt_ms".into(), json["echo_rtt_ms"].clone());
+        rows.push(report.ssh_row());
+        for key in ["echo_rtt_ms", "ssh_tmux_attach_echo_ms"] {
+            part.insert(key.into(), json[key].clone());
+        }
     }
     if sections.contains(&"slow") {
         rows.extend(report.slow_rows());
@@ -232,6 +238,8 @@ async fn measure_all(rig: &mut Rig, only_bulk: bool) -> Result<Report> {
     conn.attach(&echo_pane, COLS, ROWS, false, true).await?;
     r.echo = Latency::of(&echo_rtts(&conn, &Keyer::Phone, ECHO_SAMPLES).await?);
     println!("    p50 {:.3} ms, p99 {:.3} ms", r.echo.p50, r.echo.p99);
+
+    measure_ssh(rig, &mut r).await?;
 
     step("Baseline: the same echo with one `tmux send-keys` process per key");
     let keyer = Keyer::SpawnSendKeys {
@@ -442,6 +450,29 @@ async fn measure_connects(
     rig.phone.connect(sig).await.context("connecting")
 }
 
+/// The echo baseline: the same echo typed through `ssh` + `tmux
+/// attach` to a private sshd ([`ssh`]); skipped with a note when the
+/// machine cannot run it.
+async fn measure_ssh(rig: &mut Rig, r: &mut Report) -> Result<()> {
+    step("Baseline: the same echo through ssh + tmux attach");
+    match ssh::echo_rtts(rig, ECHO_SAMPLES).await? {
+        SshEcho::Measured(rtts) => {
+            let l = Latency::of(&rtts);
+            println!("    p50 {:.3} ms, p99 {:.3} ms", l.p50, l.p99);
+            r.ssh_echo = Some(l);
+            r.notes.push(
+                "ssh + tmux attach baseline: a private sshd on 127.0.0.1 (fresh ed25519 keys, the bench's own user), `ssh -tt` running `tmux attach` to a fresh session of the same size running the same raw-echo program (status line off); each key written to ssh's stdin and timed until its byte appears in ssh's stdout".into(),
+            );
+        }
+        SshEcho::Skipped(why) => {
+            println!("    skipped: {why}");
+            r.notes
+                .push(format!("ssh + tmux attach baseline skipped: {why}"));
+        }
+    }
+    Ok(())
+}
+
 /// The lossy path: a middlebox between phone and agent, one run per loss rate.
 async fn measure_lossy(rig: &mut Rig, r: &mut Report) -> Result<()> {
     let server = rig.server.as_ref().context("no signaling server")?.url();
@@ -480,6 +511,7 @@ async fn measure_only(rig: &mut Rig, sections: &[&str]) -> Result<Report> {
         conn.attach(&echo_pane, COLS, ROWS, false, true).await?;
         r.echo = Latency::of(&echo_rtts(&conn, &Keyer::Phone, ECHO_SAMPLES).await?);
         println!("    p50 {:.3} ms, p99 {:.3} ms", r.echo.p50, r.echo.p99);
+        measure_ssh(rig, &mut r).await?;
         conn.close().await;
     }
     if sections.contains(&"slow") {
