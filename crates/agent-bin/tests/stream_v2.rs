@@ -224,14 +224,19 @@ impl Screen {
                         continue;
                     }
                     assert_eq!(offset, self.next, "no byte lost or doubled");
-                    // The fast copy, if any, went first with the same bytes.
-                    if let Some((fast_offset, fast)) = self.pending_fast.pop_front() {
-                        assert_eq!((fast_offset, &fast), (offset, &plain));
-                    } else {
-                        assert!(
-                            plain.len() > MAX_FAST_COPY,
-                            "small output without a fast copy"
-                        );
+                    // A copy, if this output has one, went first with the
+                    // same bytes; outputs without one (too big for a copy, or
+                    // the rest of such a run) may leave after later copies.
+                    match self.pending_fast.front() {
+                        Some((fast_offset, fast)) if *fast_offset == offset => {
+                            assert_eq!(fast, &plain, "a copy and its original differ");
+                            self.pending_fast.pop_front();
+                        }
+                        Some((fast_offset, _)) => assert!(
+                            *fast_offset >= offset + plain.len() as u64,
+                            "a copy at {fast_offset} overlaps an output without one at {offset}"
+                        ),
+                        None => {}
                     }
                     self.next += plain.len() as u64;
                     self.text.extend_from_slice(&plain);
