@@ -200,14 +200,21 @@ pub struct RotatingFile {
 }
 
 impl RotatingFile {
-    /// Opens (appends to) `path`, creating its directory private (0700) when missing.
+    /// Opens (appends to) `path`, creating its directory private (0700) when
+    /// missing. An existing directory is left as it is: the path may be the
+    /// user's (`MUXLINK_LOG_FILE=/tmp/agent.log`), and tightening `/tmp` to
+    /// 0700 would lock every other user out of it; the files themselves are
+    /// 0600, and muxlink's own directories are made private where they are
+    /// chosen (`commands/background.rs`).
     pub fn open(
         path: &Path,
         max_bytes: u64,
         files: usize,
         onto_stderr: bool,
     ) -> Result<RotatingFile, CliError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.exists()
+        {
             crate::store::ensure_private_dir(dir)?;
         }
         let file = open_log(path)?;
@@ -335,6 +342,23 @@ mod tests {
         for f in [default_filter(0, true), default_filter(2, false)] {
             assert!(EnvFilter::try_new(&f).is_ok(), "{f}");
         }
+    }
+
+    #[test]
+    fn an_existing_directory_keeps_its_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let path = shared.join("agent.log");
+        let _log = RotatingFile::open(&path, 100, 3, false).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(
+            mode(&shared),
+            0o1777,
+            "a shared directory like /tmp is not tightened"
+        );
+        assert_eq!(mode(&path), 0o600);
     }
 
     #[test]
