@@ -3,7 +3,7 @@
 //! Then the scale-out load run (`muxlink-bench-scale`: signaling instances on
 //! a private PostgreSQL and NATS under 1000 simulated devices) writes
 //! `target/bench/scale.json`.
-//! `MUXLINK_BENCH_ONLY=connect,slow,lossy,scale` (any of them) runs only those
+//! `MUXLINK_BENCH_ONLY=connect,echo,slow,lossy,scale` (any of them) runs only those
 //! sections (the agent's sections print their rows and JSON and write no
 //! report file; `scale` writes its own).
 
