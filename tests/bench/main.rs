@@ -231,15 +231,7 @@ async fn measure_all(rig: &mut Rig, only_bulk: bool) -> Result<Report> {
     let conn = Arc::new(measure_connects(rig, &mut r, &mut pacer).await?);
     let _keepalive = Keepalive::start(&conn);
 
-    step(&format!(
-        "Echo: {ECHO_SAMPLES} single bytes into `{RAW_ECHO}` from the phone"
-    ));
-    let echo_pane = rig.pane(RAW_ECHO)?;
-    conn.attach(&echo_pane, COLS, ROWS, false, true).await?;
-    r.echo = Latency::of(&echo_rtts(&conn, &Keyer::Phone, ECHO_SAMPLES).await?);
-    println!("    p50 {:.3} ms, p99 {:.3} ms", r.echo.p50, r.echo.p99);
-
-    measure_ssh(rig, &mut r).await?;
+    let echo_pane = measure_echo(rig, &conn, &mut r).await?;
 
     step("Baseline: the same echo with one `tmux send-keys` process per key");
     let keyer = Keyer::SpawnSendKeys {
@@ -487,6 +479,24 @@ async fn measure_lossy(rig: &mut Rig, r: &mut Report) -> Result<()> {
     Ok(())
 }
 
+/// The phone's echo into a fresh raw-echo pane (left attached; its id is
+/// returned for the baselines), then the same echo through ssh.
+async fn measure_echo(
+    rig: &mut Rig,
+    conn: &mobile_client::PhoneConnection,
+    r: &mut Report,
+) -> Result<String> {
+    step(&format!(
+        "Echo: {ECHO_SAMPLES} single bytes into `{RAW_ECHO}` from the phone"
+    ));
+    let echo_pane = rig.pane(RAW_ECHO)?;
+    conn.attach(&echo_pane, COLS, ROWS, false, true).await?;
+    r.echo = Latency::of(&echo_rtts(conn, &Keyer::Phone, ECHO_SAMPLES).await?);
+    println!("    p50 {:.3} ms, p99 {:.3} ms", r.echo.p50, r.echo.p99);
+    measure_ssh(rig, r).await?;
+    Ok(echo_pane)
+}
+
 /// `--only <section,...>`: just the named sections (`connect`, `echo`, `slow`, `lossy`),
 /// their rows and their part of the report printed, no report file.
 async fn measure_only(rig: &mut Rig, sections: &[&str]) -> Result<Report> {
@@ -504,14 +514,7 @@ async fn measure_only(rig: &mut Rig, sections: &[&str]) -> Result<Report> {
     if sections.contains(&"echo") {
         let conn = Arc::new(rig.phone.connect(rig.signaling()?).await?);
         let _keepalive = Keepalive::start(&conn);
-        step(&format!(
-            "Echo: {ECHO_SAMPLES} single bytes into `{RAW_ECHO}` from the phone"
-        ));
-        let echo_pane = rig.pane(RAW_ECHO)?;
-        conn.attach(&echo_pane, COLS, ROWS, false, true).await?;
-        r.echo = Latency::of(&echo_rtts(&conn, &Keyer::Phone, ECHO_SAMPLES).await?);
-        println!("    p50 {:.3} ms, p99 {:.3} ms", r.echo.p50, r.echo.p99);
-        measure_ssh(rig, &mut r).await?;
+        measure_echo(rig, &conn, &mut r).await?;
         conn.close().await;
     }
     if sections.contains(&"slow") {
