@@ -83,26 +83,40 @@ pub async fn echo_rtts(
     keyer: &Keyer<'_>,
     samples: usize,
 ) -> Result<Vec<f64>> {
-    let mut rtts = Vec::with_capacity(samples);
-    for i in 0..WARM_UP + samples {
-        // Rotating letters: a late echo of an earlier key is never mistaken for this one.
-        let key = b'a' + (i % 26) as u8;
-        let started = Instant::now();
+    time_keys(samples, async |i, key| {
         let echoed = async {
             loop {
                 let data = next_output(conn, EVENT_WAIT)
                     .await
                     .with_context(|| format!("waiting for the echo of key {i}"))?;
                 if data.contains(&key) {
-                    return Ok::<_, anyhow::Error>(started.elapsed());
+                    return Ok::<_, anyhow::Error>(Instant::now());
                 }
             }
         };
-        let (sent, rtt) = tokio::join!(keyer.send(conn, key), echoed);
+        let (sent, echoed) = tokio::join!(keyer.send(conn, key), echoed);
         sent?;
-        let rtt = rtt?;
+        echoed
+    })
+    .await
+}
+
+/// The timing rule every echo measurement shares: [`WARM_UP`] keys thrown
+/// away, then `samples` timed ones, each a rotating letter so a late echo of
+/// an earlier key is never mistaken for this one. `round_trip(i, key)` types
+/// key `i` and returns the instant its echo arrived; the round trip counts
+/// from just before the call.
+pub async fn time_keys(
+    samples: usize,
+    mut round_trip: impl AsyncFnMut(usize, u8) -> Result<Instant>,
+) -> Result<Vec<f64>> {
+    let mut rtts = Vec::with_capacity(samples);
+    for i in 0..WARM_UP + samples {
+        let key = b'a' + (i % 26) as u8;
+        let started = Instant::now();
+        let echoed = round_trip(i, key).await?;
         if i >= WARM_UP {
-            rtts.push(ms(rtt));
+            rtts.push(ms(echoed.duration_since(started)));
         }
     }
     Ok(rtts)

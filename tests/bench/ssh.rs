@@ -19,12 +19,9 @@ use anyhow::{Context, Result, bail};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
 
-use crate::echo::{EVENT_WAIT, RAW_ECHO};
-use crate::measure::ms;
+use crate::echo::{EVENT_WAIT, RAW_ECHO, time_keys};
 use crate::rig::{COLS, ROWS, Rig};
 
-/// Keys typed and thrown away before timing, as in `echo.rs`.
-const WARM_UP: usize = 20;
 /// Longest wait for sshd's "Server listening" line.
 const SSHD_START: Duration = Duration::from_secs(10);
 /// Longest wait for the first output of the ssh session: login and the
@@ -166,19 +163,15 @@ async fn measure_on(
     Ok(SshEcho::Measured(rtts))
 }
 
-/// Types the rotating letters as `echo.rs` does and times each until its
-/// byte shows up in ssh's output. The tmux client redraws with escape
-/// sequences around the byte; only the byte itself counts.
+/// Types the keys `time_keys` picks and times each until its byte shows up
+/// in ssh's output. The tmux client redraws with escape sequences around the
+/// byte; only the byte itself counts.
 async fn time_echoes(
     mut stdin: tokio::process::ChildStdin,
     out: &mut Output,
     samples: usize,
 ) -> Result<Vec<f64>> {
-    let mut rtts = Vec::with_capacity(samples);
-    for i in 0..WARM_UP + samples {
-        // Rotating letters: a late echo of an earlier key is never mistaken for this one.
-        let key = b'a' + (i % 26) as u8;
-        let started = Instant::now();
+    time_keys(samples, async |i, key| {
         // ChildStdin is unbuffered: one write(2) per key, as a terminal would.
         stdin
             .write_all(&[key])
@@ -191,14 +184,11 @@ async fn time_echoes(
                 .with_context(|| format!("waiting for the echo of key {i}"))?
                 .with_context(|| format!("ssh closed its output before the echo of key {i}"))?;
             if data.contains(&key) {
-                break;
+                return Ok(Instant::now());
             }
         }
-        if i >= WARM_UP {
-            rtts.push(ms(started.elapsed()));
-        }
-    }
-    Ok(rtts)
+    })
+    .await
 }
 
 /// Reads until the tmux client's first screen is out: some output, then
