@@ -198,15 +198,20 @@ impl Sender {
     /// original waits; more bytes than that go reliably only, with no wait.
     async fn copy_new_bytes(&mut self, held: &mut Held) {
         let from = held.decided_to;
-        let bytes = match self.stream.read_from(from, MAX_FAST_COPY + 1) {
+        // Decided from the head alone, so bulk output copies nothing here.
+        let head = self.stream.head();
+        if head <= from {
+            return;
+        }
+        if head - from > MAX_FAST_COPY as u64 || held.is_full() {
+            held.release_all(head);
+            return;
+        }
+        let bytes = match self.stream.read_from(from, MAX_FAST_COPY) {
             StreamRead::Bytes(b) => b,
             // Lagged or ended: the reliable side finds out and acts.
             _ => return,
         };
-        if bytes.len() > MAX_FAST_COPY || held.is_full() {
-            held.release_all(self.stream.head().max(from + bytes.len() as u64));
-            return;
-        }
         let end = from + bytes.len() as u64;
         let copy = Event::Output {
             offset: Some(from),
