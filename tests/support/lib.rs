@@ -167,7 +167,12 @@ pub struct Running {
 
 impl Running {
     fn new(mut child: Child) -> Self {
-        let (tx, rx) = mpsc::sync_channel(1024);
+        // Unbounded on purpose: the readers must never stop reading. With a
+        // bounded queue a test that reads the child's lines only now and then
+        // left a chatty child (an agent logging its WebRTC stack at debug)
+        // blocked on a full stderr pipe mid-test, which looked like a stalled
+        // transport. The lines live as long as the test, as `seen` does.
+        let (tx, rx) = mpsc::channel();
         if let Some(out) = child.stdout.take() {
             let tx = tx.clone();
             std::thread::spawn(move || {
