@@ -50,6 +50,9 @@
 //!   be reassembled and stalls that direction (peers never send one: the limit is
 //!   1 MiB both ways);
 //! - an empty message reads like end-of-stream: a zero-length read ends the channel;
+//! - a message over [`STALL_FREE_MESSAGE_SIZE`] (~85 KiB) can stall until the
+//!   peer sends a packet (a lost wake-up in its pending queue): our senders keep
+//!   below it;
 //! - `send` can block inside the library (its pending queue is 128 KiB) and is not
 //!   cancel-safe for large messages: the wait for room races a 5 s deadline, the
 //!   write itself that deadline plus time for the message's size at a floor rate
@@ -114,6 +117,18 @@ pub const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// returns only once most of it has been transmitted, which for 1 MiB can take
 /// seconds on a loaded machine (13 s allowed at this rate).
 pub const MIN_WRITE_RATE_BYTES_PER_SEC: u64 = 128 * 1024;
+/// The largest message webrtc-sctp 0.17.2 queues in one step (two thirds of its
+/// 128 KiB pending queue, less one byte). A larger message is queued chunk by
+/// chunk as that queue drains, and nothing wakes the SCTP sender for chunks
+/// added after it last found the queue empty: once everything sent before is
+/// acknowledged, the rest of the message waits for the next packet from the
+/// peer, past [`SEND_TIMEOUT`] when the peer is silent. Two peers in one
+/// process on a loaded 2-core machine, the receiver reading but sending
+/// nothing: 200 and 300 KiB messages stalled past the deadline in 3 of 4 runs,
+/// 64 and 85 KiB messages never (700 messages a run). Our senders stay at or
+/// below this size (the host's `output` events are at most 64 KiB); only tests
+/// of the host's limits send more, with the host streaming meanwhile.
+pub const STALL_FREE_MESSAGE_SIZE: usize = 87_380;
 /// Remote candidates held until the remote description is set; extra ones are dropped.
 pub const MAX_PENDING_CANDIDATES: usize = 64;
 /// The remote peer's max-message-size when its SDP does not advertise one (RFC 8841).
