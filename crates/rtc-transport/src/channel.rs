@@ -18,7 +18,8 @@ use crate::error::RtcError;
 use crate::options::ChannelOptions;
 use crate::sdp::MAX_MESSAGE_SIZE;
 use crate::{
-    HIGH_WATER_MARK, LOW_WATER_MARK, MIN_WRITE_RATE_BYTES_PER_SEC, SEND_TIMEOUT, TRY_SEND_LIMIT,
+    HIGH_WATER_MARK, LOW_WATER_MARK, MIN_WRITE_RATE_BYTES_PER_SEC, SEND_TIMEOUT,
+    STALL_FREE_MESSAGE_SIZE, TRY_SEND_LIMIT,
 };
 
 /// Received messages waiting for `recv`; a full queue stops reading, which in
@@ -245,6 +246,13 @@ impl RtcChannel {
                 _ = wait_closed(&mut st) => return Err(RtcError::Closed),
                 _ = sleep_until(deadline) => return Err(RtcError::SendTimeout),
             }
+        }
+        if bytes.len() > STALL_FREE_MESSAGE_SIZE {
+            tracing::debug!(
+                size = bytes.len(),
+                label = %inner.label,
+                "message over the stall-free size: it may wait for the peer's next packet"
+            );
         }
         let data = Bytes::copy_from_slice(bytes);
         let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
