@@ -60,6 +60,16 @@ fn attach_with_float_cols(pane: &str) -> Vec<u8> {
     m
 }
 
+/// Sends each case's message through [`errors_for`] and checks the error
+/// codes it caused.
+async fn expect_errors(conn: &PhoneConnection, cases: Vec<(&str, Vec<u8>, &[&str])>) {
+    for (what, raw, expect) in cases {
+        eprintln!("case: {what}");
+        let got = errors_for(conn, &raw).await;
+        assert_eq!(got, expect, "{what}");
+    }
+}
+
 /// Attaches `conn` to a new pane that prints a line every 50 ms, for a phone
 /// about to send messages larger than rtc-transport's `STALL_FREE_MESSAGE_SIZE`
 /// (~85 KiB). The Rust phone's SCTP (webrtc-sctp 0.17.2) queues such a message
@@ -292,26 +302,18 @@ async fn malformed_and_oversize_frames_after_auth_get_errors_on_an_open_channel(
             &["not_attached"],
         ),
     ];
-    for (what, raw, expect) in cases {
-        eprintln!("case: {what}");
-        let got = errors_for(&conn, &raw).await;
-        assert_eq!(got, expect, "{what}");
-    }
+    expect_errors(&conn, cases).await;
     // The large ones while attached to a live pane (see the helper for why).
     attach_to_a_ticking_pane(&rig, &conn).await;
-    let large: [(&str, Vec<u8>, &str); 2] = [
-        ("256 KiB of garbage", big_garbage, "invalid_request"),
+    let large: Vec<(&str, Vec<u8>, &[&str])> = vec![
+        ("256 KiB of garbage", big_garbage, &["invalid_request"]),
         (
             "512 KiB input",
             input_of_total_size(MAX_MESSAGE / 2),
-            "input_too_large",
+            &["input_too_large"],
         ),
     ];
-    for (what, raw, expect) in large {
-        eprintln!("case: {what}");
-        let got = errors_for(&conn, &raw).await;
-        assert_eq!(got, [expect], "{what}");
-    }
+    expect_errors(&conn, large).await;
     conn.detach().await.unwrap();
     // Larger than 1 MiB: the phone's own transport refuses to send it (webrtc
     // cannot reassemble it at the receiver anyway), so the host's pre-decode
