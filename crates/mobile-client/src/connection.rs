@@ -14,14 +14,18 @@
 //! the channel); `gather` writes the candidates into the answer when the
 //! phone does not trickle them; `signal_pump` relays signaling and ICE for the connection's
 //! life, `handshake` is the channel authentication, `requests` the typed
-//! request/response API, `events` the reader that answers requests and
-//! queues everything else, and `stream` the sans-IO stream v2 core the
-//! reader feeds.
+//! request/response API, `sender` the one task that puts every reliable
+//! message on the channel in call order, holding originals behind their fast
+//! copies in `lead` (the sans-IO lead queue), `events` the reader that
+//! answers requests and queues everything else, and `stream` the sans-IO
+//! stream v2 core the reader feeds.
 
 mod events;
 mod gather;
 mod handshake;
+mod lead;
 mod requests;
+mod sender;
 mod signal_pump;
 mod stream;
 
@@ -43,6 +47,7 @@ pub use gather::{CandidateStyle, GATHER_LIMIT};
 use handshake::handshake;
 use requests::Waiters;
 pub use requests::{AttachOptions, Attachment};
+use sender::ReliableSender;
 use signal_pump::{add_candidate, signal_pump};
 pub use stream::{ResumePoint, StreamStats};
 
@@ -59,6 +64,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const EVENT_QUEUE: usize = 256;
 /// Requests awaiting their answer.
 const MAX_WAITERS: usize = 64;
+/// How long [`PhoneConnection::close`] lets queued reliable messages (an
+/// original still held for its lead) go out before it closes the channel.
+const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Error code of the local event emitted when an `output` frame cannot be inflated.
 pub const INFLATE_FAILED: &str = "inflate_failed";
@@ -96,10 +104,14 @@ pub struct PhoneConnection {
     host_device_id: String,
     peer: RtcPeer,
     channel: RtcChannel,
+    /// Every reliable send but `send_raw` goes through this one task, in
+    /// call order.
+    sender: ReliableSender,
     /// The stream v2 fast channel, when opened.
     fast: Option<RtcChannel>,
     stream_v2: bool,
-    /// The offset of the next input byte (stream v2); held while sending.
+    /// The offset of the next input byte (stream v2); held until the
+    /// message's original is queued on `sender`.
     input_next: tokio::sync::Mutex<u64>,
     /// Counters and the resume point, published by the reader.
     shared: Arc<Mutex<Shared>>,
@@ -307,10 +319,13 @@ impl PhoneConnection {
             }
             .run(),
         );
+        // Ends with the channel (the reader's `closed`), or is aborted on drop.
+        let (sender, send_task) = ReliableSender::spawn(channel.clone(), closed_rx.clone());
         Ok(PhoneConnection {
             host_device_id: host,
             peer,
             channel,
+            sender,
             fast,
             stream_v2,
             input_next: tokio::sync::Mutex::new(0),
@@ -319,7 +334,7 @@ impl PhoneConnection {
             events: tokio::sync::Mutex::new(ev_rx),
             state,
             closed: closed_rx,
-            tasks: vec![abort_pump.defuse(), reader],
+            tasks: vec![abort_pump.defuse(), reader, send_task],
         })
     }
 
@@ -394,8 +409,13 @@ impl PhoneConnection {
         self.events.lock().await.recv().await
     }
 
-    /// Closes the DataChannel and the peer connection.
+    /// Sends what is still queued (an input's original held for its fast
+    /// copy's lead; at most 2 s), then closes the DataChannel and the peer
+    /// connection. Dropping the connection instead drops what is queued.
     pub async fn close(&self) {
+        if !self.channel.is_closed() {
+            let _ = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, self.sender.flush()).await;
+        }
         if let Some(fast) = &self.fast {
             fast.close();
         }

@@ -6,7 +6,10 @@
 
 mod support;
 
+use std::time::Instant;
+
 use mobile_client::{AttachOptions, Event, PhoneClient, PhoneConnection};
+use rtc_transport::FAST_COPY_LEAD;
 use support::*;
 use tokio::time::timeout;
 
@@ -75,6 +78,49 @@ async fn each_echo_arrives_twice_and_is_handed_out_once() {
     }
     offsets.sort_unstable();
     assert_eq!(offsets, (0..keys.len() as u64).collect::<Vec<_>>());
+    conn.close().await;
+    server.shutdown().await;
+}
+
+/// Input no longer sleeps the copy lead per key: the originals wait in the
+/// connection's lead queue, so keys typed back to back are queued at once and
+/// still reach the host (and come back) once each, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_faster_than_the_copy_lead_never_waits_for_it() {
+    let server = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (phone, _host, host_sig, secret) = paired(&server, dir.path()).await;
+    let (_cmds, mut seen) = mini_host(host_sig, phone.identity().device_id().to_owned(), secret);
+    let conn = timeout(WAIT, phone.connect(phone.signaling().await.unwrap()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(timeout(WAIT, conn.fast_channel_ready()).await.unwrap());
+    let want = "fast channel terminal-fast";
+    timeout(WAIT, async { while seen.recv().await.unwrap() != want {} })
+        .await
+        .unwrap();
+    // The host's log is bounded and it waits for room: keep reading it.
+    tokio::spawn(async move { while seen.recv().await.is_some() {} });
+    conn.attach_with("%3", 80, 24, &AttachOptions::default())
+        .await
+        .unwrap();
+    output_is(&conn, "hello\r\n").await;
+
+    let keys: String = ('a'..='z').cycle().take(60).collect();
+    let started = Instant::now();
+    for key in keys.chars() {
+        conn.input(key.to_string().as_bytes()).await.unwrap();
+    }
+    let took = started.elapsed();
+    // Sleeping the lead per key took at least this long.
+    let serialized = FAST_COPY_LEAD * keys.len() as u32;
+    assert!(took < serialized, "{took:?} for {} keys", keys.len());
+    output_is(&conn, &keys).await;
+    // Copies went out, so originals were held for their lead. Not all of
+    // them: `try_send` drops a copy while 8 earlier ones are still parked
+    // in SCTP's write, which a burst this fast reaches (best effort).
+    assert!(conn.stream_stats().fast_inputs_sent > 0);
     conn.close().await;
     server.shutdown().await;
 }

@@ -2,16 +2,19 @@
 //! that has an answer registers what it expects, the event reader hands it
 //! the first matching event, and a bounded number may wait at once. With
 //! stream v2 an attach asks for offsets (and may resume), and input is
-//! numbered per connection, each small one sent first as a fast copy.
+//! numbered per connection, each small one sent first as a fast copy. Every
+//! reliable message is queued on the connection's sender task (`sender`), in
+//! call order; none of these methods waits for a copy's lead.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rtc_transport::FAST_COPY_LEAD;
+use rtc_transport::RtcError;
 use terminal_protocol::{Attach, Event, MAX_FAST_COPY, MAX_INPUT_SIZE, Request, Session};
 use tokio::sync::oneshot;
 
+use super::sender::{self, Slot};
 use super::stream::ResumePoint;
 use super::{MAX_WAITERS, PhoneConnection, REQUEST_TIMEOUT, closed_or, lock};
 use crate::error::ClientError;
@@ -155,8 +158,11 @@ impl PhoneConnection {
     /// input stream, and one of at most 1 024 bytes goes first as a fast
     /// copy (the host applies whichever copy arrives first, once) while the
     /// attachment is confirmed (from `attached` until the next `attach` or
-    /// `detach` is sent); its original follows `FAST_COPY_LEAD` (3 ms) later
-    /// so the two never share a datagram.
+    /// `detach` is sent). Its reliable original is held in the connection's
+    /// lead queue until `FAST_COPY_LEAD` (3 ms) after the copy, so the two
+    /// never share a datagram, and every reliable message sent after it
+    /// queues behind it. Returns once the copy is out and the original is
+    /// queued: it never waits for the lead, only for room in the queue.
     pub async fn input(&self, data: &[u8]) -> Result<(), ClientError> {
         for chunk in data.chunks(MAX_INPUT_SIZE) {
             self.input_message(chunk).await?;
@@ -166,9 +172,10 @@ impl PhoneConnection {
 
     async fn input_message(&self, data: &[u8]) -> Result<(), ClientError> {
         if !self.stream_v2 {
-            return self.send_encoded(&Request::input(data).encode()).await;
+            return self.send_encoded(Request::input(data).encode()).await;
         }
-        // Held across both sends: offsets go out in the order they are taken.
+        // Held until the original is queued: offsets reach the queue in the
+        // order they are taken.
         let mut next = self.input_next.lock().await;
         let bytes = Request::Input {
             data: data.to_vec(),
@@ -178,18 +185,26 @@ impl PhoneConnection {
         // An offset is never reused for other bytes, even when a send fails
         // after the fast copy may have gone out.
         *next += data.len() as u64;
-        if data.len() <= MAX_FAST_COPY
-            && let Some(fast) = &self.fast
-            && lock(&self.shared).attach_confirmed
-            && fast.try_send(&bytes)
-        {
-            lock(&self.shared).fast_inputs_sent += 1;
-            // §4: the original must not leave in the copy's datagram (SCTP
-            // bundles every channel's queued chunks), or both are lost together.
-            tokio::time::sleep(FAST_COPY_LEAD).await;
+        let slot = self.slot_for(&bytes).await?;
+        // The check, the copy and the queueing under one lock: an `attach` or
+        // `detach` (queued under the same lock, `send_request`) is either
+        // queued after this original or stops the copy, so a copy never
+        // overtakes one (§4).
+        let mut shared = lock(&self.shared);
+        let copied_at = (data.len() <= MAX_FAST_COPY
+            && shared.attach_confirmed
+            && self.fast.as_ref().is_some_and(|fast| fast.try_send(&bytes)))
+        .then(sender::now);
+        if copied_at.is_some() {
+            shared.fast_inputs_sent += 1;
         }
-        self.send_encoded(&bytes).await
+        // §4: the sender holds the original until the copy is a lead ahead
+        // (SCTP bundles every channel's queued chunks; a copy and its
+        // original in one datagram are lost together).
+        slot.send(bytes, copied_at);
+        Ok(())
     }
+
     /// `resize` (silent on success; failures arrive as `error` events).
     pub async fn resize(&self, cols: u16, rows: u16) -> Result<(), ClientError> {
         self.send_request(&Request::Resize { cols, rows }).await
@@ -231,7 +246,9 @@ impl PhoneConnection {
         Ok(started.elapsed())
     }
 
-    /// Sends one request without waiting for any answer. With stream v2, an
+    /// Sends one request without waiting for any answer: it is queued
+    /// behind every reliable message sent before it (an original held for
+    /// its copy's lead included) and returns once queued. With stream v2, an
     /// `input` without an offset is numbered (and copied) as by
     /// [`PhoneConnection::input`].
     pub async fn send_request(&self, req: &Request) -> Result<(), ClientError> {
@@ -239,19 +256,49 @@ impl PhoneConnection {
             Request::Input { data, offset: None } if self.stream_v2 => {
                 return self.input_message(data).await;
             }
-            // No more input copies until the host confirmed where input goes.
-            Request::Attach(_) | Request::Detach => lock(&self.shared).attach_confirmed = false,
+            Request::Attach(_) | Request::Detach => {
+                let bytes = req.encode();
+                let slot = self.slot_for(&bytes).await?;
+                // No more input copies until the host confirmed where input
+                // goes; cleared and queued under the lock `input_message`
+                // copies under.
+                let mut shared = lock(&self.shared);
+                shared.attach_confirmed = false;
+                slot.send(bytes, None);
+                return Ok(());
+            }
             _ => {}
         }
-        self.send_encoded(&req.encode()).await
+        self.send_encoded(req.encode()).await
     }
 
-    async fn send_encoded(&self, bytes: &[u8]) -> Result<(), ClientError> {
-        self.channel.send(bytes).await.map_err(closed_or)
+    /// Queues one reliable message without a fast copy.
+    async fn send_encoded(&self, bytes: Vec<u8>) -> Result<(), ClientError> {
+        self.slot_for(&bytes).await?.send(bytes, None);
+        Ok(())
+    }
+
+    /// Room in the sender's queue for `bytes`, after the checks a direct
+    /// send made first, so their errors still reach this caller: a closed
+    /// channel, and a message larger than the host accepts (which the task
+    /// would otherwise fail on and close the channel for).
+    async fn slot_for(&self, bytes: &[u8]) -> Result<Slot<'_>, ClientError> {
+        if self.channel.is_closed() {
+            return Err(self.sender.gone());
+        }
+        let limit = self.channel.remote_max_message_size();
+        if bytes.len() > limit {
+            return Err(ClientError::Rtc(RtcError::TooLarge {
+                size: bytes.len(),
+                limit,
+            }));
+        }
+        self.sender.reserve().await
     }
 
     /// Test hook: sends arbitrary bytes as one DataChannel message (garbage,
-    /// events, oversize frames up to the library's limit).
+    /// events, oversize frames up to the library's limit). Direct, not
+    /// through the sender task: it can overtake queued reliable messages.
     pub async fn send_raw(&self, bytes: &[u8]) -> Result<(), ClientError> {
         self.channel.send_unchecked(bytes).await.map_err(closed_or)
     }
