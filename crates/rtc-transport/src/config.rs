@@ -2,19 +2,32 @@
 //! policy, and how they become the library's setting engine (our own host
 //! sockets on loopback, ICE timing).
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
+#[cfg(not(feature = "sansio"))]
+use std::net::Ipv4Addr;
+#[cfg(not(feature = "sansio"))]
 use std::sync::Arc;
+#[cfg(not(feature = "sansio"))]
 use std::time::Duration;
 
+#[cfg(not(feature = "sansio"))]
 use webrtc::api::APIBuilder;
+#[cfg(not(feature = "sansio"))]
 use webrtc::api::setting_engine::{SctpMaxMessageSize, SettingEngine};
+#[cfg(not(feature = "sansio"))]
 use webrtc::ice::mdns::MulticastDnsMode;
+#[cfg(not(feature = "sansio"))]
 use webrtc::ice::network_type::NetworkType;
+#[cfg(not(feature = "sansio"))]
 use webrtc::ice::udp_network::UDPNetwork;
+#[cfg(not(feature = "sansio"))]
 use webrtc::ice_transport::ice_server::RTCIceServer;
+#[cfg(not(feature = "sansio"))]
 use webrtc::peer_connection::configuration::RTCConfiguration;
+#[cfg(not(feature = "sansio"))]
 use webrtc::peer_connection::policy::ice_transport_policy::RTCIceTransportPolicy;
 
+#[cfg(not(feature = "sansio"))]
 use crate::socket::HostSockets;
 
 /// One STUN or TURN server.
@@ -54,6 +67,7 @@ impl RtcConfig {
         }
     }
 
+    #[cfg(not(feature = "sansio"))]
     /// Whether host candidates are gathered on our own sockets ([`HostSockets`]):
     /// loopback only, and only without a STUN server (the library's mux hook
     /// gathers no server-reflexive candidates) or a relay-only policy.
@@ -66,6 +80,7 @@ impl RtcConfig {
             })
     }
 
+    #[cfg(not(feature = "sansio"))]
     pub(crate) fn setting_engine(
         &self,
         send_limit: usize,
@@ -102,6 +117,7 @@ impl RtcConfig {
         se
     }
 
+    #[cfg(not(feature = "sansio"))]
     pub(crate) fn rtc_configuration(&self) -> RTCConfiguration {
         RTCConfiguration {
             ice_servers: self
@@ -122,6 +138,7 @@ impl RtcConfig {
         }
     }
 
+    #[cfg(not(feature = "sansio"))]
     /// The library's API object for one peer connection. When
     /// [`RtcConfig::wants_host_sockets`], it carries that peer's own
     /// [`HostSockets`]; the ICE agent keeps them and releases them when it closes.

@@ -32,4 +32,8 @@ pub enum RtcError {
     /// The WebRTC library reported an error.
     #[error("webrtc: {0}")]
     Webrtc(#[from] webrtc::Error),
+    /// The sans-IO stack's core reported an error.
+    #[cfg(feature = "sansio")]
+    #[error("rtc: {0}")]
+    Rtc(#[from] rtc::shared::error::Error),
 }

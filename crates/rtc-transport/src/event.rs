@@ -1,6 +1,6 @@
 //! Events a peer reports to its owner, and the candidate and state types they carry.
 
-use crate::channel::RtcChannel;
+use crate::RtcChannel;
 
 /// One ICE candidate as exchanged over signaling.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -30,6 +30,10 @@
 //!   the remote end presented, for channel authentication v2.
 //! - `event`: [`RtcEvent`], [`Candidate`], [`PeerState`].
 //! - `error`: [`RtcError`].
+//! - `sansio` (cargo feature `sansio`, off by default): the same [`RtcPeer`]
+//!   and [`RtcChannel`] on the `rtc` 0.21 sans-IO core, each peer driven by
+//!   one task of ours; loopback peers only so far (docs/transport-sansio.md).
+//!   With the feature on, `channel`, `peer`, `prflx` and `socket` are not built.
 //!
 //! Call contract: create a peer with [`RtcPeer::new`], drain its event receiver
 //! from a task of your own (the queue is bounded; events are dropped with a log
@@ -80,18 +84,25 @@
 
 #![warn(missing_docs)]
 
+#[cfg(not(feature = "sansio"))]
 mod channel;
 mod config;
 mod dtls;
 mod error;
 mod event;
 mod options;
+#[cfg(not(feature = "sansio"))]
 mod peer;
+#[cfg(not(feature = "sansio"))]
 mod prflx;
+#[cfg(feature = "sansio")]
+mod sansio;
 mod sdp;
+#[cfg(not(feature = "sansio"))]
 mod socket;
 mod stack;
 
+#[cfg(not(feature = "sansio"))]
 pub use channel::RtcChannel;
 pub use config::{IceServer, RtcConfig};
 pub use dtls::{
@@ -100,7 +111,10 @@ pub use dtls::{
 pub use error::RtcError;
 pub use event::{Candidate, PeerState, RtcEvent};
 pub use options::{ChannelOptions, FAST_COPY_LEAD};
+#[cfg(not(feature = "sansio"))]
 pub use peer::RtcPeer;
+#[cfg(feature = "sansio")]
+pub use sansio::{RtcChannel, RtcPeer};
 pub use sdp::{MAX_MESSAGE_SIZE, parse_max_message_size};
 
 /// Below this many buffered bytes a waiting sender is woken (spec peer-lifecycle §6).

@@ -12,8 +12,16 @@ pub const MAX_MESSAGE_SIZE: usize = 1_048_576;
 const ATTR: &str = "a=max-message-size:";
 
 /// Adds `a=max-message-size:1048576` to the application m-section unless present.
+#[cfg_attr(feature = "sansio", allow(dead_code))]
 pub(crate) fn advertise_max_message_size(sdp: &str) -> String {
     add_max_message_size(sdp, MAX_MESSAGE_SIZE)
+}
+
+/// Replaces any `a=max-message-size` by ours (the sans-IO core writes its own,
+/// at most 256 KiB).
+#[cfg(feature = "sansio")]
+pub(crate) fn replace_max_message_size(sdp: &str) -> String {
+    add_max_message_size(&strip_max_message_size(sdp), MAX_MESSAGE_SIZE)
 }
 
 /// Replaces any `a=max-message-size` by `a=max-message-size:0` ("no limit"),

@@ -1,0 +1,276 @@
+//! The task that drives one peer's `rtc` core: it owns the core and the
+//! peer's UDP socket and is the only code that touches either. After every
+//! input (a command from the handles, a datagram, a timer) it takes the core's
+//! events and received messages, then writes every datagram the core has
+//! queued, then sleeps until the next input or the core's next deadline. That
+//! order matters: datagrams produced while handling events (the SCTP INIT
+//! after DTLS, the channel-open messages after SCTP) leave in the same turn,
+//! not at the next timer (docs/transport-sansio.md).
+//!
+//! Receiving is bounded: a channel whose queue is full stops the driver from
+//! reading the socket until the owner takes a message, so the kernel's socket
+//! buffer and then SCTP's receive window hold the rest and the sender slows.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use rtc::data_channel::RTCDataChannelId;
+use rtc::peer_connection::RTCPeerConnection;
+use rtc::peer_connection::event::{RTCDataChannelEvent, RTCPeerConnectionEvent};
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+
+use super::channel::{ChanShared, ChanState, ChannelOp};
+use super::command::{Command, Reply};
+use super::shared::PeerShared;
+use crate::event::{PeerState, RtcEvent};
+
+/// Room for one UDP datagram (the core sends at most its SCTP MTU).
+const DATAGRAM: usize = 2048;
+/// When the core has no deadline, wake anyway after this long (nothing is
+/// due; the wake only re-checks).
+const IDLE_WAKE: Duration = Duration::from_secs(3600);
+
+mod apply;
+
+pub(super) struct Driver {
+    pub(super) pc: RTCPeerConnection,
+    pub(super) socket: UdpSocket,
+    pub(super) local: SocketAddr,
+    pub(super) commands: mpsc::Receiver<Command>,
+    pub(super) channel_ops: mpsc::Receiver<ChannelOp>,
+    pub(super) events: mpsc::Sender<RtcEvent>,
+    pub(super) shared: Arc<PeerShared>,
+    pub(super) channels: HashMap<RTCDataChannelId, Arc<ChanShared>>,
+    /// A received message whose channel queue was full, and that channel.
+    pub(super) stalled: Option<(Arc<ChanShared>, Bytes)>,
+    /// A remote description is set: remote candidates go to the core.
+    pub(super) remote_set: bool,
+    /// Remote candidates that came before the remote description.
+    pub(super) pending: Vec<rtc::peer_connection::transport::RTCIceCandidateInit>,
+    /// The ICE generation (local ufrag) whose host candidate was reported.
+    pub(super) gathered_ufrag: Option<String>,
+}
+
+impl Driver {
+    /// Runs until the peer is closed or every handle is gone.
+    pub(super) async fn run(mut self) {
+        let mut buf = vec![0u8; DATAGRAM];
+        loop {
+            if let Err(e) = self.turn() {
+                tracing::debug!(error = %e, "rtc core error");
+            }
+            if self.shared.closed.load(Ordering::SeqCst) {
+                break;
+            }
+            let now = Instant::now();
+            let deadline = self.pc.poll_timeout().unwrap_or(now + IDLE_WAKE);
+            if deadline <= now {
+                if let Err(e) = self.pc.handle_timeout(now) {
+                    tracing::debug!(error = %e, "rtc core timeout handling");
+                }
+                continue;
+            }
+            let stalled = self.stalled.as_ref().map(|(ch, _)| Arc::clone(ch));
+            tokio::select! {
+                biased;
+                cmd = self.commands.recv() => match cmd {
+                    Some(cmd) => apply::apply(&mut self, cmd),
+                    None => break,
+                },
+                Some(op) = self.channel_ops.recv() => apply::apply_op(&mut self, op),
+                got = self.socket.recv_from(&mut buf), if stalled.is_none() => match got {
+                    Ok((n, peer_addr)) => self.datagram(&buf[..n], peer_addr),
+                    Err(e) => tracing::debug!(error = %e, "udp receive"),
+                },
+                _ = wait_room(stalled.as_deref()), if stalled.is_some() => self.retry_stalled(),
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    if let Err(e) = self.pc.handle_timeout(Instant::now()) {
+                        tracing::debug!(error = %e, "rtc core timeout handling");
+                    }
+                }
+            }
+        }
+        self.shut_down();
+    }
+
+    /// Events, then received messages, then every queued datagram.
+    fn turn(&mut self) -> Result<(), rtc::shared::error::Error> {
+        while let Some(ev) = self.pc.poll_event() {
+            self.event(ev);
+        }
+        while self.stalled.is_none() {
+            let Some(TaggedRTCMessage { message, .. }) = self.pc.poll_read() else {
+                break;
+            };
+            if let RTCMessage::DataChannelMessage(id, m) = message {
+                self.deliver(id, m.data.freeze());
+            }
+        }
+        self.update_buffered();
+        while let Some(dgram) = self.pc.poll_write() {
+            // A full socket buffer or an unreachable address is a lost
+            // datagram to SCTP, which retransmits it.
+            if let Err(e) = self
+                .socket
+                .try_send_to(&dgram.message, dgram.transport.peer_addr)
+            {
+                tracing::trace!(error = %e, "udp send");
+            }
+        }
+        Ok(())
+    }
+
+    fn datagram(&mut self, bytes: &[u8], peer_addr: SocketAddr) {
+        let msg = TaggedBytesMut {
+            now: Instant::now(),
+            transport: TransportContext {
+                local_addr: self.local,
+                peer_addr,
+                ecn: None,
+                transport_protocol: TransportProtocol::UDP,
+            },
+            message: BytesMut::from(bytes),
+        };
+        if let Err(e) = self.pc.handle_read(msg) {
+            tracing::debug!(error = %e, "rtc core rejected a datagram");
+        }
+    }
+
+    fn event(&mut self, ev: RTCPeerConnectionEvent) {
+        match ev {
+            RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) => {
+                let state = map_state(s);
+                self.shared.set_state(state);
+                emit(&self.events, RtcEvent::State(state));
+            }
+            RTCPeerConnectionEvent::OnDataChannel(dc) => self.channel_event(dc),
+            _ => {}
+        }
+    }
+
+    fn channel_event(&mut self, ev: RTCDataChannelEvent) {
+        match ev {
+            RTCDataChannelEvent::OnOpen(id) => {
+                if let Some(ch) = self.channels.get(&id) {
+                    ch.set_state(ChanState::Open);
+                    return;
+                }
+                // Opened by the remote side: announce it.
+                let Some(dc) = self.pc.data_channel(id) else {
+                    return;
+                };
+                let options = crate::options::ChannelOptions {
+                    ordered: dc.ordered(),
+                    max_retransmits: dc.max_retransmits(),
+                };
+                let label = dc.label().to_owned();
+                let (ch, handle) = ChanShared::new(
+                    id,
+                    label,
+                    options,
+                    Arc::clone(&self.shared.remote_max),
+                    self.shared.channel_ops.clone(),
+                );
+                ch.set_state(ChanState::Open);
+                self.channels.insert(id, ch);
+                if self.shared.closed.load(Ordering::SeqCst) {
+                    handle.close();
+                } else {
+                    self.shared.remember(handle.clone());
+                    emit(&self.events, RtcEvent::DataChannel(handle));
+                }
+            }
+            RTCDataChannelEvent::OnClose(id) | RTCDataChannelEvent::OnError(id) => {
+                if let Some(ch) = self.channels.remove(&id) {
+                    ch.set_state(ChanState::Closed);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn deliver(&mut self, id: RTCDataChannelId, data: Bytes) {
+        let Some(ch) = self.channels.get(&id) else {
+            return;
+        };
+        if let Err(data) = ch.offer(data) {
+            self.stalled = Some((Arc::clone(ch), data));
+        }
+    }
+
+    fn retry_stalled(&mut self) {
+        if let Some((ch, data)) = self.stalled.take()
+            && let Err(data) = ch.offer(data)
+        {
+            self.stalled = Some((ch, data));
+        }
+    }
+
+    /// Publishes each channel's unacknowledged bytes and wakes waiting senders
+    /// once a channel has drained to the low-water mark.
+    fn update_buffered(&mut self) {
+        for (id, ch) in &self.channels {
+            let outstanding = self
+                .pc
+                .data_channel(*id)
+                .map_or(0, |dc| dc.outstanding_bytes());
+            ch.set_outstanding(outstanding);
+        }
+    }
+
+    fn shut_down(&mut self) {
+        for ch in self.channels.values() {
+            ch.set_state(ChanState::Closed);
+        }
+        if let Err(e) = self.pc.close() {
+            tracing::debug!(error = %e, "rtc core close");
+        }
+        // The close's own datagrams (SCTP ABORT, DTLS close_notify) leave now.
+        while let Some(dgram) = self.pc.poll_write() {
+            let _ = self
+                .socket
+                .try_send_to(&dgram.message, dgram.transport.peer_addr);
+        }
+        self.shared.set_state(PeerState::Closed);
+    }
+}
+
+/// Resolves when `ch` has room for one more received message.
+async fn wait_room(ch: Option<&ChanShared>) {
+    match ch {
+        Some(ch) => ch.room().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn map_state(s: RTCPeerConnectionState) -> PeerState {
+    match s {
+        RTCPeerConnectionState::Connecting => PeerState::Connecting,
+        RTCPeerConnectionState::Connected => PeerState::Connected,
+        RTCPeerConnectionState::Disconnected => PeerState::Disconnected,
+        RTCPeerConnectionState::Failed => PeerState::Failed,
+        RTCPeerConnectionState::Closed => PeerState::Closed,
+        _ => PeerState::New,
+    }
+}
+
+/// Queues an event for the owner without waiting; a full queue drops it with a log.
+fn emit(tx: &mpsc::Sender<RtcEvent>, ev: RtcEvent) {
+    if let Err(mpsc::error::TrySendError::Full(ev)) = tx.try_send(ev) {
+        tracing::warn!(?ev, "rtc event queue full; event dropped");
+    }
+}
+
+/// Sends a command's answer; the caller may have stopped waiting.
+fn answer<T>(reply: Reply<T>, value: T) {
+    let _: Result<(), T> = oneshot::Sender::send(reply, value);
+}

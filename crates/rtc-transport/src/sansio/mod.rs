@@ -1,0 +1,23 @@
+//! The sans-IO stack (cargo feature `sansio`): the same [`RtcPeer`] and
+//! [`RtcChannel`] API on the `rtc` 0.21 core, each peer driven by one task of
+//! ours on the stack thread that owns the core and the peer's UDP socket
+//! (docs/transport-sansio.md has the measurements behind the move and the
+//! plan). The first step: loopback host candidates only, no STUN or TURN
+//! server; [`RtcPeer::new`] refuses any other configuration.
+//!
+//! - `peer`: the peer handle; it starts the driver.
+//! - `shared`: what a peer's handles and driver share (state, queues).
+//! - `channel`: the channel handle, the state it shares with the driver and
+//!   its `ChannelOp`s (sends, close).
+//! - `command`: what the peer handle asks the driver.
+//! - `driver`: the task (events, then received messages, then datagrams,
+//!   after every input); `driver/apply` carries out commands and channel ops.
+
+mod channel;
+mod command;
+mod driver;
+mod peer;
+mod shared;
+
+pub use channel::RtcChannel;
+pub use peer::RtcPeer;
