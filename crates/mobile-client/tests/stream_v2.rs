@@ -6,12 +6,34 @@
 
 mod support;
 
-use std::time::Instant;
-
 use mobile_client::{AttachOptions, Event, PhoneClient, PhoneConnection};
-use rtc_transport::FAST_COPY_LEAD;
+use signaling_server::RunningServer;
 use support::*;
 use tokio::time::timeout;
+
+/// What a test keeps alive while it runs: the host side and its commands.
+type Host = (TestHost, tokio::sync::mpsc::Sender<HostCmd>);
+
+/// A phone paired with a fresh mini host, connected, whose fast channel the
+/// host has seen open; also the host's log.
+async fn connected_with_fast_channel(
+    server: &RunningServer,
+    dir: &std::path::Path,
+) -> (PhoneConnection, tokio::sync::mpsc::Receiver<String>, Host) {
+    let (phone, host, host_sig, secret) = paired(server, dir).await;
+    let (cmds, mut seen) = mini_host(host_sig, phone.identity().device_id().to_owned(), secret);
+    let conn = timeout(WAIT, phone.connect(phone.signaling().await.unwrap()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(conn.stream_v2());
+    assert!(timeout(WAIT, conn.fast_channel_ready()).await.unwrap());
+    let want = "fast channel terminal-fast";
+    timeout(WAIT, async { while seen.recv().await.unwrap() != want {} })
+        .await
+        .unwrap();
+    (conn, seen, (host, cmds))
+}
 
 /// Output text until it ends with `want` (fails on anything else).
 async fn output_is(conn: &PhoneConnection, want: &str) {
@@ -29,18 +51,7 @@ async fn output_is(conn: &PhoneConnection, want: &str) {
 async fn each_echo_arrives_twice_and_is_handed_out_once() {
     let server = server().await;
     let dir = tempfile::tempdir().unwrap();
-    let (phone, _host, host_sig, secret) = paired(&server, dir.path()).await;
-    let (_cmds, mut seen) = mini_host(host_sig, phone.identity().device_id().to_owned(), secret);
-    let conn = timeout(WAIT, phone.connect(phone.signaling().await.unwrap()))
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(conn.stream_v2());
-    assert!(timeout(WAIT, conn.fast_channel_ready()).await.unwrap());
-    let want = "fast channel terminal-fast";
-    timeout(WAIT, async { while seen.recv().await.unwrap() != want {} })
-        .await
-        .unwrap();
+    let (conn, mut seen, _host) = connected_with_fast_channel(&server, dir.path()).await;
 
     let opts = AttachOptions {
         compress: true,
@@ -89,17 +100,7 @@ async fn each_echo_arrives_twice_and_is_handed_out_once() {
 async fn typing_faster_than_the_copy_lead_never_waits_for_it() {
     let server = server().await;
     let dir = tempfile::tempdir().unwrap();
-    let (phone, _host, host_sig, secret) = paired(&server, dir.path()).await;
-    let (_cmds, mut seen) = mini_host(host_sig, phone.identity().device_id().to_owned(), secret);
-    let conn = timeout(WAIT, phone.connect(phone.signaling().await.unwrap()))
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(timeout(WAIT, conn.fast_channel_ready()).await.unwrap());
-    let want = "fast channel terminal-fast";
-    timeout(WAIT, async { while seen.recv().await.unwrap() != want {} })
-        .await
-        .unwrap();
+    let (conn, mut seen, _host) = connected_with_fast_channel(&server, dir.path()).await;
     // The host's log is bounded and it waits for room: keep reading it.
     tokio::spawn(async move { while seen.recv().await.is_some() {} });
     conn.attach_with("%3", 80, 24, &AttachOptions::default())
@@ -108,14 +109,12 @@ async fn typing_faster_than_the_copy_lead_never_waits_for_it() {
     output_is(&conn, "hello\r\n").await;
 
     let keys: String = ('a'..='z').cycle().take(60).collect();
-    let started = Instant::now();
+    // That `input` returns before the lead has passed is shown with a
+    // paused clock in the sender's unit tests; here, that a burst faster
+    // than the lead still arrives once each and in order.
     for key in keys.chars() {
         conn.input(key.to_string().as_bytes()).await.unwrap();
     }
-    let took = started.elapsed();
-    // Sleeping the lead per key took at least this long.
-    let serialized = FAST_COPY_LEAD * keys.len() as u32;
-    assert!(took < serialized, "{took:?} for {} keys", keys.len());
     output_is(&conn, &keys).await;
     // Copies went out, so originals were held for their lead. Not all of
     // them: `try_send` drops a copy while 8 earlier ones are still parked
