@@ -15,14 +15,33 @@ pub fn test() -> Result<()> {
     run(cargo().args(["test", "--workspace", "--doc"]))?;
     if nextest_available() {
         run(cargo().args(["nextest", "run", "--workspace", "--no-fail-fast"]))?;
+        // rtc-transport's own tests once more on the sans-IO stack
+        // (docs/transport-sansio.md); what it cannot do yet is ignored there.
+        run(cargo().args([
+            "nextest",
+            "run",
+            "--package",
+            "rtc-transport",
+            "--features",
+            "sansio",
+            "--no-fail-fast",
+        ]))?;
     } else {
         run(cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
+        run(cargo().args([
+            "test",
+            "--package",
+            "rtc-transport",
+            "--features",
+            "sansio",
+            "--no-fail-fast",
+        ]))?;
     }
     Ok(())
 }
 
 /// Static checks only: fmt, clippy (also of `muxlink` without the bundled
-/// server), rustdoc warnings and `cargo deny`.
+/// server and of rtc-transport's sans-IO stack), rustdoc warnings and `cargo deny`.
 pub fn lint() -> Result<()> {
     fmt_check()?;
     clippy()?;
@@ -32,6 +51,18 @@ pub fn lint() -> Result<()> {
         "--package",
         "agent-bin",
         "--no-default-features",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    // rtc-transport's sans-IO stack (feature `sansio`, off by default).
+    run(cargo().args([
+        "clippy",
+        "--package",
+        "rtc-transport",
+        "--features",
+        "sansio",
         "--all-targets",
         "--",
         "-D",

@@ -32,6 +32,10 @@ async fn candidates_until_complete(events: &mut mpsc::Receiver<RtcEvent>) -> Vec
 }
 
 #[tokio::test]
+#[cfg_attr(
+    feature = "sansio",
+    ignore = "the sans-IO stack keeps its socket across ICE restarts, so a restart gathers the same candidate (docs/transport-sansio.md)"
+)]
 async fn each_side_reports_the_end_of_gathering_after_its_candidates() {
     let (offerer, mut off_events) = RtcPeer::new(&RtcConfig::loopback()).await.unwrap();
     let _channel = offerer.create_data_channel("terminal").await.unwrap();
