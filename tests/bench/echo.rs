@@ -15,6 +15,12 @@ pub const RAW_ECHO: &str = "stty raw -echo; exec cat";
 pub const EVENT_WAIT: Duration = Duration::from_secs(10);
 /// Keys typed and thrown away before timing (settles the snapshot and caches).
 const WARM_UP: usize = 20;
+/// The next key is typed no sooner than this after the previous one (200 keys
+/// a second, faster than anyone types). Each reliable original waits
+/// `FAST_COPY_LEAD` (3 ms) behind its fast copy and the host holds at most 8
+/// of its own at once, so keys typed back to back as soon as each echo
+/// arrives (every ~0.5 ms) measured a burst, not a keystroke: p99 3-4 ms.
+const KEY_GAP: Duration = Duration::from_millis(5);
 
 /// The next `output` event's bytes; other events are skipped, and a closed
 /// pane or connection, or an `error`, ends the wait with an error.
@@ -102,7 +108,7 @@ pub async fn echo_rtts(
 }
 
 /// The timing rule every echo measurement shares: [`WARM_UP`] keys thrown
-/// away, then `samples` timed ones, each a rotating letter so a late echo of
+/// away, then `samples` timed ones at least [`KEY_GAP`] apart, each a rotating letter so a late echo of
 /// an earlier key is never mistaken for this one. `round_trip(i, key)` types
 /// key `i` and returns the instant its echo arrived; the round trip counts
 /// from just before the call.
@@ -118,6 +124,7 @@ pub async fn time_keys(
         if i >= WARM_UP {
             rtts.push(ms(echoed.duration_since(started)));
         }
+        tokio::time::sleep_until((started + KEY_GAP).into()).await;
     }
     Ok(rtts)
 }
