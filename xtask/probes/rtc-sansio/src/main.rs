@@ -29,29 +29,10 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-const MESSAGE: usize = 16 * 1024;
-const AHEAD: usize = 1024 * 1024;
-const PING: usize = 64;
+mod common;
+use common::{AHEAD, MESSAGE, PING, cpu, env_num, host_and_phone};
+
 const START_BULK: &[u8] = b"bulk!";
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// User + system CPU seconds of this thread, or of the whole process.
-fn cpu(who: libc::c_int) -> f64 {
-    // SAFETY: getrusage writes into the zeroed struct we own.
-    let ru = unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        libc::getrusage(who, &mut ru);
-        ru
-    };
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    secs(ru.ru_utime) + secs(ru.ru_stime)
-}
 
 fn thread_cpu() -> f64 {
     cpu(libc::RUSAGE_THREAD)
@@ -307,28 +288,6 @@ async fn run(
     }
 }
 
-fn side(
-    host: bool,
-    out: mpsc::Sender<RTCSessionDescription>,
-    inbox: mpsc::Receiver<RTCSessionDescription>,
-    started: Instant,
-) -> std::thread::JoinHandle<Result<()>> {
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        rt.block_on(run(host, out, inbox, started))
-    })
-}
-
 fn main() -> Result<()> {
-    let (to_phone, phone_inbox) = mpsc::channel(1);
-    let (to_host, host_inbox) = mpsc::channel(1);
-    let started = Instant::now();
-    // The host thread runs until the process exits: it has no end of its own.
-    let _host = side(true, to_phone, host_inbox, started);
-    let phone = side(false, to_host, phone_inbox, started);
-    phone
-        .join()
-        .map_err(|_| anyhow!("the phone thread panicked"))?
+    host_and_phone(run)
 }
