@@ -13,30 +13,22 @@ pub fn test() -> Result<()> {
     // nextest does not run doc tests (the crate docs carry compiled examples),
     // so they run first and the suite's summary closes the output.
     run(cargo().args(["test", "--workspace", "--doc"]))?;
-    if nextest_available() {
-        run(cargo().args(["nextest", "run", "--workspace", "--no-fail-fast"]))?;
-        // rtc-transport's own tests once more on the sans-IO stack
-        // (docs/transport-sansio.md); what it cannot do yet is ignored there.
-        run(cargo().args([
-            "nextest",
-            "run",
-            "--package",
-            "rtc-transport",
-            "--features",
-            "sansio",
-            "--no-fail-fast",
-        ]))?;
+    // nextest when installed, else cargo test.
+    let runner: &[&str] = if nextest_available() {
+        &["nextest", "run"]
     } else {
-        run(cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
-        run(cargo().args([
-            "test",
-            "--package",
-            "rtc-transport",
-            "--features",
-            "sansio",
-            "--no-fail-fast",
-        ]))?;
-    }
+        &["test"]
+    };
+    run(cargo().args(runner).args(["--workspace", "--no-fail-fast"]))?;
+    // rtc-transport's own tests once more on the sans-IO stack
+    // (docs/transport-sansio.md); what it cannot do yet is ignored there.
+    run(cargo().args(runner).args([
+        "--package",
+        "rtc-transport",
+        "--features",
+        "sansio",
+        "--no-fail-fast",
+    ]))?;
     Ok(())
 }
 
