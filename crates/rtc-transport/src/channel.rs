@@ -14,12 +14,13 @@ use tokio::time::{Instant, sleep_until};
 use webrtc::data::data_channel::DataChannel;
 use webrtc::data_channel::RTCDataChannel;
 
+use crate::chan_state::{ChanState, wait_closed, wait_for_room, wait_open};
 use crate::error::RtcError;
 use crate::options::ChannelOptions;
 use crate::sdp::MAX_MESSAGE_SIZE;
 use crate::{
-    HIGH_WATER_MARK, LOW_WATER_MARK, MIN_WRITE_RATE_BYTES_PER_SEC, SEND_TIMEOUT,
-    STALL_FREE_MESSAGE_SIZE, TRY_SEND_LIMIT,
+    LOW_WATER_MARK, MIN_WRITE_RATE_BYTES_PER_SEC, SEND_TIMEOUT, STALL_FREE_MESSAGE_SIZE,
+    TRY_SEND_LIMIT,
 };
 
 /// Received messages waiting for `recv`; a full queue stops reading, which in
@@ -32,13 +33,6 @@ const READ_BUF: usize = MAX_MESSAGE_SIZE + 65_536;
 /// channel of the association) full and finish in the background; while this
 /// many are parked, further ones are dropped.
 const MAX_PARKED_WRITES: usize = 8;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ChanState {
-    Connecting,
-    Open,
-    Closed,
-}
 
 /// One DataChannel. Cheap to clone; all clones share the same channel.
 #[derive(Clone)]
@@ -120,11 +114,7 @@ impl RtcChannel {
 
     /// Waits until the channel is open; `Err(Closed)` if it closed first.
     pub async fn wait_open(&self) -> Result<(), RtcError> {
-        let mut st = self.inner.state.subscribe();
-        match st.wait_for(|s| *s != ChanState::Connecting).await {
-            Ok(s) if *s == ChanState::Open => Ok(()),
-            _ => Err(RtcError::Closed),
-        }
+        wait_open(self.inner.state.subscribe()).await
     }
 
     /// True once opened and until closed.
@@ -231,22 +221,7 @@ impl RtcChannel {
             });
         }
         let deadline = Instant::now() + SEND_TIMEOUT;
-        loop {
-            // Register for the "low" wake-up before reading the amount, so a
-            // wake-up between the check and the wait is not lost; notify_waiters
-            // stores no permit, so no stale signal from an earlier send remains.
-            let notified = inner.low.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if raw.buffered_amount() <= HIGH_WATER_MARK {
-                break;
-            }
-            tokio::select! {
-                _ = &mut notified => {}
-                _ = wait_closed(&mut st) => return Err(RtcError::Closed),
-                _ = sleep_until(deadline) => return Err(RtcError::SendTimeout),
-            }
-        }
+        wait_for_room(&inner.low, || raw.buffered_amount(), &mut st, deadline).await?;
         if bytes.len() > STALL_FREE_MESSAGE_SIZE {
             tracing::debug!(
                 size = bytes.len(),
@@ -383,10 +358,4 @@ async fn read_loop(inner: Arc<ChannelInner>, raw: Arc<DataChannel>, tx: mpsc::Se
     }
     inner.state.send_replace(ChanState::Closed);
     inner.low.notify_waiters();
-}
-
-/// Resolves once the state is Closed (or its sender is gone); holds no borrow
-/// across the await point so the futures stay `Send`.
-async fn wait_closed(st: &mut watch::Receiver<ChanState>) {
-    let _ = st.wait_for(|s| *s == ChanState::Closed).await.map(|_| ());
 }

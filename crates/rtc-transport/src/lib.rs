@@ -12,6 +12,8 @@
 //! Layout:
 //! - `config`: [`RtcConfig`] and [`IceServer`], and how they become a webrtc API object.
 //! - `peer`: [`RtcPeer`], offer/answer, trickle ICE with a bounded queue, close.
+//! - `chan_state`: a channel's lifecycle and the waits both stacks' channels
+//!   share (open, close, room below the high-water mark).
 //! - `channel`: [`RtcChannel`], the detached DataChannel with a bounded receive
 //!   queue, send backpressure and a non-waiting [`RtcChannel::try_send`].
 //! - `options`: [`ChannelOptions`]: reliable and ordered, or fast (unordered,
@@ -84,6 +86,7 @@
 
 #![warn(missing_docs)]
 
+mod chan_state;
 #[cfg(not(feature = "sansio"))]
 mod channel;
 mod config;

@@ -14,9 +14,11 @@ use rtc::data_channel::RTCDataChannelId;
 use tokio::sync::{Mutex, Notify, mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 
+pub(super) use crate::chan_state::ChanState;
+use crate::chan_state::{wait_closed, wait_for_room, wait_open};
 use crate::error::RtcError;
 use crate::options::ChannelOptions;
-use crate::{HIGH_WATER_MARK, LOW_WATER_MARK, SEND_TIMEOUT, TRY_SEND_LIMIT};
+use crate::{LOW_WATER_MARK, SEND_TIMEOUT, TRY_SEND_LIMIT};
 
 /// Received messages waiting for `recv`; a full queue stops the driver
 /// reading the socket, which in turn fills SCTP's receive window.
@@ -26,13 +28,6 @@ const RECV_QUEUE: usize = 32;
 pub(super) enum ChannelOp {
     Send { id: RTCDataChannelId, data: Bytes },
     Close { id: RTCDataChannelId },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum ChanState {
-    Connecting,
-    Open,
-    Closed,
 }
 
 /// What a channel's handles and the driver share.
@@ -184,11 +179,7 @@ impl RtcChannel {
 
     /// Waits until the channel is open; `Err(Closed)` if it closed first.
     pub async fn wait_open(&self) -> Result<(), RtcError> {
-        let mut st = self.inner.state.subscribe();
-        match st.wait_for(|s| *s != ChanState::Connecting).await {
-            Ok(s) if *s == ChanState::Open => Ok(()),
-            _ => Err(RtcError::Closed),
-        }
+        wait_open(self.inner.state.subscribe()).await
     }
 
     /// True once opened and until closed.
@@ -256,20 +247,7 @@ impl RtcChannel {
             });
         }
         let deadline = Instant::now() + SEND_TIMEOUT;
-        loop {
-            // Registered before the amount is read, so a wake-up in between is not lost.
-            let notified = inner.low.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if inner.buffered() <= HIGH_WATER_MARK {
-                break;
-            }
-            tokio::select! {
-                _ = &mut notified => {}
-                _ = wait_closed(&mut st) => return Err(RtcError::Closed),
-                _ = sleep_until(deadline) => return Err(RtcError::SendTimeout),
-            }
-        }
+        wait_for_room(&inner.low, || inner.buffered(), &mut st, deadline).await?;
         inner.queued.fetch_add(bytes.len(), Ordering::SeqCst);
         let cmd = ChannelOp::Send {
             id: inner.id,
@@ -321,9 +299,4 @@ impl RtcChannel {
             });
         }
     }
-}
-
-/// Resolves once the state is Closed (or its sender is gone).
-async fn wait_closed(st: &mut watch::Receiver<ChanState>) {
-    let _ = st.wait_for(|s| *s == ChanState::Closed).await.map(|_| ());
 }
