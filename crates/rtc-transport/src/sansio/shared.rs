@@ -2,7 +2,7 @@
 //! the connection state, the closed flag, the remote max-message-size, the
 //! channels to close with the peer, and the two queues into the driver.
 
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
@@ -13,7 +13,7 @@ use crate::DEFAULT_REMOTE_MAX_MESSAGE;
 use crate::event::PeerState;
 
 pub(super) struct PeerShared {
-    state: AtomicU8,
+    state: Mutex<PeerState>,
     pub(super) closed: AtomicBool,
     pub(super) remote_max: Arc<AtomicUsize>,
     pub(super) ignore_remote_max: AtomicBool,
@@ -28,7 +28,7 @@ impl PeerShared {
         channel_ops: mpsc::Sender<ChannelOp>,
     ) -> PeerShared {
         PeerShared {
-            state: AtomicU8::new(state_code(PeerState::New)),
+            state: Mutex::new(PeerState::New),
             closed: AtomicBool::new(false),
             remote_max: Arc::new(AtomicUsize::new(DEFAULT_REMOTE_MAX_MESSAGE)),
             ignore_remote_max: AtomicBool::new(false),
@@ -39,18 +39,11 @@ impl PeerShared {
     }
 
     pub(super) fn set_state(&self, s: PeerState) {
-        self.state.store(state_code(s), Ordering::SeqCst);
+        *lock(&self.state) = s;
     }
 
     pub(super) fn state(&self) -> PeerState {
-        match self.state.load(Ordering::SeqCst) {
-            1 => PeerState::Connecting,
-            2 => PeerState::Connected,
-            3 => PeerState::Disconnected,
-            4 => PeerState::Failed,
-            5 => PeerState::Closed,
-            _ => PeerState::New,
-        }
+        *lock(&self.state)
     }
 
     /// Keeps a handle so closing the peer closes the channel.
@@ -64,18 +57,7 @@ impl PeerShared {
     }
 }
 
-fn state_code(s: PeerState) -> u8 {
-    match s {
-        PeerState::New => 0,
-        PeerState::Connecting => 1,
-        PeerState::Connected => 2,
-        PeerState::Disconnected => 3,
-        PeerState::Failed => 4,
-        PeerState::Closed => 5,
-    }
-}
-
-/// Locks a std mutex, recovering from poisoning (the guarded list stays valid).
+/// Locks a std mutex, recovering from poisoning (the guarded values stay valid: each critical section is one assignment or a take).
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -114,10 +114,11 @@ fn accept_offer(d: &mut Driver, sdp: String) -> Result<String, RtcError> {
 /// it, then the end of gathering. After the local description, so it is
 /// trickled, never written into the description twice.
 fn gather(d: &mut Driver) -> Result<(), RtcError> {
-    if d.gathered_ufrag == current_ufrag(d) {
+    let ufrag = current_ufrag(d);
+    if d.gathered_ufrag == ufrag {
         return Ok(());
     }
-    d.gathered_ufrag = current_ufrag(d);
+    d.gathered_ufrag = ufrag;
     let host = CandidateHostConfig {
         base_config: CandidateConfig {
             network: "udp".into(),

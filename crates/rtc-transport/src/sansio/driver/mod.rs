@@ -65,9 +65,7 @@ impl Driver {
     pub(super) async fn run(mut self) {
         let mut buf = vec![0u8; DATAGRAM];
         loop {
-            if let Err(e) = self.turn() {
-                tracing::debug!(error = %e, "rtc core error");
-            }
+            self.turn();
             if self.shared.closed.load(Ordering::SeqCst) {
                 break;
             }
@@ -103,7 +101,7 @@ impl Driver {
     }
 
     /// Events, then received messages, then every queued datagram.
-    fn turn(&mut self) -> Result<(), rtc::shared::error::Error> {
+    fn turn(&mut self) {
         while let Some(ev) = self.pc.poll_event() {
             self.event(ev);
         }
@@ -126,7 +124,6 @@ impl Driver {
                 tracing::trace!(error = %e, "udp send");
             }
         }
-        Ok(())
     }
 
     fn datagram(&mut self, bytes: &[u8], peer_addr: SocketAddr) {
