@@ -34,7 +34,8 @@
 //! - `error`: [`RtcError`].
 //! - `sansio` (cargo feature `sansio`, off by default): the same [`RtcPeer`]
 //!   and [`RtcChannel`] on the `rtc` 0.21 sans-IO core, each peer driven by
-//!   one task of ours; loopback peers only so far (docs/transport-sansio.md).
+//!   one task of ours; host and STUN candidates, no TURN client yet
+//!   (docs/transport-sansio.md).
 //!   With the feature on, `channel`, `peer`, `prflx` and `socket` are not built.
 //!
 //! Call contract: create a peer with [`RtcPeer::new`], drain its event receiver

@@ -32,10 +32,6 @@ async fn candidates_until_complete(events: &mut mpsc::Receiver<RtcEvent>) -> Vec
 }
 
 #[tokio::test]
-#[cfg_attr(
-    feature = "sansio",
-    ignore = "the sans-IO stack keeps its socket across ICE restarts, so a restart gathers the same candidate (docs/transport-sansio.md)"
-)]
 async fn each_side_reports_the_end_of_gathering_after_its_candidates() {
     let (offerer, mut off_events) = RtcPeer::new(&RtcConfig::loopback()).await.unwrap();
     let _channel = offerer.create_data_channel("terminal").await.unwrap();
@@ -56,6 +52,10 @@ async fn each_side_reports_the_end_of_gathering_after_its_candidates() {
     let _restart = offerer.create_offer(true).await.unwrap();
     let regathered = candidates_until_complete(&mut off_events).await;
     assert!(!regathered.is_empty(), "restart gathered nothing");
+    // 0.17.2 gathers each generation on a fresh socket (its socket mux
+    // mis-routes packets after a restart otherwise, `socket.rs`); the
+    // sans-IO stack keeps its sockets, which ICE allows.
+    #[cfg(not(feature = "sansio"))]
     assert!(
         regathered.iter().all(|c| !offered.contains(c)),
         "restart reused a candidate: {offered:?} then {regathered:?}"

@@ -2,7 +2,6 @@
 //! calls become commands to the peer's driver task (started here, on the
 //! process's stack thread, `crate::stack`).
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -12,12 +11,12 @@ use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::setting_engine::{
     SctpMaxMessageSize, SettingEngineBuilder,
 };
-use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::{mpsc, oneshot};
 
 use super::channel::RtcChannel;
 use super::command::Command;
 use super::driver::Driver;
+use super::gather::{bind, host_ips, stun_servers};
 use super::shared::PeerShared;
 use crate::config::RtcConfig;
 use crate::dtls::DtlsFingerprints;
@@ -35,9 +34,6 @@ const COMMAND_QUEUE: usize = 256;
 /// nominated within one interval (the library's default, 200 ms, was most of
 /// a loopback connect).
 const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(10);
-/// Kernel buffers of the peer's UDP socket, each way: a burst of a 1 MiB
-/// message over loopback fits (the default ~208 KiB drops most of it).
-const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
 
 /// The handles' part: dropping the last handle closes the peer.
 struct PeerInner {
@@ -78,11 +74,10 @@ impl RtcPeer {
         config: &RtcConfig,
         send_limit: usize,
     ) -> Result<(RtcPeer, mpsc::Receiver<RtcEvent>), RtcError> {
-        if !config.loopback_only || !config.ice_servers.is_empty() {
-            return Err(RtcError::Invalid(
-                "the sans-IO stack gathers loopback host candidates only so far".to_owned(),
-            ));
+        if let Some(why) = unsupported(config) {
+            return Err(RtcError::Invalid(why.to_owned()));
         }
+        let ips = host_ips(config)?;
         let send_limit = u32::try_from(send_limit).unwrap_or(u32::MAX);
         let settings = SettingEngineBuilder::new()
             .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), None)
@@ -97,13 +92,26 @@ impl RtcPeer {
         let shared = Arc::new(PeerShared::new(commands_tx, ops_tx));
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
         let driver_shared = Arc::clone(&shared);
+        let config = config.clone();
         let started = crate::stack::on_stack(async move {
-            let socket = loopback_socket()?;
-            let local = socket.local_addr()?;
+            let mut sockets = Vec::new();
+            for ip in ips {
+                match bind(ip) {
+                    Ok(s) => sockets.push(s),
+                    Err(e) => tracing::info!(%ip, error = %e, "no host candidate on this address"),
+                }
+            }
+            if sockets.is_empty() {
+                return Err("no local address to gather host candidates on".to_owned());
+            }
+            let stun_servers = stun_servers(&config).await;
             let driver = Driver {
                 pc,
-                socket,
-                local,
+                sockets,
+                stun_servers,
+                stun: Default::default(),
+                gathering: false,
+                next_socket: 0,
                 commands,
                 channel_ops,
                 events: events_tx,
@@ -115,10 +123,10 @@ impl RtcPeer {
                 gathered_ufrag: None,
             };
             tokio::spawn(driver.run());
-            Ok::<(), std::io::Error>(())
+            Ok(())
         })
         .await?;
-        started.map_err(|e| RtcError::Invalid(format!("udp socket: {e}")))?;
+        started.map_err(RtcError::Invalid)?;
         Ok((
             RtcPeer {
                 inner: Arc::new(PeerInner { shared }),
@@ -270,12 +278,15 @@ impl RtcPeer {
     }
 }
 
-fn loopback_socket() -> std::io::Result<tokio::net::UdpSocket> {
-    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
-    // Best effort: the system may cap the size (net.core.rmem_max).
-    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
-    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
-    socket.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())?;
-    socket.set_nonblocking(true)?;
-    tokio::net::UdpSocket::from_std(socket.into())
+/// Why the sans-IO stack cannot build this peer yet, if it cannot.
+fn unsupported(config: &RtcConfig) -> Option<&'static str> {
+    let turn = config.ice_servers.iter().flat_map(|s| &s.urls).any(|u| {
+        let u = u.trim_start().to_ascii_lowercase();
+        u.starts_with("turn:") || u.starts_with("turns:")
+    });
+    if config.relay_only || turn {
+        Some("the sans-IO stack has no TURN client yet: it gathers host and STUN candidates only")
+    } else {
+        None
+    }
 }

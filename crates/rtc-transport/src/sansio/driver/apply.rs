@@ -1,7 +1,8 @@
 //! How the driver carries out the handles' commands on the core:
-//! descriptions, the one loopback host candidate per ICE generation, queued
+//! descriptions, each ICE generation's host and server-reflexive candidates, queued
 //! remote candidates, channels, sends, fingerprints, close.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -11,7 +12,8 @@ use rtc::data_channel::{RTCDataChannelId, RTCDataChannelInit};
 use rtc::peer_connection::configuration::RTCOfferOptions;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::{
-    CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit,
+    CandidateConfig, CandidateHostConfig, CandidateServerReflexiveConfig, RTCIceCandidate,
+    RTCIceCandidateInit,
 };
 
 use super::{Driver, answer, emit};
@@ -22,6 +24,7 @@ use crate::event::{Candidate, RtcEvent};
 use crate::options::ChannelOptions;
 use crate::sansio::channel::{ChanShared, ChanState, ChannelOp, RtcChannel};
 use crate::sansio::command::Command;
+use crate::sansio::gather::StunQueries;
 use crate::sdp::replace_max_message_size;
 
 pub(super) fn apply(d: &mut Driver, cmd: Command) {
@@ -110,27 +113,70 @@ fn accept_offer(d: &mut Driver, sdp: String) -> Result<String, RtcError> {
     Ok(out)
 }
 
-/// Adds this generation's one host candidate (the peer's socket) and reports
-/// it, then the end of gathering. After the local description, so it is
-/// trickled, never written into the description twice.
+/// Adds this generation's host candidates (one per socket) and reports
+/// them, then asks the STUN servers for server-reflexive ones; the end of
+/// gathering follows the last answer or given-up query. After the local
+/// description, so candidates are trickled, never written into it twice.
 fn gather(d: &mut Driver) -> Result<(), RtcError> {
     let ufrag = current_ufrag(d);
     if d.gathered_ufrag == ufrag {
         return Ok(());
     }
     d.gathered_ufrag = ufrag;
-    let host = CandidateHostConfig {
-        base_config: CandidateConfig {
-            network: "udp".into(),
-            address: d.local.ip().to_string(),
-            port: d.local.port(),
-            component: 1,
+    let locals: Vec<_> = d.sockets.iter().map(|s| s.local).collect();
+    for local in &locals {
+        let host = CandidateHostConfig {
+            base_config: base_config(*local),
             ..Default::default()
-        },
+        }
+        .new_candidate_host()?;
+        add_local(d, &RTCIceCandidate::from(&host))?;
+    }
+    let now = Instant::now();
+    d.stun = StunQueries::start(&locals, &d.stun_servers, now);
+    d.gathering = true;
+    d.send_stun(now);
+    Ok(())
+}
+
+/// A STUN server reported `mapped` for the socket at `index`: add and report
+/// the server-reflexive candidate, unless it is the socket's own address (no
+/// NAT on the way: the host candidate already covers it).
+pub(super) fn server_reflexive(d: &mut Driver, index: usize, mapped: SocketAddr) {
+    let Some(base) = d.sockets.get(index).map(|s| s.local) else {
+        return;
+    };
+    if mapped == base {
+        return;
+    }
+    let made = CandidateServerReflexiveConfig {
+        base_config: base_config(mapped),
+        rel_addr: base.ip().to_string(),
+        rel_port: base.port(),
         ..Default::default()
     }
-    .new_candidate_host()?;
-    let init = RTCIceCandidate::from(&host).to_json()?;
+    .new_candidate_server_reflexive();
+    let added = made
+        .map_err(RtcError::from)
+        .and_then(|c| add_local(d, &RTCIceCandidate::from(&c)));
+    if let Err(e) = added {
+        tracing::debug!(error = %e, %mapped, "server-reflexive candidate");
+    }
+}
+
+fn base_config(addr: SocketAddr) -> CandidateConfig {
+    CandidateConfig {
+        network: "udp".into(),
+        address: addr.ip().to_string(),
+        port: addr.port(),
+        component: 1,
+        ..Default::default()
+    }
+}
+
+/// Gives a local candidate to the core and reports it to the owner.
+fn add_local(d: &mut Driver, candidate: &RTCIceCandidate) -> Result<(), RtcError> {
+    let init = candidate.to_json()?;
     d.pc.add_local_candidate(init.clone())?;
     let candidate = if init.candidate.starts_with("candidate:") {
         init.candidate
@@ -149,7 +195,6 @@ fn gather(d: &mut Driver) -> Result<(), RtcError> {
             sdp_m_line_index: Some(init.sdp_mline_index.unwrap_or(0)),
         }),
     );
-    emit(&d.events, RtcEvent::GatheringComplete);
     Ok(())
 }
 

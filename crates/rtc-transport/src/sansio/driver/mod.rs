@@ -25,11 +25,11 @@ use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
 use super::channel::{ChanShared, ChanState, ChannelOp};
 use super::command::{Command, Reply};
+use super::gather::{HostSocket, StunQueries, StunReply};
 use super::shared::PeerShared;
 use crate::event::{PeerState, RtcEvent};
 
@@ -43,8 +43,17 @@ mod apply;
 
 pub(super) struct Driver {
     pub(super) pc: RTCPeerConnection,
-    pub(super) socket: UdpSocket,
-    pub(super) local: SocketAddr,
+    /// The host sockets, one per local address; never empty.
+    pub(super) sockets: Vec<HostSocket>,
+    /// The resolved STUN servers each ICE generation asks.
+    pub(super) stun_servers: Vec<SocketAddr>,
+    /// This generation's binding requests.
+    pub(super) stun: StunQueries,
+    /// The generation's host candidates are out but its end of gathering is
+    /// not yet (STUN queries still open).
+    pub(super) gathering: bool,
+    /// Where the next receive starts polling the sockets.
+    pub(super) next_socket: usize,
     pub(super) commands: mpsc::Receiver<Command>,
     pub(super) channel_ops: mpsc::Receiver<ChannelOp>,
     pub(super) events: mpsc::Sender<RtcEvent>,
@@ -70,11 +79,10 @@ impl Driver {
                 break;
             }
             let now = Instant::now();
-            let deadline = self.pc.poll_timeout().unwrap_or(now + IDLE_WAKE);
+            let core_due = self.pc.poll_timeout().unwrap_or(now + IDLE_WAKE);
+            let deadline = self.stun.deadline().map_or(core_due, |d| d.min(core_due));
             if deadline <= now {
-                if let Err(e) = self.pc.handle_timeout(now) {
-                    tracing::debug!(error = %e, "rtc core timeout handling");
-                }
+                self.timeout(now);
                 continue;
             }
             let stalled = self.stalled.as_ref().map(|(ch, _)| Arc::clone(ch));
@@ -85,16 +93,15 @@ impl Driver {
                     None => break,
                 },
                 Some(op) = self.channel_ops.recv() => apply::apply_op(&mut self, op),
-                got = self.socket.recv_from(&mut buf), if stalled.is_none() => match got {
-                    Ok((n, peer_addr)) => self.datagram(&buf[..n], peer_addr),
-                    Err(e) => tracing::debug!(error = %e, "udp receive"),
+                got = recv_any(&self.sockets, self.next_socket, &mut buf), if stalled.is_none() => match got {
+                    (index, Ok((n, peer_addr))) => {
+                        self.next_socket = index + 1;
+                        self.datagram(index, &buf[..n], peer_addr);
+                    }
+                    (_, Err(e)) => tracing::debug!(error = %e, "udp receive"),
                 },
                 _ = wait_room(stalled.as_deref()), if stalled.is_some() => self.retry_stalled(),
-                _ = tokio::time::sleep_until(deadline.into()) => {
-                    if let Err(e) = self.pc.handle_timeout(Instant::now()) {
-                        tracing::debug!(error = %e, "rtc core timeout handling");
-                    }
-                }
+                _ = tokio::time::sleep_until(deadline.into()) => self.timeout(Instant::now()),
             }
         }
         self.shut_down();
@@ -115,22 +122,74 @@ impl Driver {
         }
         self.update_buffered();
         while let Some(dgram) = self.pc.poll_write() {
+            let socket = self.socket_for(dgram.transport.local_addr);
             // A full socket buffer or an unreachable address is a lost
             // datagram to SCTP, which retransmits it.
-            if let Err(e) = self
-                .socket
-                .try_send_to(&dgram.message, dgram.transport.peer_addr)
-            {
+            if let Err(e) = socket.try_send_to(&dgram.message, dgram.transport.peer_addr) {
                 tracing::trace!(error = %e, "udp send");
             }
         }
     }
 
-    fn datagram(&mut self, bytes: &[u8], peer_addr: SocketAddr) {
+    /// The socket a datagram of the core's leaves from: the one its local
+    /// address names, else the first of the same family (a server-reflexive
+    /// candidate's base).
+    fn socket_for(&self, local: SocketAddr) -> &tokio::net::UdpSocket {
+        let same = |s: &&HostSocket| s.local.is_ipv4() == local.is_ipv4();
+        let found = self.sockets.iter().find(|s| s.local == local);
+        let chosen = found.or_else(|| self.sockets.iter().find(same));
+        // `sockets` is never empty (the peer is not built without one).
+        &chosen.unwrap_or(&self.sockets[0]).socket
+    }
+
+    /// The core's timers, then STUN's.
+    fn timeout(&mut self, now: Instant) {
+        if self.pc.poll_timeout().is_some_and(|due| due <= now)
+            && let Err(e) = self.pc.handle_timeout(now)
+        {
+            tracing::debug!(error = %e, "rtc core timeout handling");
+        }
+        self.send_stun(now);
+    }
+
+    /// Sends the binding requests due now; reports the end of gathering once
+    /// every query is over.
+    pub(super) fn send_stun(&mut self, now: Instant) {
+        for (index, server, request) in self.stun.poll(now) {
+            if let Some(s) = self.sockets.get(index)
+                && let Err(e) = s.socket.try_send_to(&request, server)
+            {
+                tracing::debug!(error = %e, %server, "STUN request send");
+            }
+        }
+        if self.gathering && self.stun.finished() {
+            self.gathering = false;
+            emit(&self.events, RtcEvent::GatheringComplete);
+        }
+    }
+
+    fn datagram(&mut self, index: usize, bytes: &[u8], peer_addr: SocketAddr) {
+        if self.stun_servers.contains(&peer_addr) {
+            match self.stun.reply(index, peer_addr, bytes) {
+                Some(StunReply::Mapped { socket, mapped }) => {
+                    apply::server_reflexive(self, socket, mapped);
+                    self.send_stun(Instant::now());
+                    return;
+                }
+                Some(StunReply::Consumed) => {
+                    self.send_stun(Instant::now());
+                    return;
+                }
+                None => {}
+            }
+        }
+        let Some(local_addr) = self.sockets.get(index).map(|s| s.local) else {
+            return;
+        };
         let msg = TaggedBytesMut {
             now: Instant::now(),
             transport: TransportContext {
-                local_addr: self.local,
+                local_addr,
                 peer_addr,
                 ecn: None,
                 transport_protocol: TransportProtocol::UDP,
@@ -233,12 +292,34 @@ impl Driver {
         }
         // The close's own datagrams (SCTP ABORT, DTLS close_notify) leave now.
         while let Some(dgram) = self.pc.poll_write() {
-            let _ = self
-                .socket
-                .try_send_to(&dgram.message, dgram.transport.peer_addr);
+            let socket = self.socket_for(dgram.transport.local_addr);
+            let _ = socket.try_send_to(&dgram.message, dgram.transport.peer_addr);
         }
         self.shared.set_state(PeerState::Closed);
     }
+}
+
+/// The next datagram on any of the sockets, with the socket's index. Polls
+/// them in turn from `first` (the one after the last that had a datagram),
+/// so a busy socket cannot starve the others.
+async fn recv_any(
+    sockets: &[HostSocket],
+    first: usize,
+    buf: &mut [u8],
+) -> (usize, std::io::Result<(usize, SocketAddr)>) {
+    std::future::poll_fn(|cx| {
+        for i in 0..sockets.len() {
+            let index = (first + i) % sockets.len();
+            let s = &sockets[index];
+            let mut read = tokio::io::ReadBuf::new(&mut *buf);
+            if let std::task::Poll::Ready(got) = s.socket.poll_recv_from(cx, &mut read) {
+                let n = read.filled().len();
+                return std::task::Poll::Ready((index, got.map(|from| (n, from))));
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 /// Resolves when `ch` has room for one more received message.
