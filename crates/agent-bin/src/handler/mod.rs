@@ -27,6 +27,7 @@
 //!   kill, create).
 //! - `output`: pane bytes → `output` events within the phone's message limit.
 //! - `tree_watch`: pushes `sessions` when tmux reports a change of the tree.
+//! - `session_list`: holds `sessions` to the same one-message cap as `output`.
 
 mod attachment;
 mod ending;
@@ -36,6 +37,7 @@ mod pump;
 mod requests;
 mod resume;
 mod ring;
+mod session_list;
 mod stream;
 mod table_types;
 mod tree_watch;
@@ -262,13 +264,26 @@ impl peer_manager::ProtocolHandler for Handler {
     }
 }
 
-/// Builds a `sessions` event with the agent version.
+/// Builds a `sessions` event with the agent version, within one message of
+/// at most [`output::OUTPUT_MESSAGE_CAP`]: when the whole tree does not fit,
+/// the least recently active sessions are left out (`session_list`).
 pub fn sessions_event(sessions: Vec<terminal_protocol::Session>) -> Event {
-    Event::Sessions {
-        sessions,
-        agent_version: Some(AGENT_VERSION.to_string()),
-        update_available: None,
+    let listed = sessions.len();
+    let (sessions, left_out) = session_list::fit_sessions(sessions, output::OUTPUT_MESSAGE_CAP);
+    let sent = sessions.len();
+    let event = session_list::full_event(sessions);
+    if left_out > 0 {
+        // The phone shows only what it gets; the log is where the host's
+        // owner can see that the list on the phone is partial, and why.
+        let bytes = event.encode().len();
+        tracing::warn!(
+            bytes,
+            cap = output::OUTPUT_MESSAGE_CAP,
+            "session list trimmed to fit one message: {sent} of {listed} sessions sent \
+             (least recently active left out)"
+        );
     }
+    event
 }
 
 /// Sends one event; a failure is only logged, since the peer's own lifecycle
