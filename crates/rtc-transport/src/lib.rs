@@ -34,7 +34,7 @@
 //! - `error`: [`RtcError`].
 //! - `sansio` (cargo feature `sansio`, off by default): the same [`RtcPeer`]
 //!   and [`RtcChannel`] on the `rtc` 0.21 sans-IO core, each peer driven by
-//!   one task of ours; host and STUN candidates, no TURN client yet
+//!   one task of ours, with its own host, STUN and TURN gathering
 //!   (docs/transport-sansio.md).
 //!   With the feature on, `channel`, `peer`, `prflx` and `socket` are not built.
 //!

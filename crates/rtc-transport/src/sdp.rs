@@ -24,6 +24,25 @@ pub(crate) fn replace_max_message_size(sdp: &str) -> String {
     add_max_message_size(&strip_max_message_size(sdp), MAX_MESSAGE_SIZE)
 }
 
+/// Our outgoing SDP for the sans-IO stack: our max-message-size, and no
+/// `a=candidate` or `a=end-of-candidates` line. The core writes the local
+/// candidates it already has into later descriptions (an ICE restart's offer
+/// carries the previous generation's); every candidate is trickled once
+/// instead, through the same signaling path as on 0.17.2.
+#[cfg(feature = "sansio")]
+pub(crate) fn outgoing_sdp(sdp: &str) -> String {
+    let eol = if sdp.contains("\r\n") { "\r\n" } else { "\n" };
+    let mut kept = String::with_capacity(sdp.len());
+    for line in sdp.lines() {
+        if line.starts_with("a=candidate:") || line.starts_with("a=end-of-candidates") {
+            continue;
+        }
+        kept.push_str(line);
+        kept.push_str(eol);
+    }
+    replace_max_message_size(&kept)
+}
+
 /// Replaces any `a=max-message-size` by `a=max-message-size:0` ("no limit"),
 /// so the library applies only its own send limit (hostile-peer hook; an absent
 /// attribute would make it assume 65 536).
@@ -103,6 +122,20 @@ mod tests {
         );
         assert_eq!(advertise_max_message_size(&out), out);
         assert_eq!(parse_max_message_size(&out), 1_048_576);
+    }
+
+    #[cfg(feature = "sansio")]
+    #[test]
+    fn outgoing_sdp_has_no_candidate_lines() {
+        let with = SDP.replace(
+            "a=ice-ufrag:x\r\n",
+            "a=ice-ufrag:x\r\na=candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host\r\na=end-of-candidates\r\n",
+        );
+        let out = outgoing_sdp(&with);
+        assert!(!out.contains("a=candidate"), "{out}");
+        assert!(!out.contains("end-of-candidates"), "{out}");
+        assert!(out.ends_with("a=ice-ufrag:x\r\n"), "{out}");
+        assert_eq!(parse_max_message_size(&out), MAX_MESSAGE_SIZE);
     }
 
     #[test]

@@ -2,12 +2,13 @@
 //! [`RtcChannel`] API on the `rtc` 0.21 core, each peer driven by one task of
 //! ours on the stack thread that owns the core and the peer's UDP socket
 //! (docs/transport-sansio.md has the measurements behind the move and the
-//! plan). So far it gathers host candidates (one socket per local address)
-//! and server-reflexive ones from STUN servers; it has no TURN client yet,
-//! and [`RtcPeer::new`] refuses a TURN server or a relay-only policy.
+//! plan). It gathers host candidates (one socket per local address),
+//! server-reflexive ones from STUN servers and relayed ones from TURN
+//! servers over UDP.
 //!
 //! - `peer`: the peer handle; it starts the driver.
 //! - `gather`: which local addresses get a socket, and the STUN queries.
+//! - `turn`: one TURN client per server, its allocation and permissions.
 //! - `shared`: what a peer's handles and driver share (state, queues).
 //! - `channel`: the channel handle, the state it shares with the driver and
 //!   its `ChannelOp`s (sends, close).
@@ -21,6 +22,7 @@ mod driver;
 mod gather;
 mod peer;
 mod shared;
+mod turn;
 
 pub use channel::RtcChannel;
 pub use peer::RtcPeer;

@@ -16,8 +16,9 @@ use tokio::sync::{mpsc, oneshot};
 use super::channel::RtcChannel;
 use super::command::Command;
 use super::driver::Driver;
-use super::gather::{bind, host_ips, stun_servers};
+use super::gather::{HostSocket, bind, host_ips, stun_servers};
 use super::shared::PeerShared;
+use super::turn::{Relay, turn_servers};
 use crate::config::RtcConfig;
 use crate::dtls::DtlsFingerprints;
 use crate::error::RtcError;
@@ -74,9 +75,7 @@ impl RtcPeer {
         config: &RtcConfig,
         send_limit: usize,
     ) -> Result<(RtcPeer, mpsc::Receiver<RtcEvent>), RtcError> {
-        if let Some(why) = unsupported(config) {
-            return Err(RtcError::Invalid(why.to_owned()));
-        }
+        check_urls(config)?;
         let ips = host_ips(config)?;
         let send_limit = u32::try_from(send_limit).unwrap_or(u32::MAX);
         let settings = SettingEngineBuilder::new()
@@ -105,11 +104,19 @@ impl RtcPeer {
                 return Err("no local address to gather host candidates on".to_owned());
             }
             let stun_servers = stun_servers(&config).await;
+            let relays = start_relays(&config, &sockets).await;
+            if config.relay_only && relays.is_empty() {
+                return Err(
+                    "relay-only, but no TURN server (turn: over UDP) could be used".to_owned(),
+                );
+            }
             let driver = Driver {
                 pc,
                 sockets,
                 stun_servers,
                 stun: Default::default(),
+                relays,
+                relay_only: config.relay_only,
                 gathering: false,
                 next_socket: 0,
                 commands,
@@ -278,15 +285,43 @@ impl RtcPeer {
     }
 }
 
-/// Why the sans-IO stack cannot build this peer yet, if it cannot.
-fn unsupported(config: &RtcConfig) -> Option<&'static str> {
-    let turn = config.ice_servers.iter().flat_map(|s| &s.urls).any(|u| {
-        let u = u.trim_start().to_ascii_lowercase();
-        u.starts_with("turn:") || u.starts_with("turns:")
-    });
-    if config.relay_only || turn {
-        Some("the sans-IO stack has no TURN client yet: it gathers host and STUN candidates only")
-    } else {
-        None
+/// A TURN client for each usable `turn:` server, on the first host socket of
+/// its address family, with its allocation under way.
+async fn start_relays(config: &RtcConfig, sockets: &[HostSocket]) -> Vec<Relay> {
+    let now = Instant::now();
+    let mut relays = Vec::new();
+    for server in turn_servers(config).await {
+        let same_family = sockets
+            .iter()
+            .position(|s| s.local.is_ipv4() == server.addr.is_ipv4());
+        let Some(index) = same_family else {
+            tracing::info!(server = %server.addr, "no local address of the TURN server's family");
+            continue;
+        };
+        match Relay::start(&server, index, sockets[index].local, now) {
+            Ok(relay) => relays.push(relay),
+            Err(e) => tracing::info!(server = %server.addr, error = %e, "TURN client"),
+        }
     }
+    relays
+}
+
+/// Every ICE server URL must be `stun:`, `stuns:`, `turn:` or `turns:` with a
+/// host: a typo fails the peer at once, as it does on 0.17.2, instead of
+/// leaving it without the candidates the user asked for.
+fn check_urls(config: &RtcConfig) -> Result<(), RtcError> {
+    for url in config.ice_servers.iter().flat_map(|s| &s.urls) {
+        let host = url.trim().split_once(':').and_then(|(scheme, rest)| {
+            let known = ["stun", "stuns", "turn", "turns"]
+                .iter()
+                .any(|k| scheme.eq_ignore_ascii_case(k));
+            known.then_some(rest)
+        });
+        if host.is_none_or(|h| h.is_empty() || h.starts_with(':') || h.starts_with('?')) {
+            return Err(RtcError::Invalid(format!(
+                "not a STUN or TURN URL: {url:?}"
+            )));
+        }
+    }
+    Ok(())
 }

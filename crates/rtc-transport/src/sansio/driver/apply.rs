@@ -1,5 +1,6 @@
 //! How the driver carries out the handles' commands on the core:
-//! descriptions, each ICE generation's host and server-reflexive candidates, queued
+//! descriptions, each ICE generation's host, server-reflexive and relayed
+//! candidates, queued
 //! remote candidates, channels, sends, fingerprints, close.
 
 use std::net::SocketAddr;
@@ -12,8 +13,8 @@ use rtc::data_channel::{RTCDataChannelId, RTCDataChannelInit};
 use rtc::peer_connection::configuration::RTCOfferOptions;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::{
-    CandidateConfig, CandidateHostConfig, CandidateServerReflexiveConfig, RTCIceCandidate,
-    RTCIceCandidateInit,
+    CandidateConfig, CandidateHostConfig, CandidateRelayConfig, CandidateServerReflexiveConfig,
+    RTCIceCandidate, RTCIceCandidateInit,
 };
 
 use super::{Driver, answer, emit};
@@ -25,7 +26,7 @@ use crate::options::ChannelOptions;
 use crate::sansio::channel::{ChanShared, ChanState, ChannelOp, RtcChannel};
 use crate::sansio::command::Command;
 use crate::sansio::gather::StunQueries;
-use crate::sdp::replace_max_message_size;
+use crate::sdp::outgoing_sdp;
 
 pub(super) fn apply(d: &mut Driver, cmd: Command) {
     match cmd {
@@ -89,7 +90,7 @@ fn create_offer(d: &mut Driver, ice_restart: bool) -> Result<String, RtcError> {
         d.pending.clear();
     }
     let offer = d.pc.create_offer(Some(RTCOfferOptions { ice_restart }))?;
-    let sdp = replace_max_message_size(&offer.sdp);
+    let sdp = outgoing_sdp(&offer.sdp);
     d.pc.set_local_description(Instant::now(), offer)?;
     gather(d)?;
     Ok(sdp)
@@ -106,7 +107,7 @@ fn accept_offer(d: &mut Driver, sdp: String) -> Result<String, RtcError> {
     let desc = RTCSessionDescription::offer(sdp)?;
     d.pc.set_remote_description(Instant::now(), desc)?;
     let answer = d.pc.create_answer(None)?;
-    let out = replace_max_message_size(&answer.sdp);
+    let out = outgoing_sdp(&answer.sdp);
     d.pc.set_local_description(Instant::now(), answer)?;
     remote_description_set(d);
     gather(d)?;
@@ -124,31 +125,64 @@ fn gather(d: &mut Driver) -> Result<(), RtcError> {
     }
     d.gathered_ufrag = ufrag;
     let locals: Vec<_> = d.sockets.iter().map(|s| s.local).collect();
-    for local in &locals {
-        let host = CandidateHostConfig {
-            base_config: base_config(*local),
-            ..Default::default()
-        }
-        .new_candidate_host()?;
-        add_local(d, &RTCIceCandidate::from(&host))?;
-    }
     let now = Instant::now();
-    d.stun = StunQueries::start(&locals, &d.stun_servers, now);
+    if d.relay_only {
+        d.stun = StunQueries::default();
+    } else {
+        for local in &locals {
+            let host = CandidateHostConfig {
+                base_config: base_config(*local),
+                ..Default::default()
+            }
+            .new_candidate_host()?;
+            add_local(d, &RTCIceCandidate::from(&host))?;
+        }
+        d.stun = StunQueries::start(&locals, &d.stun_servers, now);
+    }
+    for index in 0..d.relays.len() {
+        relayed(d, index);
+    }
     d.gathering = true;
     d.send_stun(now);
     Ok(())
 }
 
+/// The relay at `index` has its allocation: add and report its candidate
+/// for this generation (nothing while it has none).
+pub(super) fn relayed(d: &mut Driver, index: usize) {
+    let Some((relayed, socket)) = d
+        .relays
+        .get(index)
+        .and_then(|r| Some((r.relayed?, r.socket)))
+    else {
+        return;
+    };
+    let Some(base) = d.sockets.get(socket).map(|s| s.local) else {
+        return;
+    };
+    let made = CandidateRelayConfig {
+        base_config: base_config(relayed),
+        rel_addr: base.ip().to_string(),
+        rel_port: base.port(),
+        ..Default::default()
+    }
+    .new_candidate_relay();
+    let added = made
+        .map_err(RtcError::from)
+        .and_then(|c| add_local(d, &RTCIceCandidate::from(&c)));
+    if let Err(e) = added {
+        tracing::debug!(error = %e, %relayed, "relayed candidate");
+    }
+}
+
 /// A STUN server reported `mapped` for the socket at `index`: add and report
-/// the server-reflexive candidate, unless it is the socket's own address (no
-/// NAT on the way: the host candidate already covers it).
+/// the server-reflexive candidate. Also when it is the socket's own address
+/// (no NAT on the way), as 0.17.2 does: it costs a redundant pair, and shows
+/// that the STUN server answers.
 pub(super) fn server_reflexive(d: &mut Driver, index: usize, mapped: SocketAddr) {
     let Some(base) = d.sockets.get(index).map(|s| s.local) else {
         return;
     };
-    if mapped == base {
-        return;
-    }
     let made = CandidateServerReflexiveConfig {
         base_config: base_config(mapped),
         rel_addr: base.ip().to_string(),

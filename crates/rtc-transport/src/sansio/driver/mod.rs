@@ -31,6 +31,7 @@ use super::channel::{ChanShared, ChanState, ChannelOp};
 use super::command::{Command, Reply};
 use super::gather::{HostSocket, StunQueries, StunReply};
 use super::shared::PeerShared;
+use super::turn::{Relay, RelayEvent};
 use crate::event::{PeerState, RtcEvent};
 
 /// Room for one UDP datagram (the core sends at most its SCTP MTU).
@@ -49,8 +50,12 @@ pub(super) struct Driver {
     pub(super) stun_servers: Vec<SocketAddr>,
     /// This generation's binding requests.
     pub(super) stun: StunQueries,
-    /// The generation's host candidates are out but its end of gathering is
-    /// not yet (STUN queries still open).
+    /// One client per TURN server, each speaking from one host socket.
+    pub(super) relays: Vec<Relay>,
+    /// Relay-only policy: no host or server-reflexive candidate is offered.
+    pub(super) relay_only: bool,
+    /// The generation's first candidates are out but its end of gathering is
+    /// not yet (STUN queries or TURN allocations still open).
     pub(super) gathering: bool,
     /// Where the next receive starts polling the sockets.
     pub(super) next_socket: usize,
@@ -80,7 +85,12 @@ impl Driver {
             }
             let now = Instant::now();
             let core_due = self.pc.poll_timeout().unwrap_or(now + IDLE_WAKE);
-            let deadline = self.stun.deadline().map_or(core_due, |d| d.min(core_due));
+            let mut deadline = self.stun.deadline().map_or(core_due, |d| d.min(core_due));
+            for relay in &mut self.relays {
+                if let Some(due) = relay.poll_timeout() {
+                    deadline = deadline.min(due);
+                }
+            }
             if deadline <= now {
                 self.timeout(now);
                 continue;
@@ -121,13 +131,82 @@ impl Driver {
             }
         }
         self.update_buffered();
+        self.write_datagrams();
+    }
+
+    /// Every datagram the core has queued, each from its socket or through
+    /// its relay, then the TURN clients' own.
+    fn write_datagrams(&mut self) {
         while let Some(dgram) = self.pc.poll_write() {
-            let socket = self.socket_for(dgram.transport.local_addr);
+            let (local, peer) = (dgram.transport.local_addr, dgram.transport.peer_addr);
+            if let Some(relay) = self.relays.iter_mut().find(|r| r.relayed == Some(local)) {
+                relay.send_to(dgram.now, &dgram.message, peer);
+                continue;
+            }
+            let socket = self.socket_for(local);
             // A full socket buffer or an unreachable address is a lost
             // datagram to SCTP, which retransmits it.
-            if let Err(e) = socket.try_send_to(&dgram.message, dgram.transport.peer_addr) {
+            if let Err(e) = socket.try_send_to(&dgram.message, peer) {
                 tracing::trace!(error = %e, "udp send");
             }
+        }
+        self.flush_relays();
+    }
+
+    /// Writes every datagram the TURN clients have queued for their servers.
+    fn flush_relays(&mut self) {
+        for relay in &mut self.relays {
+            let Some(socket) = self.sockets.get(relay.socket) else {
+                continue;
+            };
+            while let Some(bytes) = relay.poll_write() {
+                if let Err(e) = socket.socket.try_send_to(&bytes, relay.server) {
+                    tracing::trace!(error = %e, "udp send to the TURN server");
+                }
+            }
+        }
+    }
+
+    /// Acts on what a TURN client reported.
+    fn relay_events(&mut self, index: usize, events: Vec<RelayEvent>) {
+        for event in events {
+            match event {
+                RelayEvent::Allocated(relayed) => {
+                    tracing::debug!(%relayed, "TURN allocation");
+                    if self.gathered_ufrag.is_some() {
+                        apply::relayed(self, index);
+                    }
+                }
+                RelayEvent::Failed => {}
+                RelayEvent::Data { from, data } => {
+                    let Some(relayed) = self.relays.get(index).and_then(|r| r.relayed) else {
+                        continue;
+                    };
+                    let msg = TaggedBytesMut {
+                        now: Instant::now(),
+                        transport: TransportContext {
+                            local_addr: relayed,
+                            peer_addr: from,
+                            ecn: None,
+                            transport_protocol: TransportProtocol::UDP,
+                        },
+                        message: data,
+                    };
+                    if let Err(e) = self.pc.handle_read(msg) {
+                        tracing::debug!(error = %e, "rtc core rejected a relayed datagram");
+                    }
+                }
+            }
+        }
+        self.check_gathered();
+    }
+
+    /// Reports the end of gathering once the STUN queries and the TURN
+    /// allocations are all over.
+    pub(super) fn check_gathered(&mut self) {
+        if self.gathering && self.stun.finished() && self.relays.iter().all(Relay::settled) {
+            self.gathering = false;
+            emit(&self.events, RtcEvent::GatheringComplete);
         }
     }
 
@@ -149,6 +228,10 @@ impl Driver {
         {
             tracing::debug!(error = %e, "rtc core timeout handling");
         }
+        for index in 0..self.relays.len() {
+            let events = self.relays[index].handle_timeout(now);
+            self.relay_events(index, events);
+        }
         self.send_stun(now);
     }
 
@@ -162,13 +245,20 @@ impl Driver {
                 tracing::debug!(error = %e, %server, "STUN request send");
             }
         }
-        if self.gathering && self.stun.finished() {
-            self.gathering = false;
-            emit(&self.events, RtcEvent::GatheringComplete);
-        }
+        self.check_gathered();
     }
 
     fn datagram(&mut self, index: usize, bytes: &[u8], peer_addr: SocketAddr) {
+        if let Some(relay) = self
+            .relays
+            .iter()
+            .position(|r| r.socket == index && r.server == peer_addr)
+        {
+            let local = self.sockets[index].local;
+            let events = self.relays[relay].handle_read(local, bytes);
+            self.relay_events(relay, events);
+            return;
+        }
         if self.stun_servers.contains(&peer_addr) {
             match self.stun.reply(index, peer_addr, bytes) {
                 Some(StunReply::Mapped { socket, mapped }) => {
@@ -290,11 +380,14 @@ impl Driver {
         if let Err(e) = self.pc.close() {
             tracing::debug!(error = %e, "rtc core close");
         }
-        // The close's own datagrams (SCTP ABORT, DTLS close_notify) leave now.
-        while let Some(dgram) = self.pc.poll_write() {
-            let socket = self.socket_for(dgram.transport.local_addr);
-            let _ = socket.try_send_to(&dgram.message, dgram.transport.peer_addr);
+        // The close's own datagrams (SCTP ABORT, DTLS close_notify) leave
+        // now, then the relays' deallocations.
+        self.write_datagrams();
+        let now = Instant::now();
+        for relay in &mut self.relays {
+            relay.close(now);
         }
+        self.flush_relays();
         self.shared.set_state(PeerState::Closed);
     }
 }
