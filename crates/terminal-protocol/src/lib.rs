@@ -60,7 +60,9 @@ pub use auth::{
     AuthError, AuthTranscript, FINGERPRINT_LEN, HOST_MAC_LABEL, MOBILE_MAC_LABEL, decode_nonce,
     new_nonce, nonce_b64, try_new_nonce,
 };
-pub use compress::{CompressError, Compressor, DEFLATE_LEVEL, DecompressError, Decompressor};
+pub use compress::{
+    CompressError, Compressor, DEFLATE_LEVEL, DecompressError, Decompressor, FAST_DEFLATE_LEVEL,
+};
 pub use error::{DecodeError, ErrorCode};
 pub use limits::{
     AUTH_TIMEOUT, DEFAULT_PEER_MAX_MESSAGE, MAX_DIM, MAX_ERROR_CODE_LEN, MAX_ERROR_MESSAGE_LEN,

@@ -173,7 +173,9 @@ impl Handler {
                         false => Numbering::Plain,
                     };
                     let never = CancellationToken::new();
-                    send_output(link, compressor.as_mut(), bytes, numbering, &never).await
+                    send_output(link, compressor.as_mut(), bytes, numbering, &never)
+                        .await
+                        .map(|_| ())
                 }
                 None => Ok(()),
             },
@@ -267,6 +269,7 @@ impl Handler {
             offsets: used.offsets,
             cursor,
             counters: self.inner.counters.clone(),
+            levels: Default::default(),
         };
         let token = cancel.clone();
         let mine = used.clone();

@@ -28,8 +28,11 @@
 //! - `output`: pane bytes → `output` events within the phone's message limit.
 //! - `tree_watch`: pushes `sessions` when tmux reports a change of the tree.
 //! - `session_list`: holds `sessions` to the same one-message cap as `output`.
+//! - `deflate_level`: the usual deflate level, or the fast one while deflate
+//!   is what holds a sender back.
 
 mod attachment;
+mod deflate_level;
 mod ending;
 mod lifecycle;
 pub mod output;

@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::PeerLink;
+use super::deflate_level::LevelChooser;
 use super::ending::Cause;
 use super::output::{Numbering, OutputError, data_budget, numbered_events, plain_budget};
 use super::stream::{PaneStream, StreamRead, StreamUse};
@@ -84,13 +85,15 @@ pub(super) async fn send_output(
     bytes: &[u8],
     numbering: Numbering,
     cancel: &CancellationToken,
-) -> Result<(), SendFail> {
+) -> Result<PieceCost, SendFail> {
     if bytes.is_empty() {
-        return Ok(());
+        return Ok(PieceCost::default());
     }
     let budget = data_budget(link.max_message_size());
+    let started = std::time::Instant::now();
     let events = numbered_events(bytes, compressor, budget, numbering)
         .map_err(|OutputError::Compression| SendFail::Compress)?;
+    let compressed = std::time::Instant::now();
     for event in &events {
         tokio::select! {
             biased;
@@ -101,7 +104,18 @@ pub(super) async fn send_output(
             })?,
         }
     }
-    Ok(())
+    Ok(PieceCost {
+        compressing: compressed - started,
+        sending: compressed.elapsed(),
+    })
+}
+
+/// What one [`send_output`] cost: building (and compressing) its events, and
+/// handing them to the channel (waiting for room included).
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct PieceCost {
+    compressing: Duration,
+    sending: Duration,
 }
 
 /// One attachment's sender: where it is in the pane stream and how it sends.
@@ -115,6 +129,8 @@ pub(super) struct Sender {
     /// The offset of the next stream byte to send.
     pub cursor: u64,
     pub counters: Arc<LagCounters>,
+    /// The deflate level of the next piece (with a compressor).
+    pub levels: LevelChooser,
 }
 
 impl Sender {
@@ -234,7 +250,7 @@ impl Sender {
         cancel: &CancellationToken,
     ) -> Result<(), SendFail> {
         let numbering = self.numbering(self.cursor, false);
-        send_output(
+        let cost = send_output(
             &self.link,
             self.compressor.as_mut(),
             bytes,
@@ -243,6 +259,21 @@ impl Sender {
         )
         .await?;
         self.cursor += bytes.len() as u64;
+        if let Some(c) = self.compressor.as_mut() {
+            let backlog = self.stream.head().saturating_sub(self.cursor);
+            let level = self
+                .levels
+                .after_piece(backlog, cost.compressing, cost.sending);
+            if level != c.level() {
+                tracing::debug!(
+                    pane = self.stream.pane_id(),
+                    level,
+                    backlog,
+                    "deflate level"
+                );
+                c.set_level(level).map_err(|_| SendFail::Compress)?;
+            }
+        }
         Ok(())
     }
 
@@ -281,6 +312,7 @@ impl Sender {
                     cancel,
                 )
                 .await
+                .map(|_| ())
             }
             Err(e) => {
                 // The pane is likely gone; the stream's end says so next.
