@@ -9,10 +9,9 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{WAIT, connect_from};
-use rtc_transport::{IceServer, RtcConfig, RtcEvent, RtcPeer};
+use common::{candidates_until_complete, connect_from};
+use rtc_transport::{IceServer, RtcConfig, RtcPeer};
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
 use tokio::time::timeout;
 
 /// The address the responder reports: TEST-NET-3, never a local address.
@@ -61,22 +60,6 @@ async fn offer_candidates(config: &RtcConfig) -> Vec<String> {
     let _offer = peer.create_offer(false).await.unwrap();
     let got = candidates_until_complete(&mut events).await;
     peer.close().await;
-    got
-}
-
-async fn candidates_until_complete(events: &mut mpsc::Receiver<RtcEvent>) -> Vec<String> {
-    let mut got = Vec::new();
-    timeout(WAIT, async {
-        loop {
-            match events.recv().await.expect("event stream ended") {
-                RtcEvent::LocalCandidate(c) => got.push(c.candidate),
-                RtcEvent::GatheringComplete => return,
-                _ => {}
-            }
-        }
-    })
-    .await
-    .expect("gathering never reported complete");
     got
 }
 

@@ -7,29 +7,8 @@
 
 mod common;
 
-use common::WAIT;
-use rtc_transport::{RtcConfig, RtcEvent, RtcPeer};
-use tokio::sync::mpsc;
-use tokio::time::timeout;
-
-/// Reads events until [`RtcEvent::GatheringComplete`]; returns the candidates
-/// seen before it.
-async fn candidates_until_complete(events: &mut mpsc::Receiver<RtcEvent>) -> Vec<String> {
-    let mut got = Vec::new();
-    timeout(WAIT, async {
-        loop {
-            match events.recv().await.expect("event stream ended") {
-                RtcEvent::LocalCandidate(c) => got.push(c.candidate),
-                RtcEvent::GatheringComplete => return,
-                RtcEvent::State(_) => {}
-                RtcEvent::DataChannel(_) => panic!("unexpected data channel"),
-            }
-        }
-    })
-    .await
-    .expect("gathering never reported complete");
-    got
-}
+use common::candidates_until_complete;
+use rtc_transport::{RtcConfig, RtcPeer};
 
 #[tokio::test]
 async fn each_side_reports_the_end_of_gathering_after_its_candidates() {

@@ -135,25 +135,29 @@ pub(super) async fn stun_servers(config: &RtcConfig) -> Vec<SocketAddr> {
 /// `stun:host[:port]` (RFC 7064; a bracketed IPv6 literal allowed) as host
 /// and port; `None` for any other scheme.
 pub(super) fn stun_host_port(url: &str) -> Option<(String, u16)> {
-    let url = url.trim();
-    let (scheme, rest) = url.split_once(':')?;
+    let (scheme, rest) = url.trim().split_once(':')?;
     if !scheme.eq_ignore_ascii_case("stun") {
         return None;
     }
-    let rest = rest.split('?').next().unwrap_or_default();
-    if let Some(v6) = rest.strip_prefix('[') {
+    host_port(rest.split('?').next().unwrap_or_default(), STUN_PORT)
+}
+
+/// `host[:port]` or `[v6][:port]` (the part of a STUN or TURN URL after the
+/// scheme, without its query) as host and port, `default` when absent.
+pub(super) fn host_port(hostport: &str, default: u16) -> Option<(String, u16)> {
+    if let Some(v6) = hostport.strip_prefix('[') {
         let (host, after) = v6.split_once(']')?;
         let port = match after.strip_prefix(':') {
             Some(p) => p.parse().ok()?,
-            None if after.is_empty() => STUN_PORT,
+            None if after.is_empty() => default,
             None => return None,
         };
         return Some((host.to_owned(), port));
     }
-    match rest.rsplit_once(':') {
+    match hostport.rsplit_once(':') {
         Some((host, port)) if !host.is_empty() => Some((host.to_owned(), port.parse().ok()?)),
         Some(_) => None,
-        None if !rest.is_empty() => Some((rest.to_owned(), STUN_PORT)),
+        None if !hostport.is_empty() => Some((hostport.to_owned(), default)),
         None => None,
     }
 }

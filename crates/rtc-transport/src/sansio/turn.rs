@@ -20,6 +20,7 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use rtc::stun::message::TransactionId;
 use rtc::turn::client::{Client, ClientConfig, Event};
 
+use super::gather::host_port;
 use crate::config::RtcConfig;
 
 /// How long resolving one TURN server's host name may take.
@@ -53,21 +54,7 @@ pub(super) fn turn_host_port(url: &str) -> Option<(String, u16)> {
     if !udp {
         return None;
     }
-    if let Some(v6) = hostport.strip_prefix('[') {
-        let (host, after) = v6.split_once(']')?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => p.parse().ok()?,
-            None if after.is_empty() => TURN_PORT,
-            None => return None,
-        };
-        return Some((host.to_owned(), port));
-    }
-    match hostport.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() => Some((host.to_owned(), port.parse().ok()?)),
-        Some(_) => None,
-        None if !hostport.is_empty() => Some((hostport.to_owned(), TURN_PORT)),
-        None => None,
-    }
+    host_port(hostport, TURN_PORT)
 }
 
 /// The configuration's TURN servers over UDP, resolved (one address each;

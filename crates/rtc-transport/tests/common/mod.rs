@@ -166,3 +166,22 @@ fn strip(mut c: Candidate, strip_prefix: bool) -> Candidate {
 pub async fn recv(ch: &RtcChannel) -> bytes::Bytes {
     timeout(WAIT, ch.recv()).await.unwrap().unwrap()
 }
+
+/// Reads events until [`RtcEvent::GatheringComplete`]; returns the candidates
+/// seen before it.
+pub async fn candidates_until_complete(events: &mut mpsc::Receiver<RtcEvent>) -> Vec<String> {
+    let mut got = Vec::new();
+    timeout(WAIT, async {
+        loop {
+            match events.recv().await.expect("event stream ended") {
+                RtcEvent::LocalCandidate(c) => got.push(c.candidate),
+                RtcEvent::GatheringComplete => return,
+                RtcEvent::State(_) => {}
+                RtcEvent::DataChannel(_) => panic!("unexpected data channel"),
+            }
+        }
+    })
+    .await
+    .expect("gathering never reported complete");
+    got
+}

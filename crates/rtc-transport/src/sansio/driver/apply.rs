@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use rtc::data_channel::{RTCDataChannelId, RTCDataChannelInit};
+use rtc::ice::candidate::Candidate as IceCandidate;
 use rtc::peer_connection::configuration::RTCOfferOptions;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::{
@@ -167,12 +168,7 @@ pub(super) fn relayed(d: &mut Driver, index: usize) {
         ..Default::default()
     }
     .new_candidate_relay();
-    let added = made
-        .map_err(RtcError::from)
-        .and_then(|c| add_local(d, &RTCIceCandidate::from(&c)));
-    if let Err(e) = added {
-        tracing::debug!(error = %e, %relayed, "relayed candidate");
-    }
+    add_derived(d, made, relayed, "relayed candidate");
 }
 
 /// A STUN server reported `mapped` for the socket at `index`: add and report
@@ -190,11 +186,21 @@ pub(super) fn server_reflexive(d: &mut Driver, index: usize, mapped: SocketAddr)
         ..Default::default()
     }
     .new_candidate_server_reflexive();
+    add_derived(d, made, mapped, "server-reflexive candidate");
+}
+
+/// Adds and reports a candidate derived from a host socket (server-reflexive
+/// or relayed); one that cannot be made or added is only logged, as the
+/// others still work.
+fn add_derived<E>(d: &mut Driver, made: Result<IceCandidate, E>, addr: SocketAddr, what: &str)
+where
+    RtcError: From<E>,
+{
     let added = made
         .map_err(RtcError::from)
         .and_then(|c| add_local(d, &RTCIceCandidate::from(&c)));
     if let Err(e) = added {
-        tracing::debug!(error = %e, %mapped, "server-reflexive candidate");
+        tracing::debug!(error = %e, %addr, "{what}");
     }
 }
 
