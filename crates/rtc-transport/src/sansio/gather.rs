@@ -31,7 +31,7 @@ const STUN_SENDS: [Duration; 4] = [
     Duration::from_millis(700),
 ];
 const STUN_LAST_WAIT: Duration = Duration::from_millis(1600);
-/// How long resolving one STUN server's host name may take.
+/// How long resolving one STUN or TURN server's host name may take.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
 /// STUN's default port (RFC 8489 §18.6).
 const STUN_PORT: u16 = 3478;
@@ -112,24 +112,29 @@ pub(super) async fn stun_servers(config: &RtcConfig) -> Vec<SocketAddr> {
         let Some((host, port)) = stun_host_port(url) else {
             continue;
         };
-        let found = tokio::time::timeout(
-            RESOLVE_TIMEOUT,
-            tokio::net::lookup_host((host.as_str(), port)),
-        )
-        .await;
-        match found {
-            Ok(Ok(addrs)) => {
-                for addr in addrs {
-                    if !servers.contains(&addr) {
-                        servers.push(addr);
-                    }
-                }
+        for addr in resolve(url, &host, port).await {
+            if !servers.contains(&addr) {
+                servers.push(addr);
             }
-            Ok(Err(e)) => tracing::info!(url, error = %e, "STUN server does not resolve"),
-            Err(_) => tracing::info!(url, "STUN server did not resolve in time"),
         }
     }
     servers
+}
+
+/// The addresses `host` resolves to, within [`RESOLVE_TIMEOUT`]; none (with a
+/// log line naming `url`) when it does not resolve in time.
+pub(super) async fn resolve(url: &str, host: &str, port: u16) -> Vec<SocketAddr> {
+    match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, port))).await {
+        Ok(Ok(addrs)) => addrs.collect(),
+        Ok(Err(e)) => {
+            tracing::info!(url, error = %e, "ICE server does not resolve");
+            Vec::new()
+        }
+        Err(_) => {
+            tracing::info!(url, "ICE server did not resolve in time");
+            Vec::new()
+        }
+    }
 }
 
 /// `stun:host[:port]` (RFC 7064; a bracketed IPv6 literal allowed) as host

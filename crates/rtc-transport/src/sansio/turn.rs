@@ -12,7 +12,7 @@
 //! itself from its timers.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::BytesMut;
 use rtc::sansio::Protocol;
@@ -20,11 +20,9 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use rtc::stun::message::TransactionId;
 use rtc::turn::client::{Client, ClientConfig, Event};
 
-use super::gather::host_port;
+use super::gather::{host_port, resolve};
 use crate::config::RtcConfig;
 
-/// How long resolving one TURN server's host name may take.
-const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
 /// TURN's default port (RFC 8656 §3).
 const TURN_PORT: u16 = 3478;
 /// Permissions asked for and not yet answered, per relay: past it, a
@@ -69,22 +67,7 @@ pub(super) async fn turn_servers(config: &RtcConfig) -> Vec<TurnServer> {
                 }
                 continue;
             };
-            let found = tokio::time::timeout(
-                RESOLVE_TIMEOUT,
-                tokio::net::lookup_host((host.as_str(), port)),
-            )
-            .await;
-            let addr = match found {
-                Ok(Ok(mut addrs)) => addrs.next(),
-                Ok(Err(e)) => {
-                    tracing::info!(url, error = %e, "TURN server does not resolve");
-                    None
-                }
-                Err(_) => {
-                    tracing::info!(url, "TURN server did not resolve in time");
-                    None
-                }
-            };
+            let addr = resolve(url, &host, port).await.into_iter().next();
             if let Some(addr) = addr
                 && !servers.iter().any(|s: &TurnServer| s.addr == addr)
             {
