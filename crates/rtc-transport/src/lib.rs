@@ -10,7 +10,9 @@
 //! possession and the terminal protocol live in `terminal-protocol` and its users.
 //!
 //! Layout:
-//! - `config`: [`RtcConfig`] and [`IceServer`], and how they become a webrtc API object.
+//! - `config`: [`RtcConfig`] and [`IceServer`].
+//! - `setting_engine`: how webrtc 0.17.2 takes an [`RtcConfig`] (its setting
+//!   engine, `RTCConfiguration` and API object).
 //! - `peer`: [`RtcPeer`], offer/answer, trickle ICE with a bounded queue, close.
 //! - `chan_state`: a channel's lifecycle and the waits both stacks' channels
 //!   share (open, close, room below the high-water mark).
@@ -21,7 +23,8 @@
 //!   (SCTP announces it in band, no renegotiation). [`FAST_COPY_LEAD`]: how
 //!   long a reliable original waits after its fast copy, since SCTP bundles
 //!   every channel's queued chunks into one packet.
-//! - `sdp`: small SDP text helpers (advertise and read `a=max-message-size`).
+//! - `sdp`: small SDP text helpers (advertise and read `a=max-message-size`;
+//!   the sans-IO stack's outgoing SDP without candidate lines).
 //! - `socket`: our own loopback host-candidate UDP sockets with 4 MiB buffers.
 //! - `prflx`: trickled remote host candidates rank just below peer-reflexive
 //!   ones, so a duplicate of a peer-reflexive address cannot delay nomination.
@@ -36,7 +39,8 @@
 //!   and [`RtcChannel`] on the `rtc` 0.21 sans-IO core, each peer driven by
 //!   one task of ours, with its own host, STUN and TURN gathering
 //!   (docs/transport-sansio.md).
-//!   With the feature on, `channel`, `peer`, `prflx` and `socket` are not built.
+//!   With the feature on, `channel`, `peer`, `prflx`, `setting_engine` and
+//!   `socket` are not built.
 //!
 //! Call contract: create a peer with [`RtcPeer::new`], drain its event receiver
 //! from a task of your own (the queue is bounded; events are dropped with a log
@@ -102,6 +106,8 @@ mod prflx;
 #[cfg(feature = "sansio")]
 mod sansio;
 mod sdp;
+#[cfg(not(feature = "sansio"))]
+mod setting_engine;
 #[cfg(not(feature = "sansio"))]
 mod socket;
 mod stack;
