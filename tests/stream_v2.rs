@@ -212,7 +212,9 @@ async fn resume_after_the_ring_moved_on_gets_a_snapshot_and_continues() {
     );
     let st = conn.stream_stats();
     eprintln!("{st:?}");
-    assert_eq!(st.snapshots, 1, "{st:?}");
+    // The attach snapshot, and perhaps the same screen again once settled
+    // (the agent's handler/settle.rs), when the flood ended within 50 ms of it.
+    assert!((1..=2).contains(&st.snapshots), "{st:?}");
     assert_eq!(st.bytes_skipped, head - point.next, "{st:?}");
     conn.close().await;
     rig.shutdown().await.unwrap();

@@ -406,7 +406,7 @@ async fn measure_slow(
         r.notes.push(format!("slow consumer stopped early: {e}"));
     }
     r.notes.push(format!(
-        "slow consumer: the generator wrote {:.1} MB in {} s; the phone read {:.0} MB/s (snapshots included) and got {:.1} MB; the agent skipped the rest (lag bound 1 MiB) and sent fresh screens; final screen: the phone's last snapshot and the bytes after it replayed into a fresh pane of the same size, its `capture-pane -p` compared with the real pane's",
+        "slow consumer: the generator wrote {:.1} MB in {} s; the phone read {:.0} MB/s (snapshots included) and got {:.1} MB; the agent skipped the rest (lag bound 1 MiB) and sent fresh screens, and once more when the pane went quiet; final screen (read until 500 ms without output after the end marker): the phone's last snapshot and the bytes after it replayed into a fresh pane of the same size, its `capture-pane -p` compared with the real pane's",
         t.written.bytes as f64 / 1e6,
         SLOW_FLOOD.as_secs(),
         SLOW_RATE / 1e6,

@@ -34,6 +34,12 @@ const QUIET: Duration = Duration::from_millis(100);
 /// before asking for it again, and then between asks.
 const POKE_EVERY: Duration = Duration::from_millis(200);
 
+/// After the end marker, how long with no output ends the slow phone's read
+/// (the agent's settle delay is 50 ms after the pane's last byte).
+const SETTLE_WAIT: Duration = Duration::from_millis(500);
+/// The longest the slow phone reads on after the end marker.
+const SETTLE_LIMIT: Duration = Duration::from_secs(10);
+
 /// One bulk transfer's outcome.
 #[derive(Debug)]
 pub struct Transfer {
@@ -532,11 +538,20 @@ pub async fn slow_consumer(
     }
     .await;
     let elapsed = started.elapsed();
+    let result = match result {
+        Ok(()) => settle_tail(conn, &mut delivered).await,
+        e => e,
+    };
     let peak = peaks.finish();
     let stream = stats_since(before, conn.stream_stats());
     // A broken run still reports what arrived rather than assuming it.
     let error = result.err().map(|e| format!("{e:#}"));
-    let written = blocking(|| wait_written(&sum))?;
+    let written = match (blocking(|| wait_written(&sum)), &error) {
+        (Ok(w), _) => w,
+        (Err(e), None) => return Err(e),
+        // The generator may still be flooding: the run's own error says why.
+        (Err(e), Some(run)) => bail!("{run}; and then: {e:#}"),
+    };
     delivered.finish(&written);
     let screen = match (&error, delivered.screen.as_ref()) {
         (None, Some(last)) => {
@@ -574,6 +589,25 @@ pub async fn slow_consumer(
         paced_for: paced_for.unwrap_or(elapsed),
         error,
     })
+}
+
+/// After the end marker: a screen the agent captured while the pane flooded
+/// may be off by the bytes in flight, and the agent sends it again once the
+/// pane is quiet (agent-bin's handler/settle.rs). Reads until nothing came
+/// for [`SETTLE_WAIT`], at most [`SETTLE_LIMIT`].
+async fn settle_tail(conn: &PhoneConnection, delivered: &mut Delivered) -> Result<()> {
+    let limit = Instant::now() + SETTLE_LIMIT;
+    let mut last = Instant::now();
+    while last.elapsed() < SETTLE_WAIT {
+        if Instant::now() >= limit {
+            bail!("output went on for {SETTLE_LIMIT:?} after the end marker");
+        }
+        if let Some((data, snapshot)) = next_or_quiet(conn).await? {
+            delivered.feed(&data, snapshot);
+            last = Instant::now();
+        }
+    }
+    Ok(())
 }
 
 /// MiB of a byte count.

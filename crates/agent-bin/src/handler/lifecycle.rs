@@ -16,6 +16,7 @@ use super::ending::{Cause, Ending, Notice, Stream};
 use super::output::Numbering;
 use super::pump::{Pump, SendFail, Sender, send_output};
 use super::resume::Hold;
+use super::settle;
 use super::stream::{PaneStream, StreamUse};
 use super::{Handler, Io, PeerLink, send, send_error};
 
@@ -27,6 +28,9 @@ struct Start {
     snapshot: Option<Vec<u8>>,
     /// `resumeFrom` was honoured.
     resumed: bool,
+    /// The snapshot is known to match `cursor` (settle.rs); without a
+    /// snapshot, trivially.
+    settled: bool,
 }
 
 impl Handler {
@@ -149,6 +153,7 @@ impl Handler {
                 cursor: r,
                 snapshot: None,
                 resumed: true,
+                settled: true,
             },
             None => self.fresh_start(&stream, opened_at).await,
         };
@@ -188,9 +193,9 @@ impl Handler {
             return self.end(ending).await;
         }
         // Step 9.
-        let cursor = start.cursor;
+        let (cursor, settled) = (start.cursor, start.settled);
         let started = self.table().start_streaming(opening, used, |used, id| {
-            self.spawn_pump(link, id, used, compressor, cursor)
+            self.spawn_pump(link, id, used, compressor, cursor, settled)
         });
         match started {
             Ok(()) => {
@@ -207,23 +212,26 @@ impl Handler {
     /// A start with a snapshot (§6 steps 7–8). A stream this attach opened
     /// comes with the screen captured atomically with its pipe start, exactly
     /// at its base; on a stream already open the screen is captured now and
-    /// the stream continues at its head as the capture returned. A snapshot
-    /// that cannot be taken is logged and skipped, not fatal.
+    /// the stream continues at its head as the capture returned, settled
+    /// later if the pane was busy (settle.rs). A snapshot that cannot be
+    /// taken is logged and skipped, not fatal.
     async fn fresh_start(&self, stream: &PaneStream, opened_at: Option<(u64, Vec<u8>)>) -> Start {
         if let Some((base, snapshot)) = opened_at {
             return Start {
                 cursor: base,
                 snapshot: Some(snapshot),
                 resumed: false,
+                settled: true,
             };
         }
-        let snapshot = self.inner.bridge.snapshot(stream.pane_id()).await;
-        let cursor = stream.head();
-        let snapshot = snapshot
+        let captured = settle::capture(&self.inner.bridge, stream).await;
+        let snapshot = captured
+            .screen
             .map_err(|e| tracing::info!(pane = %stream.pane_id(), error = %e, "snapshot failed"))
             .ok();
         Start {
-            cursor,
+            cursor: captured.head,
+            settled: captured.settled || snapshot.is_none(),
             snapshot,
             resumed: false,
         }
@@ -248,7 +256,8 @@ impl Handler {
         });
     }
 
-    /// Starts the sender task of attachment `id` from `cursor`. Called by the
+    /// Starts the sender task of attachment `id` from `cursor` (`settled`:
+    /// the snapshot sent before it matches it, see settle.rs). Called by the
     /// table while it registers the attachment as streaming, so the task's
     /// own end (which needs the table) cannot come first.
     fn spawn_pump(
@@ -258,6 +267,7 @@ impl Handler {
         used: StreamUse,
         compressor: Option<Compressor>,
         cursor: u64,
+        settled: bool,
     ) -> Pump {
         let cancel = CancellationToken::new();
         let handler = self.clone();
@@ -270,6 +280,7 @@ impl Handler {
             cursor,
             counters: self.inner.counters.clone(),
             levels: Default::default(),
+            unsettled: !settled,
         };
         let token = cancel.clone();
         let mine = used.clone();

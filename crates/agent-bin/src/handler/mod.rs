@@ -23,6 +23,8 @@
 //! - `resume`: pane streams kept for a phone that went away (§5).
 //! - `pump`: each attachment's sender (ring → deflate → send, lag → snapshot,
 //!   fast copies).
+//! - `settle`: whether a captured screen matches the stream offset sent
+//!   with it; one that may not is sent again once the pane is quiet.
 //! - `requests`: every other request (list, input with its dedupe, resize,
 //!   kill, create).
 //! - `output`: pane bytes → `output` events within the phone's message limit.
@@ -41,6 +43,7 @@ mod requests;
 mod resume;
 mod ring;
 mod session_list;
+mod settle;
 mod stream;
 mod table_types;
 mod tree_watch;
@@ -121,6 +124,9 @@ pub struct StreamStats {
     pub skipped_bytes: u64,
     /// Snapshots sent in their place.
     pub lag_snapshots: u64,
+    /// Snapshots sent again once the pane went quiet, because the one sent
+    /// before may not have matched its offset (handler/settle.rs).
+    pub settle_snapshots: u64,
 }
 
 /// The muxlink protocol handler over one tmux bridge. Cheap to clone.
@@ -165,6 +171,7 @@ impl Handler {
         StreamStats {
             skipped_bytes: self.inner.counters.skipped_bytes.load(Ordering::Relaxed),
             lag_snapshots: self.inner.counters.snapshots.load(Ordering::Relaxed),
+            settle_snapshots: self.inner.counters.settle_snapshots.load(Ordering::Relaxed),
         }
     }
 

@@ -21,6 +21,7 @@ use super::PeerLink;
 use super::deflate_level::LevelChooser;
 use super::ending::Cause;
 use super::output::{Numbering, OutputError, data_budget, numbered_events, plain_budget};
+use super::settle;
 use super::stream::{PaneStream, StreamRead, StreamUse};
 
 /// How long stopping a sender task waits for it.
@@ -31,6 +32,8 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 pub(super) struct LagCounters {
     pub skipped_bytes: AtomicU64,
     pub snapshots: AtomicU64,
+    /// Snapshots sent again once the pane went quiet (settle.rs).
+    pub settle_snapshots: AtomicU64,
 }
 
 /// A running sender task, as stored in the attachment table, with the pane
@@ -131,6 +134,9 @@ pub(super) struct Sender {
     pub counters: Arc<LagCounters>,
     /// The deflate level of the next piece (with a compressor).
     pub levels: LevelChooser,
+    /// The last snapshot sent may not match the cursor: send a fresh one
+    /// once the pane is quiet (settle.rs).
+    pub unsettled: bool,
 }
 
 impl Sender {
@@ -189,7 +195,20 @@ impl Sender {
                     }
                     StreamRead::Ended if held.is_empty() => return Some(Cause::PaneExited),
                     _ => {
-                        let wake = held.next_due();
+                        let mut wake = held.next_due();
+                        if self.unsettled && held.is_empty() {
+                            match settle::quiet_from(self.stream.last_append()) {
+                                Some(at) if at > now => {
+                                    wake = Some(wake.map_or(at, |w| w.min(at)));
+                                }
+                                _ => {
+                                    if let Err(fail) = self.settle(cancel).await {
+                                        return fail.cause();
+                                    }
+                                    continue;
+                                }
+                            }
+                        }
                         tokio::select! {
                             biased;
                             _ = cancel.cancelled() => return None,
@@ -285,41 +304,87 @@ impl Sender {
         lagged_at: u64,
         cancel: &CancellationToken,
     ) -> Result<(), SendFail> {
-        let pane = self.stream.pane_id().to_owned();
         // Every earlier send was awaited: the channel has taken all it was
         // handed, so the snapshot is as fresh as it can be when it goes out.
-        let snapshot = tokio::select! {
+        let captured = tokio::select! {
             biased;
             _ = cancel.cancelled() => return Err(SendFail::Cancelled),
-            s = self.bridge.snapshot(&pane) => s,
+            c = settle::capture(&self.bridge, &self.stream) => c,
         };
-        let head = self.stream.head().max(lagged_at);
+        let head = captured.head.max(lagged_at);
         let skipped = head - self.cursor;
         self.counters
             .skipped_bytes
             .fetch_add(skipped, Ordering::Relaxed);
         self.cursor = head;
-        match snapshot {
+        let pane = self.stream.pane_id();
+        match captured.screen {
             Ok(bytes) => {
                 self.counters.snapshots.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(pane = %pane, skipped, "phone fell behind: snapshot instead of the backlog");
-                let numbering = self.numbering(head, true);
-                send_output(
-                    &self.link,
-                    self.compressor.as_mut(),
-                    &bytes,
-                    numbering,
-                    cancel,
-                )
-                .await
-                .map(|_| ())
+                tracing::info!(
+                    pane,
+                    skipped,
+                    "phone fell behind: snapshot instead of the backlog"
+                );
+                self.unsettled = !captured.settled;
+                self.send_snapshot(&bytes, cancel).await
             }
             Err(e) => {
                 // The pane is likely gone; the stream's end says so next.
-                tracing::info!(pane = %pane, skipped, error = %e, "lag snapshot failed");
+                tracing::info!(pane, skipped, error = %e, "lag snapshot failed");
                 Ok(())
             }
         }
+    }
+
+    /// The last snapshot may not match the cursor and the pane has been
+    /// quiet (settle.rs): the phone has every byte up to the head, so a
+    /// settled capture at the head replaces its screen with the true one.
+    /// Bytes that arrive meanwhile leave it unsettled for the next quiet.
+    async fn settle(&mut self, cancel: &CancellationToken) -> Result<(), SendFail> {
+        let captured = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Err(SendFail::Cancelled),
+            c = settle::capture(&self.bridge, &self.stream) => c,
+        };
+        if !captured.settled || captured.head != self.cursor {
+            return Ok(());
+        }
+        self.unsettled = false;
+        match captured.screen {
+            Ok(bytes) => {
+                self.counters
+                    .settle_snapshots
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(
+                    pane = self.stream.pane_id(),
+                    "pane quiet: settling snapshot"
+                );
+                self.send_snapshot(&bytes, cancel).await
+            }
+            Err(e) => {
+                tracing::info!(pane = self.stream.pane_id(), error = %e, "settling snapshot failed");
+                Ok(())
+            }
+        }
+    }
+
+    /// Sends a screen after which the stream continues at the cursor.
+    async fn send_snapshot(
+        &mut self,
+        bytes: &[u8],
+        cancel: &CancellationToken,
+    ) -> Result<(), SendFail> {
+        let numbering = self.numbering(self.cursor, true);
+        send_output(
+            &self.link,
+            self.compressor.as_mut(),
+            bytes,
+            numbering,
+            cancel,
+        )
+        .await
+        .map(|_| ())
     }
 }
 

@@ -20,6 +20,7 @@ use terminal_protocol::RESUME_RING_BYTES;
 use tmux_bridge::{BridgeError, PaneOutput, TitleFilter, TmuxBridge};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::ring::{Read, Ring};
@@ -40,6 +41,8 @@ pub(super) enum StreamRead {
 struct State {
     ring: Ring,
     ended: bool,
+    /// When the reader last appended bytes (for settle.rs).
+    last_append: Option<Instant>,
 }
 
 /// One pane's stream: the ring the reader task fills.
@@ -56,6 +59,7 @@ impl PaneStream {
             state: Mutex::new(State {
                 ring: Ring::new(capacity, base),
                 ended: false,
+                last_append: None,
             }),
             head: watch::Sender::new(base),
         }
@@ -97,6 +101,11 @@ impl PaneStream {
         }
     }
 
+    /// When bytes were last appended (`None`: never).
+    pub(super) fn last_append(&self) -> Option<Instant> {
+        self.state().last_append
+    }
+
     /// A receiver that sees every move of the head (and the end).
     pub(super) fn subscribe(&self) -> watch::Receiver<u64> {
         self.head.subscribe()
@@ -106,6 +115,7 @@ impl PaneStream {
         let head = {
             let mut state = self.state();
             state.ring.append(bytes);
+            state.last_append = Some(Instant::now());
             state.ring.head()
         };
         self.head.send_replace(head);
