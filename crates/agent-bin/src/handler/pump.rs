@@ -306,11 +306,7 @@ impl Sender {
     ) -> Result<(), SendFail> {
         // Every earlier send was awaited: the channel has taken all it was
         // handed, so the snapshot is as fresh as it can be when it goes out.
-        let captured = tokio::select! {
-            biased;
-            _ = cancel.cancelled() => return Err(SendFail::Cancelled),
-            c = settle::capture(&self.bridge, &self.stream) => c,
-        };
+        let captured = self.capture(cancel).await?;
         let head = captured.head.max(lagged_at);
         let skipped = head - self.cursor;
         self.counters
@@ -342,11 +338,7 @@ impl Sender {
     /// settled capture at the head replaces its screen with the true one.
     /// Bytes that arrive meanwhile leave it unsettled for the next quiet.
     async fn settle(&mut self, cancel: &CancellationToken) -> Result<(), SendFail> {
-        let captured = tokio::select! {
-            biased;
-            _ = cancel.cancelled() => return Err(SendFail::Cancelled),
-            c = settle::capture(&self.bridge, &self.stream) => c,
-        };
+        let captured = self.capture(cancel).await?;
         if !captured.settled || captured.head != self.cursor {
             return Ok(());
         }
@@ -366,6 +358,15 @@ impl Sender {
                 tracing::info!(pane = self.stream.pane_id(), error = %e, "settling snapshot failed");
                 Ok(())
             }
+        }
+    }
+
+    /// Captures the pane's screen (settle.rs), unless cancelled first.
+    async fn capture(&self, cancel: &CancellationToken) -> Result<settle::Captured, SendFail> {
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => Err(SendFail::Cancelled),
+            c = settle::capture(&self.bridge, &self.stream) => Ok(c),
         }
     }
 
