@@ -61,9 +61,18 @@ impl PeerLink for Phone {
 /// Types `line` into `pane` and returns once the shell has run it and then
 /// signalled `channel` (tmux `wait-for`): the pane's output is done.
 async fn run_in_pane(tmux: &PrivateTmux, pane: &str, line: &str, channel: &str) {
-    let cmd = format!("{line}; tmux wait-for -S {channel}");
-    tmux.tmux(&["send-keys", "-t", pane, "-l", &cmd]);
+    type_line(tmux, pane, &format!("{line}; tmux wait-for -S {channel}"));
+    wait_for(tmux, channel).await;
+}
+
+/// Types `line` and Enter into `pane`.
+fn type_line(tmux: &PrivateTmux, pane: &str, line: &str) {
+    tmux.tmux(&["send-keys", "-t", pane, "-l", line]);
     tmux.tmux(&["send-keys", "-t", pane, "Enter"]);
+}
+
+/// Returns once something in a pane signalled `channel` (tmux `wait-for -S`).
+async fn wait_for(tmux: &PrivateTmux, channel: &str) {
     let mut wait = tmux.command();
     wait.args(["wait-for", channel]);
     let status = tokio::task::spawn_blocking(move || wait.status())
@@ -422,12 +431,8 @@ async fn a_snapshot_taken_during_a_flood_is_sent_again_once_the_pane_is_quiet() 
     // goes on until stopped: the lag snapshot is captured mid-flood, with
     // bytes between tmux's screen and the ring.
     let line = "yes 0123456789abcdef | head -c 8388608; tmux wait-for -S w1; yes 0123456789abcdef";
-    r.tmux.tmux(&["send-keys", "-t", &r.pane, "-l", line]);
-    r.tmux.tmux(&["send-keys", "-t", &r.pane, "Enter"]);
-    let mut wait = r.tmux.command();
-    wait.args(["wait-for", "w1"]);
-    let waited = tokio::task::spawn_blocking(move || wait.status());
-    assert!(waited.await.unwrap().unwrap().success());
+    type_line(&r.tmux, &r.pane, line);
+    wait_for(&r.tmux, "w1").await;
     p.gate.add_permits(Semaphore::MAX_PERMITS / 2);
     screen
         .apply_until(&mut p, &r.pane, |s| s.snapshots == 2)

@@ -140,12 +140,27 @@ pub(super) struct Sender {
 }
 
 impl Sender {
-    fn numbering(&self, stream_offset: u64, snapshot: bool) -> Numbering {
-        match (self.offsets, snapshot) {
+    /// Sends stream bytes (or, with `snapshot`, a screen) numbered at the
+    /// cursor: a snapshot's offset is where the stream continues after it.
+    async fn send_at_cursor(
+        &mut self,
+        bytes: &[u8],
+        snapshot: bool,
+        cancel: &CancellationToken,
+    ) -> Result<PieceCost, SendFail> {
+        let numbering = match (self.offsets, snapshot) {
             (false, _) => Numbering::Plain,
-            (true, false) => Numbering::Stream(stream_offset),
-            (true, true) => Numbering::Snapshot(stream_offset),
-        }
+            (true, false) => Numbering::Stream(self.cursor),
+            (true, true) => Numbering::Snapshot(self.cursor),
+        };
+        send_output(
+            &self.link,
+            self.compressor.as_mut(),
+            bytes,
+            numbering,
+            cancel,
+        )
+        .await
     }
 
     /// The output loop. Returns how the attachment ends, or `None` when
@@ -268,15 +283,7 @@ impl Sender {
         bytes: &[u8],
         cancel: &CancellationToken,
     ) -> Result<(), SendFail> {
-        let numbering = self.numbering(self.cursor, false);
-        let cost = send_output(
-            &self.link,
-            self.compressor.as_mut(),
-            bytes,
-            numbering,
-            cancel,
-        )
-        .await?;
+        let cost = self.send_at_cursor(bytes, false, cancel).await?;
         self.cursor += bytes.len() as u64;
         if let Some(c) = self.compressor.as_mut() {
             let backlog = self.stream.head().saturating_sub(self.cursor);
@@ -323,7 +330,7 @@ impl Sender {
                     "phone fell behind: snapshot instead of the backlog"
                 );
                 self.unsettled = !captured.settled;
-                self.send_snapshot(&bytes, cancel).await
+                self.send_at_cursor(&bytes, true, cancel).await.map(|_| ())
             }
             Err(e) => {
                 // The pane is likely gone; the stream's end says so next.
@@ -352,7 +359,7 @@ impl Sender {
                     pane = self.stream.pane_id(),
                     "pane quiet: settling snapshot"
                 );
-                self.send_snapshot(&bytes, cancel).await
+                self.send_at_cursor(&bytes, true, cancel).await.map(|_| ())
             }
             Err(e) => {
                 tracing::info!(pane = self.stream.pane_id(), error = %e, "settling snapshot failed");
@@ -368,24 +375,6 @@ impl Sender {
             _ = cancel.cancelled() => Err(SendFail::Cancelled),
             c = settle::capture(&self.bridge, &self.stream) => Ok(c),
         }
-    }
-
-    /// Sends a screen after which the stream continues at the cursor.
-    async fn send_snapshot(
-        &mut self,
-        bytes: &[u8],
-        cancel: &CancellationToken,
-    ) -> Result<(), SendFail> {
-        let numbering = self.numbering(self.cursor, true);
-        send_output(
-            &self.link,
-            self.compressor.as_mut(),
-            bytes,
-            numbering,
-            cancel,
-        )
-        .await
-        .map(|_| ())
     }
 }
 
