@@ -11,8 +11,8 @@ use crate::error::{BridgeError, Result};
 use crate::fifo_dir::{FifoDir, MARKER_OPTION, marker_is_stale};
 use crate::quote::quote;
 use crate::snapshot::{
-    CAPTURE_BLOCKS, CURSOR_FORMAT, CursorState, build_snapshot, capture_commands,
-    delete_buffer_line, read_capture,
+    CAPTURE_BLOCKS, CursorState, build_snapshot, capture_commands, cursor_of, delete_buffer_line,
+    read_capture,
 };
 
 /// Largest chunk [`PaneOutput::read`] returns.
@@ -180,11 +180,9 @@ impl PaneOutput {
         // The screen goes to a file, never into a reply (see `snapshot`).
         let capture = capture_commands(&self.pane_id, marker, &self.fifo.capture_file())?;
         let inner = format!(
-            "pipe-pane -O -t {p} {} ; set -p -t {p} {MARKER_OPTION} {} ; \
-             {capture} ; display -p -t {p} {}",
+            "pipe-pane -O -t {p} {} ; set -p -t {p} {MARKER_OPTION} {} ; {capture}",
             quote(&shell),
             quote(marker),
-            quote(CURSOR_FORMAT)
         );
         let busy = format!(
             "display -p -t {p} {}",
@@ -228,21 +226,14 @@ impl PaneOutput {
         {
             return Ok(Started::Busy(String::from_utf8_lossy(marker).into_owned()));
         }
-        // [if-shell, pipe-pane, set, capture-pane, save-buffer,
-        // delete-buffer, display].
-        if blocks.len() != 3 + CAPTURE_BLOCKS + 1 {
+        // [if-shell, pipe-pane, set, then the capture's blocks].
+        if blocks.len() != 3 + CAPTURE_BLOCKS {
             return Err(BridgeError::Protocol(format!(
                 "{} reply blocks to pipe-pane",
                 blocks.len()
             )));
         }
-        let line = blocks
-            .last()
-            .and_then(|cursor| cursor.lines.first())
-            .ok_or_else(|| BridgeError::Protocol("cursor state".into()))?;
-        let cursor =
-            CursorState::parse(line).ok_or_else(|| BridgeError::Protocol("cursor state".into()))?;
-        Ok(Started::Captured(cursor))
+        Ok(Started::Captured(cursor_of(&blocks[3..])?))
     }
 
     async fn wait_marker(&mut self) -> Result<()> {

@@ -27,9 +27,17 @@ use crate::quote::quote;
 pub(crate) const MAX_CAPTURE_BYTES: usize = 32 * 1024 * 1024;
 
 /// tmux commands (for one command list, `;`-separated, no trailing `;`) that
-/// capture the screen of `pane` (`-e`: with escape sequences) through the
-/// paste buffer `buffer` into `file`. [`CAPTURE_BLOCKS`] reply blocks, none
-/// holding pane text. `buffer` must be unique to the caller (a `fifo_dir` marker).
+/// capture the screen of `pane` (`-e`: with escape sequences) and its cursor
+/// state ([`CURSOR_FORMAT`]), then write the screen through the paste buffer
+/// `buffer` into `file`. [`CAPTURE_BLOCKS`] reply blocks, none holding pane
+/// text; the cursor line is in block [`CURSOR_BLOCK`]. `buffer` must be unique
+/// to the caller (a `fifo_dir` marker).
+///
+/// The cursor is read right after the capture, before `save-buffer`:
+/// `save-buffer` always waits for its file write to be reported done, so
+/// tmux runs the rest of the list in a later pass of its event loop, after it
+/// has parsed more pane output. A cursor read there belongs to a later screen
+/// than the capture (seen as a row's text cut off under a flood).
 ///
 /// tmux expands formats in `save-buffer`'s path, so a path holding `#` (or
 /// anything but UTF-8 without control characters) is refused.
@@ -40,13 +48,27 @@ pub(crate) fn capture_commands(pane: &str, buffer: &str, file: &Path) -> Result<
         .ok_or_else(|| BridgeError::Protocol("unusable temporary path".into()))?;
     let (p, b) = (quote(pane), quote(buffer));
     Ok(format!(
-        "capture-pane -e -b {b} -t {p} ; save-buffer -b {b} {} ; delete-buffer -b {b}",
+        "capture-pane -e -b {b} -t {p} ; display -p -t {p} {} ; \
+         save-buffer -b {b} {} ; delete-buffer -b {b}",
+        quote(CURSOR_FORMAT),
         quote(path)
     ))
 }
 
 /// Number of reply blocks of [`capture_commands`].
-pub(crate) const CAPTURE_BLOCKS: usize = 3;
+pub(crate) const CAPTURE_BLOCKS: usize = 4;
+
+/// Index, among [`capture_commands`]' reply blocks, of the cursor line.
+pub(crate) const CURSOR_BLOCK: usize = 1;
+
+/// The cursor state in the reply blocks of [`capture_commands`].
+pub(crate) fn cursor_of(capture_blocks: &[crate::control_parser::Block]) -> Result<CursorState> {
+    capture_blocks
+        .get(CURSOR_BLOCK)
+        .and_then(|b| b.lines.first())
+        .and_then(|l| CursorState::parse(l))
+        .ok_or_else(|| BridgeError::Protocol("cursor state".into()))
+}
 
 /// Drops a capture buffer left behind when its command list stopped early.
 pub(crate) fn delete_buffer_line(buffer: &str) -> String {
@@ -164,8 +186,11 @@ mod tests {
         let line = capture_commands("%3", "muxlink-1-2-ff", Path::new("/tmp/d/screen")).unwrap();
         assert_eq!(
             line,
-            "capture-pane -e -b 'muxlink-1-2-ff' -t '%3' ; save-buffer -b 'muxlink-1-2-ff' \
-             '/tmp/d/screen' ; delete-buffer -b 'muxlink-1-2-ff'"
+            format!(
+                "capture-pane -e -b 'muxlink-1-2-ff' -t '%3' ; display -p -t '%3' {} ; \
+                 save-buffer -b 'muxlink-1-2-ff' '/tmp/d/screen' ; delete-buffer -b 'muxlink-1-2-ff'",
+                quote(CURSOR_FORMAT)
+            )
         );
         assert!(capture_commands("%3", "b", Path::new("/tmp/#{x}/screen")).is_err());
         assert!(capture_commands("%3", "b", Path::new("/tmp/a\nb")).is_err());

@@ -8,10 +8,8 @@ use std::sync::MutexGuard;
 use super::{TmuxBridge, lock, map_pane_error};
 use crate::error::{BridgeError, Result};
 use crate::fifo_dir::FifoDir;
-use crate::quote::quote;
 use crate::snapshot::{
-    CAPTURE_BLOCKS, CURSOR_FORMAT, CursorState, build_snapshot, capture_commands,
-    delete_buffer_line, read_capture,
+    CAPTURE_BLOCKS, build_snapshot, capture_commands, cursor_of, delete_buffer_line, read_capture,
 };
 
 impl TmuxBridge {
@@ -28,12 +26,7 @@ impl TmuxBridge {
         // a control-mode reply (see `snapshot`).
         let dir = FifoDir::create()?;
         let buffer = dir.marker().to_owned();
-        let line = format!(
-            "{} ; display -p -t {} {}",
-            capture_commands(pane_id, &buffer, &dir.capture_file())?,
-            quote(pane_id),
-            quote(CURSOR_FORMAT)
-        );
+        let line = capture_commands(pane_id, &buffer, &dir.capture_file())?;
         let blocks = self.group(line).await?;
         if let Some(bad) = blocks.iter().find(|b| !b.ok) {
             let err = map_pane_error(pane_id, BridgeError::Tmux(bad.text()));
@@ -43,17 +36,13 @@ impl TmuxBridge {
             }
             return Err(err);
         }
-        if blocks.len() != CAPTURE_BLOCKS + 1 {
+        if blocks.len() != CAPTURE_BLOCKS {
             return Err(BridgeError::Protocol(format!(
                 "{} reply blocks to capture-pane",
                 blocks.len()
             )));
         }
-        let cursor = blocks
-            .last()
-            .and_then(|b| b.lines.first())
-            .and_then(|l| CursorState::parse(l))
-            .ok_or_else(|| BridgeError::Protocol("cursor state".into()))?;
+        let cursor = cursor_of(&blocks)?;
         let lines = read_capture(&dir.capture_file()).await?;
         Ok(build_snapshot(&lines, cursor))
     }
