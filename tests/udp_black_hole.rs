@@ -16,13 +16,12 @@
 //! included: the restart offer rides TCP retransmission once the path is
 //! back) is dropped without a send error on either side.
 //!
-//! What this does not cover: a drop that makes sends fail. webrtc-sctp 0.17.2
-//! ends the association on any send error, so when a host's own interface or
-//! route goes away (ENETUNREACH), or when, between an ICE restart and the next
-//! nomination, webrtc-ice 0.17.2 sends on its best unchecked pair and that
-//! pair's remote address has no route, the DataChannel closes instead of
-//! resuming. There the phone reconnects as a new peer and resumes exactly from
-//! its resume point (stream v2's `resume`), which tests/stream_v2.rs covers
+//! What this does not cover: a drop that makes sends fail (a host's own
+//! interface or route going away, ENETUNREACH). rtc-transport's driver counts
+//! a failed send as a lost datagram (the earlier transport, webrtc 0.17.2,
+//! ended the association instead); where the DataChannel does close, the
+//! phone reconnects as a new peer and resumes exactly from its resume point
+//! (stream v2's `resume`), which tests/stream_v2.rs covers
 //! (`a_phone_that_gives_up_on_a_black_hole_resumes_as_a_new_peer`).
 
 #![allow(clippy::unwrap_used)]
@@ -111,9 +110,7 @@ async fn udp_path_black_holed_ice_restart_resumes_without_loss() {
         server_bind: SocketAddr::from((ns.host_ip, 0)),
         agent_netns: Some(ns.name.clone()),
         // Host candidates on the path's address only: the agent has no route
-        // to the others (webrtc-ice 0.17.2 sends data on the best unchecked
-        // pair after an ICE restart, and a send error ends the association),
-        // and other tests' interfaces come and go.
+        // to the others, and other tests' interfaces come and go.
         phone_rtc: RtcConfig {
             host_ips: vec![ns.host_ip.into()],
             ..RtcConfig::default()

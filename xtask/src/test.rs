@@ -20,20 +20,11 @@ pub fn test() -> Result<()> {
         &["test"]
     };
     run(cargo().args(runner).args(["--workspace", "--no-fail-fast"]))?;
-    // rtc-transport's own tests once more on the sans-IO stack
-    // (docs/transport-sansio.md); what it cannot do yet is ignored there.
-    run(cargo().args(runner).args([
-        "--package",
-        "rtc-transport",
-        "--features",
-        "sansio",
-        "--no-fail-fast",
-    ]))?;
     Ok(())
 }
 
 /// Static checks only: fmt, clippy (also of `muxlink` without the bundled
-/// server and of rtc-transport's sans-IO stack), rustdoc warnings and `cargo deny`.
+/// server), rustdoc warnings and `cargo deny`.
 pub fn lint() -> Result<()> {
     fmt_check()?;
     clippy()?;
@@ -43,18 +34,6 @@ pub fn lint() -> Result<()> {
         "--package",
         "agent-bin",
         "--no-default-features",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
-    // rtc-transport's sans-IO stack (feature `sansio`, off by default).
-    run(cargo().args([
-        "clippy",
-        "--package",
-        "rtc-transport",
-        "--features",
-        "sansio",
         "--all-targets",
         "--",
         "-D",

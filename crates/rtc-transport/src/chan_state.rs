@@ -1,4 +1,4 @@
-//! A DataChannel's lifecycle as both stacks' channel handles track it
+//! A DataChannel's lifecycle as the channel handle tracks it
 //! (connecting, open, closed, in a `watch` so every waiter sees a close at
 //! once), and the waits built on it: for the open, for the close, and for
 //! room below the high-water mark before a send (spec peer-lifecycle §6).

@@ -1,6 +1,5 @@
 //! Transport configuration: ICE servers, loopback-only test settings, relay-only
-//! policy, host addresses. How 0.17.2 turns it into its setting engine is in
-//! `setting_engine.rs`; the sans-IO stack reads it in `sansio/peer.rs`.
+//! policy, host addresses; `sansio/peer.rs` and `sansio/gather.rs` read it.
 
 use std::net::IpAddr;
 
@@ -28,7 +27,7 @@ pub struct RtcConfig {
     /// address the other settings allow). For a peer that must reach the other
     /// side through one interface of a machine with several, e.g. a test whose
     /// other interfaces come and go: a pair on a vanished address fails its
-    /// sends, and webrtc-sctp 0.17.2 ends the association on a send error.
+    /// sends until ICE gives it up.
     pub host_ips: Vec<IpAddr>,
 }
 

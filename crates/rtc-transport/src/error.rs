@@ -29,11 +29,7 @@ pub enum RtcError {
     /// to this connection, so it must be closed.
     #[error("no DTLS certificate fingerprint: {0}")]
     NoFingerprint(&'static str),
-    /// The WebRTC library reported an error.
-    #[error("webrtc: {0}")]
-    Webrtc(#[from] webrtc::Error),
-    /// The sans-IO stack's core reported an error.
-    #[cfg(feature = "sansio")]
+    /// The WebRTC core (`rtc`) reported an error.
     #[error("rtc: {0}")]
     Rtc(#[from] rtc::shared::error::Error),
 }

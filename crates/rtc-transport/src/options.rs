@@ -9,9 +9,10 @@ use std::time::Duration;
 /// was handed on, so the two do not leave in one datagram. SCTP bundles the
 /// queued chunks of every channel of a connection into its next packet, so a
 /// copy and an original queued together are lost together and the copy saves
-/// nothing. webrtc 0.17.2's write loop takes queued chunks within
-/// microseconds when idle; 3 ms leaves room for a busy one and is nothing
-/// next to the 1 s retransmission the copy avoids (docs/stream-v2.md §4).
+/// nothing. The driver writes the core's packets at the end of each turn, so
+/// a copy and an original handed over in one turn would share a packet; 3 ms
+/// leaves room for a busy driver and is nothing next to the 1 s
+/// retransmission the copy avoids (docs/stream-v2.md §4).
 pub const FAST_COPY_LEAD: Duration = Duration::from_millis(3);
 
 /// Delivery options of a DataChannel created with

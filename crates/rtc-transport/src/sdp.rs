@@ -1,7 +1,9 @@
-//! SDP text helpers: advertise our max-message-size and read the remote one.
+//! SDP text helpers: advertise our max-message-size and read the remote one,
+//! and drop the candidate lines of our outgoing descriptions.
 //!
-//! webrtc 0.17.2 never writes `a=max-message-size`, so we add it to every SDP we
-//! produce, right after the application section's `a=sctp-port` line.
+//! The `rtc` core writes its own `a=max-message-size` (at most 256 KiB, its
+//! send ceiling); the protocol's 1 MiB (spec peer-lifecycle §3) replaces it in
+//! every SDP we send, right after the application section's `a=sctp-port` line.
 
 use crate::DEFAULT_REMOTE_MAX_MESSAGE;
 
@@ -11,25 +13,17 @@ pub const MAX_MESSAGE_SIZE: usize = 1_048_576;
 
 const ATTR: &str = "a=max-message-size:";
 
-/// Adds `a=max-message-size:1048576` to the application m-section unless present.
-#[cfg_attr(feature = "sansio", allow(dead_code))]
-pub(crate) fn advertise_max_message_size(sdp: &str) -> String {
-    add_max_message_size(sdp, MAX_MESSAGE_SIZE)
-}
-
-/// Replaces any `a=max-message-size` by ours (the sans-IO core writes its own,
-/// at most 256 KiB).
-#[cfg(feature = "sansio")]
+/// Replaces any `a=max-message-size` by ours (the core writes its own, at
+/// most 256 KiB).
 pub(crate) fn replace_max_message_size(sdp: &str) -> String {
     add_max_message_size(&strip_max_message_size(sdp), MAX_MESSAGE_SIZE)
 }
 
-/// Our outgoing SDP for the sans-IO stack: our max-message-size, and no
-/// `a=candidate` or `a=end-of-candidates` line. The core writes the local
-/// candidates it already has into later descriptions (an ICE restart's offer
-/// carries the previous generation's); every candidate is trickled once
-/// instead, through the same signaling path as on 0.17.2.
-#[cfg(feature = "sansio")]
+/// Our outgoing SDP: our max-message-size, and no `a=candidate` or
+/// `a=end-of-candidates` line. The core writes the local candidates it already
+/// has into later descriptions (an ICE restart's offer carries the previous
+/// generation's); every candidate is trickled once instead, through
+/// signaling.
 pub(crate) fn outgoing_sdp(sdp: &str) -> String {
     let eol = if sdp.contains("\r\n") { "\r\n" } else { "\n" };
     let mut kept = String::with_capacity(sdp.len());
@@ -116,15 +110,17 @@ mod tests {
 
     #[test]
     fn advertises_once_in_the_application_section() {
-        let out = advertise_max_message_size(SDP);
+        let out = replace_max_message_size(SDP);
         assert!(
             out.contains("a=sctp-port:5000\r\na=max-message-size:1048576\r\na=ice-ufrag:x\r\n")
         );
-        assert_eq!(advertise_max_message_size(&out), out);
+        assert_eq!(replace_max_message_size(&out), out);
         assert_eq!(parse_max_message_size(&out), 1_048_576);
+        // The core's own (smaller) value is replaced, not kept beside ours.
+        let core = out.replace("1048576", "262144");
+        assert_eq!(replace_max_message_size(&core), out);
     }
 
-    #[cfg(feature = "sansio")]
     #[test]
     fn outgoing_sdp_has_no_candidate_lines() {
         let with = SDP.replace(

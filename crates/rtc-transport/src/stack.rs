@@ -1,19 +1,14 @@
-//! The webrtc stack's own thread: one current-thread tokio runtime per
-//! process ("rtc-stack") on which every peer connection's library tasks run
-//! (ICE gathering and checks, the UDP readers, the DTLS and SCTP read and
-//! write loops, our channel readers), whatever runtime the caller uses.
+//! The transport's own thread: one current-thread tokio runtime per process
+//! ("rtc-stack") on which every peer's driver task runs (the core, its UDP
+//! sockets, STUN and TURN), whatever runtime the caller uses.
 //!
-//! webrtc 0.17.2 hands each message through several tasks on each side
-//! (socket reader, ICE, mux, DTLS, SCTP, channel) and its SCTP write loop
-//! marshals every packet in `spawn_blocking`. On a multi-thread runtime a
-//! hand-off often wakes the other worker (a futex wake and a context switch,
-//! ~25 µs on a busy 2-core machine); on one thread the hand-offs between the
-//! library's own tasks are plain scheduler steps. Measured with two processes
-//! over loopback (`tests/bench.rs`, 1-byte round trips, 5 alternating pairs):
+//! It was introduced for `webrtc` 0.17.2, whose many library tasks per message
+//! woke each other across a multi-thread runtime's workers (1-byte round trip
 //! p50 173–202 µs on this thread against 236–292 µs on the callers' 2-worker
-//! runtimes, and the agent spent less CPU per byte in the bench's throughput
-//! runs. The tasks live here because every library call that starts them is
-//! made from this runtime ([`on_stack`]); a caller's future only waits for it.
+//! runtimes, `tests/bench.rs`). The sans-IO driver is one task per peer, so
+//! what remains is that all drivers share one thread and the callers' tasks
+//! hand messages to it through bounded queues. Every call that starts a driver
+//! is made from this runtime ([`on_stack`]); a caller's future only waits for it.
 
 use std::future::Future;
 use std::sync::OnceLock;

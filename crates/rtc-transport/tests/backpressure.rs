@@ -11,7 +11,7 @@ use rtc_transport::RtcError;
 
 const CHUNK: usize = 16 * 1024;
 /// Far more than any buffer on the path (receive queue 32 × 16 KiB, SCTP
-/// window 1 MiB, send high mark 512 KiB, pending queue 128 KiB).
+/// window 1 MiB, send high mark 512 KiB).
 const CAP: usize = 64 * 1024 * 1024;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,8 +11,8 @@
 //! token bucket ([`ClientKey`]: IPv4 address or IPv6 /64) in a fixed-size
 //! least-recently-used table, so a flood from one source gets few answers
 //! and a flood from many sources cannot grow the table. Messages are parsed
-//! and built with the `stun` crate of the webrtc stack (already a dependency
-//! of the agent's WebRTC code).
+//! and built with the STUN crate of the `rtc` core (already a dependency of
+//! the agent's WebRTC code).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
@@ -168,7 +168,7 @@ impl Responder {
     fn handle(&mut self, datagram: &[u8], from: SocketAddr, now: Instant) -> Verdict {
         // Cheap checks first: the STUN header (top bits zero, magic cookie)
         // and the Binding request type, before any decoding.
-        if !stun::message::is_message(datagram)
+        if !stun::message::is_stun_message(datagram)
             || u16::from_be_bytes([datagram[0], datagram[1]]) != BINDING_REQUEST.value()
         {
             return Verdict::Ignore;
@@ -237,8 +237,7 @@ pub(crate) async fn run(socket: UdpSocket, shutdown: CancellationToken) {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use stun::agent::TransactionId;
-    use stun::message::Getter as _;
+    use stun::message::{Getter as _, TransactionId};
 
     use super::*;
 

@@ -1,6 +1,6 @@
 //! The STUN responder: a Binding request over real UDP gets the client's
 //! address back as XOR-MAPPED-ADDRESS (library and binary, `--stun-bind`),
-//! other datagrams get nothing, a real ICE agent (the webrtc stack through
+//! other datagrams get nothing, a real ICE agent (the WebRTC stack through
 //! rtc-transport) gathers a server-reflexive candidate from it, `off` and
 //! the port-0 default start no responder, and an address that cannot be
 //! bound stops the start with one line naming the setting.
@@ -14,8 +14,7 @@ use std::time::Duration;
 use common::*;
 use rtc_transport::{IceServer, RtcConfig, RtcEvent, RtcPeer};
 use signaling_server::{Server, ServerConfig, StartError, StunBind};
-use stun::agent::TransactionId;
-use stun::message::{BINDING_REQUEST, BINDING_SUCCESS, Getter as _, Message};
+use stun::message::{BINDING_REQUEST, BINDING_SUCCESS, Getter as _, Message, TransactionId};
 use stun::xoraddr::XorMappedAddress;
 use tokio::net::UdpSocket;
 

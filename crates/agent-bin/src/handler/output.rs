@@ -10,14 +10,14 @@ const ENVELOPE: usize = 64;
 /// Smallest budget used even if a phone advertises less (a phone that small cannot work).
 const MIN_BUDGET: usize = 1024;
 /// The largest `output` message the host sends, whatever the phone accepts.
-/// webrtc-sctp 0.17.2 can hold back the rest of a message larger than
-/// [`rtc_transport::STALL_FREE_MESSAGE_SIZE`] until the phone sends a packet.
-/// With messages of several hundred KiB the stream stood still for 0.2–2 s at
-/// a time with no loss and no retransmission timeout on either side (bench,
-/// random-letter bulk: most runs lost 26–47 MB of 48 to lag snapshots; with
-/// this cap 6 of 6 runs lost at most 1.8 MB).
+/// Chosen on the earlier transport (webrtc-sctp 0.17.2), which could hold back
+/// the rest of a message of several hundred KiB until the phone sent a packet
+/// (bench, random-letter bulk: most runs lost 26–47 MB of 48 to lag
+/// snapshots; with this cap 6 of 6 runs lost at most 1.8 MB). Kept on the
+/// `rtc` core: below its 256 KiB ceiling, and a message this size still
+/// leaves the next keystroke's echo little to wait behind.
 pub const OUTPUT_MESSAGE_CAP: usize = 64 * 1024;
-const _: () = assert!(OUTPUT_MESSAGE_CAP <= rtc_transport::STALL_FREE_MESSAGE_SIZE);
+const _: () = assert!(OUTPUT_MESSAGE_CAP <= rtc_transport::MAX_TRANSPORT_MESSAGE);
 
 /// The largest `data` payload allowed for a phone with `max_message_size`.
 pub fn data_budget(max_message_size: usize) -> usize {

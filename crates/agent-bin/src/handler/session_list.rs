@@ -1,8 +1,8 @@
 //! Holds the `sessions` event to one message of at most
 //! [`OUTPUT_MESSAGE_CAP`](super::output::OUTPUT_MESSAGE_CAP), like every
-//! `output` message: with several hundred panes the tree outgrows what
-//! webrtc-sctp 0.17.2 sends without stalling (~85 KiB), and past 256 KiB the
-//! next WebRTC stack refuses the message outright. When the whole list does
+//! `output` message: with several hundred panes the tree could outgrow the
+//! transport's 256 KiB ceiling (`rtc_transport::MAX_TRANSPORT_MESSAGE`), and
+//! the earlier transport stalled on messages above ~85 KiB. When the whole list does
 //! not fit, whole sessions are left out, the least recently active first; the
 //! rest keep their tmux order. A session is never split or edited.
 

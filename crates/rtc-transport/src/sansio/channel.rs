@@ -1,7 +1,6 @@
-//! One DataChannel on the sans-IO stack: a handle ([`RtcChannel`]) that
-//! hands messages to the peer's driver and reads from a bounded queue the
-//! driver fills, and the state both share ([`ChanShared`]). Same contract as
-//! the 0.17.2 wrapper's channel: sends wait above 512 KiB buffered (the
+//! One DataChannel: a handle ([`RtcChannel`]) that hands messages to the
+//! peer's driver and reads from a bounded queue the driver fills, and the
+//! state both share ([`ChanShared`]). Sends wait above 512 KiB buffered (the
 //! driver publishes the core's unacknowledged bytes after every turn),
 //! `try_send` never waits, close wakes every waiter at once. Sends and
 //! closes reach the driver as [`ChannelOp`]s on a bounded queue of their own.
@@ -18,7 +17,7 @@ pub(super) use crate::chan_state::ChanState;
 use crate::chan_state::{wait_closed, wait_for_room, wait_open};
 use crate::error::RtcError;
 use crate::options::ChannelOptions;
-use crate::{LOW_WATER_MARK, SEND_TIMEOUT, TRY_SEND_LIMIT};
+use crate::{LOW_WATER_MARK, MAX_TRANSPORT_MESSAGE, SEND_TIMEOUT, TRY_SEND_LIMIT};
 
 /// Received messages waiting for `recv`; a full queue stops the driver
 /// reading the socket, which in turn fills SCTP's receive window.
@@ -194,12 +193,16 @@ impl RtcChannel {
 
     /// Sends one binary message. Waits while more than 512 KiB are buffered
     /// (until the buffered amount falls to 4 096, the channel closes, or 5 s pass).
+    /// A message larger than the remote side accepts or than
+    /// [`MAX_TRANSPORT_MESSAGE`] fails with [`RtcError::TooLarge`]; the channel
+    /// stays open.
     pub async fn send(&self, bytes: &[u8]) -> Result<(), RtcError> {
         self.send_inner(bytes, true).await
     }
 
     /// Test hook for hostile-peer tests: [`RtcChannel::send`] without the check
-    /// against the remote max-message-size (the library's own limit still applies).
+    /// against the remote max-message-size ([`MAX_TRANSPORT_MESSAGE`], the
+    /// core's own limit, still applies).
     pub async fn send_unchecked(&self, bytes: &[u8]) -> Result<(), RtcError> {
         self.send_inner(bytes, false).await
     }
@@ -214,7 +217,7 @@ impl RtcChannel {
         let inner = &self.inner;
         if !self.is_open()
             || bytes.is_empty()
-            || bytes.len() > self.remote_max_message_size()
+            || bytes.len() > self.remote_max_message_size().min(MAX_TRANSPORT_MESSAGE)
             || inner.buffered().saturating_add(bytes.len()) > TRY_SEND_LIMIT
         {
             return false;
@@ -239,8 +242,12 @@ impl RtcChannel {
             ChanState::Connecting => return Err(RtcError::NotOpen),
             ChanState::Open => {}
         }
-        let limit = self.remote_max_message_size();
-        if check_limit && bytes.len() > limit {
+        let limit = if check_limit {
+            self.remote_max_message_size().min(MAX_TRANSPORT_MESSAGE)
+        } else {
+            MAX_TRANSPORT_MESSAGE
+        };
+        if bytes.len() > limit {
             return Err(RtcError::TooLarge {
                 size: bytes.len(),
                 limit,

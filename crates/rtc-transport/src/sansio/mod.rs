@@ -1,6 +1,6 @@
-//! The sans-IO stack (cargo feature `sansio`): the same [`RtcPeer`] and
-//! [`RtcChannel`] API on the `rtc` 0.21 core, each peer driven by one task of
-//! ours on the stack thread that owns the core and the peer's UDP socket
+//! The transport on the `rtc` 0.21 sans-IO core: [`RtcPeer`] and
+//! [`RtcChannel`], each peer driven by one task of ours on the stack thread
+//! that owns the core and the peer's UDP sockets
 //! (docs/transport-sansio.md has the measurements behind the move and the
 //! plan). It gathers host candidates (one socket per local address),
 //! server-reflexive ones from STUN servers and relayed ones from TURN

@@ -69,8 +69,9 @@ impl RtcPeer {
         Self::with_send_limit(config, MAX_MESSAGE_SIZE).await
     }
 
-    /// Test hook for hostile-peer tests: like [`RtcPeer::new`] but the stack
-    /// may send messages up to `send_limit` bytes.
+    /// Test hook for hostile-peer tests: like [`RtcPeer::new`] but the core
+    /// is told it may send messages up to `send_limit` bytes (it never sends
+    /// more than [`crate::MAX_TRANSPORT_MESSAGE`]).
     pub async fn with_send_limit(
         config: &RtcConfig,
         send_limit: usize,
@@ -245,7 +246,8 @@ impl RtcPeer {
     }
 
     /// Test hook for hostile-peer tests: treat later remote descriptions as
-    /// advertising no limit (see the 0.17.2 wrapper's hook of the same name).
+    /// advertising no limit: sends are then held only to
+    /// [`crate::MAX_TRANSPORT_MESSAGE`].
     pub fn ignore_remote_max_message_size(&self, ignore: bool) {
         self.inner
             .shared
@@ -314,7 +316,7 @@ async fn start_relays(config: &RtcConfig, sockets: &[HostSocket]) -> Vec<Relay> 
 }
 
 /// Every ICE server URL must be `stun:`, `stuns:`, `turn:` or `turns:` with a
-/// host: a typo fails the peer at once, as it does on 0.17.2, instead of
+/// host: a typo fails the peer at once instead of
 /// leaving it without the candidates the user asked for.
 fn check_urls(config: &RtcConfig) -> Result<(), RtcError> {
     for url in config.ice_servers.iter().flat_map(|s| &s.urls) {

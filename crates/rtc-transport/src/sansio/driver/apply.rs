@@ -173,8 +173,8 @@ pub(super) fn relayed(d: &mut Driver, index: usize) {
 
 /// A STUN server reported `mapped` for the socket at `index`: add and report
 /// the server-reflexive candidate. Also when it is the socket's own address
-/// (no NAT on the way), as 0.17.2 does: it costs a redundant pair, and shows
-/// that the STUN server answers.
+/// (no NAT on the way), as other ICE agents do: it costs a redundant pair,
+/// and shows that the STUN server answers.
 pub(super) fn server_reflexive(d: &mut Driver, index: usize, mapped: SocketAddr) {
     let Some(base) = d.sockets.get(index).map(|s| s.local) else {
         return;
