@@ -194,7 +194,12 @@ async fn accept_loop(listener: TcpListener, addr: SocketAddr, shared: Arc<Shared
             }
             continue;
         };
+        // Biased: a refuse asked for before a `cut` takes effect before
+        // any connection already waiting in the backlog is accepted, so a
+        // client that redials the moment it is cut is refused (unbiased, the
+        // accept could win and the client was back at once).
         tokio::select! {
+            biased;
             _ = stop.changed() => {}
             r = refuse.changed() => if r.is_err() { break },
             r = l.accept() => match r {
