@@ -37,13 +37,6 @@ pub(crate) fn outgoing_sdp(sdp: &str) -> String {
     replace_max_message_size(&kept)
 }
 
-/// Replaces any `a=max-message-size` by `a=max-message-size:0` ("no limit"),
-/// so the library applies only its own send limit (hostile-peer hook; an absent
-/// attribute would make it assume 65 536).
-pub(crate) fn unlimit_max_message_size(sdp: &str) -> String {
-    add_max_message_size(&strip_max_message_size(sdp), 0)
-}
-
 fn add_max_message_size(sdp: &str, value: usize) -> String {
     if sdp.lines().any(|l| l.starts_with(ATTR)) {
         return sdp.to_owned();

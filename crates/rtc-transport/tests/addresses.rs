@@ -93,7 +93,7 @@ async fn peers_connect_over_the_machines_other_addresses() {
             .all(|c| !c.contains(" 127.0.0.1 ") && !c.contains(" ::1 ")),
         "{got:?}"
     );
-    let pair = connect_from(&config, false, None).await;
+    let pair = connect_from(&config, false).await;
     pair.off_ch.send(b"over the wire").await.unwrap();
     let got = common::recv(&pair.ans_ch).await;
     assert_eq!(&got[..], b"over the wire");

@@ -69,7 +69,7 @@ async fn empty_candidates_are_ignored_and_the_queue_is_bounded() {
 
 /// The core's ceiling is 256 KiB each way although both ends advertise the
 /// protocol's 1 MiB: a message of the ceiling arrives whole; a larger one is
-/// refused before it reaches the core, even through the hostile-peer hook,
+/// refused before it reaches the core, even through `send_unchecked`,
 /// and the channel stays open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn largest_transport_message_arrives_whole_and_larger_is_refused() {

@@ -24,7 +24,7 @@ use crate::dtls::DtlsFingerprints;
 use crate::error::RtcError;
 use crate::event::{Candidate, PeerState, RtcEvent};
 use crate::options::ChannelOptions;
-use crate::sdp::{MAX_MESSAGE_SIZE, parse_max_message_size, unlimit_max_message_size};
+use crate::sdp::{MAX_MESSAGE_SIZE, parse_max_message_size};
 
 /// Events waiting for the owner; when full, further events are dropped with a log.
 const EVENT_QUEUE: usize = 256;
@@ -66,19 +66,10 @@ impl std::fmt::Debug for RtcPeer {
 impl RtcPeer {
     /// Builds a peer connection and its bounded event receiver.
     pub async fn new(config: &RtcConfig) -> Result<(RtcPeer, mpsc::Receiver<RtcEvent>), RtcError> {
-        Self::with_send_limit(config, MAX_MESSAGE_SIZE).await
-    }
-
-    /// Test hook for hostile-peer tests: like [`RtcPeer::new`] but the core
-    /// is told it may send messages up to `send_limit` bytes (it never sends
-    /// more than [`crate::MAX_TRANSPORT_MESSAGE`]).
-    pub async fn with_send_limit(
-        config: &RtcConfig,
-        send_limit: usize,
-    ) -> Result<(RtcPeer, mpsc::Receiver<RtcEvent>), RtcError> {
         check_urls(config)?;
         let ips = host_ips(config)?;
-        let send_limit = u32::try_from(send_limit).unwrap_or(u32::MAX);
+        // The core caps this at its own ceiling (`MAX_TRANSPORT_MESSAGE`).
+        let send_limit = u32::try_from(MAX_MESSAGE_SIZE).unwrap_or(u32::MAX);
         let mut settings = SettingEngineBuilder::new()
             .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), None)
             .with_sctp_max_message_size(SctpMaxMessageSize::Bounded(send_limit));
@@ -245,16 +236,6 @@ impl RtcPeer {
         self.inner.shared.remote_max.load(Ordering::Relaxed)
     }
 
-    /// Test hook for hostile-peer tests: treat later remote descriptions as
-    /// advertising no limit: sends are then held only to
-    /// [`crate::MAX_TRANSPORT_MESSAGE`].
-    pub fn ignore_remote_max_message_size(&self, ignore: bool) {
-        self.inner
-            .shared
-            .ignore_remote_max
-            .store(ignore, Ordering::SeqCst);
-    }
-
     fn check_open(&self) -> Result<(), RtcError> {
         if self.inner.shared.closed.load(Ordering::SeqCst) {
             Err(RtcError::Closed)
@@ -267,11 +248,8 @@ impl RtcPeer {
         if sdp.trim().is_empty() {
             return Err(RtcError::Invalid("empty session description".to_owned()));
         }
-        let shared = &self.inner.shared;
-        if shared.ignore_remote_max.load(Ordering::SeqCst) {
-            return Ok(unlimit_max_message_size(sdp));
-        }
-        shared
+        self.inner
+            .shared
             .remote_max
             .store(parse_max_message_size(sdp), Ordering::Relaxed);
         Ok(sdp.to_owned())

@@ -19,25 +19,12 @@ pub struct Side {
 }
 
 pub async fn side() -> Side {
-    side_with(None).await
+    side_from(&RtcConfig::loopback()).await
 }
 
-/// A side whose library may send up to `send_limit` bytes and which ignores
-/// the remote max-message-size (hostile-peer hook).
-pub async fn side_with(send_limit: Option<usize>) -> Side {
-    side_from(&RtcConfig::loopback(), send_limit).await
-}
-
-/// [`side_with`] on any configuration.
-pub async fn side_from(config: &RtcConfig, send_limit: Option<usize>) -> Side {
-    let (peer, mut rx) = match send_limit {
-        None => RtcPeer::new(config).await.unwrap(),
-        Some(limit) => {
-            let (p, rx) = RtcPeer::with_send_limit(config, limit).await.unwrap();
-            p.ignore_remote_max_message_size(true);
-            (p, rx)
-        }
-    };
+/// [`side`] on any configuration.
+pub async fn side_from(config: &RtcConfig) -> Side {
+    let (peer, mut rx) = RtcPeer::new(config).await.unwrap();
     let (ct, cands) = mpsc::channel(64);
     let (st, states) = mpsc::channel(64);
     let (cht, channels) = mpsc::channel(4);
@@ -107,22 +94,13 @@ pub struct Pair {
 }
 
 pub async fn connect(strip_prefix: bool) -> Pair {
-    connect_with(strip_prefix, None).await
+    connect_from(&RtcConfig::loopback(), strip_prefix).await
 }
 
-/// Like [`connect`], with the answerer built by [`side_with`].
-pub async fn connect_with(strip_prefix: bool, answerer_send_limit: Option<usize>) -> Pair {
-    connect_from(&RtcConfig::loopback(), strip_prefix, answerer_send_limit).await
-}
-
-/// [`connect_with`] with both sides on `config`.
-pub async fn connect_from(
-    config: &RtcConfig,
-    strip_prefix: bool,
-    answerer_send_limit: Option<usize>,
-) -> Pair {
-    let mut o = side_from(config, None).await;
-    let mut a = side_from(config, answerer_send_limit).await;
+/// [`connect`] with both sides on `config`.
+pub async fn connect_from(config: &RtcConfig, strip_prefix: bool) -> Pair {
+    let mut o = side_from(config).await;
+    let mut a = side_from(config).await;
     let off_ch = o.peer.create_data_channel("terminal").await.unwrap();
     let offer_sdp = o.peer.create_offer(false).await.unwrap();
     // Offerer candidates reach the answerer before it has any description.
