@@ -97,6 +97,7 @@ pub(super) async fn send_output(
     let events = numbered_events(bytes, compressor, budget, numbering)
         .map_err(|OutputError::Compression| SendFail::Compress)?;
     let compressed = std::time::Instant::now();
+    let wire = events.iter().map(output_len).sum();
     for event in &events {
         tokio::select! {
             biased;
@@ -110,15 +111,28 @@ pub(super) async fn send_output(
     Ok(PieceCost {
         compressing: compressed - started,
         sending: compressed.elapsed(),
+        plain: bytes.len(),
+        wire,
     })
 }
 
+/// The bytes an `output` event carries (compressed, when it is).
+fn output_len(event: &Event) -> usize {
+    match event {
+        Event::Output { data, .. } => data.len(),
+        _ => 0,
+    }
+}
+
 /// What one [`send_output`] cost: building (and compressing) its events, and
-/// handing them to the channel (waiting for room included).
+/// handing them to the channel (waiting for room included); the piece's
+/// bytes before and after compression.
 #[derive(Debug, Default, Clone, Copy)]
 pub(super) struct PieceCost {
-    compressing: Duration,
-    sending: Duration,
+    pub compressing: Duration,
+    pub sending: Duration,
+    pub plain: usize,
+    pub wire: usize,
 }
 
 /// One attachment's sender: where it is in the pane stream and how it sends.
@@ -287,9 +301,7 @@ impl Sender {
         self.cursor += bytes.len() as u64;
         if let Some(c) = self.compressor.as_mut() {
             let backlog = self.stream.head().saturating_sub(self.cursor);
-            let level = self
-                .levels
-                .after_piece(backlog, cost.compressing, cost.sending);
+            let level = self.levels.after_piece(backlog, &cost);
             if level != c.level() {
                 tracing::debug!(
                     pane = self.stream.pane_id(),
