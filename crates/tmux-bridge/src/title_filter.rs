@@ -52,8 +52,8 @@ impl TitleFilter {
     /// Outside a title the bytes up to the next ESC are copied as one run
     /// (found with `memchr`): bulk output has few ESCs, and stepping through
     /// it byte by byte cost a tenth of the agent's CPU at bulk rates. Only
-    /// ESCs and titles go through [`Self::step`], so the result is the
-    /// byte-at-a-time one.
+    /// ESCs and titles go through the state machine byte by byte, so the
+    /// result is the same as stepping through every byte.
     pub fn filter(&mut self, input: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(input.len());
         let mut rest = input;
