@@ -21,14 +21,24 @@ use std::time::Duration;
 
 use terminal_protocol::{DEFLATE_LEVEL, FAST_DEFLATE_LEVEL};
 
-use super::pump::PieceCost;
-
 /// Backlog from which a sender whose compression does not pay switches to
 /// the fast level: a quarter of the lag bound (1 MiB), so it acts well
 /// before a skip.
 const FAST_FROM: u64 = 256 * 1024;
 /// Backlog below which the sender has caught up and the usual level returns.
 const NORMAL_BELOW: u64 = 64 * 1024;
+
+/// What sending one piece cost (the output sender's `send_output`):
+/// building (and compressing) its events, and handing them to the channel
+/// (waiting for room included); the piece's bytes before and after
+/// compression.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct PieceCost {
+    pub compressing: Duration,
+    pub sending: Duration,
+    pub plain: usize,
+    pub wire: usize,
+}
 
 /// The level decision of one attachment's sender.
 #[derive(Debug, Default)]

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::PeerLink;
-use super::deflate_level::LevelChooser;
+use super::deflate_level::{LevelChooser, PieceCost};
 use super::ending::Cause;
 use super::output::{Numbering, OutputError, data_budget, numbered_events, plain_budget};
 use super::settle;
@@ -122,17 +122,6 @@ fn output_len(event: &Event) -> usize {
         Event::Output { data, .. } => data.len(),
         _ => 0,
     }
-}
-
-/// What one [`send_output`] cost: building (and compressing) its events, and
-/// handing them to the channel (waiting for room included); the piece's
-/// bytes before and after compression.
-#[derive(Debug, Default, Clone, Copy)]
-pub(super) struct PieceCost {
-    pub compressing: Duration,
-    pub sending: Duration,
-    pub plain: usize,
-    pub wire: usize,
 }
 
 /// One attachment's sender: where it is in the pane stream and how it sends.
