@@ -70,7 +70,8 @@ fn link_time_saved(cost: &PieceCost) -> Duration {
         return Duration::MAX;
     }
     let saved = cost.plain.saturating_sub(cost.wire) as f64 / cost.wire as f64;
-    cost.sending.mul_f64(saved.min(1e6))
+    // Finite and not negative; a product past what a Duration holds is "a lot".
+    Duration::try_from_secs_f64(cost.sending.as_secs_f64() * saved).unwrap_or(Duration::MAX)
 }
 
 #[cfg(test)]
@@ -156,5 +157,19 @@ mod tests {
             wire: PIECE + 5,
         };
         assert_eq!(c.after_piece(FAST_FROM, &grew), FAST_DEFLATE_LEVEL);
+    }
+
+    #[test]
+    fn extreme_costs_do_not_panic() {
+        let mut c = LevelChooser::default();
+        let huge = PieceCost {
+            compressing: MS,
+            sending: Duration::MAX,
+            plain: usize::MAX,
+            wire: 1,
+        };
+        assert_eq!(c.after_piece(FAST_FROM, &huge), DEFLATE_LEVEL);
+        let empty = PieceCost::default();
+        assert_eq!(c.after_piece(FAST_FROM, &empty), DEFLATE_LEVEL);
     }
 }
