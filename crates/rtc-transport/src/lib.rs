@@ -96,7 +96,9 @@ pub const HIGH_WATER_MARK: usize = 512 * 1024;
 /// [`RtcChannel::try_send`] drops a message that would leave more than this
 /// many bytes buffered on its channel (64 KiB).
 pub const TRY_SEND_LIMIT: usize = 64 * 1024;
-/// How long a send may wait for room (spec peer-lifecycle §6).
+/// How long a send may wait for room while the remote side acknowledges
+/// nothing (spec peer-lifecycle §6; a slow reader that keeps acknowledging
+/// bytes is waited for, see `chan_state::wait_for_room`).
 pub const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// The largest message the core sends or reassembles (its fixed ceiling,
 /// 256 KiB): a larger send fails with [`RtcError::TooLarge`] whatever the

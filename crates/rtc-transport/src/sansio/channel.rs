@@ -253,8 +253,8 @@ impl RtcChannel {
                 limit,
             });
         }
+        wait_for_room(&inner.low, || inner.buffered(), &mut st, SEND_TIMEOUT).await?;
         let deadline = Instant::now() + SEND_TIMEOUT;
-        wait_for_room(&inner.low, || inner.buffered(), &mut st, deadline).await?;
         inner.queued.fetch_add(bytes.len(), Ordering::SeqCst);
         let cmd = ChannelOp::Send {
             id: inner.id,
