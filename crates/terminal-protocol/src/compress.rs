@@ -70,11 +70,13 @@ fn delta(after: u64, before: u64) -> usize {
 pub const DEFLATE_LEVEL: u32 = 2;
 
 /// The level a host may switch to between messages while deflate, not the
-/// link, is what holds its output back: on random-letter lines zlib-rs's
-/// level 1 keeps 0.95 of the bytes (static Huffman codes only) but costs far
-/// less CPU, which on a fast link (the bench's loopback with the sans-IO
-/// stack) took delivered throughput from 0.77 to 0.87 of tmux's own rate.
-pub const FAST_DEFLATE_LEVEL: u32 = 1;
+/// link, is what holds its output back: 0, stored blocks, which cost a copy.
+/// zlib-rs's level 1 keeps 0.95 of random-letter lines anyway (static
+/// Huffman codes only) for a good part of level 2's CPU; with the host's
+/// chooser keeping the fast level between probes, three `--throughput-only`
+/// runs on the bench's loopback delivered 1.00, 0.86 and 0.82 of tmux's own
+/// rate, where level 1 with the earlier chooser gave 0.66–0.80.
+pub const FAST_DEFLATE_LEVEL: u32 = 0;
 
 /// Host side: one per attachment with `compression: "deflate"`.
 pub struct Compressor {

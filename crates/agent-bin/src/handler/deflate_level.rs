@@ -14,8 +14,10 @@
 //! and tmux's (the bench's 2 cores). Log lines shrink to a seventh, so their
 //! saving outweighs the CPU on any link and they keep the usual level. On a
 //! slow link the sends wait for room, the saving is large, and every byte
-//! keeps the better compression the link needs. Once the sender has caught
-//! up (or the lag rule skipped it to the head), the usual level returns.
+//! keeps the better compression the link needs. The fast level then stays:
+//! every sixteenth piece goes at the usual level as a probe, and the usual
+//! level returns when a probe's compression pays (the link slowed down, or
+//! the output became compressible).
 
 use std::time::Duration;
 
@@ -25,8 +27,10 @@ use terminal_protocol::{DEFLATE_LEVEL, FAST_DEFLATE_LEVEL};
 /// the fast level: a quarter of the lag bound (1 MiB), so it acts well
 /// before a skip.
 const FAST_FROM: u64 = 256 * 1024;
-/// Backlog below which the sender has caught up and the usual level returns.
-const NORMAL_BELOW: u64 = 64 * 1024;
+/// At the fast level, every this many pieces one goes at the usual level
+/// again, to see whether compression now pays (the output or the link
+/// changed): a sixteenth of the pieces, about 1 MiB of bulk output apart.
+const PROBE_EVERY: u32 = 16;
 
 /// What sending one piece cost (the output sender's `send_output`):
 /// building (and compressing) its events, and handing them to the channel
@@ -40,25 +44,46 @@ pub(super) struct PieceCost {
     pub wire: usize,
 }
 
+/// Where one attachment's sender stands.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The usual level.
+    #[default]
+    Usual,
+    /// The fast level, this many pieces since the last at the usual level.
+    Fast(u32),
+    /// One piece at the usual level while the fast level is in use.
+    Probe,
+}
+
 /// The level decision of one attachment's sender.
 #[derive(Debug, Default)]
 pub(super) struct LevelChooser {
-    fast: bool,
+    mode: Mode,
 }
 
 impl LevelChooser {
     /// The level for the next piece, after one went out: `backlog` bytes are
     /// read from the pane and not yet sent; `cost` is what the piece took.
+    ///
+    /// The fast level is kept once chosen, until a probe piece at the usual
+    /// level shows compression paying again: going back as soon as the
+    /// sender caught up made it fall behind again at once, and the swings
+    /// took it past the lag bound (skips) where uncompressed output kept up.
     pub(super) fn after_piece(&mut self, backlog: u64, cost: &PieceCost) -> u32 {
-        if self.fast {
-            self.fast = backlog >= NORMAL_BELOW;
-        } else {
-            self.fast = backlog >= FAST_FROM && cost.compressing > link_time_saved(cost);
-        }
-        if self.fast {
-            FAST_DEFLATE_LEVEL
-        } else {
-            DEFLATE_LEVEL
+        let does_not_pay = cost.compressing > link_time_saved(cost);
+        self.mode = match self.mode {
+            Mode::Usual if backlog >= FAST_FROM && does_not_pay => Mode::Fast(0),
+            Mode::Usual => Mode::Usual,
+            // The sender was behind when it went fast; the probe's own costs decide.
+            Mode::Probe if does_not_pay => Mode::Fast(0),
+            Mode::Probe => Mode::Usual,
+            Mode::Fast(n) if n + 1 >= PROBE_EVERY => Mode::Probe,
+            Mode::Fast(n) => Mode::Fast(n + 1),
+        };
+        match self.mode {
+            Mode::Fast(_) => FAST_DEFLATE_LEVEL,
+            Mode::Usual | Mode::Probe => DEFLATE_LEVEL,
         }
     }
 }
@@ -103,27 +128,41 @@ mod tests {
     }
 
     #[test]
-    fn falling_behind_while_compression_does_not_pay_switches_until_caught_up() {
+    fn falling_behind_while_compression_does_not_pay_stays_fast_between_probes() {
         let mut c = LevelChooser::default();
         // 1 ms of CPU saved 0.64 x 1 ms of link time.
         assert_eq!(
             c.after_piece(FAST_FROM, &letters(MS, MS)),
             FAST_DEFLATE_LEVEL
         );
-        // At the fast level the costs no longer decide; catching up does.
+        // At the fast level neither the costs nor catching up decide: the
+        // sender stays fast until a probe.
+        for _ in 1..PROBE_EVERY {
+            assert_eq!(c.after_piece(0, &letters(US, MS)), FAST_DEFLATE_LEVEL);
+        }
+        assert_eq!(c.after_piece(0, &letters(US, MS)), DEFLATE_LEVEL);
+        // The probe still does not pay: fast again, whatever the backlog.
+        assert_eq!(c.after_piece(0, &letters(MS, MS)), FAST_DEFLATE_LEVEL);
+    }
+
+    #[test]
+    fn a_probe_that_pays_returns_to_the_usual_level() {
+        let mut c = LevelChooser::default();
         assert_eq!(
-            c.after_piece(FAST_FROM / 2, &letters(US, MS)),
+            c.after_piece(FAST_FROM, &letters(MS, MS)),
             FAST_DEFLATE_LEVEL
         );
+        for _ in 1..PROBE_EVERY {
+            c.after_piece(FAST_FROM, &letters(US, MS));
+        }
+        assert_eq!(c.after_piece(FAST_FROM, &letters(US, MS)), DEFLATE_LEVEL);
+        // The link got slow: 1 ms of CPU saved 0.64 x 20 ms.
         assert_eq!(
-            c.after_piece(NORMAL_BELOW, &letters(US, MS)),
-            FAST_DEFLATE_LEVEL
-        );
-        assert_eq!(
-            c.after_piece(NORMAL_BELOW - 1, &letters(US, MS)),
+            c.after_piece(FAST_FROM, &letters(MS, 20 * MS)),
             DEFLATE_LEVEL
         );
-        assert_eq!(c.after_piece(NORMAL_BELOW, &letters(MS, US)), DEFLATE_LEVEL);
+        // Back at the usual level, a sender that keeps up stays there.
+        assert_eq!(c.after_piece(0, &letters(MS, MS)), DEFLATE_LEVEL);
     }
 
     #[test]
