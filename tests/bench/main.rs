@@ -193,19 +193,9 @@ async fn measure_all(rig: &mut Rig, only_bulk: bool) -> Result<Report> {
     let mut r = Report::default();
 
     step(&format!(
-        "tmux alone: {} MB of random-letter lines through pipe-pane -O 'cat > FIFO', no agent ({BULK_RUNS} runs), then log lines",
+        "tmux alone: {} MB of log lines through pipe-pane -O 'cat > FIFO', no agent (the random-letter runs alternate with the agent's below)",
         BULK_BYTES / 1_000_000
     ));
-    let mut native_best: f64 = 0.0;
-    for _ in 0..BULK_RUNS {
-        let t = rig::blocking(|| stream::native(rig, BULK_BYTES, Kind::Letters))?;
-        if !t.byte_exact() {
-            r.notes
-                .push("the native pipe-pane run was not byte-exact".into());
-        }
-        println!("    {:.1} MB/s (CPU: {})", t.mbps(), t.cpu_text());
-        native_best = native_best.max(t.mbps());
-    }
     let native_log = rig::blocking(|| stream::native(rig, BULK_BYTES, Kind::Log))?;
     println!(
         "    log lines: {:.1} MB/s (CPU: {})",
@@ -219,7 +209,7 @@ async fn measure_all(rig: &mut Rig, only_bulk: bool) -> Result<Report> {
         println!("    agent pid {}", rig.agent_pid()?);
         let conn = Arc::new(rig.phone.connect(rig.signaling()?).await?);
         let _keepalive = Keepalive::start(&conn);
-        measure_throughput(rig, &conn, &mut r, native_best, &native_log).await?;
+        measure_throughput(rig, &conn, &mut r, &native_log).await?;
         conn.close().await;
         return Ok(r);
     }
@@ -257,7 +247,7 @@ async fn measure_all(rig: &mut Rig, only_bulk: bool) -> Result<Report> {
     );
 
     rig.drain_agent();
-    measure_throughput(rig, &conn, &mut r, native_best, &native_log).await?;
+    measure_throughput(rig, &conn, &mut r, &native_log).await?;
 
     measure_slow(rig, &conn, &mut r).await?;
 
@@ -287,7 +277,8 @@ async fn measure_all(rig: &mut Rig, only_bulk: bool) -> Result<Report> {
     conn.detach().await?;
     conn.close().await;
     r.notes.push(format!(
-        "throughput and native: best of {BULK_RUNS} runs each; MB = 10^6 bytes for rates, MiB for memory"
+        "throughput: {BULK_RUNS} runs through the agent, alternating with {} tmux-alone runs (before, between, after); each agent run is divided by the better of the tmux runs beside it, and the best ratio counts; MB = 10^6 bytes for rates, MiB for memory",
+        BULK_RUNS + 1
     ));
     r.notes.push(
         "input under flood: one attachment per peer and one paired phone per host, so the flood runs in a sibling pane of the attached one (same window), not through a second peer".into(),
@@ -300,22 +291,23 @@ async fn measure_all(rig: &mut Rig, only_bulk: bool) -> Result<Report> {
 }
 
 /// The bulk runs through the agent: letters with deflate ([`BULK_RUNS`],
-/// the best counts), log lines, letters without deflate. The figure is the
-/// delivered rate ([`stream::Transfer::mbps`]): pattern bytes the phone
-/// received per second until the generator's end marker arrived. Under the
-/// lag rule a phone slower than the pane gets snapshots instead of the bytes
-/// it missed, so skipped bytes never count, and the pane's own rate (all
-/// bytes over the same time) is printed beside it. Checked: byte-exact when
-/// nothing was skipped, else every byte the pattern at its offset.
+/// each between two runs of tmux alone, since this machine's tmux rate
+/// drifts by a third within minutes), log lines, letters without deflate.
+/// The figure is the delivered rate ([`stream::Transfer::mbps`]): pattern
+/// bytes the phone received per second until the generator's end marker
+/// arrived. Under the lag rule a phone slower than the pane gets snapshots
+/// instead of the bytes it missed, so skipped bytes never count, and the
+/// pane's own rate (all bytes over the same time) is printed beside it.
+/// Checked: byte-exact when nothing was skipped, else every byte the pattern
+/// at its offset.
 async fn measure_throughput(
     rig: &mut Rig,
     conn: &mobile_client::PhoneConnection,
     r: &mut Report,
-    native_best: f64,
     native_log: &stream::Transfer,
 ) -> Result<()> {
     step(&format!(
-        "Throughput: {} MB of random-letter lines through the agent to the phone, deflate on ({BULK_RUNS} runs), then log lines, then no deflate",
+        "Throughput: {} MB of random-letter lines, tmux alone (pipe-pane -O 'cat > FIFO', no agent) and through the agent to the phone (deflate on) in turn, {BULK_RUNS} runs through the agent; then log lines, then no deflate",
         BULK_BYTES / 1_000_000
     ));
     let show = |label: &str, t: &stream::Transfer| {
@@ -328,10 +320,25 @@ async fn measure_throughput(
             t.cpu_text()
         );
     };
+    let mut natives = Vec::new();
     let mut runs = Vec::new();
-    for _ in 0..BULK_RUNS {
+    for i in 0..=BULK_RUNS {
+        let t = rig::blocking(|| stream::native(rig, BULK_BYTES, Kind::Letters))?;
+        if !t.byte_exact() {
+            r.notes
+                .push("a tmux-alone pipe-pane run was not byte-exact".into());
+        }
+        println!(
+            "    tmux alone: {:.1} MB/s (CPU: {})",
+            t.mbps(),
+            t.cpu_text()
+        );
+        natives.push(t.mbps());
+        if i == BULK_RUNS {
+            break;
+        }
         let t = stream::through_agent(rig, conn, BULK_BYTES, Kind::Letters, true).await?;
-        show("", &t);
+        show("agent: ", &t);
         runs.push(t);
     }
     let log = stream::through_agent(rig, conn, BULK_BYTES, Kind::Log, true).await?;
@@ -350,7 +357,7 @@ async fn measure_throughput(
         plain.mbps(),
         plain.check_text()
     ));
-    r.throughput = Throughput::of(&runs, native_best, BULK_BYTES);
+    r.throughput = Throughput::of(&runs, &natives, BULK_BYTES);
     r.notes.push(
         "throughput = delivered rate: pattern bytes the phone received per second, from the start signal until the generator's end marker arrived (the phone asks for the marker again if it was skipped); bytes the agent skipped under the lag rule (a phone more than 1 MiB behind gets a fresh screen instead) do not count. The agent reads the pane at full speed, so when its send path is slower than tmux it falls more than 1 MiB behind by itself and skips, even for a phone that reads at full speed: the delivered rate is then the send path's pace (\"while streaming\": received bytes over the time between consecutive outputs with no snapshot between them, i.e. without the catch-up waits). Checked: byte-exact when nothing was skipped; otherwise every received byte equals the pattern at its offset (found from the line numbers), none twice, gaps only at snapshots, and the skip the protocol reports agrees".into(),
     );
@@ -403,6 +410,9 @@ async fn measure_slow(
     }
     if let Some(e) = &slow.error {
         println!("    stopped early: {e}");
+        for line in rig.agent_tail() {
+            println!("    agent: {line}");
+        }
         r.notes.push(format!("slow consumer stopped early: {e}"));
     }
     r.notes.push(format!(

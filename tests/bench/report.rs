@@ -30,12 +30,18 @@ impl Latency {
 /// Bulk output through muxlink against tmux's own pipe.
 #[derive(Debug, Clone, Default)]
 pub struct Throughput {
-    /// Delivered rate through the agent to the phone, MB/s (10^6 bytes),
-    /// best run: pattern bytes the phone received per second until the
-    /// generator's end marker arrived (skipped bytes do not count).
+    /// Delivered rate through the agent to the phone, MB/s (10^6 bytes), of
+    /// the run with the best ratio: pattern bytes the phone received per
+    /// second until the generator's end marker arrived (skipped bytes do not
+    /// count).
     pub muxlink_mbps: f64,
-    /// Through `pipe-pane -O 'cat > FIFO'` to a reader, MB/s.
+    /// Through `pipe-pane -O 'cat > FIFO'` to a reader, MB/s: the better of
+    /// the two tmux-alone runs just before and just after that run.
     pub tmux_native_mbps: f64,
+    /// Every tmux-alone run, in order; they alternate with the agent's runs
+    /// (one more than those), since this machine's tmux rate drifts by a
+    /// third within minutes.
+    pub native_runs: Vec<f64>,
     /// Pattern bytes in each run.
     pub bytes: u64,
     /// Every run: nothing skipped, the phone got exactly the generator's
@@ -50,11 +56,17 @@ pub struct Throughput {
 }
 
 impl Throughput {
-    /// The figures of the runs through the agent, best delivered rate first.
-    pub fn of(runs: &[crate::stream::Transfer], native_mbps: f64, bytes: u64) -> Self {
+    /// The figures of the runs through the agent; `natives` are the tmux-alone
+    /// runs around them (`natives[i]` just before `runs[i]`, `natives[i + 1]`
+    /// just after). Each run is divided by the better of its two neighbours,
+    /// and the run with the best ratio counts.
+    pub fn of(runs: &[crate::stream::Transfer], natives: &[f64], bytes: u64) -> Self {
+        let rates: Vec<f64> = runs.iter().map(|t| t.mbps()).collect();
+        let best = best_against_neighbours(&rates, natives);
         Throughput {
-            muxlink_mbps: runs.iter().map(|t| t.mbps()).fold(0.0, f64::max),
-            tmux_native_mbps: native_mbps,
+            muxlink_mbps: best.0,
+            tmux_native_mbps: best.1,
+            native_runs: natives.to_vec(),
             bytes,
             byte_exact: runs.iter().all(|t| t.byte_exact()),
             verified: runs.iter().all(|t| t.verified()),
@@ -82,6 +94,23 @@ impl Throughput {
     pub fn snapshots(&self) -> u64 {
         self.runs.iter().map(|r| r.3).sum()
     }
+}
+
+/// The run through the agent with the best ratio to the better of the
+/// tmux-alone runs beside it (`natives[i]` before `rates[i]`, `natives[i + 1]`
+/// after): that run's rate and its divisor. Without runs, no rate and the
+/// best tmux run.
+fn best_against_neighbours(rates: &[f64], natives: &[f64]) -> (f64, f64) {
+    let beside = |i: usize| {
+        let before = natives.get(i).copied().unwrap_or(0.0);
+        before.max(natives.get(i + 1).copied().unwrap_or(0.0))
+    };
+    rates
+        .iter()
+        .enumerate()
+        .map(|(i, &rate)| (rate, beside(i)))
+        .max_by(|a, b| (a.0 / a.1.max(1e-9)).total_cmp(&(b.0 / b.1.max(1e-9))))
+        .unwrap_or((0.0, natives.iter().copied().fold(0.0, f64::max)))
 }
 
 /// Agent at rest with a peer attached.
@@ -179,6 +208,7 @@ impl Report {
             "throughput": {
                 "muxlink_mbps": round(t.muxlink_mbps, 2),
                 "tmux_native_mbps": round(t.tmux_native_mbps, 2),
+                "tmux_native_runs_mbps": t.native_runs.iter().map(|&m| round(m, 2)).collect::<Vec<_>>(),
                 "ratio": round(self.ratio(), 3),
                 "bytes": t.bytes,
                 "byte_exact": t.byte_exact,
@@ -418,4 +448,28 @@ pub fn table_of(rows: &[Row]) -> String {
         out.push_str(&format!("| {a:<w0$} | {b:<w1$} | {c:<w2$} | {d:<6} |\n"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::best_against_neighbours;
+
+    #[test]
+    fn each_run_is_divided_by_the_better_tmux_run_beside_it() {
+        // tmux drifts from 20 to 30 MB/s; the agent's first run (18 of 20.5)
+        // is the better one, although 24 is the faster rate.
+        let (rate, divisor) = best_against_neighbours(&[18.0, 24.0], &[20.0, 20.5, 30.0]);
+        assert_eq!((rate, divisor), (18.0, 20.5));
+    }
+
+    #[test]
+    fn without_runs_the_best_tmux_run_is_the_divisor() {
+        assert_eq!(best_against_neighbours(&[], &[20.0, 25.0]), (0.0, 25.0));
+        assert_eq!(best_against_neighbours(&[], &[]), (0.0, 0.0));
+    }
+
+    #[test]
+    fn a_missing_tmux_run_after_the_last_one_counts_as_none() {
+        assert_eq!(best_against_neighbours(&[10.0], &[20.0]), (10.0, 20.0));
+    }
 }

@@ -8,7 +8,9 @@
 //!
 //! Environment: `CHECK_MS` (ICE check interval, the library's default is
 //! 200), `SOCKBUF` (SO_RCVBUF and SO_SNDBUF in bytes; the system default when
-//! unset), `PINGS` (default 2000), `BULK_MB` (default 48).
+//! unset), `PINGS` (default 2000), `BULK_MB` (default 48), `GAP_US` (the
+//! phone sends its next ping this long after the last echo arrived, as the
+//! bench types keys 5 ms apart; default 0, back to back).
 
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -90,6 +92,9 @@ struct App {
     pings: usize,
     rtts: Vec<f64>,
     sent_at: Instant,
+    /// `GAP_US`: the phone sends its next ping this long after the last echo.
+    gap: Duration,
+    next_ping: Option<(Instant, BytesMut)>,
     bulk_left: usize,
     bulk_total: usize,
     bulk_got: usize,
@@ -136,8 +141,12 @@ impl App {
         if data.len() == PING {
             self.rtts.push(self.sent_at.elapsed().as_secs_f64() * 1e6);
             if self.rtts.len() < self.pings {
-                self.sent_at = Instant::now();
-                send(pc, id, data)?;
+                if self.gap.is_zero() {
+                    self.sent_at = Instant::now();
+                    send(pc, id, data)?;
+                } else {
+                    self.next_ping = Some((Instant::now() + self.gap, data));
+                }
             } else {
                 let mut s = self.rtts.clone();
                 s.sort_by(f64::total_cmp);
@@ -236,6 +245,8 @@ async fn run(
         pings: env_num("PINGS", 2000) as usize,
         rtts: Vec::new(),
         sent_at: Instant::now(),
+        gap: Duration::from_micros(env_num("GAP_US", 0)),
+        next_ping: None,
         bulk_left: 0,
         bulk_total: env_num("BULK_MB", 48) as usize * 1_000_000,
         bulk_got: 0,
@@ -261,6 +272,13 @@ async fn run(
             }
         }
         if let Some(id) = channel {
+            if let Some((at, _)) = &app.next_ping
+                && *at <= Instant::now()
+                && let Some((_, data)) = app.next_ping.take()
+            {
+                app.sent_at = Instant::now();
+                send(&mut pc, id, data)?;
+            }
             app.fill(&mut pc, id, &payload)?;
         }
         while let Some(dgram) = pc.poll_write() {
@@ -269,9 +287,12 @@ async fn run(
                 .send_to(&dgram.message, dgram.transport.peer_addr)
                 .await;
         }
-        let deadline = pc
+        let mut deadline = pc
             .poll_timeout()
             .unwrap_or(Instant::now() + Duration::from_secs(3600));
+        if let Some((at, _)) = &app.next_ping {
+            deadline = deadline.min(*at);
+        }
         if deadline <= Instant::now() {
             pc.handle_timeout(Instant::now())?;
             continue;
@@ -283,7 +304,11 @@ async fn run(
                 let transport = TransportContext { local_addr: local, peer_addr, ecn: None, transport_protocol: TransportProtocol::UDP };
                 pc.handle_read(TaggedBytesMut { now: Instant::now(), transport, message: BytesMut::from(&buf[..n]) })?;
             }
-            _ = tokio::time::sleep_until(deadline.into()) => pc.handle_timeout(Instant::now())?,
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                if pc.poll_timeout().is_some_and(|t| t <= Instant::now()) {
+                    pc.handle_timeout(Instant::now())?;
+                }
+            }
         }
     }
 }
