@@ -60,8 +60,10 @@ impl Peer {
         (peer, inbox_rx)
     }
 
-    /// Encode `event` and send it, waiting for buffer room (≤ 5 s, then
-    /// [`PeerError::SendTimeout`]); closing the peer fails a waiting send at once.
+    /// Encode `event` and send it, waiting for buffer room (up to 5 s in
+    /// which the phone acknowledges nothing, then [`PeerError::SendTimeout`];
+    /// a phone that reads slowly is waited for); closing the peer fails a
+    /// waiting send at once.
     /// Never sends more than [`max_message_size`](Self::max_message_size).
     pub async fn send_message(&self, event: &Event) -> Result<(), PeerError> {
         if self.cancel.is_cancelled() {
