@@ -320,26 +320,13 @@ async fn measure_throughput(
             t.cpu_text()
         );
     };
-    let mut natives = Vec::new();
+    let mut natives = vec![tmux_alone(rig, r)?];
     let mut runs = Vec::new();
-    for i in 0..=BULK_RUNS {
-        let t = rig::blocking(|| stream::native(rig, BULK_BYTES, Kind::Letters))?;
-        if !t.byte_exact() {
-            r.notes
-                .push("a tmux-alone pipe-pane run was not byte-exact".into());
-        }
-        println!(
-            "    tmux alone: {:.1} MB/s (CPU: {})",
-            t.mbps(),
-            t.cpu_text()
-        );
-        natives.push(t.mbps());
-        if i == BULK_RUNS {
-            break;
-        }
+    for _ in 0..BULK_RUNS {
         let t = stream::through_agent(rig, conn, BULK_BYTES, Kind::Letters, true).await?;
         show("agent: ", &t);
         runs.push(t);
+        natives.push(tmux_alone(rig, r)?);
     }
     let log = stream::through_agent(rig, conn, BULK_BYTES, Kind::Log, true).await?;
     show("log lines: ", &log);
@@ -362,6 +349,22 @@ async fn measure_throughput(
         "throughput = delivered rate: pattern bytes the phone received per second, from the start signal until the generator's end marker arrived (the phone asks for the marker again if it was skipped); bytes the agent skipped under the lag rule (a phone more than 1 MiB behind gets a fresh screen instead) do not count. The agent reads the pane at full speed, so when its send path is slower than tmux it falls more than 1 MiB behind by itself and skips, even for a phone that reads at full speed: the delivered rate is then the send path's pace (\"while streaming\": received bytes over the time between consecutive outputs with no snapshot between them, i.e. without the catch-up waits). Checked: byte-exact when nothing was skipped; otherwise every received byte equals the pattern at its offset (found from the line numbers), none twice, gaps only at snapshots, and the skip the protocol reports agrees".into(),
     );
     Ok(())
+}
+
+/// One run of random-letter lines through tmux alone (`pipe-pane` into a
+/// FIFO, no agent): its rate, MB/s.
+fn tmux_alone(rig: &mut Rig, r: &mut Report) -> Result<f64> {
+    let t = rig::blocking(|| stream::native(rig, BULK_BYTES, Kind::Letters))?;
+    if !t.byte_exact() {
+        r.notes
+            .push("a tmux-alone pipe-pane run was not byte-exact".into());
+    }
+    println!(
+        "    tmux alone: {:.1} MB/s (CPU: {})",
+        t.mbps(),
+        t.cpu_text()
+    );
+    Ok(t.mbps())
 }
 
 /// The slow phone: it reads [`SLOW_RATE`] while a pane floods for
