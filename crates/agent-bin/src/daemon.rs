@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use peer_manager::{MessageSender, PeerManager, PeerManagerConfig, SendError};
 use rtc_transport::RtcConfig;
 use signaling_client::{ClientConfig, Identity, Signal, SignalingClient};
-use tmux_bridge::TmuxBridge;
+use tmux_bridge::{BridgeConfig, TmuxBridge};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -23,7 +23,6 @@ use crate::pidfile;
 use crate::status::{AgentStatus, PeerStatus};
 use crate::store::{self, Store};
 
-/// How often the status file is refreshed (written only when it changed).
 /// Bound on waiting for the signaling task at shutdown.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
@@ -34,6 +33,15 @@ impl MessageSender for SignalingSink {
     fn send(&self, signal: Signal) -> Result<(), SendError> {
         self.0.send(signal).map_err(|e| SendError(e.to_string()))
     }
+}
+
+/// This binary as tmux's pane pipe helper (`<exe> __pane-pipe <socket>`),
+/// so pane output goes from tmux's pipe straight to the agent; None when the
+/// path cannot be told (the bridge then uses `cat`).
+fn pane_pipe_helper() -> Option<Vec<String>> {
+    let exe = std::env::current_exe().ok()?;
+    let exe = exe.to_str()?.to_owned();
+    Some(vec![exe, crate::entry::PANE_PIPE_WORD.to_owned()])
 }
 
 /// Runs the agent until SIGTERM/SIGINT or a permanent signaling error.
@@ -53,7 +61,11 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
     let _lock = pidfile::acquire(&cfg.paths.pid_file())?;
     let _data_lock = pidfile::lock_data_dir(&cfg.paths.data_dir)?;
 
-    let bridge = TmuxBridge::start(&cfg.tmux_socket).await.map_err(|e| {
+    let bridge_cfg = BridgeConfig {
+        pipe_helper: pane_pipe_helper(),
+        ..BridgeConfig::new(&cfg.tmux_socket)
+    };
+    let bridge = TmuxBridge::start_with(bridge_cfg).await.map_err(|e| {
         CliError::Other(format!(
             "cannot start the tmux bridge on socket {:?}: {e} (is tmux 3.2+ installed?)",
             cfg.tmux_socket

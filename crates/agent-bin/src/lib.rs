@@ -41,7 +41,7 @@
 
 #![warn(missing_docs)]
 
-pub use entry::main_entry;
+pub use entry::{PANE_PIPE_WORD, main_entry};
 
 pub mod cli;
 pub mod commands;

@@ -11,7 +11,7 @@ mod screen;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -51,6 +51,13 @@ pub struct BridgeConfig {
     pub config_file: Option<PathBuf>,
     /// Limit for each call.
     pub timeout: Duration,
+    /// The pane pipe helper: a program and its leading arguments, run by
+    /// `pipe-pane` as `<program> <args…> <socket path>`, that hands tmux's
+    /// pipe to the bridge with [`hand_off_pane_pipe`](crate::hand_off_pane_pipe)
+    /// so no `cat` copies pane output on its way (the agent passes its own
+    /// binary and `__pane-pipe`). None, or a helper that fails: `cat` into
+    /// the FIFO, as before. Words holding `'`, `#` or a newline are not used.
+    pub pipe_helper: Option<Vec<String>>,
 }
 
 impl BridgeConfig {
@@ -61,6 +68,7 @@ impl BridgeConfig {
             tmux_binary: PathBuf::from("tmux"),
             config_file: None,
             timeout: CALL_TIMEOUT,
+            pipe_helper: None,
         }
     }
 }
@@ -81,6 +89,9 @@ pub(crate) struct Inner {
     snapshots: Mutex<HashMap<String, Vec<u8>>>,
     forced: Mutex<HashMap<String, Forced>>,
     restarts: Mutex<VecDeque<Instant>>,
+    /// Set once the pipe helper failed to hand a pipe over; later pipes use
+    /// `cat` without trying it.
+    helper_failed: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -169,6 +180,7 @@ impl TmuxBridge {
                 snapshots: Mutex::new(HashMap::new()),
                 forced: Mutex::new(HashMap::new()),
                 restarts: Mutex::new(VecDeque::new()),
+                helper_failed: AtomicBool::new(false),
             }),
         };
         match bridge.connect().await {
@@ -281,6 +293,29 @@ impl TmuxBridge {
 
     pub(crate) fn inner_timeout(&self) -> Duration {
         self.inner.cfg.timeout
+    }
+
+    /// The pipe helper's words, unless none is configured, one of its
+    /// words is unsafe inside a tmux format and shell quotes, or it has
+    /// failed before.
+    pub(crate) fn pipe_helper(&self) -> Option<&[String]> {
+        if self.inner.helper_failed.load(Ordering::Relaxed) {
+            return None;
+        }
+        let words = self.inner.cfg.pipe_helper.as_deref()?;
+        let safe = !words.is_empty() && words.iter().all(|w| !w.contains(['\'', '#', '\n']));
+        safe.then_some(words)
+    }
+
+    /// Records that the pipe helper did not hand a pipe over (once, with a
+    /// warning): later pipes go through `cat`.
+    pub(crate) fn pipe_helper_failed(&self) {
+        if !self.inner.helper_failed.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                helper = ?self.inner.cfg.pipe_helper,
+                "the pane pipe helper did not hand over its pipe; pane output goes through cat from now on"
+            );
+        }
     }
 
     /// Queues a command line like [`TmuxBridge::group`] without waiting

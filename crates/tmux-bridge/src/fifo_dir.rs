@@ -8,7 +8,8 @@
 //! a later agent can tell its own kind of pipe (and whose it was) from a pipe
 //! anyone else started.
 //!
-//! The directory also receives the attach snapshot: tmux's `save-buffer`
+//! The directory also holds the socket a pipe helper hands tmux's pipe to
+//! (see `hand_off`), and receives the attach snapshot: tmux's `save-buffer`
 //! writes the screen capture to [`FifoDir::capture_file`], so pane content
 //! reaches the bridge through a file only the agent's uid can reach, never
 //! through the control client's line protocol (see `snapshot`).
@@ -35,6 +36,9 @@ const FIFO_NAME: &str = "out";
 
 /// Name of the screen capture file inside a directory.
 const CAPTURE_NAME: &str = "screen";
+
+/// Name of the socket the pipe helper hands tmux's pipe to (see `hand_off`).
+const HAND_OFF_NAME: &str = "hand";
 
 static DIR_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -106,6 +110,12 @@ impl FifoDir {
         self.dir.join(CAPTURE_NAME)
     }
 
+    /// Where the bridge listens for the pipe helper's hand-off (created
+    /// only when a helper is configured).
+    pub(crate) fn hand_off_socket(&self) -> PathBuf {
+        self.dir.join(HAND_OFF_NAME)
+    }
+
     /// The value of [`MARKER_OPTION`] for this pipe: the directory's name
     /// (only `[a-z0-9-]`, so it is safe inside tmux formats and quotes).
     pub(crate) fn marker(&self) -> &str {
@@ -117,6 +127,7 @@ impl Drop for FifoDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.fifo);
         let _ = std::fs::remove_file(self.capture_file());
+        let _ = std::fs::remove_file(self.hand_off_socket());
         let _ = std::fs::remove_dir(&self.dir);
         live().remove(&self.marker);
     }
@@ -212,10 +223,11 @@ fn remove_dead_fifo_dirs_in(base: &Path) -> usize {
         if !meta.file_type().is_dir() || meta.uid() != uid {
             continue;
         }
-        // Only what we put there: the FIFO and a capture, then the
-        // then-empty directory.
+        // Only what we put there: the FIFO, a capture and a hand-off
+        // socket, then the then-empty directory.
         let _ = std::fs::remove_file(dir.join(FIFO_NAME));
         let _ = std::fs::remove_file(dir.join(CAPTURE_NAME));
+        let _ = std::fs::remove_file(dir.join(HAND_OFF_NAME));
         if std::fs::remove_dir(&dir).is_ok() {
             removed += 1;
         }

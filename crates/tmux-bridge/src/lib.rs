@@ -1,6 +1,7 @@
 //! The host agent's bridge to tmux: one persistent control-mode client for
 //! every command, all input and change notifications, plus `pipe-pane -O`
-//! into a FIFO for each attached pane's output. The only crate that runs tmux.
+//! for each attached pane's output (tmux's pipe handed to the bridge, or
+//! `cat` into a FIFO). The only crate that runs tmux.
 //!
 //! Not for: protocol decisions (which event to send the phone, validation of
 //! ids and dims) — that is the agent's handler; this crate only does what it
@@ -14,6 +15,8 @@
 //! - `notification` — [`Notification`], the typed change events.
 //! - `output` — [`PaneOutput`]: FIFO stream of a pane, atomic with its snapshot.
 //! - `fifo_dir` — the FIFOs' private directories, pipe markers, clean-up after killed agents.
+//! - `hand_off` — the pipe helper passing tmux's pipe socket to the bridge
+//!   ([`hand_off_pane_pipe`]), so no `cat` copies pane output.
 //! - `snapshot` — the attach snapshot bytes (terminal-protocol §6 step 8), captured
 //!   through a private file, never through a control-mode reply.
 //! - `title_filter` — [`TitleFilter`], strips `ESC k … ESC \` across chunks.
@@ -38,6 +41,7 @@ mod control;
 mod control_parser;
 mod error;
 mod fifo_dir;
+mod hand_off;
 mod notification;
 mod output;
 mod quote;
@@ -47,6 +51,7 @@ mod tree;
 
 pub use bridge::{BridgeConfig, CALL_TIMEOUT, INPUT_BYTES_PER_COMMAND, TmuxBridge};
 pub use error::{BridgeError, Result};
+pub use hand_off::hand_off_pane_pipe;
 pub use notification::Notification;
 pub use output::{MAX_CHUNK, PaneOutput};
 pub use quote::quote;
