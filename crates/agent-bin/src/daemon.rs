@@ -35,15 +35,6 @@ impl MessageSender for SignalingSink {
     }
 }
 
-/// This binary as tmux's pane pipe helper (`<exe> __pane-pipe <socket>`),
-/// so pane output goes from tmux's pipe straight to the agent; None when the
-/// path cannot be told (the bridge then uses `cat`).
-fn pane_pipe_helper() -> Option<Vec<String>> {
-    let exe = std::env::current_exe().ok()?;
-    let exe = exe.to_str()?.to_owned();
-    Some(vec![exe, crate::entry::PANE_PIPE_WORD.to_owned()])
-}
-
 /// Runs the agent until SIGTERM/SIGINT or a permanent signaling error.
 pub async fn run(cfg: Config) -> Result<(), CliError> {
     // Taken before anything is spawned, so no child inherits the pipe.
@@ -62,7 +53,7 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
     let _data_lock = pidfile::lock_data_dir(&cfg.paths.data_dir)?;
 
     let bridge_cfg = BridgeConfig {
-        pipe_helper: pane_pipe_helper(),
+        pipe_helper: crate::pane_pipe::helper(),
         ..BridgeConfig::new(&cfg.tmux_socket)
     };
     let bridge = TmuxBridge::start_with(bridge_cfg).await.map_err(|e| {

@@ -9,24 +9,12 @@ use clap::CommandFactory;
 use crate::cli::{Cli, Command};
 use crate::tmux_commands::{Lookup, TmuxCommands};
 
-/// The hidden word tmux's `pipe-pane` runs this binary with, followed by a
-/// socket path: hand the pane's pipe to the agent and exit (see
-/// [`tmux_bridge::hand_off_pane_pipe`]). Checked before anything else, so
-/// the helper starts no runtime, reads no config and logs nothing.
-pub const PANE_PIPE_WORD: &str = "__pane-pipe";
-
 /// Runs `muxlink` with the process arguments; the exit code to return from `main`.
 pub fn main_entry() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
-    if let [_, word, socket] = args.as_slice()
-        && word == PANE_PIPE_WORD
-    {
-        // Failure makes the pipe command fall back to `cat`; stderr is
-        // /dev/null under tmux, so the exit code is the whole report.
-        return match tmux_bridge::hand_off_pane_pipe(std::path::Path::new(socket)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(_) => ExitCode::FAILURE,
-        };
+    // tmux's pane pipe helper, before any other work.
+    if let Some(code) = crate::pane_pipe::run_if_asked(&args) {
+        return code;
     }
     if let Some(code) = help_for_tmux_command(&args) {
         return code;

@@ -33,6 +33,8 @@
 //! - `status`: the JSON status file shared by the daemon and `muxlink status`.
 //! - `entry`: [`main_entry`], the process entry of the binary (typos of our
 //!   commands are refused before anything goes to tmux).
+//! - `pane_pipe`: `muxlink __pane-pipe`, the binary as tmux's pane pipe
+//!   helper (hands the pipe to the bridge, so no `cat` copies pane output).
 //! - `tmux_commands`: which words pass through to tmux (the installed tmux's
 //!   own commands, aliases and unique prefixes).
 //! - `error`: [`error::CliError`], one clear line per failure.
@@ -41,7 +43,8 @@
 
 #![warn(missing_docs)]
 
-pub use entry::{PANE_PIPE_WORD, main_entry};
+pub use entry::main_entry;
+pub use pane_pipe::PANE_PIPE_WORD;
 
 pub mod cli;
 pub mod commands;
@@ -53,6 +56,7 @@ pub mod handler;
 pub mod http;
 pub mod logging;
 pub mod pairing;
+mod pane_pipe;
 pub mod pidfile;
 pub mod printable;
 pub mod qr;

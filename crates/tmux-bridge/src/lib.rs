@@ -13,7 +13,7 @@
 //! - `control` — one `tmux -C` process: writer task, reader task, FIFO reply matching.
 //! - `control_parser` — sans-IO split of control-mode lines into reply blocks and notifications.
 //! - `notification` — [`Notification`], the typed change events.
-//! - `output` — [`PaneOutput`]: FIFO stream of a pane, atomic with its snapshot.
+//! - `output` — [`PaneOutput`]: a pane's output stream, atomic with its snapshot.
 //! - `fifo_dir` — the FIFOs' private directories, pipe markers, clean-up after killed agents.
 //! - `hand_off` — the pipe helper passing tmux's pipe socket to the bridge
 //!   ([`hand_off_pane_pipe`]), so no `cat` copies pane output.

@@ -90,8 +90,8 @@ enum Started {
 /// **Pipes left by a killed agent.** The same command line marks the pane
 /// with the option `@muxlink-pipe` (the FIFO directory's name, which holds
 /// the owner's pid); closing or dropping the stream clears it. An agent
-/// killed by SIGKILL cannot clear it, and its `cat` keeps the pane piped
-/// until the pane prints. When the check finds a pipe whose marker names a
+/// killed by SIGKILL cannot clear it, and its pipe (tmux's socket with no
+/// reader left, or its `cat`) keeps the pane piped until the pane prints. When the check finds a pipe whose marker names a
 /// process that is gone (or this process, when none of its live streams
 /// holds it), `open` sends the command line again with the condition
 /// "piped and the marker is not exactly that one": `pipe-pane -O` closes the
