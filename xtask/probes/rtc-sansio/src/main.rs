@@ -10,7 +10,9 @@
 //! 200), `SOCKBUF` (SO_RCVBUF and SO_SNDBUF in bytes; the system default when
 //! unset), `PINGS` (default 2000), `BULK_MB` (default 48), `GAP_US` (the
 //! phone sends its next ping this long after the last echo arrived, as the
-//! bench types keys 5 ms apart; default 0, back to back).
+//! bench types keys 5 ms apart; default 0, back to back). `TMUX_ECHO=1`:
+//! the host echoes through a tmux pane on its own thread (see `pane`), the
+//! phone sends 1-byte keys, and there is no bulk part.
 
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -32,6 +34,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 mod common;
+mod pane;
 use common::{AHEAD, MESSAGE, PING, cpu, env_num, host_and_phone};
 
 const START_BULK: &[u8] = b"bulk!";
@@ -88,6 +91,8 @@ fn peer(local: SocketAddr) -> Result<RTCPeerConnection> {
 /// What one side does with the channel; `None` from `on_message` means done.
 struct App {
     host: bool,
+    /// `TMUX_ECHO`: 1-byte keys echoed by a tmux pane; no bulk part.
+    tmux: bool,
     started: Instant,
     pings: usize,
     rtts: Vec<f64>,
@@ -117,7 +122,12 @@ impl App {
         );
         if !self.host {
             self.sent_at = Instant::now();
-            send(pc, id, BytesMut::from(&[1u8; PING][..]))?;
+            let first = if self.tmux {
+                &b"a"[..]
+            } else {
+                &[1u8; PING][..]
+            };
+            send(pc, id, BytesMut::from(first))?;
         }
         Ok(())
     }
@@ -138,7 +148,7 @@ impl App {
             }
             return Ok(true);
         }
-        if data.len() == PING {
+        if self.tmux || data.len() == PING {
             self.rtts.push(self.sent_at.elapsed().as_secs_f64() * 1e6);
             if self.rtts.len() < self.pings {
                 if self.gap.is_zero() {
@@ -151,11 +161,15 @@ impl App {
                 let mut s = self.rtts.clone();
                 s.sort_by(f64::total_cmp);
                 println!(
-                    "round trip ({} × {PING} B): p50 {:.0} µs, p99 {:.0} µs",
+                    "round trip ({} × {} B): p50 {:.0} µs, p99 {:.0} µs",
                     s.len(),
+                    if self.tmux { 1 } else { PING },
                     s[s.len() / 2],
                     s[s.len() * 99 / 100]
                 );
+                if self.tmux {
+                    return Ok(false);
+                }
                 self.cpu_at_bulk = thread_cpu();
                 self.process_cpu_at_bulk = cpu(libc::RUSAGE_SELF);
                 self.bulk_started = Instant::now();
@@ -215,6 +229,15 @@ async fn run(
     mut inbox: mpsc::Receiver<RTCSessionDescription>,
     started: Instant,
 ) -> Result<()> {
+    let tmux = env_num("TMUX_ECHO", 0) == 1;
+    let (mut pane, mut ctl_out) = if tmux && host {
+        let (pane, ctl_out) = pane::Pane::start().await?;
+        (Some(pane), Some(ctl_out))
+    } else {
+        (None, None)
+    };
+    let mut pane_buf = vec![0u8; 65536];
+    let mut ctl_buf = vec![0u8; 65536];
     let sock = socket()?;
     let local = sock.local_addr()?;
     let mut pc = peer(local)?;
@@ -241,6 +264,7 @@ async fn run(
     }
     let mut app = App {
         host,
+        tmux,
         started,
         pings: env_num("PINGS", 2000) as usize,
         rtts: Vec::new(),
@@ -265,10 +289,12 @@ async fn run(
             }
         }
         while let Some(TaggedRTCMessage { message, .. }) = pc.poll_read() {
-            if let RTCMessage::DataChannelMessage(id, m) = message
-                && !app.message(&mut pc, id, m.data)?
-            {
-                return Ok(());
+            if let RTCMessage::DataChannelMessage(id, m) = message {
+                if let Some(pane) = pane.as_mut() {
+                    pane.key(&m.data)?;
+                } else if !app.message(&mut pc, id, m.data)? {
+                    return Ok(());
+                }
             }
         }
         if let Some(id) = channel {
@@ -304,6 +330,26 @@ async fn run(
                 let transport = TransportContext { local_addr: local, peer_addr, ecn: None, transport_protocol: TransportProtocol::UDP };
                 pc.handle_read(TaggedBytesMut { now: Instant::now(), transport, message: BytesMut::from(&buf[..n]) })?;
             }
+            got = async {
+                match pane.as_mut() {
+                    Some(p) => p.read(&mut pane_buf).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                let n = got?;
+                if n == 0 {
+                    return Err(anyhow!("the pane's pipe ended"));
+                }
+                if let Some(id) = channel {
+                    send(&mut pc, id, BytesMut::from(&pane_buf[..n]))?;
+                }
+            }
+            _ = async {
+                match ctl_out.as_mut() {
+                    Some(c) => tokio::io::AsyncReadExt::read(c, &mut ctl_buf).await,
+                    None => std::future::pending().await,
+                }
+            } => {}
             _ = tokio::time::sleep_until(deadline.into()) => {
                 if pc.poll_timeout().is_some_and(|t| t <= Instant::now()) {
                     pc.handle_timeout(Instant::now())?;
@@ -314,5 +360,8 @@ async fn run(
 }
 
 fn main() -> Result<()> {
-    host_and_phone(run)
+    let result = host_and_phone(run);
+    // The host thread never ends on its own, so its pane is not dropped.
+    pane::clean_up();
+    result
 }
