@@ -49,6 +49,11 @@ fn tmux(socket: &str, args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// Starts the pane's output pipe with `command`.
+fn pipe_pane(socket: &str, command: &str) -> Result<()> {
+    tmux(socket, &["pipe-pane", "-O", "-t", "s", command])
+}
+
 impl Pane {
     /// The pane and its control client's replies (read and dropped in the
     /// host's loop).
@@ -82,16 +87,7 @@ impl Pane {
             let fifo = dir.join("out");
             nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU)?;
             let rx = tokio::net::unix::pipe::OpenOptions::new().open_receiver(&fifo)?;
-            tmux(
-                &socket,
-                &[
-                    "pipe-pane",
-                    "-O",
-                    "-t",
-                    "s",
-                    &format!("exec cat > '{}'", fifo.display()),
-                ],
-            )?;
+            pipe_pane(&socket, &format!("exec cat > '{}'", fifo.display()))?;
             Out::Fifo(rx)
         } else {
             let bin =
@@ -99,16 +95,8 @@ impl Pane {
             let bin = std::fs::canonicalize(&bin).with_context(|| format!("MUXLINK_BIN {bin}"))?;
             let path = dir.join("hand");
             let listener = UnixListener::bind(&path)?;
-            tmux(
-                &socket,
-                &[
-                    "pipe-pane",
-                    "-O",
-                    "-t",
-                    "s",
-                    &format!("exec '{}' __pane-pipe '{}'", bin.display(), path.display()),
-                ],
-            )?;
+            let helper = format!("exec '{}' __pane-pipe '{}'", bin.display(), path.display());
+            pipe_pane(&socket, &helper)?;
             let (conn, _) =
                 tokio::time::timeout(Duration::from_secs(5), listener.accept()).await??;
             conn.readable().await?;
