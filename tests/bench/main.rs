@@ -193,7 +193,7 @@ async fn measure_all(rig: &mut Rig, only_bulk: bool) -> Result<Report> {
     let mut r = Report::default();
 
     step(&format!(
-        "tmux alone: {} MB of log lines through pipe-pane -O 'cat > FIFO', no agent (the random-letter runs alternate with the agent's below)",
+        "tmux alone: {} MB of log lines through pipe-pane -O, tmux's pipe read directly (handed over as the agent gets it), no agent (the random-letter runs alternate with the agent's below)",
         BULK_BYTES / 1_000_000
     ));
     let native_log = rig::blocking(|| stream::native(rig, BULK_BYTES, Kind::Log))?;
@@ -307,7 +307,7 @@ async fn measure_throughput(
     native_log: &stream::Transfer,
 ) -> Result<()> {
     step(&format!(
-        "Throughput: {} MB of random-letter lines, tmux alone (pipe-pane -O 'cat > FIFO', no agent) and through the agent to the phone (deflate on) in turn, {BULK_RUNS} runs through the agent; then log lines, then no deflate",
+        "Throughput: {} MB of random-letter lines, tmux alone (pipe-pane -O, tmux's pipe read directly, no agent) and through the agent to the phone (deflate on) in turn, {BULK_RUNS} runs through the agent; then log lines, then no deflate",
         BULK_BYTES / 1_000_000
     ));
     let show = |label: &str, t: &stream::Transfer| {
@@ -351,8 +351,8 @@ async fn measure_throughput(
     Ok(())
 }
 
-/// One run of random-letter lines through tmux alone (`pipe-pane` into a
-/// FIFO, no agent): its rate, MB/s.
+/// One run of random-letter lines through tmux alone (`pipe-pane`, its
+/// pipe read directly, no agent): its rate, MB/s.
 fn tmux_alone(rig: &mut Rig, r: &mut Report) -> Result<f64> {
     let t = rig::blocking(|| stream::native(rig, BULK_BYTES, Kind::Letters))?;
     if !t.byte_exact() {

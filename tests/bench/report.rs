@@ -35,7 +35,7 @@ pub struct Throughput {
     /// second until the generator's end marker arrived (skipped bytes do not
     /// count).
     pub muxlink_mbps: f64,
-    /// Through `pipe-pane -O 'cat > FIFO'` to a reader, MB/s: the better of
+    /// Through `pipe-pane -O` to a reader of tmux's pipe, MB/s: the better of
     /// the two tmux-alone runs just before and just after that run.
     pub tmux_native_mbps: f64,
     /// Every tmux-alone run, in order; they alternate with the agent's runs

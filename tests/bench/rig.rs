@@ -1,6 +1,6 @@
 //! The bench's world: the bundled server, a private tmux server, a paired
 //! phone and the real `muxlink` agent in a temporary home, plus a scratch
-//! directory for FIFOs and generator sum files. Dropping it removes them all.
+//! directory for pipe sockets and generator sum files. Dropping it removes them all.
 //! Also the phone's [`Keepalive`]: a ping every 10 s for a connection's
 //! whole life, as muxlink-phone and the web client do.
 
@@ -60,6 +60,8 @@ impl Drop for Keepalive {
 pub struct Rig {
     /// This executable (runs the generator inside panes).
     pub bench_exe: String,
+    /// The `muxlink` binary (also the pane pipe helper of the tmux-alone runs).
+    pub muxlink: String,
     /// Private tmux server.
     pub tmux: Tmux,
     /// The agent's home.
@@ -72,7 +74,7 @@ pub struct Rig {
     pub signaling: Option<Arc<Signaling>>,
     /// The in-process signaling server.
     pub server: Option<signaling_server::RunningServer>,
-    /// FIFOs and sum files.
+    /// Pipe sockets and sum files.
     pub scratch: tempfile::TempDir,
     _phone_dir: tempfile::TempDir,
     panes_made: u32,
@@ -95,6 +97,7 @@ impl Rig {
 
         Ok(Rig {
             bench_exe: bench_exe.to_string_lossy().into_owned(),
+            muxlink: muxlink.to_string_lossy().into_owned(),
             tmux,
             home,
             agent: None,

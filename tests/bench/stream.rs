@@ -1,5 +1,5 @@
 //! Bulk output: the generator's bytes through the agent to the phone, the
-//! same bytes through tmux's own `pipe-pane` to a FIFO (no agent), and a
+//! same bytes through tmux's own `pipe-pane` read directly (no agent), and a
 //! phone that reads slower than the pane writes.
 //!
 //! Under the lag rule (docs/stream-v2.md §6) the agent reads the pane at
@@ -51,7 +51,7 @@ pub struct Transfer {
     pub written: Written,
     /// CPU seconds each process spent during the transfer.
     pub cpu: Vec<(&'static str, f64)>,
-    /// Output events (messages) or FIFO reads that carried the bytes.
+    /// Output events (messages) or pipe reads that carried the bytes.
     pub pieces: u64,
     /// The phone library's stream v2 counters over the run (bytes skipped
     /// by the protocol's offsets; zero for the native path).
@@ -112,7 +112,7 @@ impl Transfer {
         parts.join(", ")
     }
 
-    /// The delivered rate, MB/s: pattern bytes the phone (or the FIFO
+    /// The delivered rate, MB/s: pattern bytes the phone (or the pipe
     /// reader) actually received, over the time from the start signal until
     /// the end marker arrived. Skipped bytes do not count; without skips it
     /// is the plain throughput. This is the figure compared with tmux.
@@ -295,26 +295,24 @@ pub fn wait_written(path: &Path) -> Result<Written> {
     }
 }
 
-/// `bytes` of pattern through `pipe-pane -O 'cat > FIFO'` into this process.
+/// `bytes` of pattern through `pipe-pane -O` into this process, reading
+/// tmux's pipe socket as the agent does (handed over by `muxlink __pane-pipe`).
 pub fn native(rig: &mut Rig, bytes: u64, kind: Kind) -> Result<Transfer> {
     let sum = rig.scratch_file("native.sum");
     let _ = std::fs::remove_file(&sum);
-    let fifo = rig.scratch_file("native.fifo");
-    let st = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .context("mkfifo")?;
-    if !st.success() {
-        bail!("mkfifo failed");
-    }
+    // tmux's pipe socket itself, handed over by `muxlink __pane-pipe` as
+    // the agent gets it: no `cat` between tmux and the reader.
+    let socket = rig.scratch_file("native.sock");
+    let _ = std::fs::remove_file(&socket);
+    let listener = std::os::unix::net::UnixListener::bind(&socket).context("pipe socket")?;
     let cmd = pane_command(&rig.bench_exe, bytes, 0, &sum.to_string_lossy(), kind);
     let pane = rig.pane(&cmd)?;
 
     let (opened_tx, opened_rx) = mpsc::channel();
-    let reader_fifo = fifo.clone();
     let reader = std::thread::spawn(move || -> Result<(Delivered, Instant, u64)> {
-        // Opening a FIFO for reading waits for its writer (`cat`, started by pipe-pane).
-        let mut f = std::fs::File::open(&reader_fifo)?;
+        // Waits for the helper that pipe-pane starts.
+        let (conn, _) = listener.accept()?;
+        let mut f = std::fs::File::from(tmux_bridge::receive_pane_pipe(&conn)?);
         let _ = opened_tx.send(());
         let mut framed = Delivered::new(kind, false);
         let mut buf = vec![0u8; 256 * 1024];
@@ -322,7 +320,7 @@ pub fn native(rig: &mut Rig, bytes: u64, kind: Kind) -> Result<Transfer> {
         loop {
             let n = f.read(&mut buf)?;
             if n == 0 {
-                bail!("the FIFO closed before the end marker");
+                bail!("the pipe closed before the end marker");
             }
             reads += 1;
             if framed.feed(&buf[..n], false) == Phase::Done {
@@ -331,7 +329,12 @@ pub fn native(rig: &mut Rig, bytes: u64, kind: Kind) -> Result<Transfer> {
         }
     });
 
-    let pipe = format!("cat > '{}'", fifo.display());
+    let pipe = format!(
+        "exec '{}' {} '{}'",
+        rig.muxlink,
+        agent_bin::PANE_PIPE_WORD,
+        socket.display()
+    );
     let procs = [
         ("tmux", rig.tmux_pid()?),
         ("bench reader", std::process::id()),
@@ -341,7 +344,7 @@ pub fn native(rig: &mut Rig, bytes: u64, kind: Kind) -> Result<Transfer> {
         rig.tmux.run(&["pipe-pane", "-O", "-t", &pane, &pipe])?;
         opened_rx
             .recv_timeout(Duration::from_secs(10))
-            .context("pipe-pane never opened the FIFO")?;
+            .context("pipe-pane's helper never handed the pipe over")?;
         watch = Some(CpuWatch::start(&procs));
         let started = Instant::now();
         rig.tmux.run(&["send-keys", "-t", &pane, "-l", "g"])?;
@@ -350,23 +353,23 @@ pub fn native(rig: &mut Rig, bytes: u64, kind: Kind) -> Result<Transfer> {
     let started = match result {
         Ok(s) => s,
         Err(e) => {
-            // Release a reader still waiting in open(), then give up.
-            let _ = std::fs::OpenOptions::new().write(true).open(&fifo);
+            // Release a reader still waiting in accept(), then give up.
+            let _ = std::os::unix::net::UnixStream::connect(&socket);
             let _ = reader.join();
             rig.kill_pane(&pane);
             return Err(e);
         }
     };
-    // The reader ends at the end marker or when the FIFO closes (pane gone).
+    // The reader ends at the end marker or when the pipe closes (pane gone).
     let (mut delivered, done, pieces) = reader
         .join()
-        .map_err(|_| anyhow::anyhow!("FIFO reader panicked"))??;
+        .map_err(|_| anyhow::anyhow!("pipe reader panicked"))??;
     let cpu = watch.map(|w| w.finish()).unwrap_or_default();
     let written = wait_written(&sum)?;
     delivered.finish(&written);
     let _ = rig.tmux.run(&["pipe-pane", "-t", &pane]);
     rig.kill_pane(&pane);
-    let _ = std::fs::remove_file(&fifo);
+    let _ = std::fs::remove_file(&socket);
     Ok(Transfer {
         elapsed: done - started,
         delivered,

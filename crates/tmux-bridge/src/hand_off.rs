@@ -50,6 +50,14 @@ fn send_fd(socket: &Path, fd: RawFd) -> io::Result<()> {
     Ok(())
 }
 
+/// The receiving side for a caller with no runtime (the bench's tmux-alone
+/// baseline reads tmux's pipe as the bridge does): one hand-off from a
+/// connection accepted on the socket the helper was given; the descriptor
+/// read from there on is tmux's end of the pipe.
+pub fn receive_pane_pipe(conn: &std::os::unix::net::UnixStream) -> io::Result<OwnedFd> {
+    receive_fd(conn.as_raw_fd())
+}
+
 /// The bridge's side: a listening socket in a pipe's private directory
 /// (mode 0700, so only this user can connect).
 #[derive(Debug)]

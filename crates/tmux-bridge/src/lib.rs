@@ -51,7 +51,7 @@ mod tree;
 
 pub use bridge::{BridgeConfig, CALL_TIMEOUT, INPUT_BYTES_PER_COMMAND, TmuxBridge};
 pub use error::{BridgeError, Result};
-pub use hand_off::hand_off_pane_pipe;
+pub use hand_off::{hand_off_pane_pipe, receive_pane_pipe};
 pub use notification::Notification;
 pub use output::{MAX_CHUNK, PaneOutput};
 pub use quote::quote;
