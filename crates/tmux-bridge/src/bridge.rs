@@ -303,7 +303,7 @@ impl TmuxBridge {
             return None;
         }
         let words = self.inner.cfg.pipe_helper.as_deref()?;
-        let safe = !words.is_empty() && words.iter().all(|w| !w.contains(['\'', '#', '\n']));
+        let safe = !words.is_empty() && words.iter().all(|w| crate::quote::fits_shell_quotes(w));
         safe.then_some(words)
     }
 

@@ -125,12 +125,18 @@ impl FifoDir {
 
 impl Drop for FifoDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.fifo);
-        let _ = std::fs::remove_file(self.capture_file());
-        let _ = std::fs::remove_file(self.hand_off_socket());
-        let _ = std::fs::remove_dir(&self.dir);
+        let _ = remove_dir_and_files(&self.dir);
         live().remove(&self.marker);
     }
+}
+
+/// Removes what a FIFO directory may hold (the FIFO, a capture and a
+/// hand-off socket: only what we put there), then the then-empty directory.
+fn remove_dir_and_files(dir: &Path) -> std::io::Result<()> {
+    for name in [FIFO_NAME, CAPTURE_NAME, HAND_OFF_NAME] {
+        let _ = std::fs::remove_file(dir.join(name));
+    }
+    std::fs::remove_dir(dir)
 }
 
 /// The owner pid in a FIFO directory name `muxlink-<pid>-<n>-<hex>`; None
@@ -223,12 +229,7 @@ fn remove_dead_fifo_dirs_in(base: &Path) -> usize {
         if !meta.file_type().is_dir() || meta.uid() != uid {
             continue;
         }
-        // Only what we put there: the FIFO, a capture and a hand-off
-        // socket, then the then-empty directory.
-        let _ = std::fs::remove_file(dir.join(FIFO_NAME));
-        let _ = std::fs::remove_file(dir.join(CAPTURE_NAME));
-        let _ = std::fs::remove_file(dir.join(HAND_OFF_NAME));
-        if std::fs::remove_dir(&dir).is_ok() {
+        if remove_dir_and_files(&dir).is_ok() {
             removed += 1;
         }
     }

@@ -86,21 +86,15 @@ impl HandOffListener {
                 Err(e) => return Err(e),
             }
         };
-        let stat = nix::sys::stat::fstat(&fd)?;
-        if stat.st_mode & libc::S_IFMT != libc::S_IFSOCK {
-            return Err(io::Error::new(
-                ErrorKind::InvalidData,
-                "handed-off descriptor is not a socket",
-            ));
-        }
         let stream = std::os::unix::net::UnixStream::from(fd);
         stream.set_nonblocking(true)?;
         UnixStream::from_std(stream)
     }
 }
 
-/// One `recvmsg` on the accepted connection: exactly one descriptor with the
-/// tag byte. Every descriptor received is owned at once, so extra ones close.
+/// One `recvmsg` on the accepted connection: exactly one descriptor, a
+/// socket, with the tag byte. Every descriptor received is owned at once, so
+/// extra ones close.
 fn receive_fd(sock: RawFd) -> io::Result<OwnedFd> {
     let mut byte = [0u8; 1];
     let mut iov = [IoSliceMut::new(&mut byte)];
@@ -141,6 +135,13 @@ fn receive_fd(sock: RawFd) -> io::Result<OwnedFd> {
         &fd,
         nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
     )?;
+    let stat = nix::sys::stat::fstat(&fd)?;
+    if stat.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return Err(io::Error::new(
+            ErrorKind::InvalidData,
+            "handed-off descriptor is not a socket",
+        ));
+    }
     Ok(fd)
 }
 

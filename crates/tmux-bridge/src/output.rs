@@ -12,7 +12,7 @@ use crate::control_parser::Block;
 use crate::error::{BridgeError, Result};
 use crate::fifo_dir::{FifoDir, MARKER_OPTION, marker_is_stale};
 use crate::hand_off::HandOffListener;
-use crate::quote::quote;
+use crate::quote::{fits_shell_quotes, quote};
 use crate::snapshot::{
     CAPTURE_BLOCKS, CursorState, build_snapshot, capture_commands, cursor_of, delete_buffer_line,
     read_capture,
@@ -91,9 +91,9 @@ enum Started {
 /// with the option `@muxlink-pipe` (the FIFO directory's name, which holds
 /// the owner's pid); closing or dropping the stream clears it. An agent
 /// killed by SIGKILL cannot clear it, and its pipe (tmux's socket with no
-/// reader left, or its `cat`) keeps the pane piped until the pane prints. When the check finds a pipe whose marker names a
-/// process that is gone (or this process, when none of its live streams
-/// holds it), `open` sends the command line again with the condition
+/// reader left, or its `cat`) keeps the pane piped until the pane prints.
+/// When the check finds a pipe whose marker names a process that is gone
+/// (or this process, when none of its live streams holds it), `open` sends the command line again with the condition
 /// "piped and the marker is not exactly that one": `pipe-pane -O` closes the
 /// stale pipe and starts ours in the same atomic list, and a pipe that
 /// changed meanwhile is still refused. A pipe without our marker (anyone's
@@ -108,9 +108,8 @@ enum Started {
 /// itself: one process wake and one copy less per chunk, one process less
 /// per attached pane (a 5 ms-spaced keystroke's trip through tmux alone:
 /// 310–330 µs instead of 365–400 µs; through the whole agent the
-/// difference is within the bench's noise). If the
-/// helper cannot run, the shell falls back to `cat` and the bridge uses
-/// `cat` for every later pipe.
+/// difference is within the bench's noise). If the helper cannot run, the
+/// shell falls back to `cat` and the bridge uses `cat` for every later pipe.
 ///
 /// The read end is read-only (this process never holds a writer), so
 /// end-of-file is seen when tmux closes its end or the `cat` it started
@@ -221,7 +220,7 @@ impl PaneOutput {
         let fifo = self.fifo.fifo().to_string_lossy();
         // Shell command run by tmux; the path has no quote characters (it is
         // built from the temp dir, pid and numbers), checked below.
-        if fifo.contains(['\'', '#', '\n']) {
+        if !fits_shell_quotes(&fifo) {
             return Err(BridgeError::Protocol("unusable temporary path".into()));
         }
         let marker = self.fifo.marker();

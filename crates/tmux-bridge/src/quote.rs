@@ -1,6 +1,13 @@
 //! Quoting of arguments for tmux's command parser, so names with spaces,
 //! quotes, `;`, `#`, `$`, unicode or control characters reach tmux verbatim.
 
+/// Whether `word` can go inside single quotes in a shell command that tmux
+/// runs (`pipe-pane`'s): no quote to end them, no `#` that tmux would expand
+/// as a format, no newline.
+pub(crate) fn fits_shell_quotes(word: &str) -> bool {
+    !word.contains(['\'', '#', '\n'])
+}
+
 /// Quotes `arg` as one tmux command argument.
 ///
 /// Printable text goes inside single quotes, where tmux expands nothing; a

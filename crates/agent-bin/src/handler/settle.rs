@@ -3,9 +3,9 @@
 //! the ring's head after it, and the two are not one moment. tmux draws a
 //! byte when it reads it but hands it to `pipe-pane` later, through its own
 //! buffer and its pipe socket (and `cat` and the FIFO when the pipe helper is
-//! not used); a byte in that pipeline as the screen is
-//! captured ends up in the screen and again in the stream after the head (a
-//! line drawn twice), and one drawn during the capture may miss both. Under
+//! not used); a byte in that pipeline as the screen is captured ends up in
+//! the screen and again in the stream after the head (a line drawn twice),
+//! and one drawn during the capture may miss both. Under
 //! load the pipeline is milliseconds long and a flooding pane always has
 //! bytes in it, so a lag snapshot is usually off by part of a row.
 //!
