@@ -44,7 +44,7 @@
 #![warn(missing_docs)]
 
 pub use entry::main_entry;
-pub use pane_pipe::PANE_PIPE_WORD;
+pub use pane_pipe::{PANE_PIPE_WORD, pane_pipe_helper};
 
 pub mod cli;
 pub mod commands;

@@ -15,8 +15,12 @@ pub const PANE_PIPE_WORD: &str = "__pane-pipe";
 /// when the path cannot be told (the bridge then uses `cat`).
 pub(crate) fn helper() -> Option<Vec<String>> {
     let exe = std::env::current_exe().ok()?;
-    let exe = exe.to_str()?.to_owned();
-    Some(vec![exe, PANE_PIPE_WORD.to_owned()])
+    Some(pane_pipe_helper(exe.to_str()?))
+}
+
+/// The bridge's `pipe_helper` words for the `muxlink` binary at `exe`.
+pub fn pane_pipe_helper(exe: &str) -> Vec<String> {
+    vec![exe.to_owned(), PANE_PIPE_WORD.to_owned()]
 }
 
 /// Runs the helper if `args` (the whole command line) asks for it.

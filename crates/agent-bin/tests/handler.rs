@@ -55,10 +55,7 @@ async fn rig(tag: &str, max: usize) -> (Rig, String) {
     let mut cfg = BridgeConfig::new(&tmux.socket);
     cfg.timeout = Duration::from_secs(30);
     // As the agent runs it: pane output handed over by its own binary.
-    cfg.pipe_helper = Some(vec![
-        env!("CARGO_BIN_EXE_muxlink").to_owned(),
-        agent_bin::PANE_PIPE_WORD.to_owned(),
-    ]);
+    cfg.pipe_helper = Some(agent_bin::pane_pipe_helper(env!("CARGO_BIN_EXE_muxlink")));
     let bridge = TmuxBridge::start_with(cfg).await.unwrap();
     let (tx, rx) = mpsc::channel(64);
     let link: Arc<dyn PeerLink> = Arc::new(Phone {

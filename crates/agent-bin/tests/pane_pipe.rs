@@ -19,7 +19,7 @@ async fn the_agent_binary_hands_the_pipe_over() {
     let pane = tmux.new_session_running("s", 80, 24, Some(cmd)).unwrap();
     let mut cfg = BridgeConfig::new(&tmux.socket);
     cfg.timeout = Duration::from_secs(30);
-    cfg.pipe_helper = Some(vec![BIN.to_owned(), agent_bin::PANE_PIPE_WORD.to_owned()]);
+    cfg.pipe_helper = Some(agent_bin::pane_pipe_helper(BIN));
     let bridge = TmuxBridge::start_with(cfg).await.unwrap();
     let mut out = bridge.open_output(&pane).await.unwrap();
     assert!(out.handed_over(), "the pipe went through cat");

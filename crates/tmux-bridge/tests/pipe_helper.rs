@@ -8,15 +8,7 @@
 mod common;
 
 use common::{PrivateTmux, TmuxExt, read_until};
-use tmux_bridge::{BridgeConfig, TmuxBridge};
-
-async fn bridge_with_helper(server: &PrivateTmux, helper: &[&str]) -> TmuxBridge {
-    let mut cfg = BridgeConfig::new(&server.socket);
-    cfg.config_file = Some("/dev/null".into());
-    cfg.timeout = std::time::Duration::from_secs(30);
-    cfg.pipe_helper = Some(helper.iter().map(|w| w.to_string()).collect());
-    TmuxBridge::start_with(cfg).await.unwrap()
-}
+use tmux_bridge::TmuxBridge;
 
 async fn echo_round(bridge: &TmuxBridge, pane: &str, word: &str) {
     let mut out = bridge.open_output(pane).await.unwrap();
@@ -33,7 +25,9 @@ async fn echo_round(bridge: &TmuxBridge, pane: &str, word: &str) {
 async fn a_missing_helper_falls_back_to_cat() {
     let server = PrivateTmux::with_session("helper-missing", "s", Some("stty -echo; cat"));
     let pane = server.display("s", "#{pane_id}");
-    let bridge = bridge_with_helper(&server, &["/nonexistent/muxlink", "__pane-pipe"]).await;
+    let bridge = server
+        .bridge_with_helper(&["/nonexistent/muxlink", "__pane-pipe"])
+        .await;
     echo_round(&bridge, &pane, "first").await;
     // The second pipe goes through cat directly.
     echo_round(&bridge, &pane, "second").await;
@@ -44,7 +38,7 @@ async fn a_missing_helper_falls_back_to_cat() {
 async fn a_helper_that_fails_falls_back_to_cat() {
     let server = PrivateTmux::with_session("helper-false", "s", Some("stty -echo; cat"));
     let pane = server.display("s", "#{pane_id}");
-    let bridge = bridge_with_helper(&server, &["false"]).await;
+    let bridge = server.bridge_with_helper(&["false"]).await;
     echo_round(&bridge, &pane, "once").await;
 }
 
@@ -52,6 +46,8 @@ async fn a_helper_that_fails_falls_back_to_cat() {
 async fn an_unsafe_helper_word_is_not_run() {
     let server = PrivateTmux::with_session("helper-unsafe", "s", Some("stty -echo; cat"));
     let pane = server.display("s", "#{pane_id}");
-    let bridge = bridge_with_helper(&server, &["touch", "/tmp/x'; echo pwned #"]).await;
+    let bridge = server
+        .bridge_with_helper(&["touch", "/tmp/x'; echo pwned #"])
+        .await;
     echo_round(&bridge, &pane, "safe").await;
 }

@@ -27,6 +27,9 @@ pub trait TmuxExt {
 
     /// A bridge on this socket that would start servers with `-f /dev/null`.
     async fn bridge(&self) -> TmuxBridge;
+
+    /// The same with `pipe_helper` set to `helper`'s words.
+    async fn bridge_with_helper(&self, helper: &[&str]) -> TmuxBridge;
 }
 
 impl TmuxExt for PrivateTmux {
@@ -41,13 +44,27 @@ impl TmuxExt for PrivateTmux {
     }
 
     async fn bridge(&self) -> TmuxBridge {
-        let mut cfg = BridgeConfig::new(&self.socket);
-        cfg.config_file = Some("/dev/null".into());
-        // Tests run in parallel on two cores, some with panes flooding output;
-        // a generous command timeout keeps a busy tmux from failing them.
-        cfg.timeout = std::time::Duration::from_secs(30);
+        TmuxBridge::start_with(test_config(&self.socket))
+            .await
+            .unwrap()
+    }
+
+    async fn bridge_with_helper(&self, helper: &[&str]) -> TmuxBridge {
+        let mut cfg = test_config(&self.socket);
+        cfg.pipe_helper = Some(helper.iter().map(|w| w.to_string()).collect());
         TmuxBridge::start_with(cfg).await.unwrap()
     }
+}
+
+/// The tests' bridge settings for a socket: servers started with
+/// `-f /dev/null`, a generous call timeout.
+fn test_config(socket: &str) -> BridgeConfig {
+    let mut cfg = BridgeConfig::new(socket);
+    cfg.config_file = Some("/dev/null".into());
+    // Tests run in parallel on two cores, some with panes flooding output;
+    // a generous command timeout keeps a busy tmux from failing them.
+    cfg.timeout = std::time::Duration::from_secs(30);
+    cfg
 }
 
 /// Reads the stream until `needle` appears in everything read so far
